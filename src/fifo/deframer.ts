@@ -1,0 +1,80 @@
+// Splits the daemon's byte stream into frames: [uint32 big-endian length][LogEntry payload].
+// The daemon writes one frame per write(), but reads see arbitrary cuts, so a frame may
+// span any number of chunks.
+
+/** The local driver's and the reference plugin's cap: no daemon frame comes near it. */
+export const MAX_FRAME_BYTES = 1 << 20;
+
+const HEADER = 4;
+// Every daemon frame starts its payload with field 1 (source): 0x0a 0x06 "stdout"|"stderr".
+const SOURCE_PREFIX = Buffer.from([0x0a, 0x06, 0x73, 0x74, 0x64]); // \n \x06 s t d
+const MIN_PAYLOAD = 8;
+
+export interface DeframeResult {
+  /** Complete frames, each with its 4-byte header, as views of the input where possible. */
+  frames: Buffer[];
+  /** Bytes discarded to find a frame boundary again after an impossible length. */
+  skippedBytes: number;
+}
+
+export class Deframer {
+  private pending: Buffer = Buffer.alloc(0);
+  /** Out of step: the next frame start must show the source field, not just a length. */
+  private resyncing = false;
+  private readonly maxFrame: number;
+
+  constructor(maxFrame = MAX_FRAME_BYTES) {
+    this.maxFrame = maxFrame;
+  }
+
+  /** Bytes held back waiting for the rest of a frame. */
+  get bufferedBytes(): number {
+    return this.pending.length;
+  }
+
+  push(chunk: Buffer): DeframeResult {
+    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const frames: Buffer[] = [];
+    let skippedBytes = 0;
+    let pos = 0;
+    while (buf.length - pos >= HEADER) {
+      if (this.resyncing) {
+        const start = this.findFrameStart(buf, pos);
+        skippedBytes += start - pos;
+        pos = start;
+        if (buf.length - pos < HEADER + SOURCE_PREFIX.length) break; // wait for more bytes
+        this.resyncing = false;
+      }
+      const length = buf.readUInt32BE(pos);
+      if (length < MIN_PAYLOAD || length > this.maxFrame) {
+        // A length no daemon writes: never allocate it; find the next frame start instead.
+        this.resyncing = true;
+        skippedBytes += 1;
+        pos += 1;
+        continue;
+      }
+      if (buf.length - pos < HEADER + length) break;
+      frames.push(buf.subarray(pos, pos + HEADER + length));
+      pos += HEADER + length;
+    }
+    // Copy the remainder so that a pending partial frame does not pin a whole chunk.
+    this.pending = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos));
+    return { frames, skippedBytes };
+  }
+
+  /**
+   * The first offset >= from that holds a plausible length followed by the source field,
+   * or, if there is none, the offset of the shortest tail that could still begin one.
+   */
+  private findFrameStart(buf: Buffer, from: number): number {
+    let at = from + HEADER;
+    for (;;) {
+      const hit = buf.indexOf(SOURCE_PREFIX, at);
+      if (hit < 0) break;
+      const length = buf.readUInt32BE(hit - HEADER);
+      if (length >= MIN_PAYLOAD && length <= this.maxFrame) return hit - HEADER;
+      at = hit + 1;
+    }
+    return Math.max(from, buf.length - (HEADER + SOURCE_PREFIX.length - 1));
+  }
+}

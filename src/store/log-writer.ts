@@ -1,0 +1,226 @@
+// Appends records to a container's current segment, rotates by size, compresses closed
+// segments in the background and keeps at most `maxFiles` segments.
+//
+// Writes are synchronous: one writeSync of a whole batch of records per FIFO chunk goes to
+// the page cache in microseconds, keeps the order of batches trivially, and lets readers
+// see a size that is always at a record boundary. Compression runs on zlib's thread pool.
+import fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { log } from '../observability/log.ts';
+import type { StoreOptions } from '../lifecycle/options.ts';
+import type { FileHandle } from 'node:fs/promises';
+import { decodeLogEntry } from '../fifo/log-entry.ts';
+import { RECORD_OVERHEAD, RecordParser, encodeRecords, validPrefixLength } from './record-format.ts';
+import {
+  type SegmentInfo,
+  type StoreSnapshot,
+  listSegmentFiles,
+  readManifest,
+  segmentPath,
+  writeManifest,
+} from './segments.ts';
+
+/** A frame from the FIFO ([n][payload]) with the time the store indexes it by. */
+export interface FrameToStore {
+  frame: Buffer;
+  timeNano: bigint;
+}
+
+interface CurrentSegment {
+  seq: number;
+  fd: number;
+  size: number;
+  count: number;
+  minNano: bigint;
+  maxNano: bigint;
+}
+
+/** Counts the records and time bounds of an existing segment, reading it once. */
+async function describeSegment(file: FileHandle, seq: number, size: number, maxPayload: number): Promise<CurrentSegment> {
+  const desc: CurrentSegment = { seq, fd: -1, size, count: 0, minNano: 0n, maxNano: 0n };
+  const parser = new RecordParser(maxPayload);
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  for (let pos = 0; pos < size; ) {
+    const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - pos), pos);
+    pos += bytesRead;
+    for (const payload of parser.push(chunk.subarray(0, bytesRead))) {
+      const t = decodeLogEntry(payload).timeNano;
+      if (desc.count === 0 || t < desc.minNano) desc.minNano = t;
+      if (desc.count === 0 || t > desc.maxNano) desc.maxNano = t;
+      desc.count++;
+    }
+  }
+  return desc;
+}
+
+export class LogWriter {
+  private readonly dir: string;
+  private options: StoreOptions;
+  private readonly maxPayload: number;
+  private closed: SegmentInfo[];
+  private current: CurrentSegment;
+  private compressing: Promise<void> = Promise.resolve();
+  private isOpen = true;
+
+  private constructor(dir: string, options: StoreOptions, maxPayload: number, closed: SegmentInfo[], current: CurrentSegment) {
+    this.dir = dir;
+    this.options = options;
+    this.maxPayload = maxPayload;
+    this.closed = closed;
+    this.current = current;
+  }
+
+  /**
+   * Opens the store in `dir`, creating it if needed. Recovers from a crash: a torn record
+   * at the end of the current segment is cut off, and closed segments left uncompressed
+   * are queued for compression again.
+   */
+  static async open(dir: string, options: StoreOptions, maxPayload: number): Promise<LogWriter> {
+    await fs.promises.mkdir(dir, { recursive: true });
+    const closed = readManifest(dir);
+    const files = listSegmentFiles(dir);
+    const lastClosed = closed.at(-1)?.seq ?? 0;
+    const currentSeq = files.filter((f) => !f.compressed && f.seq > lastClosed).at(-1)?.seq ?? lastClosed + 1;
+
+    const currentPath = segmentPath(dir, currentSeq, false);
+    const file = await fs.promises.open(currentPath, fs.existsSync(currentPath) ? 'r+' : 'w+');
+    let current: CurrentSegment;
+    try {
+      const { size } = await file.stat();
+      const valid = await validPrefixLength(file, size, maxPayload);
+      if (valid !== size) {
+        log.warn('store: cut a torn record off the end of a segment', { dir, seq: currentSeq, bytes: size - valid });
+        await file.truncate(valid);
+      }
+      current = await describeSegment(file, currentSeq, valid, maxPayload);
+    } finally {
+      await file.close();
+    }
+    current.fd = fs.openSync(currentPath, 'a');
+    const writer = new LogWriter(dir, options, maxPayload, closed, current);
+    writer.removeStrays(files);
+    for (const seg of closed) {
+      if (!seg.compressed && options.compress) writer.scheduleCompression(seg.seq);
+    }
+    return writer;
+  }
+
+  /** Later StartLogging calls for the same container may bring new limits. */
+  setOptions(options: StoreOptions): void {
+    this.options = options;
+  }
+
+  snapshot(): StoreSnapshot {
+    return { closed: [...this.closed], current: { seq: this.current.seq, size: this.current.size } };
+  }
+
+  /**
+   * Appends frames in order, with one write per run of frames that fits the current
+   * segment. Throws on I/O errors (disk full): the caller counts and drops.
+   */
+  append(items: readonly FrameToStore[]): void {
+    let start = 0;
+    let pieceBytes = 0;
+    for (let i = 0; i < items.length; i++) {
+      const recordBytes = items[i]!.frame.length + RECORD_OVERHEAD - 4;
+      const used = this.current.size + pieceBytes;
+      if (used > 0 && used + recordBytes > this.options.maxSizeBytes) {
+        this.writePiece(items, start, i);
+        this.rotate();
+        start = i;
+        pieceBytes = 0;
+      }
+      pieceBytes += recordBytes;
+    }
+    this.writePiece(items, start, items.length);
+  }
+
+  private writePiece(items: readonly FrameToStore[], from: number, to: number): void {
+    if (from === to) return;
+    const frames: Buffer[] = [];
+    const cur = this.current;
+    for (let i = from; i < to; i++) {
+      const { frame, timeNano } = items[i]!;
+      frames.push(frame);
+      if (cur.count === 0 || timeNano < cur.minNano) cur.minNano = timeNano;
+      if (cur.count === 0 || timeNano > cur.maxNano) cur.maxNano = timeNano;
+      cur.count++;
+    }
+    const buf = encodeRecords(frames);
+    let written = 0;
+    while (written < buf.length) written += fs.writeSync(cur.fd, buf, written, buf.length - written);
+    cur.size += buf.length;
+  }
+
+  private rotate(): void {
+    const cur = this.current;
+    fs.closeSync(cur.fd);
+    if (this.options.maxFiles <= 1) {
+      // Nothing is kept beside the current file: start it again, as json-file does.
+      fs.unlinkSync(segmentPath(this.dir, cur.seq, false));
+    } else {
+      this.closed.push({ seq: cur.seq, compressed: false, count: cur.count, bytes: cur.size, minNano: cur.minNano, maxNano: cur.maxNano });
+    }
+    const evicted = this.closed.splice(0, Math.max(0, this.closed.length - (this.options.maxFiles - 1)));
+    // The manifest names the closed segment before the next one exists, so a crash here
+    // never leaves two segments that both look current.
+    writeManifest(this.dir, this.closed);
+    for (const seg of evicted) this.removeSegmentFiles(seg.seq);
+    const seq = cur.seq + 1;
+    this.current = { seq, fd: fs.openSync(segmentPath(this.dir, seq, false), 'a'), size: 0, count: 0, minNano: 0n, maxNano: 0n };
+    if (this.options.compress && this.options.maxFiles > 1) this.scheduleCompression(cur.seq);
+  }
+
+  private scheduleCompression(seq: number): void {
+    this.compressing = this.compressing.then(() =>
+      this.compress(seq).catch((err: unknown) => log.warn('store: compression failed', { dir: this.dir, seq, error: String(err) })),
+    );
+  }
+
+  private async compress(seq: number): Promise<void> {
+    if (!this.closed.some((s) => s.seq === seq)) return; // evicted meanwhile
+    const plain = segmentPath(this.dir, seq, false);
+    const gz = segmentPath(this.dir, seq, true);
+    const tmp = `${gz}.tmp`;
+    await pipeline(fs.createReadStream(plain), zlib.createGzip(), fs.createWriteStream(tmp));
+    const seg = this.closed.find((s) => s.seq === seq);
+    if (!seg) {
+      fs.rmSync(tmp, { force: true });
+      return;
+    }
+    fs.renameSync(tmp, gz);
+    seg.compressed = true;
+    writeManifest(this.dir, this.closed);
+    // Readers that opened the plain file keep reading it; new readers take the .gz.
+    fs.rmSync(plain, { force: true });
+  }
+
+  private removeSegmentFiles(seq: number): void {
+    for (const p of [segmentPath(this.dir, seq, false), segmentPath(this.dir, seq, true), `${segmentPath(this.dir, seq, true)}.tmp`]) {
+      fs.rmSync(p, { force: true });
+    }
+  }
+
+  /** Removes files a crash left behind: half-written .gz.tmp and segments older than the manifest. */
+  private removeStrays(files: readonly { seq: number; compressed: boolean }[]): void {
+    for (const name of fs.readdirSync(this.dir)) {
+      if (name.endsWith('.gz.tmp')) fs.rmSync(`${this.dir}/${name}`, { force: true });
+    }
+    const keep = new Set([...this.closed.map((s) => s.seq), this.current.seq]);
+    for (const f of files) {
+      const seg = this.closed.find((s) => s.seq === f.seq);
+      if (!keep.has(f.seq)) fs.rmSync(segmentPath(this.dir, f.seq, f.compressed), { force: true });
+      // Compressed and renamed, but the plain copy was not yet removed.
+      else if (seg?.compressed && !f.compressed) fs.rmSync(segmentPath(this.dir, f.seq, false), { force: true });
+    }
+  }
+
+  /** Waits for background compression, then closes the current segment. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.isOpen) return;
+    this.isOpen = false;
+    fs.closeSync(this.current.fd);
+    await this.compressing;
+  }
+}

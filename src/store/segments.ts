@@ -1,0 +1,100 @@
+// A container's store is a folder of numbered segment files plus a manifest:
+//
+//   <dataDir>/containers/<container id>/
+//     segments.json      closed segments: seq, record count, bytes, time bounds, compressed?
+//     00000007.log.gz    closed, compressed
+//     00000008.log       closed, not compressed (yet)
+//     00000009.log       the current segment, appended to; the highest seq not in the manifest
+//
+// Segments are never renamed: rotation closes the current one and starts seq+1, so a
+// reader or follower holding a seq is never confused by a shift. The manifest's counts
+// and time bounds let `--tail` and `--since` skip whole segments without opening them.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface SegmentInfo {
+  seq: number;
+  compressed: boolean;
+  /** Records in the segment. */
+  count: number;
+  /** Uncompressed bytes. */
+  bytes: number;
+  /** Smallest and largest time_nano in the segment (the daemon's times are not monotonic). */
+  minNano: bigint;
+  maxNano: bigint;
+}
+
+interface ManifestJson {
+  version: 1;
+  segments: { seq: number; compressed: boolean; count: number; bytes: number; minNano: string; maxNano: string }[];
+}
+
+const MANIFEST = 'segments.json';
+const SEGMENT_FILE = /^(\d{8,})\.log(\.gz)?$/;
+
+export function segmentPath(dir: string, seq: number, compressed: boolean): string {
+  return path.join(dir, `${String(seq).padStart(8, '0')}.log${compressed ? '.gz' : ''}`);
+}
+
+export function readManifest(dir: string): SegmentInfo[] {
+  let json: ManifestJson;
+  try {
+    json = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST), 'utf8')) as ManifestJson;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return json.segments
+    .map((s) => ({ ...s, minNano: BigInt(s.minNano), maxNano: BigInt(s.maxNano) }))
+    .sort((a, b) => a.seq - b.seq);
+}
+
+/** Replaces the manifest atomically, so a crash leaves the old or the new one, never half. */
+export function writeManifest(dir: string, segments: readonly SegmentInfo[]): void {
+  const json: ManifestJson = {
+    version: 1,
+    segments: segments.map((s) => ({ ...s, minNano: s.minNano.toString(), maxNano: s.maxNano.toString() })),
+  };
+  const tmp = path.join(dir, `${MANIFEST}.tmp`);
+  fs.writeFileSync(tmp, JSON.stringify(json));
+  fs.renameSync(tmp, path.join(dir, MANIFEST));
+}
+
+export interface SegmentFile {
+  seq: number;
+  compressed: boolean;
+}
+
+/** Segment files present in the folder, by seq; a seq present both ways is listed twice. */
+export function listSegmentFiles(dir: string): SegmentFile[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const files: SegmentFile[] = [];
+  for (const name of names) {
+    const m = SEGMENT_FILE.exec(name);
+    if (m) files.push({ seq: Number(m[1]), compressed: m[2] !== undefined });
+  }
+  return files.sort((a, b) => a.seq - b.seq);
+}
+
+/** What a reader may read: the closed segments and the current one up to a byte length. */
+export interface StoreSnapshot {
+  closed: SegmentInfo[];
+  current: { seq: number; size: number } | null;
+}
+
+/** A snapshot taken from disk, for a store that no writer in this process has open. */
+export function snapshotFromDisk(dir: string): StoreSnapshot {
+  const closed = readManifest(dir);
+  const lastClosed = closed.at(-1)?.seq ?? -1;
+  const candidates = listSegmentFiles(dir).filter((f) => f.seq > lastClosed && !f.compressed);
+  const current = candidates.at(-1);
+  if (!current) return { closed, current: null };
+  const size = fs.statSync(segmentPath(dir, current.seq, false)).size;
+  return { closed, current: { seq: current.seq, size } };
+}
