@@ -103,6 +103,7 @@ export class ContainerStore implements StoreView {
   async *read(req: ReadRequest, signal: AbortSignal): AsyncGenerator<LogEntry[]> {
     this.readers++;
     try {
+      await this.opening; // lines queued for a writer being opened are part of the history
       yield* readStore(this, req, signal);
     } finally {
       this.readers--;

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LogEntry } from '../../src/fifo/log-entry.ts';
+import { PartialAssembler } from '../../src/shaping/partial.ts';
+
+function chunk(source: 'stdout' | 'stderr', line: string, id: string, ordinal: number, last: boolean, timeNano = 1n): LogEntry {
+  return { source, timeNano, line: Buffer.from(line), partial: true, partialMetadata: { id, ordinal, last } };
+}
+
+function whole(source: 'stdout' | 'stderr', line: string, timeNano = 1n): LogEntry {
+  return { source, timeNano, line: Buffer.from(line), partial: false, partialMetadata: null };
+}
+
+const text = (lines: { line: Buffer }[]) => lines.map((l) => l.line.toString());
+
+describe('PartialAssembler', () => {
+  it('joins chunks up to the last one, with the first chunk time', () => {
+    const a = new PartialAssembler();
+    assert.deepEqual(a.push(chunk('stdout', 'ab', 'x', 1, false, 5n)), []);
+    assert.deepEqual(a.push(chunk('stdout', 'cd', 'x', 2, false, 6n)), []);
+    const [line, ...rest] = a.push(chunk('stdout', 'ef', 'x', 3, true, 7n));
+    assert.equal(rest.length, 0);
+    assert.equal(line!.line.toString(), 'abcdef');
+    assert.equal(line!.timeNano, 5n);
+    assert.equal(line!.incomplete, false);
+  });
+
+  it('keeps stdout and stderr groups apart', () => {
+    const a = new PartialAssembler();
+    a.push(chunk('stdout', 'out1', 'o', 1, false));
+    a.push(chunk('stderr', 'err1', 'e', 1, false));
+    assert.deepEqual(text(a.push(chunk('stdout', 'out2', 'o', 2, true))), ['out1out2']);
+    assert.deepEqual(text(a.push(chunk('stderr', 'err2', 'e', 2, true))), ['err1err2']);
+  });
+
+  it('passes whole lines through and ends a group whose last chunk never came', () => {
+    const a = new PartialAssembler();
+    a.push(chunk('stdout', 'dangling', 'x', 1, false));
+    const out = a.push(whole('stdout', 'next'));
+    assert.deepEqual(text(out), ['dangling', 'next']);
+    assert.deepEqual(out.map((l) => l.incomplete), [true, false]);
+  });
+
+  it('ends a group when another id starts on the same stream', () => {
+    const a = new PartialAssembler();
+    a.push(chunk('stdout', 'one', 'x', 1, false));
+    assert.deepEqual(text(a.push(chunk('stdout', 'two', 'y', 1, false))), ['one']);
+    assert.deepEqual(text(a.flush()), ['two']);
+  });
+
+  it('emits a trailing line without newline at flush', () => {
+    const a = new PartialAssembler();
+    a.push(chunk('stdout', 'no-newline', 'x', 1, false));
+    const [line] = a.flush();
+    assert.equal(line!.line.toString(), 'no-newline');
+    assert.equal(line!.incomplete, true);
+    assert.deepEqual(a.flush(), []);
+  });
+
+  it('cuts a group at the cap without losing bytes', () => {
+    const a = new PartialAssembler(10);
+    const out = [...a.push(chunk('stdout', 'abcdefgh', 'x', 1, false)), ...a.push(chunk('stdout', 'ijklmnopqrstuvw', 'x', 2, true))];
+    assert.deepEqual(text(out), ['abcdefghij', 'klmnopqrst', 'uvw']);
+    assert.deepEqual(out.map((l) => l.incomplete), [true, true, false]);
+  });
+});
