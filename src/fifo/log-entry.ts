@@ -29,15 +29,24 @@ interface Int64 {
   high: number;
 }
 
+// The daemon omits proto3 zero values (gogo "faster"): an empty line has no field 3, and
+// protobufjs then gives its default, an empty plain array, not a Buffer.
 interface DecodedMessage {
   source: string;
   timeNano: Int64 | number;
-  line: Uint8Array;
+  line: Uint8Array | undefined; // or [] when absent: only its length is read then
   partial: boolean;
   partialLogMetadata: { id: string; ordinal: number; last: boolean } | null;
 }
 
 export class InvalidEntryError extends Error {}
+
+const EMPTY = Buffer.alloc(0);
+
+function asBuffer(bytes: Uint8Array | undefined): Buffer {
+  if (!bytes || bytes.length === 0) return EMPTY;
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
 
 function toBigInt(value: Int64 | number): bigint {
   if (typeof value === 'number') return BigInt(value);
@@ -56,12 +65,11 @@ export function decodeLogEntry(payload: Uint8Array): LogEntry {
   if (source !== 'stdout' && source !== 'stderr') {
     throw new InvalidEntryError(`LogEntry with source '${source.slice(0, 32)}'`);
   }
-  const line = message.line;
   const meta = message.partialLogMetadata;
   return {
     source,
     timeNano: toBigInt(message.timeNano),
-    line: Buffer.isBuffer(line) ? line : Buffer.from(line.buffer, line.byteOffset, line.byteLength),
+    line: asBuffer(message.line),
     partial: message.partial,
     partialMetadata: meta ? { id: meta.id, ordinal: meta.ordinal, last: meta.last } : null,
   };

@@ -16,14 +16,13 @@ export interface EntryFields {
 
 export const T0 = 1_795_000_000_123_456_789n; // > 2^53: a Number would lose the last digits
 
+/** Like the daemon's gogo encoder, zero values (empty line, partial=false) are left out. */
 export function payload(fields: EntryFields): Buffer {
-  const msg = {
-    source: fields.source ?? 'stdout',
-    timeNano: (fields.timeNano ?? T0).toString(),
-    line: typeof fields.line === 'string' ? Buffer.from(fields.line) : fields.line,
-    partial: fields.partial ?? false,
-    partialLogMetadata: fields.partialLogMetadata,
-  };
+  const line = typeof fields.line === 'string' ? Buffer.from(fields.line) : fields.line;
+  const msg: Record<string, unknown> = { source: fields.source ?? 'stdout', timeNano: (fields.timeNano ?? T0).toString() };
+  if (line && line.length > 0) msg.line = line;
+  if (fields.partial) msg.partial = true;
+  if (fields.partialLogMetadata) msg.partialLogMetadata = fields.partialLogMetadata;
   return Buffer.from(LogEntry.encode(msg).finish());
 }
 
