@@ -1,0 +1,119 @@
+# logship: build, package and install the Docker logging plugin with no image and no registry.
+#
+#   make build       npm ci (if node_modules is missing or stale), then npm run build -> dist/
+#   make plugin      assemble plugin/ (config.json + rootfs with Node 24 and the app)
+#   make install     (re)create and enable $(PLUGIN) from plugin/ on the local engine
+#   make uninstall   disable and remove $(PLUGIN)
+#   make push REGISTRY=host:port   push plugin/ as $(REGISTRY)/$(PLUGIN)
+#   make test        the whole suite: type-check, unit tests, engine, install, end-to-end tests
+#   make demo        build, install, run a container logging through logship, show docker logs
+#   make bench       compare logship with json-file, local and none
+#   make clean       remove dist/, plugin/ and build/
+
+PLUGIN   ?= logship:latest
+DATA_DIR ?= /var/lib/logship
+REGISTRY ?=
+DOCKER   ?= docker
+NPM      ?= npm
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+.PHONY: help deps build plugin install uninstall push test demo bench clean check-docker
+
+help:
+	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
+
+# npm ci when node_modules is missing or older than the lock file (npm ci writes this stamp).
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "make: error: npm not found; install Node.js and npm first" >&2; exit 1; }
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json
+
+build: deps
+	$(NPM) run build
+	@test -f dist/main.js || { echo "make: error: npm run build did not produce dist/main.js" >&2; exit 1; }
+
+plugin: build
+	scripts/build-plugin.sh plugin $(PLUGIN)
+
+check-docker:
+	@command -v $(DOCKER) >/dev/null || { echo "make: error: the docker CLI is not installed (Debian: apt-get install docker.io)" >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "make: error: the Docker engine does not answer ('docker info' failed); start dockerd or run scripts/ensure-docker.sh" >&2; exit 1; }
+
+install: plugin check-docker
+	@echo "== installing $(PLUGIN)"
+	@if $(DOCKER) plugin inspect $(PLUGIN) >/dev/null 2>&1; then \
+	  echo "removing the installed $(PLUGIN)"; \
+	  $(DOCKER) plugin disable -f $(PLUGIN) >/dev/null 2>&1 || true; \
+	  $(DOCKER) plugin rm -f $(PLUGIN) >/dev/null; \
+	fi
+	mkdir -p $(DATA_DIR)
+	$(DOCKER) plugin create $(PLUGIN) plugin
+	@[ "$(DATA_DIR)" = /var/lib/logship ] || $(DOCKER) plugin set $(PLUGIN) data.source=$(DATA_DIR)
+	@# --timeout 0: otherwise the daemon cuts every plugin call, docker logs -f included, after 30 s.
+	$(DOCKER) plugin enable --timeout 0 $(PLUGIN)
+	@$(DOCKER) plugin ls --filter capability=logdriver
+	@echo "== $(PLUGIN) installed; use it with: docker run --log-driver $(PLUGIN) ..."
+
+uninstall: check-docker
+	@if $(DOCKER) plugin inspect $(PLUGIN) >/dev/null 2>&1; then \
+	  $(DOCKER) plugin disable -f $(PLUGIN) >/dev/null 2>&1 || true; \
+	  $(DOCKER) plugin rm -f $(PLUGIN); \
+	  echo "$(PLUGIN) removed (stored logs stay in $(DATA_DIR))"; \
+	else \
+	  echo "$(PLUGIN) is not installed"; \
+	fi
+
+# Docker 20.10 refuses `plugin create` with "content sha256:...: already exists" when an installed
+# plugin has a byte-identical rootfs layer, as the local $(PLUGIN) has. So push from a hard-linked
+# copy with one new file (a fresh /etc/logship-release, never written through the shared inode).
+PUSH_REF = $(REGISTRY)/$(PLUGIN)
+push: check-docker
+	@[ -n "$(REGISTRY)" ] || { echo "make: error: set REGISTRY, e.g. make push REGISTRY=127.0.0.1:5000" >&2; exit 1; }
+	@[ -f plugin/config.json ] || $(MAKE) --no-print-directory plugin
+	rm -rf build/push
+	mkdir -p build
+	cp -al plugin build/push
+	rm -f build/push/rootfs/etc/logship-release
+	{ cat plugin/rootfs/etc/logship-release; echo "pushed as $(PUSH_REF) at $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; } \
+	  > build/push/rootfs/etc/logship-release
+	@$(DOCKER) plugin rm -f $(PUSH_REF) >/dev/null 2>&1 || true
+	$(DOCKER) plugin create $(PUSH_REF) build/push
+	@status=0; $(DOCKER) plugin push $(PUSH_REF) || status=$$?; \
+	  $(DOCKER) plugin rm -f $(PUSH_REF) >/dev/null || true; \
+	  rm -rf build/push; \
+	  if [ $$status -ne 0 ]; then \
+	    echo "make: error: docker plugin push $(PUSH_REF) failed; for a registry with a private CA put it in /etc/docker/certs.d/$(REGISTRY)/ca.crt" >&2; \
+	    exit $$status; \
+	  fi
+	@echo "== pushed $(PUSH_REF); install it with: docker plugin install --grant-all-permissions $(PUSH_REF)"
+
+test:
+	scripts/test.sh
+
+DEMO_NAME ?= logship-demo
+demo: install
+	@$(DOCKER) rm -f $(DEMO_NAME) >/dev/null 2>&1 || true
+	@mkdir -p build; ./node_modules/.bin/node test/e2e/lib/print-image.ts > build/demo-image
+	@echo "== running a demo container with --log-driver $(PLUGIN)"
+	$(DOCKER) run --name $(DEMO_NAME) --log-driver $(PLUGIN) --log-opt max-size=1m $$(cat build/demo-image) \
+	  sh -c 'for i in 1 2 3; do echo "hello from logship, line $$i"; done; echo "this went to stderr" >&2; printf "no newline at the end"' >/dev/null
+	@echo "== docker logs $(DEMO_NAME) (stdout and stderr):"
+	@$(DOCKER) logs $(DEMO_NAME)
+	@echo
+	@echo "== docker logs --tail 2 --timestamps $(DEMO_NAME):"
+	@$(DOCKER) logs --tail 2 --timestamps $(DEMO_NAME)
+	@echo
+	@$(DOCKER) rm -f $(DEMO_NAME) >/dev/null
+
+bench: deps check-docker
+	@$(DOCKER) plugin inspect -f '{{.Enabled}}' $(PLUGIN) 2>/dev/null | grep -qx true \
+	  || { echo "make: error: $(PLUGIN) is not installed and enabled; run 'make install' first" >&2; exit 1; }
+	PLUGIN=$(PLUGIN) $(NPM) run --silent bench
+
+clean:
+	rm -rf dist plugin plugin.new build
