@@ -22,6 +22,7 @@ export class ContainerStore implements StoreView {
   private producers = 0;
   private readers = 0;
   private readonly changes = new EventEmitter();
+  private changesSoFar = 0;
   private readonly onDropped: (lines: number, err: unknown) => void;
 
   constructor(dir: string, options: StoreOptions, maxPayload: number, onDropped: (lines: number, err: unknown) => void) {
@@ -43,6 +44,11 @@ export class ContainerStore implements StoreView {
 
   detachProducer(): void {
     this.producers--;
+    this.changed();
+  }
+
+  private changed(): void {
+    this.changesSoFar++;
     this.changes.emit('change');
   }
 
@@ -81,7 +87,7 @@ export class ContainerStore implements StoreView {
     } catch (err) {
       this.onDropped(items.length, err);
     }
-    this.changes.emit('change');
+    this.changed();
   }
 
   snapshot(): StoreSnapshot {
@@ -92,7 +98,12 @@ export class ContainerStore implements StoreView {
     return this.producers > 0;
   }
 
-  async nextChange(signal: AbortSignal): Promise<void> {
+  changeCount(): number {
+    return this.changesSoFar;
+  }
+
+  async nextChange(seen: number, signal: AbortSignal): Promise<void> {
+    if (this.changesSoFar !== seen) return;
     try {
       await once(this.changes, 'change', { signal });
     } catch (err) {

@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { type LogEntry, InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
-import { RecordParser, scanBackward } from './record-format.ts';
+import { log } from '../observability/log.ts';
+import { CorruptRecordError, RecordParser, scanBackward } from './record-format.ts';
 import { type SegmentInfo, type StoreSnapshot, segmentPath } from './segments.ts';
 
 export interface ReadRequest {
@@ -27,8 +28,10 @@ export interface StoreView {
   snapshot(): StoreSnapshot;
   /** True while a producer may still append. */
   isLive(): boolean;
-  /** Resolves at the next append, rotation or end of logging, or when `signal` aborts. */
-  nextChange(signal: AbortSignal): Promise<void>;
+  /** Counts appends and producer exits; a follower notes it before reading. */
+  changeCount(): number;
+  /** Resolves once changeCount() differs from `seen`, or when `signal` aborts. */
+  nextChange(seen: number, signal: AbortSignal): Promise<void>;
 }
 
 /** A place in the store: byte offset in segment seq, or a count of records to skip there. */
@@ -58,6 +61,7 @@ export async function* readStore(view: StoreView, req: ReadRequest, signal: Abor
 
   pos = end;
   for (;;) {
+    const seen = view.changeCount();
     const stillLive = view.isLive();
     const now = view.snapshot();
     const target = endPosition(now);
@@ -70,7 +74,7 @@ export async function* readStore(view: StoreView, req: ReadRequest, signal: Abor
     }
     pos = target;
     if (!stillLive || signal.aborted) return;
-    await view.nextChange(signal);
+    await view.nextChange(seen, signal);
   }
 }
 
@@ -170,6 +174,16 @@ function rangesBetween(snap: StoreSnapshot, from: Position, to: Position): Range
 }
 
 async function* readRange(view: StoreView, range: Range): AsyncGenerator<LogEntry[]> {
+  try {
+    yield* decodeRange(view, range);
+  } catch (err) {
+    // One damaged segment must not cost the reader the segments after it.
+    if (!(err instanceof CorruptRecordError) && (err as NodeJS.ErrnoException).code !== 'Z_DATA_ERROR') throw err;
+    log.warn('store: skipped the rest of a damaged segment', { dir: view.dir, seq: range.seq, error: String(err) });
+  }
+}
+
+async function* decodeRange(view: StoreView, range: Range): AsyncGenerator<LogEntry[]> {
   const parser = new RecordParser(view.maxPayload);
   let toSkip = range.skipRecords;
   for await (const chunk of rangeBytes(view.dir, range)) {

@@ -138,19 +138,28 @@ export class LogWriter {
 
   private writePiece(items: readonly FrameToStore[], from: number, to: number): void {
     if (from === to) return;
-    const frames: Buffer[] = [];
     const cur = this.current;
+    const buf = encodeRecords(items.slice(from, to).map((item) => item.frame));
+    try {
+      let written = 0;
+      while (written < buf.length) written += fs.writeSync(cur.fd, buf, written, buf.length - written);
+    } catch (err) {
+      // A short write (disk full) would leave a torn record mid-file and hide every record
+      // after it from readers: cut the file back to its last whole record.
+      try {
+        fs.ftruncateSync(cur.fd, cur.size);
+      } catch {
+        // the next open repairs the tail
+      }
+      throw err;
+    }
+    cur.size += buf.length;
     for (let i = from; i < to; i++) {
-      const { frame, timeNano } = items[i]!;
-      frames.push(frame);
+      const { timeNano } = items[i]!;
       if (cur.count === 0 || timeNano < cur.minNano) cur.minNano = timeNano;
       if (cur.count === 0 || timeNano > cur.maxNano) cur.maxNano = timeNano;
       cur.count++;
     }
-    const buf = encodeRecords(frames);
-    let written = 0;
-    while (written < buf.length) written += fs.writeSync(cur.fd, buf, written, buf.length - written);
-    cur.size += buf.length;
   }
 
   private rotate(): void {

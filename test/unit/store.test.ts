@@ -178,7 +178,36 @@ describe('store: reading', () => {
   });
 });
 
+describe('store: damage', () => {
+  it('skips the rest of a damaged segment and reads the segments after it', async () => {
+    const store = openStore({ maxSizeBytes: 1000, maxFiles: 100, compress: false });
+    await fill(store, lines(200));
+    const [first, second] = readManifest(dir);
+    const victim = path.join(dir, `${String(second!.seq).padStart(8, '0')}.log`);
+    const bytes = fs.readFileSync(victim);
+    bytes.writeUInt32BE(0xffffff, 0); // the first record's length no longer matches its trailer
+    fs.writeFileSync(victim, bytes);
+    const got = text(await read(store));
+    assert.deepEqual(got.slice(0, first!.count), numbered(1, first!.count));
+    const resumeAt = first!.count + second!.count + 1;
+    assert.deepEqual(got.slice(first!.count), numbered(resumeAt, 200));
+  });
+});
+
 describe('store: follow', () => {
+  it('never misses a wake-up: a change before waiting resolves the wait at once', async () => {
+    const store = openStore({ maxSizeBytes: 1_000_000, maxFiles: 2, compress: true });
+    store.attachProducer();
+    const seen = store.changeCount();
+    store.append(items(lines(1)));
+    await new Promise((r) => setTimeout(r, 20));
+    const never = new AbortController();
+    const woke = await Promise.race([store.nextChange(seen, never.signal).then(() => true), new Promise((r) => setTimeout(() => r(false), 500))]);
+    assert.equal(woke, true);
+    store.detachProducer();
+    await store.close();
+  });
+
   it('streams new records across rotations and ends when logging ends', async () => {
     const store = openStore({ maxSizeBytes: 600, maxFiles: 100, compress: true });
     store.attachProducer();
