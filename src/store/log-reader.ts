@@ -44,37 +44,27 @@ interface Position {
 const READ_CHUNK = 256 * 1024;
 
 export async function* readStore(view: StoreView, req: ReadRequest, signal: AbortSignal): AsyncGenerator<LogEntry[]> {
-  const live = view.isLive();
-  const snap = view.snapshot();
   const filter = new TimeFilter(req.sinceNano, req.untilNano);
-  let pos = await startPosition(view, snap, req);
-  const end = endPosition(snap);
-
-  for (const range of rangesBetween(snap, pos, end)) {
-    for await (const batch of readRange(view, range)) {
-      const out = filter.apply(batch);
-      if (out.length > 0) yield out;
-      if (filter.done || signal.aborted) return;
-    }
-  }
-  if (!req.follow || !live) return;
-
-  pos = end;
+  let seen = view.changeCount();
+  let live = view.isLive();
+  let snap = view.snapshot();
+  let from = await startPosition(view, snap, req);
   for (;;) {
-    const seen = view.changeCount();
-    const stillLive = view.isLive();
-    const now = view.snapshot();
-    const target = endPosition(now);
-    for (const range of rangesBetween(now, pos, target)) {
+    const to = endPosition(snap);
+    for (const range of rangesBetween(snap, from, to)) {
       for await (const batch of readRange(view, range)) {
         const out = filter.apply(batch);
         if (out.length > 0) yield out;
         if (filter.done || signal.aborted) return;
       }
     }
-    pos = target;
-    if (!stillLive || signal.aborted) return;
+    if (!req.follow || !live || signal.aborted) return;
+    // Follow: wait for what was written since `seen`, then read from where we stopped.
     await view.nextChange(seen, signal);
+    seen = view.changeCount();
+    live = view.isLive();
+    snap = view.snapshot();
+    from = to;
   }
 }
 
