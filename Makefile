@@ -23,7 +23,7 @@ SHELL := /bin/bash
 .PHONY: help deps build plugin install uninstall push test demo bench clean check-docker
 
 help:
-	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
 
 # npm ci when node_modules is missing or older than the lock file (npm ci writes this stamp).
 node_modules/.package-lock.json: package.json package-lock.json
@@ -100,8 +100,9 @@ demo: install
 	@$(DOCKER) rm -f $(DEMO_NAME) >/dev/null 2>&1 || true
 	@mkdir -p build; ./node_modules/.bin/node test/e2e/lib/print-image.ts > build/demo-image
 	@echo "== running a demo container with --log-driver $(PLUGIN)"
-	$(DOCKER) run --name $(DEMO_NAME) --log-driver $(PLUGIN) --log-opt max-size=1m $$(cat build/demo-image) \
+	$(DOCKER) run -d --name $(DEMO_NAME) --log-driver $(PLUGIN) --log-opt max-size=1m $$(cat build/demo-image) \
 	  sh -c 'for i in 1 2 3; do echo "hello from logship, line $$i"; done; echo "this went to stderr" >&2; printf "no newline at the end"' >/dev/null
+	@$(DOCKER) wait $(DEMO_NAME) >/dev/null
 	@echo "== docker logs $(DEMO_NAME) (stdout and stderr):"
 	@$(DOCKER) logs $(DEMO_NAME)
 	@echo
