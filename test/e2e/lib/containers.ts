@@ -18,8 +18,32 @@ export function sh(script: string): string[] {
   return ['sh', '-c', script];
 }
 
+const pluginChecks = new Map<string, Promise<void>>();
+
+/** Fails at once, and clearly, when a plugin driver is not installed and enabled (the daemon would retry for 15 s). */
+function checkPlugin(driver: string): Promise<void> {
+  if (!driver.includes(':') && !driver.includes('/')) return Promise.resolve(); // a built-in driver
+  let check = pluginChecks.get(driver);
+  if (!check) {
+    check = docker
+      .getPlugin(driver, undefined)
+      .inspect()
+      .then(
+        (p: { Enabled?: boolean }) => {
+          if (!p.Enabled) throw new Error(`the plugin ${driver} is installed but disabled; run 'make install'`);
+        },
+        (err: { statusCode?: number }) => {
+          throw err.statusCode === 404 ? new Error(`the plugin ${driver} is not installed; run 'make install' first`) : err;
+        },
+      );
+    pluginChecks.set(driver, check);
+  }
+  return check;
+}
+
 /** Creates (does not start) a container; it is removed by removeContainers(). */
 export async function createContainer(spec: ContainerSpec): Promise<Docker.Container> {
+  await checkPlugin(spec.driver);
   const image = await ensureTestImage();
   const container = await docker.createContainer({
     Image: image,
