@@ -4,7 +4,7 @@
 #   make plugin      assemble plugin/ (config.json + rootfs with Node 24 and the app)
 #   make install     (re)create and enable $(PLUGIN) from plugin/ on the local engine
 #   make uninstall   disable and remove $(PLUGIN)
-#   make push REGISTRY=host:port   push plugin/ as $(REGISTRY)/$(PLUGIN)
+#   make push REGISTRY=host:port   build plugin/ and push it as $(REGISTRY)/$(PLUGIN)
 #   make test        the whole suite: type-check, unit tests, engine, install, end-to-end tests
 #   make demo        build, install, run a container logging through logship, show docker logs
 #   make bench       compare logship with json-file, local and none
@@ -20,7 +20,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help deps build plugin install uninstall push test demo bench clean check-docker
+.PHONY: help deps build plugin install uninstall push test demo bench clean check-docker check-registry
 
 help:
 	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
@@ -72,9 +72,10 @@ uninstall: check-docker
 # plugin has a byte-identical rootfs layer, as the local $(PLUGIN) has. So push from a hard-linked
 # copy with one new file (a fresh /etc/logship-release, never written through the shared inode).
 PUSH_REF = $(REGISTRY)/$(PLUGIN)
-push: check-docker
+check-registry:
 	@[ -n "$(REGISTRY)" ] || { echo "make: error: set REGISTRY, e.g. make push REGISTRY=127.0.0.1:5000" >&2; exit 1; }
-	@[ -f plugin/config.json ] || $(MAKE) --no-print-directory plugin
+
+push: check-registry plugin check-docker
 	rm -rf build/push
 	mkdir -p build
 	cp -al plugin build/push

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { assertNoDaemonError, assertSameBytes, assertSameLogs, runPair } from './lib/compare.ts';
-import { createContainer, pollUntil, removeContainers, sh, waitExit } from './lib/containers.ts';
+import { createContainer, pollUntil, removeContainers, runToExit, sh, waitExit } from './lib/containers.ts';
 import { PLUGIN } from './lib/docker-client.ts';
 import { countLines, demux, openLogStream, parseTimestamped, readLogs, seqText, type LogQuery, type Logs } from './lib/logs.ts';
 
@@ -118,6 +118,26 @@ async function follow(id: string, q: LogQuery, timeoutMs: number): Promise<Follo
     endMs: Date.now() - opened,
   };
 }
+
+describe('--details and the driver name', () => {
+  test('--details and --timestamps --details print like json-file', async () => {
+    const pair = await runPair(sh('echo one; echo two >&2; printf three'));
+    const logs = await assertSameLogs(pair, { details: true }, '--details');
+    assertSameBytes(logs.stdout, ' one\n three', '--details stdout');
+    const stamped = await readLogs(pair.logship.id, { details: true, timestamps: true });
+    const theirs = await readLogs(pair.reference.id, { details: true, timestamps: true });
+    // Timestamps differ between the two containers; the rest of each line must not.
+    const strip = (b: Buffer) => b.toString('utf8').replace(/^\S+ /gm, 'TS ');
+    assert.equal(strip(stamped.stdout), strip(theirs.stdout), '--timestamps --details stdout');
+    assert.equal(strip(stamped.stderr), strip(theirs.stderr), '--timestamps --details stderr');
+  });
+
+  test('--log-driver logship (no tag) is logship:latest', async (t) => {
+    if (PLUGIN !== 'logship:latest') return t.skip(`the plugin under test is ${PLUGIN}`);
+    const { id } = await runToExit({ cmd: sh('echo untagged'), driver: 'logship' });
+    assertSameBytes((await readLogs(id)).stdout, 'untagged\n', 'stdout');
+  });
+});
 
 describe('-f (follow)', () => {
   test('streams a running container and ends when it exits', async () => {

@@ -11,6 +11,8 @@ export interface LogQuery {
   /** Upper bound, same form. */
   until?: string;
   timestamps?: boolean;
+  /** --details: attributes before each line (for a plugin, just a space). */
+  details?: boolean;
   follow?: boolean;
   signal?: AbortSignal;
 }
@@ -30,6 +32,7 @@ export function openLogStream(id: string, q: LogQuery = {}): Promise<IncomingMes
   if (q.since !== undefined) options.since = q.since;
   if (q.until !== undefined) options.until = q.until;
   if (q.timestamps !== undefined) options.timestamps = q.timestamps;
+  if (q.details !== undefined) options.details = q.details;
   return new Promise((resolve, reject) => {
     docker.modem.dial(
       {
