@@ -29,7 +29,7 @@ fi
 [[ $(id -u) == 0 ]] || die "no Docker engine answers and this is not root: start dockerd yourself (or run as root)"
 [[ -f /etc/debian_version ]] || die "no Docker engine answers and this is not Debian: install and start Docker yourself"
 
-if [[ -S /var/run/docker.sock ]] && pgrep -x dockerd >/dev/null 2>&1; then
+if [[ -S /var/run/docker.sock ]] && command -v pgrep >/dev/null && pgrep -x dockerd >/dev/null 2>&1; then
   die "a dockerd is running but does not answer on /var/run/docker.sock; not starting a second one (pgrep -a dockerd)"
 fi
 
