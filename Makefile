@@ -44,7 +44,7 @@ check-docker:
 	@command -v $(DOCKER) >/dev/null || { echo "make: error: the docker CLI is not installed (Debian: apt-get install docker.io)" >&2; exit 1; }
 	@$(DOCKER) info >/dev/null 2>&1 || { echo "make: error: the Docker engine does not answer ('docker info' failed); start dockerd or run scripts/ensure-docker.sh" >&2; exit 1; }
 
-install: plugin check-docker
+install: check-docker plugin
 	@echo "== installing $(PLUGIN)"
 	@if $(DOCKER) plugin inspect $(PLUGIN) >/dev/null 2>&1; then \
 	  echo "removing the installed $(PLUGIN)"; \
@@ -75,7 +75,7 @@ PUSH_REF = $(REGISTRY)/$(PLUGIN)
 check-registry:
 	@[ -n "$(REGISTRY)" ] || { echo "make: error: set REGISTRY, e.g. make push REGISTRY=127.0.0.1:5000" >&2; exit 1; }
 
-push: check-registry plugin check-docker
+push: check-registry check-docker plugin
 	rm -rf build/push
 	mkdir -p build
 	cp -al plugin build/push
