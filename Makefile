@@ -2,7 +2,7 @@
 #
 #   make build       npm ci (if node_modules is missing or stale), then npm run build -> dist/
 #   make plugin      assemble plugin/ (config.json + rootfs with Node 24 and the app)
-#   make install     (re)create and enable $(PLUGIN) from plugin/ on the local engine
+#   make install     (re)create and enable $(PLUGIN) from plugin/ on the local engine (started if none answers)
 #   make uninstall   disable and remove $(PLUGIN)
 #   make push REGISTRY=host:port   build plugin/ and push it as $(REGISTRY)/$(PLUGIN)
 #   make test        the whole suite: type-check, unit tests, engine, install, end-to-end tests
@@ -14,13 +14,14 @@ PLUGIN   ?= logship:latest
 DATA_DIR ?= /var/lib/logship
 REGISTRY ?=
 DOCKER   ?= docker
+ENGINE_LOG ?= /var/log/logship-dockerd.log
 NPM      ?= npm
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help deps build plugin install uninstall push test demo bench clean check-docker check-registry
+.PHONY: help deps build plugin engine install uninstall push test demo bench clean check-docker check-registry
 
 help:
 	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
@@ -44,7 +45,14 @@ check-docker:
 	@command -v $(DOCKER) >/dev/null || { echo "make: error: the docker CLI is not installed (Debian: apt-get install docker.io)" >&2; exit 1; }
 	@$(DOCKER) info >/dev/null 2>&1 || { echo "make: error: the Docker engine does not answer ('docker info' failed); start dockerd or run scripts/ensure-docker.sh" >&2; exit 1; }
 
-install: check-docker plugin
+# A Docker engine for install and demo: on a machine where none answers (root, Debian), one is
+# installed if needed and started in the background, and left running for the plugin it now has.
+engine:
+	@mkdir -p build
+	@scripts/ensure-docker.sh build/dockerd.pid $(ENGINE_LOG)
+	@if [ -f build/dockerd.pid ]; then echo "== started dockerd (pid $$(cat build/dockerd.pid), log $(ENGINE_LOG)); it keeps running"; fi
+
+install: engine plugin
 	@echo "== installing $(PLUGIN)"
 	@if $(DOCKER) plugin inspect $(PLUGIN) >/dev/null 2>&1; then \
 	  echo "removing the installed $(PLUGIN)"; \
