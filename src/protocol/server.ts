@@ -80,7 +80,13 @@ export function createApp(registry: Registry): express.Express {
         }
       }
     } catch (err) {
-      if (!abort.signal.aborted) log.error('ReadLogs failed', { container: request.info.id.slice(0, 12), error: String(err) });
+      if (!abort.signal.aborted) {
+        log.error('ReadLogs failed', { container: request.info.id.slice(0, 12), error: String(err) });
+        // Cut the stream short, so the daemon tells the user the output is incomplete
+        // instead of presenting a clean end.
+        res.destroy(err as Error);
+        return;
+      }
     }
     res.end();
   });

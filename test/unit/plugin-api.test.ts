@@ -38,6 +38,7 @@ function post(endpoint: string, body: string): Promise<{ status: number; body: B
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
     });
     req.on('error', reject);
     req.end(body);
@@ -161,6 +162,12 @@ describe('LogDriver API', () => {
     await call('/LogDriver.StopLogging', { File: file });
     fs.closeSync(fd);
     assert.deepEqual(readLogsFrames((await following).body).map((e) => e.line), ['line 1\n', 'line 2\n', 'line 3\n', 'line 4\n']);
+  });
+
+  it('cuts the ReadLogs stream short when the store cannot be read, so the daemon reports it', async () => {
+    const id = '6'.repeat(64);
+    fs.mkdirSync(path.join(root, 'data', 'containers', id, '00000001.log'), { recursive: true }); // EISDIR on read
+    await assert.rejects(post('/LogDriver.ReadLogs', JSON.stringify({ Info: info(id), Config: { Tail: -1 } })));
   });
 
   it('answers a malformed ReadLogs with a non-200 {Err}', async () => {
