@@ -5,13 +5,13 @@
 // the page cache in microseconds, keeps the order of batches trivially, and lets readers
 // see a size that is always at a record boundary. Compression runs on zlib's thread pool.
 import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { log } from '../observability/log.ts';
-import type { StoreOptions } from '../lifecycle/options.ts';
-import type { FileHandle } from 'node:fs/promises';
 import { decodeLogEntry } from '../fifo/log-entry.ts';
-import { RECORD_OVERHEAD, RecordParser, encodeRecords, validPrefixLength } from './record-format.ts';
+import type { StoreOptions } from '../lifecycle/options.ts';
+import { log } from '../observability/log.ts';
+import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, encodeRecords } from './record-format.ts';
 import {
   type SegmentInfo,
   type StoreSnapshot,
@@ -36,19 +36,31 @@ interface CurrentSegment {
   maxNano: bigint;
 }
 
-/** Counts the records and time bounds of an existing segment, reading it once. */
-async function describeSegment(file: FileHandle, seq: number, size: number, maxPayload: number): Promise<CurrentSegment> {
-  const desc: CurrentSegment = { seq, fd: -1, size, count: 0, minNano: 0n, maxNano: 0n };
+/**
+ * Reads an existing current segment once: its records and time bounds, and where its
+ * whole records end (a crash can cut the last write short).
+ */
+async function scanSegment(file: FileHandle, seq: number, size: number, maxPayload: number): Promise<CurrentSegment> {
+  const desc: CurrentSegment = { seq, fd: -1, size: 0, count: 0, minNano: 0n, maxNano: 0n };
   const parser = new RecordParser(maxPayload);
   const chunk = Buffer.allocUnsafe(1 << 20);
   for (let pos = 0; pos < size; ) {
     const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - pos), pos);
+    if (bytesRead === 0) break;
     pos += bytesRead;
-    for (const payload of parser.push(chunk.subarray(0, bytesRead))) {
-      const t = decodeLogEntry(payload).timeNano;
-      if (desc.count === 0 || t < desc.minNano) desc.minNano = t;
-      if (desc.count === 0 || t > desc.maxNano) desc.maxNano = t;
+    let payloads: Buffer[];
+    try {
+      payloads = parser.push(chunk.subarray(0, bytesRead));
+    } catch (err) {
+      if (err instanceof CorruptRecordError) break;
+      throw err;
+    }
+    for (const payload of payloads) {
+      desc.size += payload.length + RECORD_OVERHEAD;
       desc.count++;
+      const t = decodeLogEntry(payload).timeNano;
+      if (desc.count === 1 || t < desc.minNano) desc.minNano = t;
+      if (desc.count === 1 || t > desc.maxNano) desc.maxNano = t;
     }
   }
   return desc;
@@ -57,16 +69,14 @@ async function describeSegment(file: FileHandle, seq: number, size: number, maxP
 export class LogWriter {
   private readonly dir: string;
   private options: StoreOptions;
-  private readonly maxPayload: number;
   private closed: SegmentInfo[];
   private current: CurrentSegment;
   private compressing: Promise<void> = Promise.resolve();
   private isOpen = true;
 
-  private constructor(dir: string, options: StoreOptions, maxPayload: number, closed: SegmentInfo[], current: CurrentSegment) {
+  private constructor(dir: string, options: StoreOptions, closed: SegmentInfo[], current: CurrentSegment) {
     this.dir = dir;
     this.options = options;
-    this.maxPayload = maxPayload;
     this.closed = closed;
     this.current = current;
   }
@@ -88,17 +98,16 @@ export class LogWriter {
     let current: CurrentSegment;
     try {
       const { size } = await file.stat();
-      const valid = await validPrefixLength(file, size, maxPayload);
-      if (valid !== size) {
-        log.warn('store: cut a torn record off the end of a segment', { dir, seq: currentSeq, bytes: size - valid });
-        await file.truncate(valid);
+      current = await scanSegment(file, currentSeq, size, maxPayload);
+      if (current.size !== size) {
+        log.warn('store: cut a torn record off the end of a segment', { dir, seq: currentSeq, bytes: size - current.size });
+        await file.truncate(current.size);
       }
-      current = await describeSegment(file, currentSeq, valid, maxPayload);
     } finally {
       await file.close();
     }
     current.fd = fs.openSync(currentPath, 'a');
-    const writer = new LogWriter(dir, options, maxPayload, closed, current);
+    const writer = new LogWriter(dir, options, closed, current);
     writer.removeStrays(files);
     for (const seg of closed) {
       if (!seg.compressed && options.compress) writer.scheduleCompression(seg.seq);

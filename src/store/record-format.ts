@@ -92,24 +92,3 @@ export async function scanBackward(
   if (count < limit && pos !== 0) throw new CorruptRecordError('stray bytes at the start of the file');
   return { offset: pos, count };
 }
-
-/**
- * The length of the longest prefix of `file` made of whole, consistent records: what a
- * writer keeps after a crash cut its last write short.
- */
-export async function validPrefixLength(file: FileHandle, size: number, maxPayload: number): Promise<number> {
-  const parser = new RecordParser(maxPayload);
-  let consumed = 0;
-  const chunk = Buffer.allocUnsafe(1 << 20);
-  for (let pos = 0; pos < size; ) {
-    const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - pos), pos);
-    if (bytesRead === 0) break;
-    pos += bytesRead;
-    try {
-      for (const payload of parser.push(chunk.subarray(0, bytesRead))) consumed += payload.length + RECORD_OVERHEAD;
-    } catch {
-      return consumed;
-    }
-  }
-  return consumed;
-}
