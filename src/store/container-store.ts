@@ -128,7 +128,8 @@ export class ContainerStore implements StoreView {
       await opening;
       const writer = this.writer;
       this.writer = null;
-      this.opening = null;
+      // An append during this close has started a new open (chained after us): keep it.
+      if (this.opening === opening) this.opening = null;
       await writer?.close().catch((err: unknown) => log.warn('store: close failed', { dir: this.dir, error: String(err) }));
     });
     return this.closing;
