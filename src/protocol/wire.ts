@@ -9,7 +9,20 @@ export interface ContainerInfo {
   id: string;
   /** With the daemon's leading '/'. */
   name: string;
+  /** The log-opts, unfiltered (daemon keys such as `mode` included). */
   config: Record<string, string>;
+  /** `sha256:<hex>`. */
+  imageId: string;
+  /** As the user typed it (`nginx:alpine`, a digest, ...). */
+  imageName: string;
+  /** RFC 3339, as the daemon sent it. */
+  created: string;
+  entrypoint: string;
+  args: string[];
+  /** `K=V` entries; may hold secrets: never log them. */
+  env: string[];
+  labels: Record<string, string>;
+  daemonName: string;
 }
 
 export interface StartLoggingRequest {
@@ -48,8 +61,35 @@ function parseInfo(value: unknown): ContainerInfo {
       config[key] = v;
     }
   }
-  const name = typeof info.ContainerName === 'string' ? info.ContainerName : '';
-  return { id, name, config };
+  return {
+    id,
+    name: optionalString(info.ContainerName),
+    config,
+    imageId: optionalString(info.ContainerImageID),
+    imageName: optionalString(info.ContainerImageName),
+    created: optionalString(info.ContainerCreated),
+    entrypoint: optionalString(info.ContainerEntrypoint),
+    args: stringList(info.ContainerArgs),
+    env: stringList(info.ContainerEnv),
+    labels: stringMap(info.ContainerLabels),
+    daemonName: optionalString(info.DaemonName),
+  };
+}
+
+// Beyond ContainerID the daemon promises nothing: null, absent or odd values mean empty.
+function optionalString(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+function stringList(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return out;
+  for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k] = v;
+  return out;
 }
 
 export function parseStartLogging(body: unknown): StartLoggingRequest {

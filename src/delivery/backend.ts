@@ -1,0 +1,67 @@
+// The contract between the delivery engine and the backends (one file per backend in
+// src/backends/). A backend only turns lines into its receiver's wire format and sends
+// them; the engine owns batching, retry, cursors and ordering, so no backend has a queue.
+import type { Source } from '../fifo/log-entry.ts';
+
+/** One line ready to ship: partial chunks already reassembled by the shaping stage. */
+export interface OutgoingLine {
+  source: Source;
+  /** Unix nanoseconds of the line (its first chunk's time). */
+  timeNano: bigint;
+  /** The line without its trailing newline; raw bytes, not necessarily UTF-8. */
+  line: Buffer;
+  /**
+   * Set only for a fragment the shaping stage could not make whole (the line-size cap cut
+   * it, or the stream ended before its last chunk); backends whose built-in driver sends
+   * partial metadata (fluentd, journald) send these fields.
+   */
+  partial?: { id: string; ordinal: number; last: boolean };
+}
+
+/** What a backend knows of its container, resolved once per StartLogging. */
+export interface ContainerContext {
+  /** Full 64-hex id. */
+  id: string;
+  /** Without the daemon's leading '/'. */
+  name: string;
+  imageId: string;
+  imageName: string;
+  created: string;
+  daemonName: string;
+  /** The `tag` log-opt's template executed for this container (default `{{.ID}}`). */
+  tag: string;
+  /** From `labels`, `labels-regex`, `env`, `env-regex`, in the built-in drivers' order. */
+  attributes: ReadonlyArray<readonly [string, string]>;
+  /** The host's name, as the built-in drivers put it in their records. */
+  hostname: string;
+}
+
+export interface Backend {
+  /**
+   * Ships one batch, in order. Resolves once the receiver has it (as far as its protocol
+   * can tell: an ack, a completed write); rejects to have the engine retry the whole batch
+   * later, so a backend never retries by itself and never drops. The engine calls send
+   * once at a time per backend instance.
+   */
+  send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void>;
+  /** Releases connections; pending sends may be abandoned (the engine retries them). */
+  close(): Promise<void>;
+}
+
+/** Batch limits a backend imposes (its protocol's), within which the engine batches. */
+export interface BatchLimits {
+  maxLines: number;
+  maxBytes: number;
+}
+
+export interface BackendFactory<Config> {
+  /** The `backend` log-opt value, as Docker's built-in driver is named (`syslog`, ...). */
+  readonly name: string;
+  /** Every log-opt this backend accepts, named as the built-in driver names them. */
+  readonly optionKeys: readonly string[];
+  /** Validates this backend's log-opts (only its own keys are passed); throws InvalidOptionError. */
+  parseOptions(opts: Readonly<Record<string, string>>): Config;
+  batchLimits(config: Config): BatchLimits;
+  /** Must not connect: a receiver down at StartLogging must not fail the container. */
+  create(config: Config, container: ContainerContext): Backend;
+}
