@@ -7,6 +7,7 @@ import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { ContainerStore } from '../store/container-store.ts';
 import type { ReadRequest } from '../store/log-reader.ts';
+import type { ContainerInfo } from '../protocol/wire.ts';
 import { ContainerLog } from './container-log.ts';
 import { DEFAULT_STORE_OPTIONS, type LogOptions } from './options.ts';
 
@@ -26,7 +27,8 @@ export class Registry {
   }
 
   /** Begins reading a FIFO into the container's store. Throws LoggingError for bad input. */
-  start(fifoPath: string, containerId: string, options: LogOptions): void {
+  start(fifoPath: string, info: ContainerInfo, options: LogOptions): void {
+    const containerId = info.id;
     const fifo = this.checkFifoPath(fifoPath);
     if (this.logs.has(fifo)) throw new LoggingError(`already logging from ${fifo}`);
     const store = this.storeFor(containerId, options);

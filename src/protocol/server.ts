@@ -42,7 +42,7 @@ export function createApp(registry: Registry): express.Express {
   app.post('/LogDriver.StartLogging', (req, res) => {
     try {
       const { file, info } = parseStartLogging(body(req));
-      registry.start(file, info.id, parseLogOptions(info.config));
+      registry.start(file, info, parseLogOptions(info.config));
       log.info('logging started', { container: info.id.slice(0, 12), name: info.name });
       res.json({ Err: '' });
     } catch (err) {
