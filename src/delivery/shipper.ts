@@ -129,9 +129,14 @@ export class Shipper {
         if (!this.store.isLive()) return;
         continue;
       }
-      waitingSince ??= this.queue.length > 0 ? Date.now() : null;
-      const timeout = waitingSince === null ? null : waitingSince + maxDelay - Date.now();
-      await this.waitForChange(seen, timeout);
+      if (this.queue.length === 0) {
+        await this.store.nextChange(seen, this.abort.signal);
+        continue;
+      }
+      // A batch is started: let the store collect more until the delay is up, then read it
+      // all at once, rather than reading after every FIFO chunk.
+      waitingSince ??= Date.now();
+      await sleep(waitingSince + maxDelay - Date.now(), this.abort.signal);
     }
   }
 
@@ -238,12 +243,6 @@ export class Shipper {
         await sleep(delay, this.abort.signal);
       }
     }
-  }
-
-  private async waitForChange(seen: number, timeoutMs: number | null): Promise<void> {
-    const signals = [this.abort.signal];
-    if (timeoutMs !== null) signals.push(AbortSignal.timeout(Math.max(1, timeoutMs)));
-    await this.store.nextChange(seen, AbortSignal.any(signals));
   }
 
   private async close(): Promise<void> {
