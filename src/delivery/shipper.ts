@@ -8,7 +8,7 @@
 // re-send) rather than skips.
 import type { Source } from '../fifo/log-entry.ts';
 import type { BackendPlan } from '../lifecycle/options.ts';
-import { RateLimitedWarning, log } from '../observability/log.ts';
+import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import { backendDropped, backendRetries, backendShipped } from '../observability/metrics.ts';
 import { PartialAssembler } from '../shaping/partial.ts';
 import type { StorePosition } from '../store/container-store.ts';
@@ -236,7 +236,7 @@ export class Shipper {
           container: this.containerId.slice(0, 12),
           backend: this.backendName,
           step: what,
-          error: (err as Error).message,
+          error: redact(String((err as Error).message)),
           attempt: attempt + 1,
           retryInMs: Math.round(delay),
         });
@@ -248,7 +248,7 @@ export class Shipper {
   private async close(): Promise<void> {
     await this.follower?.close();
     await this.backend?.close().catch((err: unknown) =>
-      log.warn('delivery: closing a backend failed', { backend: this.backendName, error: String(err) }),
+      log.warn('delivery: closing a backend failed', { backend: this.backendName, error: redact(String(err)) }),
     );
   }
 }

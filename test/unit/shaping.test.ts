@@ -94,3 +94,11 @@ describe('container context', () => {
     assert.equal(tagged.tag, 'web-1@host-b');
   });
 });
+
+describe('log redaction', () => {
+  it('masks credentials in URLs quoted by an error', async () => {
+    const { redact } = await import('../../src/observability/log.ts');
+    assert.equal(redact('connect ECONNREFUSED https://elastic:s3cret@es.local:9200/_bulk'), 'connect ECONNREFUSED https://***@es.local:9200/_bulk');
+    assert.equal(redact('tcp://host:514 refused'), 'tcp://host:514 refused');
+  });
+});
