@@ -45,7 +45,13 @@ export function retryDelay(policy: RetryPolicy, attempt: number, random = Math.r
 export class Shipper {
   readonly backendName: string;
   readonly containerId: string;
-  /** Settles when the store is caught up and no producer is left, or on abort. */
+  /**
+   * Settles (never rejects) as soon as the loop ends: caught up with no producer left, or
+   * stopped. Nothing asynchronous runs between that decision and its reactions, so a
+   * StartLogging cannot slip in and find this shipper still listed.
+   */
+  readonly ended: Promise<void>;
+  /** Settles after `ended`, once the backend is closed. */
   readonly done: Promise<void>;
   private readonly plan: BackendPlan;
   private readonly store: ShipperStore;
@@ -75,7 +81,10 @@ export class Shipper {
     // Taken now, before this StartLogging's first append, so a new cursor misses nothing.
     const end = saved ? null : store.endPosition();
     end?.catch(() => {}); // retried in run()
-    this.done = this.run(saved, end, container).finally(() => this.close());
+    this.ended = this.run(saved, end, container).catch((err: unknown) =>
+      log.error('delivery: a shipping loop failed', { container: this.containerId.slice(0, 12), backend: this.backendName, error: redact(String(err)) }),
+    );
+    this.done = this.ended.then(() => this.close());
   }
 
   /** Entries not yet acknowledged, and the age of the oldest line waiting. */
