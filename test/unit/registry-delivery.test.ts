@@ -74,4 +74,28 @@ describe('registry and delivery', () => {
     await until(() => second.liveSources().openContainers() === 0);
     await second.shutdown();
   });
+
+  it('ships each run of a restarted container once, in order, with the same cursor', async () => {
+    receiver.up = true;
+    receiver.lines = [];
+    const dataDir = path.join(root, 'data2');
+    const id = 'e'.repeat(64);
+    const info: ContainerInfo = {
+      id, name: '/again', config: { backend: 'test' }, imageId: '', imageName: '', created: '',
+      entrypoint: '', args: [], env: [], labels: {}, daemonName: 'docker',
+    };
+    const registry = new Registry(dataDir, path.join(root, 'fifo'));
+    for (const [run, from] of [['r1', 1], ['r2', 21]] as const) {
+      const fifo = path.join(root, 'fifo', run);
+      execFileSync('mkfifo', [fifo]);
+      const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
+      registry.start(fifo, info, parseLogOptions(info.config, [testFactory]));
+      fs.writeSync(daemonEnd, Buffer.concat(lines(20, undefined, from).map(frame)));
+      fs.closeSync(daemonEnd);
+      await until(() => receiver.lines.length >= from + 19);
+    }
+    await until(() => registry.liveSources().openContainers() === 0);
+    assert.deepEqual(receiver.lines.map((l) => l.line), lines(40).map((l) => l.line));
+    await registry.shutdown();
+  });
 });
