@@ -40,7 +40,7 @@ const testFactory: BackendFactory<{ address: string }> = {
 
 async function until(predicate: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !predicate(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(predicate(), 'condition not reached in 5 s');
+  assert.ok(predicate(), `condition not reached in 5 s (received ${receiver.lines.length} lines)`);
 }
 
 describe('registry and delivery', () => {
