@@ -33,7 +33,7 @@ interface Queued {
   after: StorePosition;
 }
 
-const sendWarning = new RateLimitedWarning('delivery: a backend failed to take a batch; retrying');
+const retryWarning = new RateLimitedWarning('delivery: a step failed (see step); retrying after a backoff');
 const lostWarning = new RateLimitedWarning('delivery: store entries were gone before a backend shipped them');
 
 /** The delay before retry `attempt` (0-based): doubling, capped, then jittered into [d/2, d]. */
@@ -241,7 +241,7 @@ export class Shipper {
         if (this.abort.signal.aborted) return null;
         if (what === 'send') backendRetries.inc({ backend: this.backendName });
         const delay = retryDelay(policy, attempt);
-        sendWarning.warn({
+        retryWarning.warn({
           container: this.containerId.slice(0, 12),
           backend: this.backendName,
           step: what,
