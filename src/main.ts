@@ -9,8 +9,10 @@ const settings = settingsFromEnv(process.env);
 setLevel(settings.logLevel);
 
 const registry = new Registry(settings.dataDir, settings.fifoDir);
+// Before anything else: containers writing into FIFOs a previous process read are blocked.
+const resumed = registry.reattach();
 const server = await listen(createApp(registry), settings.socketPath);
-log.info('listening', { socket: settings.socketPath, dataDir: settings.dataDir, node: process.version });
+log.info('listening', { socket: settings.socketPath, dataDir: settings.dataDir, resumed, node: process.version });
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

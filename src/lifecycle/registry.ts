@@ -1,6 +1,7 @@
 // The plugin's live state: one ContainerLog per FIFO (per StartLogging), one store per
 // container shared by its loggers and readers. Stores outlive loggers: a stopped
 // container's `docker logs` opens a new, empty FIFO and must find every line still there.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { LogEntry } from '../fifo/log-entry.ts';
 import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
@@ -8,42 +9,80 @@ import { RateLimitedWarning, log } from '../observability/log.ts';
 import { ContainerStore } from '../store/container-store.ts';
 import type { ReadRequest } from '../store/log-reader.ts';
 import type { ContainerInfo } from '../protocol/wire.ts';
+import { Attachments } from './attachments.ts';
 import { ContainerLog } from './container-log.ts';
-import { DEFAULT_STORE_OPTIONS, type LogOptions } from './options.ts';
+import { DEFAULT_STORE_OPTIONS, type LogOptions, parseLogOptions } from './options.ts';
 
 export class LoggingError extends Error {}
 
 const dropWarning = new RateLimitedWarning('store: dropped lines that could not be written');
 
+interface Attached {
+  logger: ContainerLog;
+  info: ContainerInfo;
+}
+
 export class Registry {
-  private readonly logs = new Map<string, ContainerLog>();
+  private readonly logs = new Map<string, Attached>();
   private readonly stores = new Map<string, ContainerStore>();
   private readonly containersDir: string;
   private readonly fifoDir: string;
+  private readonly attachments: Attachments;
 
   constructor(dataDir: string, fifoDir: string) {
     this.containersDir = path.join(dataDir, 'containers');
     this.fifoDir = path.resolve(fifoDir);
+    this.attachments = new Attachments(path.join(dataDir, 'attachments'));
   }
 
-  /** Begins reading a FIFO into the container's store. Throws LoggingError for bad input. */
-  start(fifoPath: string, info: ContainerInfo, options: LogOptions): void {
+  /**
+   * Begins reading a FIFO into the container's store. Throws LoggingError for bad input.
+   * `resume` set: the FIFO was read by an earlier process (see ContainerLog).
+   */
+  start(fifoPath: string, info: ContainerInfo, options: LogOptions, resume?: Buffer): void {
     const containerId = info.id;
     const fifo = this.checkFifoPath(fifoPath);
     if (this.logs.has(fifo)) throw new LoggingError(`already logging from ${fifo}`);
     const store = this.storeFor(containerId, options);
     let logger: ContainerLog;
     try {
-      logger = new ContainerLog(fifo, containerId, store);
+      logger = new ContainerLog(fifo, containerId, store, resume);
     } catch (err) {
       this.release(containerId);
       throw new LoggingError(`cannot open ${fifo}: ${(err as Error).message}`);
     }
-    this.logs.set(fifo, logger);
-    void logger.finished.then(() => {
+    this.attachments.save({ file: fifo, info });
+    this.logs.set(fifo, { logger, info });
+    void logger.finished.then((ending) => {
       this.logs.delete(fifo);
+      // Cut off (shutdown): the daemon still writes into it, the next process reads on.
+      if (ending === 'eof') this.attachments.remove(fifo);
       this.release(containerId);
     });
+  }
+
+  /**
+   * Reads again every FIFO an earlier plugin process was reading and the daemon still
+   * holds; a container writing into one is blocked until then, so call it first thing.
+   */
+  reattach(): number {
+    let count = 0;
+    for (const { file, info, heldBack } of this.attachments.load()) {
+      // The daemon removes a FIFO after StopLogging; if it is gone, so is the logger.
+      if (!fs.existsSync(file)) {
+        this.attachments.remove(file);
+        continue;
+      }
+      try {
+        this.start(file, info, parseLogOptions(info.config), heldBack ?? Buffer.alloc(0));
+        count++;
+        log.info('logging resumed', { container: info.id.slice(0, 12), name: info.name });
+      } catch (err) {
+        log.warn('cannot resume logging', { container: info.id.slice(0, 12), fifo: file, error: String(err) });
+        this.attachments.remove(file);
+      }
+    }
+    return count;
   }
 
   /**
@@ -63,10 +102,17 @@ export class Registry {
     }
   }
 
-  /** Stops reading every FIFO (the data stays in the pipes) and closes every store. */
+  /**
+   * Stops reading every FIFO and closes every store. What is still in the pipes stays
+   * there, and the attachments stay, so the next process reads on from where this one stopped.
+   */
   async shutdown(): Promise<void> {
-    for (const logger of this.logs.values()) logger.abort();
-    await Promise.all([...this.logs.values()].map((l) => l.finished));
+    const attached = [...this.logs.entries()];
+    for (const [fifo, { logger, info }] of attached) {
+      const heldBack = logger.abort();
+      if (heldBack.length > 0) this.attachments.save({ file: fifo, info }, heldBack);
+    }
+    await Promise.all(attached.map(([, a]) => a.logger.finished));
     await Promise.all([...this.stores.values()].map((s) => s.close()));
   }
 
