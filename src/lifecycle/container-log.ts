@@ -5,6 +5,7 @@ import { Deframer } from '../fifo/deframer.ts';
 import { InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
 import { openFifo } from '../fifo/reader.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
+import { counters } from '../observability/stats.ts';
 import type { ContainerStore } from '../store/container-store.ts';
 import type { FrameToStore } from '../store/log-writer.ts';
 
@@ -61,12 +62,14 @@ export class ContainerLog {
       } catch (err) {
         if (!(err instanceof InvalidEntryError)) throw err;
         this.stats.corruptFrames++;
+        counters.framesCorrupt++;
         corruptWarning.warn({ container: this.containerId, reason: err.message });
       }
     }
     this.stats.frames += frames.length;
     if (skippedBytes > 0) {
       this.stats.skippedBytes += skippedBytes;
+      counters.bytesSkipped += skippedBytes;
       corruptWarning.warn({ container: this.containerId, reason: 'frame length out of range', skippedBytes });
     }
     this.store.append(items);
@@ -75,6 +78,7 @@ export class ContainerLog {
   private finish(ending: Ending): void {
     if (ending === 'eof' && this.deframer.bufferedBytes > 0) {
       this.stats.skippedBytes += this.deframer.bufferedBytes;
+      counters.bytesSkipped += this.deframer.bufferedBytes;
       log.warn('fifo: stream ended inside a frame', { container: this.containerId, bytes: this.deframer.bufferedBytes });
     }
     this.store.detachProducer();

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { LogEntry } from '../fifo/log-entry.ts';
 import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
+import { counters } from '../observability/stats.ts';
 import { ContainerStore } from '../store/container-store.ts';
 import type { ReadRequest } from '../store/log-reader.ts';
 import type { ContainerInfo } from '../protocol/wire.ts';
@@ -76,6 +77,7 @@ export class Registry {
       try {
         this.start(file, info, parseLogOptions(info.config), heldBack ?? Buffer.alloc(0));
         count++;
+        counters.fifosResumed++;
         log.info('logging resumed', { container: info.id.slice(0, 12), name: info.name });
       } catch (err) {
         log.warn('cannot resume logging', { container: info.id.slice(0, 12), fifo: file, error: String(err) });
@@ -128,9 +130,10 @@ export class Registry {
     let store = this.stores.get(containerId);
     if (!store) {
       const dir = path.join(this.containersDir, containerId);
-      store = new ContainerStore(dir, options?.store ?? DEFAULT_STORE_OPTIONS, MAX_FRAME_BYTES, (lines, err) =>
-        dropWarning.warn({ container: containerId, lines, error: String(err) }),
-      );
+      store = new ContainerStore(dir, options?.store ?? DEFAULT_STORE_OPTIONS, MAX_FRAME_BYTES, (lines, err) => {
+        counters.linesDropped += lines;
+        dropWarning.warn({ container: containerId, lines, droppedSoFar: counters.linesDropped, error: String(err) });
+      });
       this.stores.set(containerId, store);
     } else if (options) {
       store.setOptions(options.store);

@@ -5,7 +5,7 @@ import { EventEmitter, once } from 'node:events';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import type { LogEntry } from '../fifo/log-entry.ts';
 import { log } from '../observability/log.ts';
-import { type FrameToStore, LogWriter } from './log-writer.ts';
+import { AppendError, type FrameToStore, LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
 import { type StoreSnapshot, snapshotFromDisk } from './segments.ts';
 
@@ -85,7 +85,8 @@ export class ContainerStore implements StoreView {
     try {
       this.writer!.append(items);
     } catch (err) {
-      this.onDropped(items.length, err);
+      if (err instanceof AppendError) this.onDropped(err.unwritten, err.cause);
+      else this.onDropped(items.length, err);
     }
     this.changed();
   }
