@@ -13,8 +13,13 @@ import type { ContainerInfo } from '../protocol/wire.ts';
 import { Attachments } from './attachments.ts';
 import { ContainerLog } from './container-log.ts';
 import { DEFAULT_STORE_OPTIONS, type LogOptions, parseLogOptions } from './options.ts';
+import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult } from './store-janitor.ts';
 
 export class LoggingError extends Error {}
+
+// A store taken only to be read or evicted from: its writer, if opened, must not start
+// compressing segments its container chose to keep plain. StartLogging brings the real options.
+const UNCHANGED_STORE_OPTIONS = { ...DEFAULT_STORE_OPTIONS, compress: false };
 
 const dropWarning = new RateLimitedWarning('store: dropped lines that could not be written');
 
@@ -23,17 +28,21 @@ interface Attached {
   info: ContainerInfo;
 }
 
-export class Registry {
+export class Registry implements StoreHolder {
   private readonly logs = new Map<string, Attached>();
   private readonly stores = new Map<string, ContainerStore>();
   private readonly containersDir: string;
   private readonly fifoDir: string;
   private readonly attachments: Attachments;
+  private readonly janitor: StoreJanitor;
 
-  constructor(dataDir: string, fifoDir: string) {
+  /** With limits, a janitor applies retention and quota in the background (see StoreJanitor). */
+  constructor(dataDir: string, fifoDir: string, limits: StoreLimits = NO_LIMITS) {
     this.containersDir = path.join(dataDir, 'containers');
     this.fifoDir = path.resolve(fifoDir);
     this.attachments = new Attachments(path.join(dataDir, 'attachments'));
+    this.janitor = new StoreJanitor(this.containersDir, limits, this);
+    this.janitor.start();
   }
 
   /**
@@ -104,11 +113,30 @@ export class Registry {
     }
   }
 
+  isHeld(containerId: string): boolean {
+    return this.stores.has(containerId);
+  }
+
+  async evictOldest(containerId: string): Promise<number | null> {
+    const store = this.storeFor(containerId, null);
+    try {
+      return await store.evictOldest();
+    } finally {
+      this.release(containerId);
+    }
+  }
+
+  /** Applies retention and quota now (the janitor also does, on its own schedule). */
+  sweep(now?: number): Promise<SweepResult> {
+    return this.janitor.sweep(now);
+  }
+
   /**
    * Stops reading every FIFO and closes every store. What is still in the pipes stays
    * there, and the attachments stay, so the next process reads on from where this one stopped.
    */
   async shutdown(): Promise<void> {
+    this.janitor.stop();
     const attached = [...this.logs.entries()];
     for (const [fifo, { logger, info }] of attached) {
       const heldBack = logger.abort();
@@ -130,10 +158,10 @@ export class Registry {
     let store = this.stores.get(containerId);
     if (!store) {
       const dir = path.join(this.containersDir, containerId);
-      store = new ContainerStore(dir, options?.store ?? DEFAULT_STORE_OPTIONS, MAX_FRAME_BYTES, (lines, err) => {
+      store = new ContainerStore(dir, options?.store ?? UNCHANGED_STORE_OPTIONS, MAX_FRAME_BYTES, (lines, err) => {
         counters.linesDropped += lines;
         dropWarning.warn({ container: containerId, lines, droppedSoFar: counters.linesDropped, error: String(err) });
-      });
+      }, () => this.janitor.noteRotation());
       this.stores.set(containerId, store);
     } else if (options) {
       store.setOptions(options.store);

@@ -21,15 +21,25 @@ export class ContainerStore implements StoreView {
   private waiting: FrameToStore[][] = [];
   private producers = 0;
   private readers = 0;
+  /** Evictions in progress, which need the writer open. */
+  private evicting = 0;
   private readonly changes = new EventEmitter();
   private changesSoFar = 0;
   private readonly onDropped: (lines: number, err: unknown) => void;
+  private readonly onRotated: () => void;
 
-  constructor(dir: string, options: StoreOptions, maxPayload: number, onDropped: (lines: number, err: unknown) => void) {
+  constructor(
+    dir: string,
+    options: StoreOptions,
+    maxPayload: number,
+    onDropped: (lines: number, err: unknown) => void,
+    onRotated: () => void = () => {},
+  ) {
     this.dir = dir;
     this.options = options;
     this.maxPayload = maxPayload;
     this.onDropped = onDropped;
+    this.onRotated = onRotated;
     this.changes.setMaxListeners(0);
   }
 
@@ -54,7 +64,7 @@ export class ContainerStore implements StoreView {
 
   /** True while nothing holds the store: the registry may close and forget it. */
   get idle(): boolean {
-    return this.producers === 0 && this.readers === 0;
+    return this.producers === 0 && this.readers === 0 && this.evicting === 0;
   }
 
   /** Never blocks and never throws: what cannot be written is counted as dropped. */
@@ -65,6 +75,11 @@ export class ContainerStore implements StoreView {
       return;
     }
     this.waiting.push(items);
+    void this.openWriter();
+  }
+
+  /** Opens the writer once; appends queued meanwhile are written in order. Null if it failed. */
+  private async openWriter(): Promise<LogWriter | null> {
     this.opening ??= this.closing.then(() => LogWriter.open(this.dir, this.options, this.maxPayload)).then(
       (writer) => {
         this.writer = writer;
@@ -79,16 +94,37 @@ export class ContainerStore implements StoreView {
         this.onDropped(lines, err);
       },
     );
+    await this.opening;
+    return this.writer;
   }
 
   private write(items: FrameToStore[]): void {
+    const writer = this.writer!;
+    const seq = writer.currentSeq;
     try {
-      this.writer!.append(items);
+      writer.append(items);
     } catch (err) {
       if (err instanceof AppendError) this.onDropped(err.unwritten, err.cause);
       else this.onDropped(items.length, err);
     }
     this.changed();
+    if (writer.currentSeq !== seq) this.onRotated();
+  }
+
+  /**
+   * Evicts the oldest rotated segment through the writer, as max-file does, opening the
+   * writer if nobody writes now. Returns the bytes freed; null when there was nothing to evict.
+   */
+  async evictOldest(): Promise<number | null> {
+    this.evicting++;
+    try {
+      const writer = await this.openWriter();
+      const freed = writer?.evictOldest() ?? null;
+      if (freed !== null) this.changed();
+      return freed;
+    } finally {
+      this.evicting--;
+    }
   }
 
   snapshot(): StoreSnapshot {
@@ -125,12 +161,12 @@ export class ContainerStore implements StoreView {
   /** Waits for a pending open and background compression, then closes the files. */
   close(): Promise<void> {
     const opening = this.opening;
+    // Whoever needs a writer from now on opens a new one, after this close.
+    this.opening = null;
     this.closing = this.closing.then(async () => {
       await opening;
       const writer = this.writer;
       this.writer = null;
-      // An append during this close has started a new open (chained after us): keep it.
-      if (this.opening === opening) this.opening = null;
       await writer?.close().catch((err: unknown) => log.warn('store: close failed', { dir: this.dir, error: String(err) }));
     });
     return this.closing;

@@ -133,6 +133,11 @@ export class LogWriter {
     this.options = options;
   }
 
+  /** The segment being appended to; a change means a rotation. */
+  get currentSeq(): number {
+    return this.current.seq;
+  }
+
   snapshot(): StoreSnapshot {
     return { closed: [...this.closed], current: { seq: this.current.seq, size: this.current.size } };
   }
