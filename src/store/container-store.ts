@@ -118,6 +118,7 @@ export class ContainerStore implements StoreView {
   async evictOldest(): Promise<number | null> {
     this.evicting++;
     try {
+      await this.closing; // a close under way ends with no writer: open one after it
       const writer = await this.openWriter();
       const freed = writer?.evictOldest() ?? null;
       if (freed !== null) this.changed();
@@ -161,12 +162,12 @@ export class ContainerStore implements StoreView {
   /** Waits for a pending open and background compression, then closes the files. */
   close(): Promise<void> {
     const opening = this.opening;
-    // Whoever needs a writer from now on opens a new one, after this close.
-    this.opening = null;
     this.closing = this.closing.then(async () => {
       await opening;
       const writer = this.writer;
       this.writer = null;
+      // An append during this close has started a new open (chained after us): keep it.
+      if (this.opening === opening) this.opening = null;
       await writer?.close().catch((err: unknown) => log.warn('store: close failed', { dir: this.dir, error: String(err) }));
     });
     return this.closing;
