@@ -9,7 +9,7 @@ import { assertNoDaemonError, assertSameBytes } from './lib/compare.ts';
 import { createContainer, pollUntil, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { PLUGIN } from './lib/docker-client.ts';
 import { readLogs, seqText } from './lib/logs.ts';
-import { disablePlugin, enablePlugin, killPlugin } from './lib/plugin.ts';
+import { disablePlugin, drainPluginFifos, enablePlugin, killPlugin } from './lib/plugin.ts';
 
 after(removeContainers);
 
@@ -33,7 +33,14 @@ async function assertRunning(container: Docker.Container, what: string): Promise
 }
 
 async function assertCompleteAndOrdered(container: Docker.Container): Promise<void> {
-  assert.equal(await waitExit(container, 60_000), 0, 'exit code');
+  let exitCode: number;
+  try {
+    exitCode = await waitExit(container, 30_000);
+  } catch (err) {
+    await drainPluginFifos(5000); // so that the engine can finish and remove the container
+    throw err;
+  }
+  assert.equal(exitCode, 0, 'exit code');
   const logs = await readLogs(container.id);
   assertNoDaemonError(logs, 'docker logs');
   assertSameBytes(logs.stdout, seqText(1, BURSTS * PER_BURST), 'stdout');

@@ -1,6 +1,8 @@
 // The plugin under test as a process on the host: killing it, force-disabling and enabling it,
 // and changing its settings (which the engine allows only while it is disabled).
 import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { pollUntil } from './containers.ts';
@@ -85,4 +87,23 @@ export async function withPluginSettings<T>(settings: Record<string, string>, fn
   } finally {
     await apply(previous);
   }
+}
+
+/**
+ * Reads and discards whatever the daemon writes into the plugin's FIFOs for `ms`, from the
+ * host. Only for a failed test: a plugin that does not read its FIFOs leaves the containers
+ * writing into them blocked, and the daemon then hangs on them (even `docker rm -f`).
+ */
+export async function drainPluginFifos(ms: number): Promise<void> {
+  const root = (await run('docker', ['info', '-f', '{{.DockerRootDir}}'])).stdout.trim();
+  const dir = path.join(root, 'plugins', await pluginId(), 'rootfs', 'run', 'docker', 'logging');
+  const readers = (fs.existsSync(dir) ? fs.readdirSync(dir) : []).map((name) => {
+    const fd = fs.openSync(path.join(dir, name), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const socket = new net.Socket({ fd, readable: true, writable: false });
+    socket.on('data', () => {});
+    socket.on('error', () => {});
+    return socket;
+  });
+  await new Promise((r) => setTimeout(r, ms));
+  for (const socket of readers) socket.destroy();
 }
