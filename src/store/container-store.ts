@@ -91,7 +91,8 @@ export class ContainerStore implements StoreView {
         const lines = this.waiting.reduce((n, batch) => n + batch.length, 0);
         this.waiting = [];
         this.opening = null;
-        this.onDropped(lines, err);
+        if (lines > 0) this.onDropped(lines, err);
+        else log.warn('store: cannot open', { dir: this.dir, error: String(err) });
       },
     );
     await this.opening;
