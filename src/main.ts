@@ -6,17 +6,34 @@ import { log, setLevel } from './observability/log.ts';
 import { serveMetrics } from './observability/metrics-server.ts';
 import { setLiveSources } from './observability/metrics.ts';
 import { createApp, listen } from './protocol/server.ts';
-import { settingsFromEnv } from './settings.ts';
+import { type Settings, settingsFromEnv } from './settings.ts';
 
-const settings = settingsFromEnv(process.env);
+let settings: Settings;
+try {
+  settings = settingsFromEnv(process.env);
+} catch (err) {
+  // The daemon's log shows it, tagged with the plugin id; `docker plugin enable` fails.
+  log.error('invalid plugin settings (docker plugin set)', { error: (err as Error).message });
+  process.exit(1);
+}
 setLevel(settings.logLevel);
 
-const registry = new Registry(settings.dataDir, settings.fifoDir);
+const registry = new Registry(settings.dataDir, settings.fifoDir, settings);
+// Before anything else: containers writing into FIFOs a previous process read are blocked.
+const resumed = registry.reattach(BACKENDS);
+// Before the janitor's first sweep: a store with lines left to ship is held, not removed.
+registry.resumeDelivery(BACKENDS);
 const live = registry.liveSources();
 setLiveSources(live);
-registry.resumeDelivery(BACKENDS);
 const server = await listen(createApp(registry), settings.socketPath);
-log.info('listening', { socket: settings.socketPath, dataDir: settings.dataDir, node: process.version });
+log.info('listening', {
+  socket: settings.socketPath,
+  dataDir: settings.dataDir,
+  retentionMs: settings.retentionMs,
+  diskQuotaBytes: settings.diskQuotaBytes,
+  resumed,
+  node: process.version,
+});
 if (settings.metricsAddress) {
   const { host, port } = settings.metricsAddress;
   await serveMetrics(settings.metricsAddress, () => ({ openContainers: live.openContainers() }));

@@ -32,6 +32,21 @@ export class Deframer {
     return this.pending.length;
   }
 
+  /**
+   * Continues a stream that another reader (a previous plugin process) was reading:
+   * `pending` is what it held back, if it could say. Without it the stream may start
+   * mid-frame, so the first frame must show the source field, not just a length.
+   */
+  resume(pending: Buffer): void {
+    this.pending = Buffer.from(pending);
+    this.resyncing = true;
+  }
+
+  /** The bytes held back, for a reader that hands the stream over (see resume). */
+  heldBack(): Buffer {
+    return this.pending;
+  }
+
   push(chunk: Buffer): DeframeResult {
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     const frames: Buffer[] = [];

@@ -6,7 +6,8 @@ import net from 'node:net';
 
 export function openFifo(path: string): net.Socket {
   // The daemon holds the FIFO open read-write, so this open neither blocks nor sees EOF early.
-  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  // Only the daemon's own FIFO is read: a symlink in the FIFO folder is refused, not followed.
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
   try {
     if (!fs.fstatSync(fd).isFIFO()) throw new Error(`${path} is not a FIFO`);
     return new net.Socket({ fd, readable: true, writable: false });

@@ -5,7 +5,7 @@ import { Deframer } from '../fifo/deframer.ts';
 import { InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
 import { openFifo } from '../fifo/reader.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
-import { linesDropped, linesReceived } from '../observability/metrics.ts';
+import { fifoBytesSkipped, linesDropped, linesReceived } from '../observability/metrics.ts';
 import type { ContainerStore } from '../store/container-store.ts';
 import type { FrameToStore } from '../store/log-writer.ts';
 
@@ -15,30 +15,40 @@ export interface ContainerLogStats {
   skippedBytes: number;
 }
 
+/** How reading ended: at EOF (the daemon closed its end), or cut off with the stream still open. */
+export type Ending = 'eof' | 'cut';
+
 const corruptWarning = new RateLimitedWarning('fifo: skipped corrupt input');
 
 export class ContainerLog {
   readonly fifoPath: string;
   readonly containerId: string;
   readonly stats: ContainerLogStats = { frames: 0, corruptFrames: 0, skippedBytes: 0 };
-  /** Settles when the FIFO reached EOF (or failed) and the store no longer counts on it. */
-  readonly finished: Promise<void>;
+  /** Settles when reading stopped and the store no longer counts on this producer. */
+  readonly finished: Promise<Ending>;
   private readonly store: ContainerStore;
   private readonly deframer = new Deframer();
   private readonly fifo: net.Socket;
 
-  constructor(fifoPath: string, containerId: string, store: ContainerStore) {
+  /**
+   * `resume` set: the FIFO was being read by an earlier plugin process; it holds the bytes
+   * that process had read but not yet stored, when it could hand them over.
+   */
+  constructor(fifoPath: string, containerId: string, store: ContainerStore, resume?: Buffer) {
     this.fifoPath = fifoPath;
     this.containerId = containerId;
     this.store = store;
+    if (resume) this.deframer.resume(resume);
     this.fifo = openFifo(fifoPath);
     store.attachProducer();
     this.finished = new Promise((resolve) => {
+      let ending: Ending = 'cut';
       this.fifo.on('data', (chunk: Buffer) => this.onChunk(chunk));
+      this.fifo.on('end', () => (ending = 'eof'));
       this.fifo.on('error', (err) => log.warn('fifo: read failed', { container: containerId, error: err.message }));
       this.fifo.on('close', () => {
-        this.finish();
-        resolve();
+        this.finish(ending);
+        resolve(ending);
       });
     });
   }
@@ -60,22 +70,28 @@ export class ContainerLog {
     linesReceived.inc(frames.length);
     if (skippedBytes > 0) {
       this.stats.skippedBytes += skippedBytes;
+      fifoBytesSkipped.inc(skippedBytes);
       corruptWarning.warn({ container: this.containerId, reason: 'frame length out of range', skippedBytes });
     }
     this.store.append(items);
   }
 
-  private finish(): void {
-    if (this.deframer.bufferedBytes > 0) {
+  private finish(ending: Ending): void {
+    if (ending === 'eof' && this.deframer.bufferedBytes > 0) {
       this.stats.skippedBytes += this.deframer.bufferedBytes;
+      fifoBytesSkipped.inc(this.deframer.bufferedBytes);
       log.warn('fifo: stream ended inside a frame', { container: this.containerId, bytes: this.deframer.bufferedBytes });
     }
     this.store.detachProducer();
     log.debug('fifo: logging ended', { container: this.containerId, ...this.stats });
   }
 
-  /** Stops reading without waiting for EOF: only for plugin shutdown. */
-  abort(): void {
+  /**
+   * Stops reading without waiting for EOF (plugin shutdown) and returns the bytes of a frame
+   * begun but not complete: the next process continues the stream with them.
+   */
+  abort(): Buffer {
     this.fifo.destroy();
+    return this.deframer.heldBack();
   }
 }

@@ -9,36 +9,54 @@ import { Delivery, loadDeliveryState, saveDeliveryState } from '../delivery/deli
 import type { LogEntry } from '../fifo/log-entry.ts';
 import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
-import { type LiveSources, linesDropped } from '../observability/metrics.ts';
+import { type LiveSources, fifosResumed, linesDropped } from '../observability/metrics.ts';
 import { containerContext } from '../shaping/context.ts';
 import { TemplateError } from '../shaping/tag.ts';
 import { ContainerStore } from '../store/container-store.ts';
 import type { ReadRequest } from '../store/log-reader.ts';
 import type { ContainerInfo } from '../protocol/wire.ts';
+import { Attachments } from './attachments.ts';
 import { ContainerLog } from './container-log.ts';
 import { DEFAULT_STORE_OPTIONS, InvalidOptionError, type LogOptions, parseLogOptions } from './options.ts';
+import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult } from './store-janitor.ts';
 
 export class LoggingError extends Error {}
 
 const dropWarning = new RateLimitedWarning('store: dropped lines that could not be written');
 
-export class Registry {
-  private readonly logs = new Map<string, ContainerLog>();
+// A store taken only to be read, shipped or evicted from: its writer, if opened, must not
+// start compressing segments its container chose to keep plain. StartLogging brings the real options.
+const UNCHANGED_STORE_OPTIONS = { ...DEFAULT_STORE_OPTIONS, compress: false };
+
+interface Attached {
+  logger: ContainerLog;
+  info: ContainerInfo;
+}
+
+export class Registry implements StoreHolder {
+  private readonly logs = new Map<string, Attached>();
   private readonly stores = new Map<string, ContainerStore>();
   private readonly containersDir: string;
   private readonly fifoDir: string;
   private readonly delivery = new Delivery((containerId) => this.release(containerId));
+  private readonly attachments: Attachments;
+  private readonly janitor: StoreJanitor;
 
-  constructor(dataDir: string, fifoDir: string) {
+  /** With limits, a janitor applies retention and quota in the background (see StoreJanitor). */
+  constructor(dataDir: string, fifoDir: string, limits: StoreLimits = NO_LIMITS) {
     this.containersDir = path.join(dataDir, 'containers');
     this.fifoDir = path.resolve(fifoDir);
+    this.attachments = new Attachments(path.join(dataDir, 'attachments'));
+    this.janitor = new StoreJanitor(this.containersDir, limits, this);
+    this.janitor.start();
   }
 
   /**
    * Begins reading a FIFO into the container's store, and shipping it to the selected
    * backends. Throws LoggingError or InvalidOptionError for bad input.
+   * `resume` set: the FIFO was read by an earlier process (see ContainerLog).
    */
-  start(fifoPath: string, info: ContainerInfo, options: LogOptions): void {
+  start(fifoPath: string, info: ContainerInfo, options: LogOptions, resume?: Buffer): void {
     const containerId = info.id;
     const fifo = this.checkFifoPath(fifoPath);
     if (this.logs.has(fifo)) throw new LoggingError(`already logging from ${fifo}`);
@@ -46,14 +64,17 @@ export class Registry {
     const store = this.storeFor(containerId, options);
     let logger: ContainerLog;
     try {
-      logger = new ContainerLog(fifo, containerId, store);
+      logger = new ContainerLog(fifo, containerId, store, resume);
     } catch (err) {
       this.release(containerId);
       throw new LoggingError(`cannot open ${fifo}: ${(err as Error).message}`);
     }
-    this.logs.set(fifo, logger);
-    void logger.finished.then(() => {
+    this.attachments.save({ file: fifo, info });
+    this.logs.set(fifo, { logger, info });
+    void logger.finished.then((ending) => {
       this.logs.delete(fifo);
+      // Cut off (shutdown): the daemon still writes into it, the next process reads on.
+      if (ending === 'eof') this.attachments.remove(fifo);
       this.release(containerId);
     });
     if (options.backends.length > 0) {
@@ -64,6 +85,31 @@ export class Registry {
       }
       this.delivery.ensure(store, options.backends, context);
     }
+  }
+
+  /**
+   * Reads again every FIFO an earlier plugin process was reading and the daemon still
+   * holds; a container writing into one is blocked until then, so call it first thing.
+   */
+  reattach(factories: readonly BackendFactory<unknown>[]): number {
+    let count = 0;
+    for (const { file, info, heldBack } of this.attachments.load()) {
+      // The daemon removes a FIFO after StopLogging; if it is gone, so is the logger.
+      if (!fs.existsSync(file)) {
+        this.attachments.remove(file);
+        continue;
+      }
+      try {
+        this.start(file, info, parseLogOptions(info.config, factories), heldBack ?? Buffer.alloc(0));
+        count++;
+        fifosResumed.inc();
+        log.info('logging resumed', { container: info.id.slice(0, 12), name: info.name });
+      } catch (err) {
+        log.warn('cannot resume logging', { container: info.id.slice(0, 12), fifo: file, error: redact(String(err)) });
+        this.attachments.remove(file);
+      }
+    }
+    return count;
   }
 
   /**
@@ -130,10 +176,37 @@ export class Registry {
     }
   }
 
-  /** Stops reading every FIFO (the data stays in the pipes), stops shipping, closes every store. */
+  isHeld(containerId: string): boolean {
+    return this.stores.has(containerId);
+  }
+
+  async evictOldest(containerId: string): Promise<number | null> {
+    const store = this.storeFor(containerId, null);
+    try {
+      return await store.evictOldest();
+    } finally {
+      this.release(containerId);
+    }
+  }
+
+  /** Applies retention and quota now (the janitor also does, on its own schedule). */
+  sweep(now?: number): Promise<SweepResult> {
+    return this.janitor.sweep(now);
+  }
+
+  /**
+   * Stops reading every FIFO, stops shipping and closes every store. What is still in the
+   * pipes stays there, and the attachments stay, so the next process reads on from where
+   * this one stopped.
+   */
   async shutdown(): Promise<void> {
-    for (const logger of this.logs.values()) logger.abort();
-    await Promise.all([...this.logs.values()].map((l) => l.finished));
+    this.janitor.stop();
+    const attached = [...this.logs.entries()];
+    for (const [fifo, { logger, info }] of attached) {
+      const heldBack = logger.abort();
+      if (heldBack.length > 0) this.attachments.save({ file: fifo, info }, heldBack);
+    }
+    await Promise.all(attached.map(([, a]) => a.logger.finished));
     await this.delivery.shutdown();
     await Promise.all([...this.stores.values()].map((s) => s.close()));
   }
@@ -150,10 +223,13 @@ export class Registry {
     let store = this.stores.get(containerId);
     if (!store) {
       const dir = path.join(this.containersDir, containerId);
-      store = new ContainerStore(dir, options?.store ?? DEFAULT_STORE_OPTIONS, MAX_FRAME_BYTES, (lines, err) => {
+      const onDropped = (lines: number, err: unknown): void => {
         linesDropped.inc({ reason: 'store_error' }, lines);
         dropWarning.warn({ container: containerId, lines, error: String(err) });
-      });
+      };
+      store = new ContainerStore(dir, options?.store ?? UNCHANGED_STORE_OPTIONS, MAX_FRAME_BYTES, onDropped, () =>
+        this.janitor.noteRotation(),
+      );
       this.stores.set(containerId, store);
     } else if (options) {
       store.setOptions(options.store);

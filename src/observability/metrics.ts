@@ -26,6 +26,37 @@ export const linesDropped = new Counter({
   registers,
 });
 
+export const fifoBytesSkipped = new Counter({
+  name: 'logship_fifo_bytes_skipped_total',
+  help: 'Bytes skipped to find a frame boundary again, or left in a FIFO that ended mid-frame.',
+  registers,
+});
+
+export const fifosResumed = new Counter({
+  name: 'logship_fifos_resumed_total',
+  help: 'FIFOs read again after a plugin restart (crash, or disable and enable).',
+  registers,
+});
+
+export const segmentsEvicted = new Counter({
+  name: 'logship_store_segments_evicted_total',
+  help: 'Rotated segments removed to keep all stores within DISK_QUOTA.',
+  registers,
+});
+
+export const storesRemoved = new Counter({
+  name: 'logship_stores_removed_total',
+  help: 'Stores of containers gone for longer than RETENTION, removed with their files.',
+  registers,
+});
+
+export const bytesFreed = new Counter({
+  name: 'logship_store_bytes_freed_total',
+  help: 'Bytes freed on disk by quota eviction and retention.',
+  labelNames: ['reason'] as const,
+  registers,
+});
+
 export const backendShipped = new Counter({
   name: 'logship_backend_lines_shipped_total',
   help: 'Lines a backend\'s receiver acknowledged (after reassembly of partial chunks).',
@@ -127,3 +158,8 @@ new Gauge({
     loopDelay.reset();
   },
 });
+
+/** A counter's total over all its label values: for tests and the plugin's own summaries. */
+export async function counterTotal(counter: Counter<string>): Promise<number> {
+  return (await counter.get()).values.reduce((n, v) => n + v.value, 0);
+}

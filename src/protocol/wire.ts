@@ -97,6 +97,27 @@ export function parseStartLogging(body: unknown): StartLoggingRequest {
   return { file: string(req, 'File'), info: parseInfo(req.Info) };
 }
 
+/** The StartLogging body the daemon would send for this request: parseStartLogging's inverse. */
+export function startLoggingBody(req: StartLoggingRequest): Json {
+  const { file, info } = req;
+  return {
+    File: file,
+    Info: {
+      ContainerID: info.id,
+      ContainerName: info.name,
+      Config: info.config,
+      ContainerImageID: info.imageId,
+      ContainerImageName: info.imageName,
+      ContainerCreated: info.created,
+      ContainerEntrypoint: info.entrypoint,
+      ContainerArgs: info.args,
+      ContainerEnv: info.env,
+      ContainerLabels: info.labels,
+      DaemonName: info.daemonName,
+    },
+  };
+}
+
 export function parseStopLogging(body: unknown): string {
   return string(object(body, 'request'), 'File');
 }

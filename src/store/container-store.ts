@@ -5,10 +5,10 @@ import { EventEmitter, once } from 'node:events';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import type { LogEntry } from '../fifo/log-entry.ts';
 import { log } from '../observability/log.ts';
-import { type FrameToStore, LogWriter } from './log-writer.ts';
+import { linesStored } from '../observability/metrics.ts';
+import { AppendError, type FrameToStore, LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
 import { type StoreSnapshot, snapshotFromDisk } from './segments.ts';
-import { linesStored } from '../observability/metrics.ts';
 
 /** Where the next record will be: its index, and its segment and byte offset there. */
 export interface StorePosition {
@@ -30,15 +30,25 @@ export class ContainerStore implements StoreView {
   private producers = 0;
   private readers = 0;
   private consumers = 0;
+  /** Evictions in progress, which need the writer open. */
+  private evicting = 0;
   private readonly changes = new EventEmitter();
   private changesSoFar = 0;
   private readonly onDropped: (lines: number, err: unknown) => void;
+  private readonly onRotated: () => void;
 
-  constructor(dir: string, options: StoreOptions, maxPayload: number, onDropped: (lines: number, err: unknown) => void) {
+  constructor(
+    dir: string,
+    options: StoreOptions,
+    maxPayload: number,
+    onDropped: (lines: number, err: unknown) => void,
+    onRotated: () => void = () => {},
+  ) {
     this.dir = dir;
     this.options = options;
     this.maxPayload = maxPayload;
     this.onDropped = onDropped;
+    this.onRotated = onRotated;
     this.changes.setMaxListeners(0);
   }
 
@@ -72,7 +82,7 @@ export class ContainerStore implements StoreView {
 
   /** True while nothing holds the store: the registry may close and forget it. */
   get idle(): boolean {
-    return this.producers === 0 && this.readers === 0 && this.consumers === 0;
+    return this.producers === 0 && this.readers === 0 && this.consumers === 0 && this.evicting === 0;
   }
 
   /** Never blocks and never throws: what cannot be written is counted as dropped. */
@@ -83,7 +93,7 @@ export class ContainerStore implements StoreView {
       return;
     }
     this.waiting.push(items);
-    this.openWriter();
+    void this.openWriter();
   }
 
   /**
@@ -93,6 +103,7 @@ export class ContainerStore implements StoreView {
    */
   endPosition(): Promise<StorePosition> {
     return new Promise((resolve, reject) => {
+      // Answered in turn with the appends queued for the writer: later ones are not counted.
       const answer = (writer: LogWriter | null): void => {
         if (!writer) return reject(new Error('the store could not be opened'));
         const { current, endIndex } = writer.snapshot();
@@ -101,12 +112,13 @@ export class ContainerStore implements StoreView {
       if (this.writer) answer(this.writer);
       else {
         this.waiting.push(answer);
-        this.openWriter();
+        void this.openWriter();
       }
     });
   }
 
-  private openWriter(): void {
+  /** Opens the writer once; appends queued meanwhile are written in order. Null if it failed. */
+  private async openWriter(): Promise<LogWriter | null> {
     this.opening ??= this.closing.then(() => LogWriter.open(this.dir, this.options, this.maxPayload)).then(
       (writer) => {
         this.writer = writer;
@@ -120,26 +132,51 @@ export class ContainerStore implements StoreView {
       (err: unknown) => {
         const waiting = this.waiting;
         this.waiting = [];
-        this.opening = null;
         let lines = 0;
         for (const item of waiting) {
           if (typeof item === 'function') item(null);
           else lines += item.length;
         }
+        this.opening = null;
         if (lines > 0) this.onDropped(lines, err);
+        else log.warn('store: cannot open', { dir: this.dir, error: String(err) });
         this.changed(); // followers waiting for those appends see they are gone
       },
     );
+    await this.opening;
+    return this.writer;
   }
 
   private write(items: FrameToStore[]): void {
+    const writer = this.writer!;
+    const seq = writer.currentSeq;
     try {
-      this.writer!.append(items);
+      writer.append(items);
       linesStored.inc(items.length);
     } catch (err) {
-      this.onDropped(items.length, err);
+      const unwritten = err instanceof AppendError ? err.unwritten : items.length;
+      linesStored.inc(items.length - unwritten);
+      this.onDropped(unwritten, err instanceof AppendError ? err.cause : err);
     }
     this.changed();
+    if (writer.currentSeq !== seq) this.onRotated();
+  }
+
+  /**
+   * Evicts the oldest rotated segment through the writer, as max-file does, opening the
+   * writer if nobody writes now. Returns the bytes freed; null when there was nothing to evict.
+   */
+  async evictOldest(): Promise<number | null> {
+    this.evicting++;
+    try {
+      await this.closing; // a close under way ends with no writer: open one after it
+      const writer = await this.openWriter();
+      const freed = writer?.evictOldest() ?? null;
+      if (freed !== null) this.changed();
+      return freed;
+    } finally {
+      this.evicting--;
+    }
   }
 
   snapshot(): StoreSnapshot {

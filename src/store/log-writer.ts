@@ -21,6 +21,16 @@ import {
   writeManifest,
 } from './segments.ts';
 
+/** Some records of an append were not written (disk full, I/O error); those before were. */
+export class AppendError extends Error {
+  readonly unwritten: number;
+
+  constructor(unwritten: number, cause: unknown) {
+    super(`${unwritten} records not written: ${String(cause)}`, { cause });
+    this.unwritten = unwritten;
+  }
+}
+
 /** A frame from the FIFO ([n][payload]) with the time the store indexes it by. */
 export interface FrameToStore {
   frame: Buffer;
@@ -29,7 +39,9 @@ export interface FrameToStore {
 
 interface CurrentSegment {
   seq: number;
+  /** The index of its first record in the container's whole history. */
   firstIndex: number;
+  /** -1 until the file could be opened (a rotation on a full disk leaves it to the next write). */
   fd: number;
   size: number;
   count: number;
@@ -73,6 +85,7 @@ export class LogWriter {
   private closed: SegmentInfo[];
   private current: CurrentSegment;
   private compressing: Promise<void> = Promise.resolve();
+  private readonly compressionQueued = new Set<number>();
   private isOpen = true;
 
   private constructor(dir: string, options: StoreOptions, closed: SegmentInfo[], current: CurrentSegment) {
@@ -89,8 +102,10 @@ export class LogWriter {
    */
   static async open(dir: string, options: StoreOptions, maxPayload: number): Promise<LogWriter> {
     await fs.promises.mkdir(dir, { recursive: true });
-    const { closed, currentFirstIndex } = readManifestFile(dir);
     const files = listSegmentFiles(dir);
+    // An eviction whose manifest could not be written (disk full) leaves entries with no file.
+    const manifest = readManifestFile(dir);
+    const closed = manifest.closed.filter((seg) => files.some((f) => f.seq === seg.seq));
     const lastClosed = closed.at(-1)?.seq ?? 0;
     const currentSeq = files.filter((f) => !f.compressed && f.seq > lastClosed).at(-1)?.seq ?? lastClosed + 1;
 
@@ -99,7 +114,7 @@ export class LogWriter {
     let current: CurrentSegment;
     try {
       const { size } = await file.stat();
-      current = await scanSegment(file, currentSeq, currentFirstIndex, size, maxPayload);
+      current = await scanSegment(file, currentSeq, manifest.currentFirstIndex, size, maxPayload);
       if (current.size !== size) {
         log.warn('store: cut a torn record off the end of a segment', { dir, seq: currentSeq, bytes: size - current.size });
         await file.truncate(current.size);
@@ -121,6 +136,11 @@ export class LogWriter {
     this.options = options;
   }
 
+  /** The segment being appended to; a change means a rotation. */
+  get currentSeq(): number {
+    return this.current.seq;
+  }
+
   snapshot(): StoreSnapshot {
     const { seq, size, firstIndex, count } = this.current;
     return { closed: [...this.closed], current: { seq, size, firstIndex }, endIndex: firstIndex + count };
@@ -128,28 +148,35 @@ export class LogWriter {
 
   /**
    * Appends frames in order, with one write per run of frames that fits the current
-   * segment. Throws on I/O errors (disk full): the caller counts and drops.
+   * segment. Throws AppendError on I/O errors (disk full): the caller counts and drops.
+   * Every failure leaves the store as it was before the failed step, so the writes after
+   * it succeed again as soon as there is space.
    */
   append(items: readonly FrameToStore[]): void {
     let start = 0;
     let pieceBytes = 0;
-    for (let i = 0; i < items.length; i++) {
-      const recordBytes = items[i]!.frame.length + RECORD_OVERHEAD - 4;
-      const used = this.current.size + pieceBytes;
-      if (used > 0 && used + recordBytes > this.options.maxSizeBytes) {
-        this.writePiece(items, start, i);
-        this.rotate();
-        start = i;
-        pieceBytes = 0;
+    try {
+      for (let i = 0; i < items.length; i++) {
+        const recordBytes = items[i]!.frame.length + RECORD_OVERHEAD - 4;
+        const used = this.current.size + pieceBytes;
+        if (used > 0 && used + recordBytes > this.options.maxSizeBytes) {
+          this.writePiece(items, start, i);
+          start = i;
+          pieceBytes = 0;
+          this.rotate();
+        }
+        pieceBytes += recordBytes;
       }
-      pieceBytes += recordBytes;
+      this.writePiece(items, start, items.length);
+    } catch (err) {
+      throw new AppendError(items.length - start, err);
     }
-    this.writePiece(items, start, items.length);
   }
 
   private writePiece(items: readonly FrameToStore[], from: number, to: number): void {
     if (from === to) return;
     const cur = this.current;
+    if (cur.fd === -1) cur.fd = fs.openSync(segmentPath(this.dir, cur.seq, false), 'a');
     const buf = encodeRecords(items.slice(from, to).map((item) => item.frame));
     try {
       let written = 0;
@@ -175,28 +202,66 @@ export class LogWriter {
 
   private rotate(): void {
     const cur = this.current;
-    fs.closeSync(cur.fd);
-    if (this.options.maxFiles <= 1) {
-      // Nothing is kept beside the current file: start it again, as json-file does.
-      fs.unlinkSync(segmentPath(this.dir, cur.seq, false));
-    } else {
-      this.closed.push({ seq: cur.seq, compressed: false, firstIndex: cur.firstIndex, count: cur.count, bytes: cur.size, minNano: cur.minNano, maxNano: cur.maxNano });
+    const keepsCurrent = this.options.maxFiles > 1;
+    // Evicted files go first: on a full disk, their space is what lets the manifest be written.
+    this.evict(this.closed.length + (keepsCurrent ? 1 : 0) - (this.options.maxFiles - 1));
+    const nextFirstIndex = cur.firstIndex + cur.count;
+    // The manifest carries the next segment's first index even when nothing is kept beside
+    // the current file, so record indexes (delivery cursors) never go back.
+    if (!keepsCurrent) writeManifest(this.dir, this.closed, nextFirstIndex);
+    if (keepsCurrent) {
+      const closing: SegmentInfo = {
+        seq: cur.seq,
+        compressed: false,
+        firstIndex: cur.firstIndex,
+        count: cur.count,
+        bytes: cur.size,
+        minNano: cur.minNano,
+        maxNano: cur.maxNano,
+      };
+      // The manifest names the closed segment before the next one exists, so a crash here
+      // never leaves two segments that both look current. If it cannot be written, the
+      // current segment stays current and the next append tries again.
+      writeManifest(this.dir, [...this.closed, closing], nextFirstIndex);
+      this.closed.push(closing);
     }
-    const evicted = this.closed.splice(0, Math.max(0, this.closed.length - (this.options.maxFiles - 1)));
-    // The manifest names the closed segment before the next one exists, so a crash here
-    // never leaves two segments that both look current.
-    const firstIndex = cur.firstIndex + cur.count;
-    writeManifest(this.dir, this.closed, firstIndex);
-    for (const seg of evicted) this.removeSegmentFiles(seg.seq);
-    const seq = cur.seq + 1;
-    const fd = fs.openSync(segmentPath(this.dir, seq, false), 'a');
-    this.current = { seq, firstIndex, fd, size: 0, count: 0, minNano: 0n, maxNano: 0n };
-    if (this.options.compress && this.options.maxFiles > 1) this.scheduleCompression(cur.seq);
+    if (cur.fd !== -1) fs.closeSync(cur.fd);
+    // Nothing is kept beside the current file: start it again, as json-file does.
+    if (!keepsCurrent) fs.rmSync(segmentPath(this.dir, cur.seq, false), { force: true });
+    this.current = { seq: cur.seq + 1, firstIndex: nextFirstIndex, fd: -1, size: 0, count: 0, minNano: 0n, maxNano: 0n };
+    if (this.options.compress && keepsCurrent) {
+      // Also those whose compression failed earlier (disk full): there may be space now.
+      for (const seg of this.closed) if (!seg.compressed) this.scheduleCompression(seg.seq);
+    }
+    this.current.fd = fs.openSync(segmentPath(this.dir, this.current.seq, false), 'a');
+  }
+
+  /**
+   * Evicts the oldest closed segment, never the current one (the plugin-wide disk quota).
+   * Returns the bytes it held on disk, or null when there is no closed segment.
+   */
+  evictOldest(): number | null {
+    if (this.closed.length === 0) return null;
+    const { bytes } = this.evict(1);
+    writeManifest(this.dir, this.closed, this.current.firstIndex);
+    return bytes;
+  }
+
+  /** Removes the oldest `count` closed segments: the one way segment files are deleted. */
+  private evict(count: number): { segments: number; bytes: number } {
+    const evicted = this.closed.splice(0, Math.max(0, count));
+    let bytes = 0;
+    for (const seg of evicted) bytes += this.removeSegmentFiles(seg.seq);
+    return { segments: evicted.length, bytes };
   }
 
   private scheduleCompression(seq: number): void {
+    if (this.compressionQueued.has(seq)) return;
+    this.compressionQueued.add(seq);
     this.compressing = this.compressing.then(() =>
-      this.compress(seq).catch((err: unknown) => log.warn('store: compression failed', { dir: this.dir, seq, error: String(err) })),
+      this.compress(seq)
+        .catch((err: unknown) => log.warn('store: compression failed', { dir: this.dir, seq, error: String(err) }))
+        .finally(() => this.compressionQueued.delete(seq)),
     );
   }
 
@@ -205,7 +270,12 @@ export class LogWriter {
     const plain = segmentPath(this.dir, seq, false);
     const gz = segmentPath(this.dir, seq, true);
     const tmp = `${gz}.tmp`;
-    await pipeline(fs.createReadStream(plain), zlib.createGzip(), fs.createWriteStream(tmp));
+    try {
+      await pipeline(fs.createReadStream(plain), zlib.createGzip(), fs.createWriteStream(tmp));
+    } catch (err) {
+      fs.rmSync(tmp, { force: true }); // a disk-full leftover would only take more space
+      throw err;
+    }
     const seg = this.closed.find((s) => s.seq === seq);
     if (!seg) {
       fs.rmSync(tmp, { force: true });
@@ -213,15 +283,30 @@ export class LogWriter {
     }
     fs.renameSync(tmp, gz);
     seg.compressed = true;
-    writeManifest(this.dir, this.closed, this.current.firstIndex);
+    try {
+      writeManifest(this.dir, this.closed, this.current.firstIndex);
+    } catch (err) {
+      // The manifest still names the plain file: keep it, and try again at a later rotation.
+      seg.compressed = false;
+      fs.rmSync(gz, { force: true });
+      throw err;
+    }
     // Readers that opened the plain file keep reading it; new readers take the .gz.
     fs.rmSync(plain, { force: true });
   }
 
-  private removeSegmentFiles(seq: number): void {
+  /** Returns the bytes the files held. */
+  private removeSegmentFiles(seq: number): number {
+    let freed = 0;
     for (const p of [segmentPath(this.dir, seq, false), segmentPath(this.dir, seq, true), `${segmentPath(this.dir, seq, true)}.tmp`]) {
-      fs.rmSync(p, { force: true });
+      try {
+        freed += fs.statSync(p).size;
+        fs.rmSync(p);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
+    return freed;
   }
 
   /** Removes files a crash left behind: half-written .gz.tmp and segments older than the manifest. */
@@ -242,7 +327,7 @@ export class LogWriter {
   async close(): Promise<void> {
     if (!this.isOpen) return;
     this.isOpen = false;
-    fs.closeSync(this.current.fd);
+    if (this.current.fd !== -1) fs.closeSync(this.current.fd);
     await this.compressing;
   }
 }

@@ -82,8 +82,13 @@ export function writeManifest(dir: string, segments: readonly SegmentInfo[], cur
     segments: segments.map((s) => ({ ...s, minNano: s.minNano.toString(), maxNano: s.maxNano.toString() })),
   };
   const tmp = path.join(dir, `${MANIFEST}.tmp`);
-  fs.writeFileSync(tmp, JSON.stringify(json));
-  fs.renameSync(tmp, path.join(dir, MANIFEST));
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(json));
+    fs.renameSync(tmp, path.join(dir, MANIFEST));
+  } catch (err) {
+    fs.rmSync(tmp, { force: true }); // a half-written copy would hold space on a full disk
+    throw err;
+  }
 }
 
 export interface SegmentFile {

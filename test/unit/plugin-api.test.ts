@@ -99,6 +99,47 @@ describe('LogDriver API', () => {
     assert.match(String(res.Err), /outside/);
   });
 
+  it('refuses crafted FIFO paths and ids, and writes nothing outside the data folder', async () => {
+    const fifoDir = path.join(root, 'fifo');
+    const outside = daemonFifo(); // a real FIFO, moved out of the FIFO folder
+    const elsewhere = path.join(root, 'elsewhere');
+    fs.renameSync(outside.file, elsewhere);
+    fs.symlinkSync(elsewhere, path.join(fifoDir, 'link-to-fifo'));
+    fs.symlinkSync('/etc/hostname', path.join(fifoDir, 'link-to-file'));
+    fs.writeFileSync(path.join(fifoDir, 'plain-file'), 'not a FIFO');
+    const id = '7'.repeat(64);
+    const refused: [string, RegExp][] = [
+      [`${fifoDir}/../elsewhere`, /outside/],
+      [`${fifoDir}/sub/../../elsewhere`, /outside/],
+      [fifoDir, /outside/],
+      [`${fifoDir}/`, /outside/],
+      ['relative-name', /outside/],
+      [path.join(fifoDir, 'link-to-fifo'), /cannot open/],
+      [path.join(fifoDir, 'link-to-file'), /cannot open/],
+      [path.join(fifoDir, 'plain-file'), /not a FIFO/],
+      [path.join(fifoDir, 'missing'), /cannot open/],
+      [`${fifoDir}/nul\u0000byte`, /cannot open|outside/],
+    ];
+    for (const [file, err] of refused) {
+      const res = await call('/LogDriver.StartLogging', { File: file, Info: info(id) });
+      assert.match(String(res.Err), err, file);
+    }
+    for (const badId of ['../../../../tmp/x', '7'.repeat(63), '7'.repeat(64) + '/..', 'A'.repeat(64), '7'.repeat(63) + '\u0000', '']) {
+      const { file } = daemonFifo();
+      assert.match(String((await call('/LogDriver.StartLogging', { File: file, Info: info(badId) })).Err), /ContainerID/, badId);
+      const read = await post('/LogDriver.ReadLogs', JSON.stringify({ Info: info(badId), Config: {} }));
+      assert.equal(read.status, 400, badId);
+    }
+    // Nothing refused left a store or an attachment behind, and nothing escaped the data folder.
+    assert.ok(!fs.existsSync(path.join(root, 'data', 'containers', id)));
+    const attachments = path.join(root, 'data', 'attachments');
+    for (const name of fs.existsSync(attachments) ? fs.readdirSync(attachments) : []) {
+      assert.ok(!/elsewhere|link|plain|missing/.test(name), name);
+    }
+    assert.deepEqual(fs.readdirSync(root).filter((n) => n !== 'data').sort(), ['elsewhere', 'fifo', 'plugin.sock']);
+    fs.closeSync(outside.fd);
+  });
+
   it('stores what the FIFO carries and serves it back with json-file newlines', async () => {
     const id = '3'.repeat(64);
     const { file, fd } = daemonFifo();

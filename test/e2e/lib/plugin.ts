@@ -1,0 +1,109 @@
+// The plugin under test as a process on the host: killing it, force-disabling and enabling it,
+// and changing its settings (which the engine allows only while it is disabled).
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { pollUntil } from './containers.ts';
+import { PLUGIN } from './docker-client.ts';
+
+const run = promisify(execFile);
+
+export async function pluginId(): Promise<string> {
+  return (await run('docker', ['plugin', 'inspect', '-f', '{{.Id}}', PLUGIN])).stdout.trim();
+}
+
+/**
+ * The PID, on the host, of the plugin's own process. The engine runs a plugin as a containerd
+ * task in the `plugins.moby` namespace whose id is the plugin id, so its process is the child
+ * of the shim started with `-namespace plugins.moby -id <plugin id>`. (The process's
+ * /proc/PID/root shows '/' from the host, so the rootfs path cannot identify it.)
+ */
+export function pluginPid(id: string): number | undefined {
+  const procs = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  const read = (pid: string, file: string): string => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/${file}`, 'utf8');
+    } catch {
+      return ''; // exited meanwhile
+    }
+  };
+  const shim = procs.find((pid) => {
+    const argv = read(pid, 'cmdline').split('\0');
+    const i = argv.indexOf('-id');
+    return argv[0]?.includes('containerd-shim') && argv.includes('plugins.moby') && argv[i + 1] === id;
+  });
+  if (!shim) return undefined;
+  const child = procs.find((pid) => /^PPid:\s*(\d+)$/m.exec(read(pid, 'status'))?.[1] === shim);
+  return child === undefined ? undefined : Number(child);
+}
+
+/** kill -9 of the plugin process; resolves to the PID of the process the engine starts in its place. */
+export async function killPlugin(): Promise<{ killed: number; restarted: number }> {
+  const id = await pluginId();
+  const killed = pluginPid(id);
+  if (killed === undefined) throw new Error(`no process found for plugin ${PLUGIN} (${id})`);
+  process.kill(killed, 'SIGKILL');
+  const restarted = await pollUntil('the engine to restart the plugin', () => {
+    const pid = pluginPid(id);
+    return pid !== undefined && pid !== killed ? pid : undefined;
+  });
+  return { killed, restarted };
+}
+
+export async function disablePlugin(): Promise<void> {
+  await run('docker', ['plugin', 'disable', '-f', PLUGIN]);
+}
+
+/** --timeout 0, as `make install` enables it: docker logs -f is not cut after 30 s. */
+export async function enablePlugin(): Promise<void> {
+  await run('docker', ['plugin', 'enable', '--timeout', '0', PLUGIN]);
+}
+
+/** Settings (`KEY=value`, `data.source=...`) for the duration of fn, with the old ones put back. */
+export async function withPluginSettings<T>(settings: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const inspect = JSON.parse((await run('docker', ['plugin', 'inspect', PLUGIN])).stdout)[0] as {
+    Settings: { Env: string[]; Mounts: { Name: string; Source: string }[] };
+  };
+  const previous: Record<string, string> = {};
+  for (const key of Object.keys(settings)) {
+    if (key.endsWith('.source')) {
+      const mount = inspect.Settings.Mounts.find((m) => m.Name === key.slice(0, -'.source'.length));
+      previous[key] = mount?.Source ?? '';
+    } else {
+      const entry = inspect.Settings.Env.find((e) => e.startsWith(`${key}=`));
+      previous[key] = entry?.slice(key.length + 1) ?? '';
+    }
+  }
+  const apply = async (values: Record<string, string>) => {
+    await disablePlugin();
+    await run('docker', ['plugin', 'set', PLUGIN, ...Object.entries(values).map(([k, v]) => `${k}=${v}`)]);
+    await enablePlugin();
+  };
+  await apply(settings);
+  try {
+    return await fn();
+  } finally {
+    await apply(previous);
+  }
+}
+
+/**
+ * Reads and discards whatever the daemon writes into the plugin's FIFOs for `ms`, from the
+ * host. Only for a failed test: a plugin that does not read its FIFOs leaves the containers
+ * writing into them blocked, and the daemon then hangs on them (even `docker rm -f`).
+ */
+export async function drainPluginFifos(ms: number): Promise<void> {
+  const root = (await run('docker', ['info', '-f', '{{.DockerRootDir}}'])).stdout.trim();
+  const dir = path.join(root, 'plugins', await pluginId(), 'rootfs', 'run', 'docker', 'logging');
+  const readers = (fs.existsSync(dir) ? fs.readdirSync(dir) : []).map((name) => {
+    const fd = fs.openSync(path.join(dir, name), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const socket = new net.Socket({ fd, readable: true, writable: false });
+    socket.on('data', () => {});
+    socket.on('error', () => {});
+    return socket;
+  });
+  await new Promise((r) => setTimeout(r, ms));
+  for (const socket of readers) socket.destroy();
+}

@@ -1,0 +1,197 @@
+// Hostile FIFO input through the real path (FIFO → reader → deframer → decoder → store →
+// reader), for a bounded time (LOGSHIP_FUZZ_MS, default 3 s) from a seeded PRNG
+// (LOGSHIP_FUZZ_SEED to replay; every failure message names the seed and the round).
+//
+// Two kinds of streams:
+// - recoverable: valid frames mixed with garbage, frames over the cap and undecodable frames.
+//   Every valid frame must come back, in order, and the damage must be counted.
+// - mutated: valid streams with bits flipped, bytes cut or inserted, lengths rewritten. A length
+//   that is plausible is trusted (the daemon's framing has no other boundary), so frames may be
+//   lost; nothing may throw, memory stays bounded, and what is stored reads back.
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { MAX_FRAME_BYTES } from '../../src/fifo/deframer.ts';
+import { Registry } from '../../src/lifecycle/registry.ts';
+import { counterTotal, fifoBytesSkipped, linesDropped } from '../../src/observability/metrics.ts';
+import type { ContainerInfo } from '../../src/protocol/wire.ts';
+import { frame } from './frames.ts';
+
+const BUDGET_MS = Number(process.env.LOGSHIP_FUZZ_MS ?? 3000);
+const SEED = Number(process.env.LOGSHIP_FUZZ_SEED ?? Date.now() % 2 ** 32);
+
+/** mulberry32: small, fast and good enough to drive a fuzzer reproducibly. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+let root: string;
+let registry: Registry;
+before(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-fuzz-'));
+  fs.mkdirSync(path.join(root, 'fifo'));
+  registry = new Registry(path.join(root, 'data'), path.join(root, 'fifo'));
+});
+after(async () => {
+  await registry.shutdown();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+const info = (id: string): ContainerInfo => ({
+  id, name: '/fuzz', config: {}, imageId: '', imageName: '', created: '', entrypoint: '', args: [], env: [], labels: {}, daemonName: '',
+});
+
+/** Sends a stream through a real FIFO, cut into random writes, and returns the lines stored. */
+async function throughPlugin(stream: Buffer, rand: () => number): Promise<string[]> {
+  const id = Array.from({ length: 64 }, () => '0123456789abcdef'[Math.floor(rand() * 16)]).join('');
+  const file = path.join(root, 'fifo', id);
+  execFileSync('mkfifo', [file]);
+  const daemonEnd = await fs.promises.open(file, fs.constants.O_RDWR);
+  registry.start(file, info(id), parseLogOptions({ 'max-size': '200000', 'max-file': '1000', compress: 'false' }, []));
+  // Writes go through the thread pool: a full pipe blocks a pool thread, not the reader.
+  for (let pos = 0; pos < stream.length; ) {
+    const n = 1 + Math.floor(rand() * (rand() < 0.5 ? 64 : 70_000));
+    await daemonEnd.write(stream.subarray(pos, pos + n));
+    pos += n;
+  }
+  await daemonEnd.close(); // EOF: the follow below ends when the logger has stored everything
+  fs.rmSync(file);
+  const out: string[] = [];
+  for await (const batch of registry.read(id, { sinceNano: null, untilNano: null, tail: -1, follow: true }, new AbortController().signal)) {
+    for (const e of batch) {
+      assert.ok(e.source === 'stdout' || e.source === 'stderr');
+      out.push(e.line.toString('latin1'));
+    }
+  }
+  return out;
+}
+
+function randomBytes(rand: () => number, n: number, avoidNewline: boolean): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) {
+    let v = Math.floor(rand() * 256);
+    // Without 0x0a no source field can start here, so it cannot pass for a frame start.
+    if (avoidNewline && v === 0x0a) v = 0x0b;
+    b[i] = v;
+  }
+  return b;
+}
+
+function validFrame(rand: () => number, n: number): { bytes: Buffer; line: string } {
+  const body = randomBytes(rand, Math.floor(rand() * (rand() < 0.1 ? 20_000 : 80)), false).toString('latin1');
+  const line = `${n}:${body}`;
+  return { bytes: frame({ source: rand() < 0.5 ? 'stdout' : 'stderr', line: Buffer.from(line, 'latin1'), timeNano: 1_795_000_000_000_000_000n + BigInt(n) }), line };
+}
+
+function header(length: number): Buffer {
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(length >>> 0);
+  return h;
+}
+
+/** Valid frames with recoverable damage between them; returns the stream and the lines to expect. */
+function recoverableStream(rand: () => number): { stream: Buffer; lines: string[] } {
+  const parts: Buffer[] = [];
+  const lines: string[] = [];
+  const count = 5 + Math.floor(rand() * 60);
+  for (let n = 0; n < count; n++) {
+    const r = rand();
+    if (r < 0.15) {
+      // Garbage whose first byte makes an impossible length (≥ 16 MiB).
+      const g = randomBytes(rand, 1 + Math.floor(rand() * 3000), true);
+      g[0] = 1 + Math.floor(rand() * 255);
+      if (g[0] === 0x0a) g[0] = 0x0b;
+      parts.push(g);
+    } else if (r < 0.25) {
+      // A frame over the cap: its length is never allocated, its bytes are skipped.
+      const claimed = [MAX_FRAME_BYTES + 1, 0x7fffffff, 0xffffffff, 64 << 20][Math.floor(rand() * 4)]!;
+      parts.push(header(claimed), randomBytes(rand, Math.floor(rand() * 2000), true));
+    } else if (r < 0.3) {
+      // A frame too short to be a LogEntry.
+      parts.push(header(Math.floor(rand() * 8)), randomBytes(rand, 3, true));
+      const next = validFrame(rand, n); // must still be found
+      parts.push(next.bytes);
+      lines.push(next.line);
+    } else if (r < 0.4) {
+      // A well-framed payload that is not a LogEntry: counted as corrupt, the next frame is intact.
+      const payload = randomBytes(rand, 8 + Math.floor(rand() * 500), true);
+      parts.push(header(payload.length), payload);
+    } else {
+      const f = validFrame(rand, n);
+      parts.push(f.bytes);
+      lines.push(f.line);
+    }
+  }
+  return { stream: Buffer.concat(parts), lines };
+}
+
+function mutatedStream(rand: () => number): { stream: Buffer; frames: number } {
+  const frames = Array.from({ length: 5 + Math.floor(rand() * 80) }, (_, n) => validFrame(rand, n).bytes);
+  let stream = Buffer.concat(frames);
+  const mutations = 1 + Math.floor(rand() * 8);
+  for (let m = 0; m < mutations; m++) {
+    const at = Math.floor(rand() * stream.length);
+    const r = rand();
+    if (r < 0.3) {
+      stream[at] = stream[at]! ^ (1 << Math.floor(rand() * 8));
+    } else if (r < 0.5) {
+      stream = Buffer.concat([stream.subarray(0, at), stream.subarray(at + 1 + Math.floor(rand() * 50))]);
+    } else if (r < 0.7) {
+      stream = Buffer.concat([stream.subarray(0, at), randomBytes(rand, 1 + Math.floor(rand() * 50), false), stream.subarray(at)]);
+    } else if (at + 4 <= stream.length) {
+      const length = [0, 7, 8, MAX_FRAME_BYTES, MAX_FRAME_BYTES + 1, 0xffffffff, Math.floor(rand() * 2 ** 32)][Math.floor(rand() * 7)]!;
+      stream.writeUInt32BE(length >>> 0, at);
+    }
+  }
+  // May end mid-frame. Inserted bytes may form at most one frame per insertion.
+  return { stream: stream.subarray(0, Math.floor(stream.length * (0.5 + rand() / 2))), frames: frames.length + mutations };
+}
+
+describe(`fuzz (seed ${SEED}, ${BUDGET_MS} ms; replay with LOGSHIP_FUZZ_SEED=${SEED})`, () => {
+  it('recovers every valid frame from streams with garbage, oversized and undecodable frames', async (t) => {
+    const rand = prng(SEED);
+    const start = Date.now();
+    const damageCounted = async () => (await counterTotal(linesDropped)) + (await counterTotal(fifoBytesSkipped));
+    const corruptBefore = await damageCounted();
+    let rounds = 0;
+    let damaged = 0;
+    while (Date.now() - start < BUDGET_MS / 2 || rounds < 5) {
+      const { stream, lines } = recoverableStream(rand);
+      const got = await throughPlugin(stream, rand);
+      assert.deepEqual(got, lines, `seed ${SEED}, round ${rounds}: stored lines differ from the valid frames sent`);
+      if (stream.length > lines.reduce((n, l) => n + l.length, 0) * 2) damaged++;
+      rounds++;
+    }
+    t.diagnostic(`${rounds} recoverable streams`);
+    assert.ok((await damageCounted()) > corruptBefore, 'the damage was counted');
+    assert.ok(damaged > 0, `seed ${SEED}: no round carried damage (fuzzer setup)`);
+  });
+
+  it('never throws or grows without bound on mutated streams, and reads back what it stored', async (t) => {
+    const rand = prng(SEED ^ 0x5eed);
+    const start = Date.now();
+    const rssBefore = process.memoryUsage().rss;
+    let rounds = 0;
+    while (Date.now() - start < BUDGET_MS / 2 || rounds < 5) {
+      const { stream, frames } = mutatedStream(rand);
+      const got = await throughPlugin(stream, rand);
+      assert.ok(got.length <= frames, `seed ${SEED}, round ${rounds}: ${got.length} lines stored from ${frames} frames`);
+      rounds++;
+    }
+    t.diagnostic(`${rounds} mutated streams`);
+    // A length of 4 GiB is never allocated: the process stays far below that.
+    const grown = process.memoryUsage().rss - rssBefore;
+    assert.ok(grown < 256 << 20, `seed ${SEED}: rss grew by ${grown} bytes`);
+  });
+});

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { InvalidSettingError, parseQuota, parseRetention, settingsFromEnv } from '../../src/settings.ts';
+
+describe('settings', () => {
+  it('defaults: retention of a week, no quota', () => {
+    const s = settingsFromEnv({});
+    assert.equal(s.retentionMs, 7 * 86_400_000);
+    assert.equal(s.diskQuotaBytes, 0);
+  });
+
+  it('reads retention durations, and 0 for forever', () => {
+    const cases: [string, number][] = [['0', 0], ['7d', 604_800_000], ['168h', 604_800_000], ['1d12h', 129_600_000], ['90m', 5_400_000], ['30s', 30_000], ['1.5h', 5_400_000]];
+    for (const [text, ms] of cases) assert.equal(parseRetention(text), ms, text);
+  });
+
+  it('rejects other retentions with a message naming the setting and the form', () => {
+    for (const bad of ['', '7', 'forever', '-1d', '7 d', '0s', '500ms', '1w']) {
+      assert.throws(() => parseRetention(bad), (err: Error) => err instanceof InvalidSettingError && /RETENTION.*7d/.test(err.message), bad);
+    }
+  });
+
+  it('reads quotas in max-size units, and 0 for none', () => {
+    assert.equal(parseQuota('0'), 0);
+    assert.equal(parseQuota('10g'), 10_000_000_000);
+    assert.equal(parseQuota('500m'), 500_000_000);
+    for (const bad of ['lots', '-1g', '10x']) {
+      assert.throws(() => parseQuota(bad), (err: Error) => err instanceof InvalidSettingError && /DISK_QUOTA.*10g/.test(err.message), bad);
+    }
+  });
+
+  it('takes them from the environment', () => {
+    const s = settingsFromEnv({ RETENTION: '2h', DISK_QUOTA: '1g' });
+    assert.equal(s.retentionMs, 7_200_000);
+    assert.equal(s.diskQuotaBytes, 1_000_000_000);
+    assert.throws(() => settingsFromEnv({ DISK_QUOTA: 'big' }), /DISK_QUOTA/);
+  });
+});
