@@ -62,6 +62,11 @@ export interface BackendFactory<Config> {
   /** Validates this backend's log-opts (only its own keys are passed); throws InvalidOptionError. */
   parseOptions(opts: Readonly<Record<string, string>>): Config;
   batchLimits(config: Config): BatchLimits;
+  /**
+   * The first wait before the engine retries a failed batch, when the backend's options set
+   * one (fluentd-retry-wait); the engine's own default otherwise.
+   */
+  retryWaitMs?(config: Config): number;
   /** Must not connect: a receiver down at StartLogging must not fail the container. */
   create(config: Config, container: ContainerContext): Backend;
 }
