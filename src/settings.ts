@@ -1,5 +1,6 @@
 // Plugin-wide settings, from the environment that `docker plugin set` controls.
 import { isLevel, type Level } from './observability/log.ts';
+import { type ListenAddress, parseListenAddress } from './observability/metrics-server.ts';
 
 export interface Settings {
   /** Where container stores live: a host bind mount, so they survive plugin re-creation. */
@@ -9,6 +10,8 @@ export interface Settings {
   /** Where the daemon creates FIFOs, as seen inside the plugin; StartLogging paths must be in it. */
   fifoDir: string;
   logLevel: Level;
+  /** Where /metrics and /health listen; null (the default) serves neither. */
+  metricsAddress: ListenAddress | null;
 }
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv): Settings {
@@ -21,5 +24,6 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Settings {
     socketPath: env.LOGSHIP_SOCKET || '/run/docker/plugins/logship.sock',
     fifoDir: env.LOGSHIP_FIFO_DIR || '/run/docker/logging',
     logLevel,
+    metricsAddress: env.METRICS_ADDRESS ? parseListenAddress(env.METRICS_ADDRESS) : null,
   };
 }

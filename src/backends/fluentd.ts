@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { decode } from '@msgpack/msgpack';
 import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
+import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine, RetryPolicy } from '../delivery/backend.ts';
 import { StreamConnection, describeTarget, parseHostPort, tlsOptions, type StreamTarget } from './connection.ts';
 
 export interface FluentdConfig {
@@ -45,6 +45,8 @@ const DEFAULT_PORT = 24224;
 const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 const DEFAULT_RETRY_WAIT_MS = 1000;
 const DEFAULT_ACK_TIMEOUT_MS = 60_000;
+/** Retries back off from fluentd-retry-wait up to this (the engine's usual cap), never giving up. */
+const MAX_RETRY_DELAY_MS = 30_000;
 
 export function parseFluentdOptions(opts: Readonly<Record<string, string>>): FluentdConfig {
   const bool = (key: string): boolean => (opts[key] ? parseBool(key, opts[key]) : false);
@@ -390,8 +392,8 @@ export const fluentdFactory: BackendFactory<FluentdConfig> = {
   batchLimits(config: FluentdConfig): BatchLimits {
     return { maxLines: 10_000, maxBytes: config.bufferLimitBytes };
   },
-  retryWaitMs(config: FluentdConfig): number {
-    return config.retryWaitMs;
+  retryPolicy(config: FluentdConfig): RetryPolicy {
+    return { initialDelayMs: config.retryWaitMs, maxDelayMs: Math.max(MAX_RETRY_DELAY_MS, config.retryWaitMs) };
   },
   create(config: FluentdConfig, container: ContainerContext): Backend {
     return new FluentdBackend(config, container);

@@ -51,7 +51,16 @@ export interface Backend {
 /** Batch limits a backend imposes (its protocol's), within which the engine batches. */
 export interface BatchLimits {
   maxLines: number;
+  /** Counted as the sum of the lines' byte lengths. */
   maxBytes: number;
+  /** How long a batch that is not full may wait for more lines; the engine's default is 200 ms. */
+  maxDelayMs?: number;
+}
+
+/** Delays between retries of a failed batch: doubling from the first, capped, with jitter. */
+export interface RetryPolicy {
+  initialDelayMs: number;
+  maxDelayMs: number;
 }
 
 export interface BackendFactory<Config> {
@@ -59,14 +68,14 @@ export interface BackendFactory<Config> {
   readonly name: string;
   /** Every log-opt this backend accepts, named as the built-in driver names them. */
   readonly optionKeys: readonly string[];
-  /** Validates this backend's log-opts (only its own keys are passed); throws InvalidOptionError. */
+  /**
+   * Validates this backend's log-opts (only its own keys are passed); throws InvalidOptionError.
+   * An error message must never quote the value of a credential (a key, password or token).
+   */
   parseOptions(opts: Readonly<Record<string, string>>): Config;
   batchLimits(config: Config): BatchLimits;
-  /**
-   * The first wait before the engine retries a failed batch, when the backend's options set
-   * one (fluentd-retry-wait); the engine's own default otherwise.
-   */
-  retryWaitMs?(config: Config): number;
+  /** Optional (e.g. from fluentd-retry-wait); the engine's default is 1 s doubling to 30 s. */
+  retryPolicy?(config: Config): RetryPolicy;
   /** Must not connect: a receiver down at StartLogging must not fail the container. */
   create(config: Config, container: ContainerContext): Backend;
 }

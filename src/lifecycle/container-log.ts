@@ -5,6 +5,7 @@ import { Deframer } from '../fifo/deframer.ts';
 import { InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
 import { openFifo } from '../fifo/reader.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
+import { linesDropped, linesReceived } from '../observability/metrics.ts';
 import type { ContainerStore } from '../store/container-store.ts';
 import type { FrameToStore } from '../store/log-writer.ts';
 
@@ -51,10 +52,12 @@ export class ContainerLog {
       } catch (err) {
         if (!(err instanceof InvalidEntryError)) throw err;
         this.stats.corruptFrames++;
+        linesDropped.inc({ reason: 'corrupt' });
         corruptWarning.warn({ container: this.containerId, reason: err.message });
       }
     }
     this.stats.frames += frames.length;
+    linesReceived.inc(frames.length);
     if (skippedBytes > 0) {
       this.stats.skippedBytes += skippedBytes;
       corruptWarning.warn({ container: this.containerId, reason: 'frame length out of range', skippedBytes });

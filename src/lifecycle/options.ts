@@ -1,5 +1,13 @@
 // Log-opts → a typed configuration, validated once at StartLogging. Nothing downstream
 // parses option strings. Errors name the option and what it accepts, and fail `docker run`.
+//
+// Keys: the store's (json-file's names), the ones shared by every backend (backend, tag,
+// labels, env, ...), and each selected backend's own, which its factory validates. A key
+// of a backend that is not selected is an error, so a typo in `backend` cannot silently
+// leave an address unused.
+import type { Backend, BackendFactory, BatchLimits, ContainerContext, RetryPolicy } from '../delivery/backend.ts';
+import { type AttributeSpec, compileGoRegexp } from '../shaping/attributes.ts';
+import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
 
 export interface StoreOptions {
   /** Rotate the current file once it would grow past this many bytes. */
@@ -10,8 +18,25 @@ export interface StoreOptions {
   compress: boolean;
 }
 
+export interface ShapingOptions {
+  /** `{{.ID}}` unless `tag` is set. */
+  tag: TagTemplate;
+  attributes: AttributeSpec;
+}
+
+/** A selected backend with its validated options bound in. */
+export interface BackendPlan {
+  name: string;
+  limits: BatchLimits;
+  retry: RetryPolicy | null;
+  create(container: ContainerContext): Backend;
+}
+
 export interface LogOptions {
   store: StoreOptions;
+  shaping: ShapingOptions;
+  /** Empty: the local copy only. */
+  backends: BackendPlan[];
 }
 
 export class InvalidOptionError extends Error {}
@@ -23,18 +48,103 @@ export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxSizeBytes: 20_000_000, m
 const DAEMON_KEYS = new Set(['mode', 'max-buffer-size', 'cache-disabled']);
 const CACHE_KEYS = ['max-size', 'max-file', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag'];
 const STORE_KEYS = ['max-size', 'max-file', 'compress'];
+const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex'];
 
 const DRIVER = 'logship';
+export const DEFAULT_TAG = '{{.ID}}';
 
-export function parseLogOptions(config: Record<string, string> | null | undefined): LogOptions {
+export function parseLogOptions(
+  config: Record<string, string> | null | undefined,
+  factories: readonly BackendFactory<unknown>[],
+): LogOptions {
   const opts = config ?? {};
-  for (const key of Object.keys(opts)) {
-    if (STORE_KEYS.includes(key) || DAEMON_KEYS.has(key)) continue;
+  const selected = parseBackendList(opts.backend, factories);
+  const own = new Map<BackendFactory<unknown>, Record<string, string>>(selected.map((f) => [f, {}]));
+  for (const [key, value] of Object.entries(opts)) {
+    if (key === 'backend' || STORE_KEYS.includes(key) || SHAPING_KEYS.includes(key) || DAEMON_KEYS.has(key)) continue;
     if (key.startsWith('cache-') && CACHE_KEYS.includes(key.slice('cache-'.length))) continue;
-    throw new InvalidOptionError(
-      `unknown log opt '${key}' for ${DRIVER} log driver (accepted: ${STORE_KEYS.join(', ')})`,
-    );
+    const owner = factories.find((f) => f.optionKeys.includes(key));
+    if (owner && own.has(owner)) {
+      own.get(owner)![key] = value;
+      continue;
+    }
+    if (owner) {
+      throw new InvalidOptionError(
+        `log opt '${key}' is an option of backend '${owner.name}', which log opt 'backend' does not select (backend=${opts.backend ?? ''})`,
+      );
+    }
+    const accepted = ['backend', ...STORE_KEYS, ...SHAPING_KEYS, ...selected.flatMap((f) => f.optionKeys)];
+    throw new InvalidOptionError(`unknown log opt '${key}' for ${DRIVER} log driver (accepted: ${accepted.join(', ')})`);
   }
+  return {
+    store: parseStoreOptions(opts),
+    shaping: parseShapingOptions(opts),
+    backends: selected.map((f) => plan(f, own.get(f)!)),
+  };
+}
+
+function parseBackendList(value: string | undefined, factories: readonly BackendFactory<unknown>[]): BackendFactory<unknown>[] {
+  if (value === undefined || value.trim() === '') return [];
+  const names = factories.map((f) => f.name);
+  const selected: BackendFactory<unknown>[] = [];
+  for (const name of value.split(',').map((n) => n.trim())) {
+    const factory = factories.find((f) => f.name === name);
+    if (!factory) {
+      throw new InvalidOptionError(
+        `invalid value '${value}' for log opt 'backend': '${name}' is not a backend (accepted: a comma-separated list of ${names.length > 0 ? names.join(', ') : 'none: no backend is built in'})`,
+      );
+    }
+    if (selected.includes(factory)) throw new InvalidOptionError(`invalid value '${value}' for log opt 'backend': '${name}' is listed twice`);
+    selected.push(factory);
+  }
+  return selected;
+}
+
+function plan<Config>(factory: BackendFactory<Config>, opts: Record<string, string>): BackendPlan {
+  const config = factory.parseOptions(opts);
+  return {
+    name: factory.name,
+    limits: factory.batchLimits(config),
+    retry: factory.retryPolicy?.(config) ?? null,
+    create: (container) => factory.create(config, container),
+  };
+}
+
+function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
+  let tag: TagTemplate;
+  try {
+    // Docker treats an empty tag as unset.
+    tag = compileTag(opts.tag || DEFAULT_TAG);
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    throw new InvalidOptionError(`invalid value '${opts.tag}' for log opt 'tag': ${err.message}`);
+  }
+  return {
+    tag,
+    attributes: {
+      labels: listOption(opts.labels),
+      labelsRegex: regexOption('labels-regex', opts['labels-regex']),
+      env: listOption(opts.env),
+      envRegex: regexOption('env-regex', opts['env-regex']),
+    },
+  };
+}
+
+// As moby splits it: on ',' only, with no trimming.
+function listOption(value: string | undefined): string[] {
+  return value ? value.split(',') : [];
+}
+
+function regexOption(key: string, value: string | undefined): RegExp | null {
+  if (!value) return null;
+  try {
+    return compileGoRegexp(value);
+  } catch (err) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${(err as Error).message}`);
+  }
+}
+
+function parseStoreOptions(opts: Record<string, string>): StoreOptions {
   const store = { ...DEFAULT_STORE_OPTIONS };
   if (opts['max-size'] !== undefined) store.maxSizeBytes = parseSize('max-size', opts['max-size']);
   if (opts['max-file'] !== undefined) store.maxFiles = parseCount('max-file', opts['max-file']);
@@ -44,7 +154,7 @@ export function parseLogOptions(config: Record<string, string> | null | undefine
       `log opt 'compress' cannot be true when 'max-file' is 1: there are no rotated files to compress`,
     );
   }
-  return { store };
+  return store;
 }
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12, p: 1e15 };

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import { once } from 'node:events';
 import express, { type Request, type Response } from 'express';
+import { BACKENDS } from '../backends/index.ts';
 import { InvalidOptionError, parseLogOptions } from '../lifecycle/options.ts';
 import { LoggingError, type Registry } from '../lifecycle/registry.ts';
 import { log } from '../observability/log.ts';
@@ -42,8 +43,9 @@ export function createApp(registry: Registry): express.Express {
   app.post('/LogDriver.StartLogging', (req, res) => {
     try {
       const { file, info } = parseStartLogging(body(req));
-      registry.start(file, info, parseLogOptions(info.config));
-      log.info('logging started', { container: info.id.slice(0, 12), name: info.name });
+      const options = parseLogOptions(info.config, BACKENDS);
+      registry.start(file, info, options);
+      log.info('logging started', { container: info.id.slice(0, 12), name: info.name, backends: options.backends.map((b) => b.name).join(',') });
       res.json({ Err: '' });
     } catch (err) {
       if (!isClientError(err)) log.error('StartLogging failed', { error: String(err) });

@@ -6,7 +6,10 @@
 // A group ends at its last chunk, at a chunk of another id on the same stream, or at
 // flush() (EOF: a final line without '\n' never gets a last chunk). A group that grows
 // past the cap is emitted in pieces of at most the cap rather than held without bound.
-import type { LogEntry, Source } from '../fifo/log-entry.ts';
+//
+// Each group remembers a caller's mark (a store position) of its first chunk, so a
+// delivery cursor never passes the start of a line that is not yet whole.
+import type { LogEntry, PartialMetadata, Source } from '../fifo/log-entry.ts';
 
 export interface Line {
   source: Source;
@@ -15,43 +18,51 @@ export interface Line {
   line: Buffer;
   /** Not a whole line: the cap cut it, or the stream ended before its last chunk. */
   incomplete: boolean;
+  /**
+   * For an incomplete line: the daemon's partial id, the piece's number from 1, and whether
+   * it ends the daemon's group (the last piece of a line the cap cut).
+   */
+  fragment: PartialMetadata | null;
 }
 
-interface Group {
+interface Group<M> {
   id: string;
   timeNano: bigint;
   chunks: Buffer[];
   bytes: number;
+  /** Pieces of this daemon group already emitted (the cap cut them). */
+  pieces: number;
+  mark: M;
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
 
-export class PartialAssembler {
-  private readonly groups = new Map<Source, Group>();
+export class PartialAssembler<M = undefined> {
+  private readonly groups = new Map<Source, Group<M>>();
   private readonly maxLineBytes: number;
 
   constructor(maxLineBytes = DEFAULT_MAX_LINE_BYTES) {
     this.maxLineBytes = maxLineBytes;
   }
 
-  /** Lines completed by this entry, in order (usually zero or one). */
-  push(entry: LogEntry): Line[] {
+  /** Lines completed by this entry, in order (usually zero or one). `mark` tags a group it starts. */
+  push(entry: LogEntry, ...[mark]: M extends undefined ? [mark?: M] : [mark: M]): Line[] {
     const out: Line[] = [];
     const group = this.groups.get(entry.source);
     const meta = entry.partialMetadata;
     if (!entry.partial) {
-      if (group) out.push(this.take(entry.source, true));
-      out.push({ source: entry.source, timeNano: entry.timeNano, line: entry.line, incomplete: false });
+      if (group) out.push(this.take(entry.source, 'cut'));
+      out.push({ source: entry.source, timeNano: entry.timeNano, line: entry.line, incomplete: false, fragment: null });
       return out;
     }
     const id = meta?.id ?? '';
     let current = group;
     if (current && current.id !== id) {
-      out.push(this.take(entry.source, true));
+      out.push(this.take(entry.source, 'cut'));
       current = undefined;
     }
     if (!current) {
-      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0 };
+      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: 0, mark: mark as M };
       this.groups.set(entry.source, current);
     }
     let line = entry.line;
@@ -60,24 +71,34 @@ export class PartialAssembler {
       current.chunks.push(line.subarray(0, room));
       current.bytes += room;
       line = line.subarray(room);
-      out.push(this.take(entry.source, true));
-      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0 };
+      out.push(this.take(entry.source, 'cut'));
+      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: current.pieces + 1, mark: mark as M };
       this.groups.set(entry.source, current);
     }
     current.chunks.push(line);
     current.bytes += line.length;
-    if (meta?.last) out.push(this.take(entry.source, false));
+    if (meta?.last) out.push(this.take(entry.source, 'last'));
     return out;
   }
 
   /** Emits every group still open, as incomplete lines: the stream has ended. */
   flush(): Line[] {
-    return [...this.groups.keys()].map((source) => this.take(source, true));
+    return [...this.groups.keys()].map((source) => this.take(source, 'cut'));
   }
 
-  private take(source: Source, incomplete: boolean): Line {
+  /** The marks of the groups still open: the chunks they hold are not yet in any line. */
+  openMarks(): M[] {
+    return [...this.groups.values()].map((g) => g.mark);
+  }
+
+  /** `last`: the daemon's last chunk ended the group; `cut`: the cap or another line did. */
+  private take(source: Source, end: 'cut' | 'last'): Line {
     const group = this.groups.get(source)!;
     this.groups.delete(source);
-    return { source, timeNano: group.timeNano, line: Buffer.concat(group.chunks, group.bytes), incomplete };
+    const line = Buffer.concat(group.chunks, group.bytes);
+    // A line the daemon ended and the cap never cut is whole.
+    if (end === 'last' && group.pieces === 0) return { source, timeNano: group.timeNano, line, incomplete: false, fragment: null };
+    const fragment = { id: group.id, ordinal: group.pieces + 1, last: end === 'last' };
+    return { source, timeNano: group.timeNano, line, incomplete: true, fragment };
   }
 }

@@ -8,6 +8,14 @@ import { log } from '../observability/log.ts';
 import { type FrameToStore, LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
 import { type StoreSnapshot, snapshotFromDisk } from './segments.ts';
+import { linesStored } from '../observability/metrics.ts';
+
+/** Where the next record will be: its index, and its segment and byte offset there. */
+export interface StorePosition {
+  index: number;
+  seq: number;
+  offset: number;
+}
 
 export class ContainerStore implements StoreView {
   readonly dir: string;
@@ -17,10 +25,11 @@ export class ContainerStore implements StoreView {
   private opening: Promise<void> | null = null;
   /** A close in progress: a writer opened meanwhile must wait for it (same files). */
   private closing: Promise<void> = Promise.resolve();
-  /** Appends that arrived while the writer was being opened, in order. */
-  private waiting: FrameToStore[][] = [];
+  /** Appends that arrived while the writer was being opened, in order, and end-position requests. */
+  private waiting: (FrameToStore[] | ((writer: LogWriter | null) => void))[] = [];
   private producers = 0;
   private readers = 0;
+  private consumers = 0;
   private readonly changes = new EventEmitter();
   private changesSoFar = 0;
   private readonly onDropped: (lines: number, err: unknown) => void;
@@ -52,9 +61,18 @@ export class ContainerStore implements StoreView {
     this.changes.emit('change');
   }
 
+  /** A delivery loop that ships from the store holds it like a reader. */
+  attachConsumer(): void {
+    this.consumers++;
+  }
+
+  detachConsumer(): void {
+    this.consumers--;
+  }
+
   /** True while nothing holds the store: the registry may close and forget it. */
   get idle(): boolean {
-    return this.producers === 0 && this.readers === 0;
+    return this.producers === 0 && this.readers === 0 && this.consumers === 0;
   }
 
   /** Never blocks and never throws: what cannot be written is counted as dropped. */
@@ -65,18 +83,50 @@ export class ContainerStore implements StoreView {
       return;
     }
     this.waiting.push(items);
+    this.openWriter();
+  }
+
+  /**
+   * The end of the store once every append made before this call is written: where a new
+   * delivery cursor starts, so it ships what is logged from now on. Opens the writer to
+   * know the current segment's record count.
+   */
+  endPosition(): Promise<StorePosition> {
+    return new Promise((resolve, reject) => {
+      const answer = (writer: LogWriter | null): void => {
+        if (!writer) return reject(new Error('the store could not be opened'));
+        const { current, endIndex } = writer.snapshot();
+        resolve({ index: endIndex!, seq: current!.seq, offset: current!.size });
+      };
+      if (this.writer) answer(this.writer);
+      else {
+        this.waiting.push(answer);
+        this.openWriter();
+      }
+    });
+  }
+
+  private openWriter(): void {
     this.opening ??= this.closing.then(() => LogWriter.open(this.dir, this.options, this.maxPayload)).then(
       (writer) => {
         this.writer = writer;
         const waiting = this.waiting;
         this.waiting = [];
-        for (const batch of waiting) this.write(batch);
+        for (const item of waiting) {
+          if (typeof item === 'function') item(writer);
+          else this.write(item);
+        }
       },
       (err: unknown) => {
-        const lines = this.waiting.reduce((n, batch) => n + batch.length, 0);
+        const waiting = this.waiting;
         this.waiting = [];
         this.opening = null;
-        this.onDropped(lines, err);
+        let lines = 0;
+        for (const item of waiting) {
+          if (typeof item === 'function') item(null);
+          else lines += item.length;
+        }
+        if (lines > 0) this.onDropped(lines, err);
       },
     );
   }
@@ -84,6 +134,7 @@ export class ContainerStore implements StoreView {
   private write(items: FrameToStore[]): void {
     try {
       this.writer!.append(items);
+      linesStored.inc(items.length);
     } catch (err) {
       this.onDropped(items.length, err);
     }

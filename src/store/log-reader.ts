@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { type LogEntry, InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
 import { log } from '../observability/log.ts';
-import { CorruptRecordError, RecordParser, scanBackward } from './record-format.ts';
+import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, scanBackward } from './record-format.ts';
 import { type SegmentInfo, type StoreSnapshot, segmentPath } from './segments.ts';
 
 export interface ReadRequest {
@@ -35,7 +35,7 @@ export interface StoreView {
 }
 
 /** A place in the store: byte offset in segment seq, or a count of records to skip there. */
-interface Position {
+export interface Position {
   seq: number;
   offset: number;
   skipRecords: number;
@@ -99,7 +99,7 @@ class TimeFilter {
   }
 }
 
-function endPosition(snap: StoreSnapshot): Position {
+export function endPosition(snap: StoreSnapshot): Position {
   if (snap.current) return { seq: snap.current.seq, offset: snap.current.size, skipRecords: 0 };
   const last = snap.closed.at(-1);
   return last ? { seq: last.seq + 1, offset: 0, skipRecords: 0 } : { seq: 0, offset: 0, skipRecords: 0 };
@@ -139,7 +139,7 @@ async function tailPosition(view: StoreView, snap: StoreSnapshot, tail: number):
   return { seq: snap.closed[0]?.seq ?? snap.current?.seq ?? 0, offset: 0, skipRecords: 0 };
 }
 
-interface Range {
+export interface Range {
   seq: number;
   compressed: boolean;
   fromByte: number;
@@ -149,7 +149,7 @@ interface Range {
 }
 
 /** The pieces of segments between two positions, oldest first; evicted segments are gone. */
-function rangesBetween(snap: StoreSnapshot, from: Position, to: Position): Range[] {
+export function rangesBetween(snap: StoreSnapshot, from: Position, to: Position): Range[] {
   const ranges: Range[] = [];
   const segments: (SegmentInfo | { seq: number; compressed: false; bytes: number })[] = [...snap.closed];
   if (snap.current) segments.push({ seq: snap.current.seq, compressed: false, bytes: snap.current.size });
@@ -168,22 +168,20 @@ async function* readRange(view: StoreView, range: Range): AsyncGenerator<LogEntr
     yield* decodeRange(view, range);
   } catch (err) {
     // One damaged segment must not cost the reader the segments after it.
-    if (!(err instanceof CorruptRecordError) && (err as NodeJS.ErrnoException).code !== 'Z_DATA_ERROR') throw err;
+    if (!isDamage(err)) throw err;
     log.warn('store: skipped the rest of a damaged segment', { dir: view.dir, seq: range.seq, error: String(err) });
   }
 }
 
+/** An error that means the segment's bytes are damaged, not that reading failed. */
+export function isDamage(err: unknown): boolean {
+  return err instanceof CorruptRecordError || (err as NodeJS.ErrnoException).code === 'Z_DATA_ERROR';
+}
+
 async function* decodeRange(view: StoreView, range: Range): AsyncGenerator<LogEntry[]> {
-  const parser = new RecordParser(view.maxPayload);
-  let toSkip = range.skipRecords;
-  for await (const chunk of rangeBytes(view.dir, range)) {
-    const payloads = parser.push(chunk);
+  for await (const { payloads } of rangeRecords(view, range)) {
     const entries: LogEntry[] = [];
     for (const payload of payloads) {
-      if (toSkip > 0) {
-        toSkip--;
-        continue;
-      }
       try {
         entries.push(decodeLogEntry(payload));
       } catch (err) {
@@ -191,6 +189,31 @@ async function* decodeRange(view: StoreView, range: Range): AsyncGenerator<LogEn
       }
     }
     if (entries.length > 0) yield entries;
+  }
+}
+
+/**
+ * The record payloads of a range, after its skipRecords, in batches; `offset` is where the
+ * batch's first record starts in the segment's uncompressed bytes.
+ */
+export async function* rangeRecords(
+  view: Pick<StoreView, 'dir' | 'maxPayload'>,
+  range: Range,
+): AsyncGenerator<{ offset: number; payloads: Buffer[] }> {
+  const parser = new RecordParser(view.maxPayload);
+  let toSkip = range.skipRecords;
+  let offset = range.fromByte;
+  for await (const chunk of rangeBytes(view.dir, range)) {
+    let payloads = parser.push(chunk);
+    if (toSkip > 0) {
+      const skipped = payloads.slice(0, toSkip);
+      for (const p of skipped) offset += p.length + RECORD_OVERHEAD;
+      toSkip -= skipped.length;
+      payloads = payloads.slice(skipped.length);
+    }
+    if (payloads.length === 0) continue;
+    yield { offset, payloads };
+    for (const p of payloads) offset += p.length + RECORD_OVERHEAD;
   }
 }
 

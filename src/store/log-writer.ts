@@ -16,7 +16,7 @@ import {
   type SegmentInfo,
   type StoreSnapshot,
   listSegmentFiles,
-  readManifest,
+  readManifestFile,
   segmentPath,
   writeManifest,
 } from './segments.ts';
@@ -29,6 +29,7 @@ export interface FrameToStore {
 
 interface CurrentSegment {
   seq: number;
+  firstIndex: number;
   fd: number;
   size: number;
   count: number;
@@ -40,8 +41,8 @@ interface CurrentSegment {
  * Reads an existing current segment once: its records and time bounds, and where its
  * whole records end (a crash can cut the last write short).
  */
-async function scanSegment(file: FileHandle, seq: number, size: number, maxPayload: number): Promise<CurrentSegment> {
-  const desc: CurrentSegment = { seq, fd: -1, size: 0, count: 0, minNano: 0n, maxNano: 0n };
+async function scanSegment(file: FileHandle, seq: number, firstIndex: number, size: number, maxPayload: number): Promise<CurrentSegment> {
+  const desc: CurrentSegment = { seq, firstIndex, fd: -1, size: 0, count: 0, minNano: 0n, maxNano: 0n };
   const parser = new RecordParser(maxPayload);
   const chunk = Buffer.allocUnsafe(1 << 20);
   for (let pos = 0; pos < size; ) {
@@ -88,7 +89,7 @@ export class LogWriter {
    */
   static async open(dir: string, options: StoreOptions, maxPayload: number): Promise<LogWriter> {
     await fs.promises.mkdir(dir, { recursive: true });
-    const closed = readManifest(dir);
+    const { closed, currentFirstIndex } = readManifestFile(dir);
     const files = listSegmentFiles(dir);
     const lastClosed = closed.at(-1)?.seq ?? 0;
     const currentSeq = files.filter((f) => !f.compressed && f.seq > lastClosed).at(-1)?.seq ?? lastClosed + 1;
@@ -98,7 +99,7 @@ export class LogWriter {
     let current: CurrentSegment;
     try {
       const { size } = await file.stat();
-      current = await scanSegment(file, currentSeq, size, maxPayload);
+      current = await scanSegment(file, currentSeq, currentFirstIndex, size, maxPayload);
       if (current.size !== size) {
         log.warn('store: cut a torn record off the end of a segment', { dir, seq: currentSeq, bytes: size - current.size });
         await file.truncate(current.size);
@@ -121,7 +122,8 @@ export class LogWriter {
   }
 
   snapshot(): StoreSnapshot {
-    return { closed: [...this.closed], current: { seq: this.current.seq, size: this.current.size } };
+    const { seq, size, firstIndex, count } = this.current;
+    return { closed: [...this.closed], current: { seq, size, firstIndex }, endIndex: firstIndex + count };
   }
 
   /**
@@ -178,15 +180,17 @@ export class LogWriter {
       // Nothing is kept beside the current file: start it again, as json-file does.
       fs.unlinkSync(segmentPath(this.dir, cur.seq, false));
     } else {
-      this.closed.push({ seq: cur.seq, compressed: false, count: cur.count, bytes: cur.size, minNano: cur.minNano, maxNano: cur.maxNano });
+      this.closed.push({ seq: cur.seq, compressed: false, firstIndex: cur.firstIndex, count: cur.count, bytes: cur.size, minNano: cur.minNano, maxNano: cur.maxNano });
     }
     const evicted = this.closed.splice(0, Math.max(0, this.closed.length - (this.options.maxFiles - 1)));
     // The manifest names the closed segment before the next one exists, so a crash here
     // never leaves two segments that both look current.
-    writeManifest(this.dir, this.closed);
+    const firstIndex = cur.firstIndex + cur.count;
+    writeManifest(this.dir, this.closed, firstIndex);
     for (const seg of evicted) this.removeSegmentFiles(seg.seq);
     const seq = cur.seq + 1;
-    this.current = { seq, fd: fs.openSync(segmentPath(this.dir, seq, false), 'a'), size: 0, count: 0, minNano: 0n, maxNano: 0n };
+    const fd = fs.openSync(segmentPath(this.dir, seq, false), 'a');
+    this.current = { seq, firstIndex, fd, size: 0, count: 0, minNano: 0n, maxNano: 0n };
     if (this.options.compress && this.options.maxFiles > 1) this.scheduleCompression(cur.seq);
   }
 
@@ -209,7 +213,7 @@ export class LogWriter {
     }
     fs.renameSync(tmp, gz);
     seg.compressed = true;
-    writeManifest(this.dir, this.closed);
+    writeManifest(this.dir, this.closed, this.current.firstIndex);
     // Readers that opened the plain file keep reading it; new readers take the .gz.
     fs.rmSync(plain, { force: true });
   }

@@ -9,12 +9,19 @@
 // Segments are never renamed: rotation closes the current one and starts seq+1, so a
 // reader or follower holding a seq is never confused by a shift. The manifest's counts
 // and time bounds let `--tail` and `--since` skip whole segments without opening them.
+//
+// Every record also has an index: its place in the container's whole history, counted
+// from 0 and never reused. The manifest keeps each segment's first index (and the current
+// segment's), so a delivery cursor is an index, and the records evicted before a backend
+// shipped them are the oldest index still held minus the cursor, whatever evicted them.
 import fs from 'node:fs';
 import path from 'node:path';
 
 export interface SegmentInfo {
   seq: number;
   compressed: boolean;
+  /** Index of the segment's first record in the container's history. */
+  firstIndex: number;
   /** Records in the segment. */
   count: number;
   /** Uncompressed bytes. */
@@ -26,7 +33,15 @@ export interface SegmentInfo {
 
 interface ManifestJson {
   version: 1;
-  segments: { seq: number; compressed: boolean; count: number; bytes: number; minNano: string; maxNano: string }[];
+  /** Absent in manifests written before indexes existed: counted from 0 then. */
+  currentFirstIndex?: number;
+  segments: { seq: number; compressed: boolean; firstIndex?: number; count: number; bytes: number; minNano: string; maxNano: string }[];
+}
+
+export interface Manifest {
+  closed: SegmentInfo[];
+  /** Index of the current segment's first record. */
+  currentFirstIndex: number;
 }
 
 const MANIFEST = 'segments.json';
@@ -36,23 +51,34 @@ export function segmentPath(dir: string, seq: number, compressed: boolean): stri
   return path.join(dir, `${String(seq).padStart(8, '0')}.log${compressed ? '.gz' : ''}`);
 }
 
-export function readManifest(dir: string): SegmentInfo[] {
+export function readManifestFile(dir: string): Manifest {
   let json: ManifestJson;
   try {
     json = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST), 'utf8')) as ManifestJson;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { closed: [], currentFirstIndex: 0 };
     throw err;
   }
-  return json.segments
-    .map((s) => ({ ...s, minNano: BigInt(s.minNano), maxNano: BigInt(s.maxNano) }))
-    .sort((a, b) => a.seq - b.seq);
+  let next = 0;
+  const closed = [...json.segments]
+    .sort((a, b) => a.seq - b.seq)
+    .map((s) => {
+      const firstIndex = s.firstIndex ?? next;
+      next = firstIndex + s.count;
+      return { ...s, firstIndex, minNano: BigInt(s.minNano), maxNano: BigInt(s.maxNano) };
+    });
+  return { closed, currentFirstIndex: json.currentFirstIndex ?? next };
+}
+
+export function readManifest(dir: string): SegmentInfo[] {
+  return readManifestFile(dir).closed;
 }
 
 /** Replaces the manifest atomically, so a crash leaves the old or the new one, never half. */
-export function writeManifest(dir: string, segments: readonly SegmentInfo[]): void {
+export function writeManifest(dir: string, segments: readonly SegmentInfo[], currentFirstIndex: number): void {
   const json: ManifestJson = {
     version: 1,
+    currentFirstIndex,
     segments: segments.map((s) => ({ ...s, minNano: s.minNano.toString(), maxNano: s.maxNano.toString() })),
   };
   const tmp = path.join(dir, `${MANIFEST}.tmp`);
@@ -85,16 +111,18 @@ export function listSegmentFiles(dir: string): SegmentFile[] {
 /** What a reader may read: the closed segments and the current one up to a byte length. */
 export interface StoreSnapshot {
   closed: SegmentInfo[];
-  current: { seq: number; size: number } | null;
+  current: { seq: number; size: number; firstIndex: number } | null;
+  /** Index after the last record; null when unknown (no writer has counted the current segment). */
+  endIndex: number | null;
 }
 
 /** A snapshot taken from disk, for a store that no writer in this process has open. */
 export function snapshotFromDisk(dir: string): StoreSnapshot {
-  const closed = readManifest(dir);
+  const { closed, currentFirstIndex } = readManifestFile(dir);
   const lastClosed = closed.at(-1)?.seq ?? -1;
   const candidates = listSegmentFiles(dir).filter((f) => f.seq > lastClosed && !f.compressed);
   const current = candidates.at(-1);
-  if (!current) return { closed, current: null };
+  if (!current) return { closed, current: null, endIndex: currentFirstIndex };
   const size = fs.statSync(segmentPath(dir, current.seq, false)).size;
-  return { closed, current: { seq: current.seq, size } };
+  return { closed, current: { seq: current.seq, size, firstIndex: currentFirstIndex }, endIndex: size === 0 ? currentFirstIndex : null };
 }

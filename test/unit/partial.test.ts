@@ -61,6 +61,29 @@ describe('PartialAssembler', () => {
     const a = new PartialAssembler(10);
     const out = [...a.push(chunk('stdout', 'abcdefgh', 'x', 1, false)), ...a.push(chunk('stdout', 'ijklmnopqrstuvw', 'x', 2, true))];
     assert.deepEqual(text(out), ['abcdefghij', 'klmnopqrst', 'uvw']);
-    assert.deepEqual(out.map((l) => l.incomplete), [true, true, false]);
+    // Every piece of a cut line is a fragment; the last one ends the daemon's group.
+    assert.deepEqual(out.map((l) => l.fragment), [
+      { id: 'x', ordinal: 1, last: false },
+      { id: 'x', ordinal: 2, last: false },
+      { id: 'x', ordinal: 3, last: true },
+    ]);
+  });
+
+  it('describes a group ended without its last chunk as a fragment', () => {
+    const a = new PartialAssembler();
+    a.push(chunk('stdout', 'ab', 'x', 1, false));
+    const [line] = a.push(whole('stdout', 'next'));
+    assert.deepEqual(line!.fragment, { id: 'x', ordinal: 1, last: false });
+    assert.equal(a.push(chunk('stdout', 'c', 'y', 1, true))[0]!.fragment, null);
+  });
+
+  it('keeps the mark of each open group\'s first chunk', () => {
+    const a = new PartialAssembler<number>();
+    a.push(chunk('stdout', 'a', 'x', 1, false), 10);
+    a.push(chunk('stderr', 'b', 'y', 1, false), 11);
+    a.push(chunk('stdout', 'c', 'x', 2, false), 12);
+    assert.deepEqual(a.openMarks().sort(), [10, 11]);
+    a.push(chunk('stdout', 'd', 'x', 3, true), 13);
+    assert.deepEqual(a.openMarks(), [11]);
   });
 });

@@ -1,0 +1,86 @@
+// The delivery engine: per container, one Shipper per selected backend, each with its own
+// cursor, so a slow or unreachable receiver delays only its own backend. The registry
+// says what to ship; a shipper holds its store open until it has caught up with a
+// container that stopped, then lets the registry release it.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { BackendPlan } from '../lifecycle/options.ts';
+import { log } from '../observability/log.ts';
+import type { BackendLag } from '../observability/metrics.ts';
+import type { ContainerStore } from '../store/container-store.ts';
+import type { ContainerContext } from './backend.ts';
+import { CursorFile } from './cursor.ts';
+import { Shipper } from './shipper.ts';
+
+export class Delivery {
+  /** Container id → backend name → its shipper. */
+  private readonly shippers = new Map<string, Map<string, Shipper>>();
+  private readonly onReleased: (containerId: string) => void;
+
+  constructor(onReleased: (containerId: string) => void) {
+    this.onReleased = onReleased;
+  }
+
+  /** Starts shipping each planned backend that is not already shipping this container. */
+  ensure(store: ContainerStore, plans: readonly BackendPlan[], container: ContainerContext): void {
+    let mine = this.shippers.get(container.id);
+    if (!mine) this.shippers.set(container.id, (mine = new Map()));
+    for (const plan of plans) {
+      if (mine.has(plan.name)) continue;
+      store.attachConsumer();
+      const shipper = new Shipper(store, plan, container, new CursorFile(store.dir, plan.name));
+      mine.set(plan.name, shipper);
+      void shipper.done
+        .catch((err: unknown) =>
+          log.error('delivery: a shipping loop failed', { container: container.id.slice(0, 12), backend: plan.name, error: String(err) }),
+        )
+        .then(() => {
+          mine.delete(plan.name);
+          if (mine.size === 0 && this.shippers.get(container.id) === mine) this.shippers.delete(container.id);
+          store.detachConsumer();
+          this.onReleased(container.id);
+        });
+    }
+    if (mine.size === 0) this.shippers.delete(container.id);
+  }
+
+  *lag(): Iterable<BackendLag> {
+    for (const mine of this.shippers.values()) {
+      for (const shipper of mine.values()) yield { backend: shipper.backendName, ...shipper.lag() };
+    }
+  }
+
+  /** Stops every loop where it is; cursors on disk say where to resume. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.shippers.values()].flatMap((mine) => [...mine.values()].map((s) => s.stop())));
+  }
+}
+
+// What a restarted plugin needs to resume shipping a container no StartLogging will
+// announce again (it stopped while the plugin was down): its log-opts and context.
+// Kept beside the store, readable by root only: log-opts may hold credentials.
+const STATE_FILE = 'delivery.json';
+
+export interface DeliveryState {
+  config: Record<string, string>;
+  container: ContainerContext;
+}
+
+export function saveDeliveryState(storeDir: string, state: DeliveryState): void {
+  fs.mkdirSync(storeDir, { recursive: true });
+  const file = path.join(storeDir, STATE_FILE);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, ...state }), { mode: 0o600 });
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+export function loadDeliveryState(storeDir: string): DeliveryState | null {
+  try {
+    const json = JSON.parse(fs.readFileSync(path.join(storeDir, STATE_FILE), 'utf8')) as DeliveryState;
+    return { config: json.config, container: json.container };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      log.warn('delivery: unreadable delivery state', { dir: storeDir, error: String(err) });
+    }
+    return null;
+  }
+}

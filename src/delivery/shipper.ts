@@ -1,0 +1,268 @@
+// One backend's delivery loop for one container: store → reassembled lines → batches →
+// backend.send, one batch in flight, retried with backoff until the receiver takes it,
+// then the cursor moves past it. Nothing here is awaited by the FIFO path: the loop wakes
+// on the store's change events and reads what was written.
+//
+// At-least-once: the cursor only ever moves past lines a receiver acknowledged, and never
+// past the first chunk of a line still being reassembled, so a restart re-reads (and may
+// re-send) rather than skips.
+import type { Source } from '../fifo/log-entry.ts';
+import type { BackendPlan } from '../lifecycle/options.ts';
+import { RateLimitedWarning, log } from '../observability/log.ts';
+import { backendDropped, backendRetries, backendShipped } from '../observability/metrics.ts';
+import { PartialAssembler } from '../shaping/partial.ts';
+import type { StorePosition } from '../store/container-store.ts';
+import type { StoreView } from '../store/log-reader.ts';
+import type { Backend, ContainerContext, OutgoingLine, RetryPolicy } from './backend.ts';
+import type { CursorFile } from './cursor.ts';
+import { StoreFollower } from './store-follower.ts';
+
+export const DEFAULT_MAX_DELAY_MS = 200;
+export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
+/** A send that neither resolves nor rejects in this time is aborted and retried. */
+export const SEND_TIMEOUT_MS = 60_000;
+
+/** The store a shipper reads: the reader's view, plus where a new cursor starts. */
+export interface ShipperStore extends StoreView {
+  endPosition(): Promise<StorePosition>;
+}
+
+interface Queued {
+  line: OutgoingLine;
+  /** Where the cursor may go once this line and every one before it is acknowledged. */
+  after: StorePosition;
+}
+
+const sendWarning = new RateLimitedWarning('delivery: a backend failed to take a batch; retrying');
+const lostWarning = new RateLimitedWarning('delivery: store entries were gone before a backend shipped them');
+
+/** The delay before retry `attempt` (0-based): doubling, capped, then jittered into [d/2, d]. */
+export function retryDelay(policy: RetryPolicy, attempt: number, random = Math.random): number {
+  const d = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt, 30));
+  return d / 2 + (d / 2) * random();
+}
+
+export class Shipper {
+  readonly backendName: string;
+  readonly containerId: string;
+  /** Settles when the store is caught up and no producer is left, or on abort. */
+  readonly done: Promise<void>;
+  private readonly plan: BackendPlan;
+  private readonly store: ShipperStore;
+  private readonly cursor: CursorFile;
+  private readonly abort = new AbortController();
+  private backend: Backend | null = null;
+  private follower: StoreFollower | null = null;
+  private readonly assembler = new PartialAssembler<StorePosition>();
+  private queue: Queued[] = [];
+  private queuedBytes = 0;
+  private caughtUp = false;
+  /** The cursor as last saved. */
+  private acked: StorePosition | null = null;
+
+  constructor(store: ShipperStore, plan: BackendPlan, container: ContainerContext, cursor: CursorFile) {
+    this.store = store;
+    this.plan = plan;
+    this.backendName = plan.name;
+    this.containerId = container.id;
+    this.cursor = cursor;
+    let saved: StorePosition | null = null;
+    try {
+      saved = cursor.load();
+    } catch (err) {
+      log.warn('delivery: unreadable cursor; shipping from the end of the store', { file: cursor.path, error: String(err) });
+    }
+    // Taken now, before this StartLogging's first append, so a new cursor misses nothing.
+    const end = saved ? null : store.endPosition();
+    end?.catch(() => {}); // retried in run()
+    this.done = this.run(saved, end, container).finally(() => this.close());
+  }
+
+  /** Entries not yet acknowledged, and the age of the oldest line waiting. */
+  lag(nowNano = BigInt(Date.now()) * 1_000_000n): { entries: number | null; seconds: number } {
+    const end = this.follower?.end ?? null;
+    const first = this.queue[0];
+    const seconds = first ? Math.max(0, Number(nowNano - first.line.timeNano) / 1e9) : 0;
+    return { entries: end === null || this.acked === null ? null : Math.max(0, end - this.acked.index), seconds };
+  }
+
+  /** Stops at once (plugin shutdown); what was not acknowledged ships after the restart. */
+  stop(): Promise<void> {
+    this.abort.abort();
+    return this.done;
+  }
+
+  private async run(saved: StorePosition | null, end: Promise<StorePosition> | null, container: ContainerContext): Promise<void> {
+    let firstTry = end;
+    const from =
+      saved ??
+      (await this.retrying('open the store', async () => {
+        const position = await (firstTry ?? this.store.endPosition());
+        firstTry = null;
+        this.cursor.save(position);
+        return position;
+      }));
+    if (from === null) return;
+    this.acked = from;
+    this.follower = new StoreFollower(this.store, from);
+    this.backend = await this.retrying('create the backend', async () => this.plan.create(container));
+    if (this.backend === null) return;
+    const limits = this.plan.limits;
+    const maxDelay = limits.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+    let waitingSince: number | null = null;
+    while (!this.abort.signal.aborted) {
+      const seen = this.store.changeCount();
+      if (!this.full()) {
+        const read = await this.retrying('read the store', () => this.fill());
+        if (read === null) return;
+      }
+      const live = this.store.isLive();
+      if (this.queue.length > 0 && (this.full() || !this.caughtUp || !live || this.expired(waitingSince, maxDelay))) {
+        if (!(await this.sendBatch())) return;
+        waitingSince = null;
+        continue;
+      }
+      if (!this.caughtUp) continue;
+      if (!live) {
+        // The container stopped and everything is read: lines still open are final.
+        if (this.flushOpenLines() > 0) continue;
+        if (!this.store.isLive()) return;
+        continue;
+      }
+      waitingSince ??= this.queue.length > 0 ? Date.now() : null;
+      const timeout = waitingSince === null ? null : waitingSince + maxDelay - Date.now();
+      await this.waitForChange(seen, timeout);
+    }
+  }
+
+  private full(): boolean {
+    return this.queue.length >= this.plan.limits.maxLines || this.queuedBytes >= this.plan.limits.maxBytes;
+  }
+
+  private expired(since: number | null, maxDelay: number): boolean {
+    return since !== null && Date.now() - since >= maxDelay;
+  }
+
+  /** Reads what the store holds until a batch is full or the store is caught up. */
+  private async fill(): Promise<void> {
+    const follower = this.follower!;
+    while (!this.full()) {
+      const read = await follower.read();
+      if (read === null) {
+        this.caughtUp = true;
+        return;
+      }
+      this.caughtUp = false;
+      if (read.lost) this.countLost(read.lost.count, read.lost.reason);
+      const { entries } = read;
+      for (let i = 0; i < entries.length; i++) {
+        const { entry, at } = entries[i]!;
+        const lines = this.assembler.push(entry, at);
+        if (lines.length === 0) continue;
+        // The record after this one, unless a line still being assembled starts earlier.
+        let after = entries[i + 1]?.at ?? follower.position;
+        for (const mark of this.assembler.openMarks()) if (mark.index < after.index) after = mark;
+        for (const line of lines) this.enqueue(line, after);
+      }
+    }
+  }
+
+  private flushOpenLines(): number {
+    const lines = this.assembler.flush();
+    for (const line of lines) this.enqueue(line, this.follower!.position);
+    return lines.length;
+  }
+
+  private enqueue(line: { source: Source; timeNano: bigint; line: Buffer; fragment: OutgoingLine['partial'] | null }, after: StorePosition): void {
+    const out: OutgoingLine = { source: line.source, timeNano: line.timeNano, line: line.line };
+    if (line.fragment) out.partial = line.fragment;
+    this.queue.push({ line: out, after });
+    this.queuedBytes += line.line.length;
+  }
+
+  private countLost(count: number, reason: 'evicted' | 'damaged'): void {
+    backendDropped.inc({ backend: this.backendName, reason }, count);
+    lostWarning.warn({ container: this.containerId.slice(0, 12), backend: this.backendName, entries: count, reason });
+  }
+
+  /** Sends the head of the queue until the receiver takes it; false if stopped first. */
+  private async sendBatch(): Promise<boolean> {
+    const { maxLines, maxBytes } = this.plan.limits;
+    let n = 0;
+    let bytes = 0;
+    while (n < this.queue.length && n < maxLines) {
+      const size = this.queue[n]!.line.line.length;
+      if (n > 0 && bytes + size > maxBytes) break;
+      bytes += size;
+      n++;
+    }
+    const batch = this.queue.slice(0, n);
+    const lines = batch.map((q) => q.line);
+    const sent = await this.retrying('send', async () => {
+      const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(SEND_TIMEOUT_MS)]);
+      await this.backend!.send(lines, signal);
+    });
+    if (sent === null) return false;
+    this.queue = this.queue.slice(n);
+    this.queuedBytes -= bytes;
+    backendShipped.inc({ backend: this.backendName }, n);
+    this.acked = batch.at(-1)!.after;
+    try {
+      this.cursor.save(this.acked);
+    } catch (err) {
+      // The lines are shipped; a stale cursor only means they may ship again after a restart.
+      log.warn('delivery: could not save a cursor', { file: this.cursor.path, error: String(err) });
+    }
+    return true;
+  }
+
+  /** Runs `step` until it succeeds, backing off between failures; null if stopped first. */
+  private async retrying<T>(what: string, step: () => Promise<T>): Promise<T | null> {
+    const policy = this.plan.retry ?? DEFAULT_RETRY;
+    for (let attempt = 0; ; attempt++) {
+      if (this.abort.signal.aborted) return null;
+      try {
+        return await step();
+      } catch (err) {
+        if (this.abort.signal.aborted) return null;
+        if (what === 'send') backendRetries.inc({ backend: this.backendName });
+        const delay = retryDelay(policy, attempt);
+        sendWarning.warn({
+          container: this.containerId.slice(0, 12),
+          backend: this.backendName,
+          step: what,
+          error: (err as Error).message,
+          attempt: attempt + 1,
+          retryInMs: Math.round(delay),
+        });
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  private async waitForChange(seen: number, timeoutMs: number | null): Promise<void> {
+    const signals = [this.abort.signal];
+    if (timeoutMs !== null) signals.push(AbortSignal.timeout(Math.max(1, timeoutMs)));
+    await this.store.nextChange(seen, AbortSignal.any(signals));
+  }
+
+  private async close(): Promise<void> {
+    await this.follower?.close();
+    await this.backend?.close().catch((err: unknown) =>
+      log.warn('delivery: closing a backend failed', { backend: this.backendName, error: String(err) }),
+    );
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

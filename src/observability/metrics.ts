@@ -1,0 +1,129 @@
+// The plugin's Prometheus series. Counters are incremented where things happen, once per
+// batch; gauges that describe live state are read at scrape time from the sources that
+// main.ts registers, so nothing is kept up to date between scrapes.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Counter, Gauge, Registry } from 'prom-client';
+
+export const metricsRegistry = new Registry();
+const registers = [metricsRegistry];
+
+export const linesReceived = new Counter({
+  name: 'logship_lines_received_total',
+  help: 'Log entries read from the containers\' FIFOs (each 16 KiB chunk of a long line counts once).',
+  registers,
+});
+
+export const linesStored = new Counter({
+  name: 'logship_lines_stored_total',
+  help: 'Log entries written to the local stores.',
+  registers,
+});
+
+export const linesDropped = new Counter({
+  name: 'logship_lines_dropped_total',
+  help: 'Log entries lost before the local store: corrupt (undecodable frame) or store_error (the write failed).',
+  labelNames: ['reason'] as const,
+  registers,
+});
+
+export const backendShipped = new Counter({
+  name: 'logship_backend_lines_shipped_total',
+  help: 'Lines a backend\'s receiver acknowledged (after reassembly of partial chunks).',
+  labelNames: ['backend'] as const,
+  registers,
+});
+
+export const backendRetries = new Counter({
+  name: 'logship_backend_retries_total',
+  help: 'Failed sends of a batch, each retried after a backoff.',
+  labelNames: ['backend'] as const,
+  registers,
+});
+
+export const backendDropped = new Counter({
+  name: 'logship_backend_lines_dropped_total',
+  help: 'Store entries a backend never shipped: evicted (rotation or quota removed them first) or damaged (unreadable segment).',
+  labelNames: ['backend', 'reason'] as const,
+  registers,
+});
+
+export interface BackendLag {
+  backend: string;
+  /** Store entries not yet acknowledged, when the store's end is known. */
+  entries: number | null;
+  /** Age of the oldest line not yet acknowledged; 0 when caught up. */
+  seconds: number;
+}
+
+export interface LiveSources {
+  lag(): Iterable<BackendLag>;
+  storeBytes(): number;
+  openContainers(): number;
+}
+
+let sources: LiveSources = { lag: () => [], storeBytes: () => 0, openContainers: () => 0 };
+
+/** Where the scrape-time gauges read from; main.ts points them at the registry. */
+export function setLiveSources(live: LiveSources): void {
+  sources = live;
+}
+
+new Gauge({
+  name: 'logship_backend_lag_entries',
+  help: 'Store entries not yet shipped, summed over the containers of each backend.',
+  labelNames: ['backend'] as const,
+  registers,
+  collect() {
+    this.reset();
+    const sums = new Map<string, number>();
+    for (const { backend, entries } of sources.lag()) sums.set(backend, (sums.get(backend) ?? 0) + (entries ?? 0));
+    for (const [backend, n] of sums) this.set({ backend }, n);
+  },
+});
+
+new Gauge({
+  name: 'logship_backend_lag_seconds',
+  help: 'Age of the oldest line not yet shipped, the maximum over the containers of each backend.',
+  labelNames: ['backend'] as const,
+  registers,
+  collect() {
+    this.reset();
+    const max = new Map<string, number>();
+    for (const { backend, seconds } of sources.lag()) max.set(backend, Math.max(max.get(backend) ?? 0, seconds));
+    for (const [backend, s] of max) this.set({ backend }, s);
+  },
+});
+
+new Gauge({
+  name: 'logship_store_bytes',
+  help: 'Bytes held by the stores of the open containers (uncompressed size of their records).',
+  registers,
+  collect() {
+    this.set(sources.storeBytes());
+  },
+});
+
+new Gauge({
+  name: 'logship_open_containers',
+  help: 'Containers with an open store: logging, read by docker logs, or still shipping.',
+  registers,
+  collect() {
+    this.set(sources.openContainers());
+  },
+});
+
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
+new Gauge({
+  name: 'logship_event_loop_delay_seconds',
+  help: 'Event-loop delay since the previous scrape: p50, p99 and max.',
+  labelNames: ['stat'] as const,
+  registers,
+  collect() {
+    this.set({ stat: 'p50' }, loopDelay.percentile(50) / 1e9);
+    this.set({ stat: 'p99' }, loopDelay.percentile(99) / 1e9);
+    this.set({ stat: 'max' }, loopDelay.max / 1e9);
+    loopDelay.reset();
+  },
+});

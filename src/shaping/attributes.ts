@@ -1,0 +1,51 @@
+// The `labels`, `labels-regex`, `env` and `env-regex` log-opts: container labels and env
+// vars every backend adds to each line, as moby's logger.Info.ExtraAttributes picks them.
+// The regexps are Go RE2 in Docker; JavaScript's RegExp agrees on the syntax people write
+// for key names (classes, anchors, alternation), and a leading (?i)-style flag group is
+// translated. Lookarounds and backreferences work here though RE2 would reject them.
+
+export interface AttributeSpec {
+  labels: string[];
+  labelsRegex: RegExp | null;
+  env: string[];
+  envRegex: RegExp | null;
+}
+
+export const NO_ATTRIBUTES: AttributeSpec = { labels: [], labelsRegex: null, env: [], envRegex: null };
+
+/** Compiles an RE2 pattern as Go's regexp.Compile would accept it; throws SyntaxError. */
+export function compileGoRegexp(pattern: string): RegExp {
+  // Go's i, m and s flags mean what JavaScript's do.
+  const flags = /^\(\?([ims]+)\)/.exec(pattern);
+  if (!flags) return new RegExp(pattern);
+  return new RegExp(pattern.slice(flags[0].length), [...new Set(flags[1])].join(''));
+}
+
+/**
+ * In moby's order — labels, labels-regex, env, env-regex — later ones overwriting a key an
+ * earlier one set; env options are skipped when the container has no env at all.
+ */
+export function extraAttributes(spec: AttributeSpec, labels: Readonly<Record<string, string>>, env: readonly string[]): [string, string][] {
+  const out = new Map<string, string>();
+  for (const key of spec.labels) {
+    const value = labels[key];
+    if (value !== undefined) out.set(key, value);
+  }
+  if (spec.labelsRegex) {
+    for (const [key, value] of Object.entries(labels)) if (spec.labelsRegex.test(key)) out.set(key, value);
+  }
+  const vars = new Map<string, string>();
+  for (const kv of env) {
+    const eq = kv.indexOf('=');
+    if (eq >= 0) vars.set(kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  if (vars.size === 0) return [...out];
+  for (const key of spec.env) {
+    const value = vars.get(key);
+    if (value !== undefined) out.set(key, value);
+  }
+  if (spec.envRegex) {
+    for (const [key, value] of vars) if (spec.envRegex.test(key)) out.set(key, value);
+  }
+  return [...out];
+}

@@ -1,0 +1,35 @@
+// What every backend knows of its container, resolved once per StartLogging: the tag
+// template executed and the extra attributes picked, so no backend repeats either.
+import os from 'node:os';
+import type { ContainerContext } from '../delivery/backend.ts';
+import type { ShapingOptions } from '../lifecycle/options.ts';
+import type { ContainerInfo } from '../protocol/wire.ts';
+import { extraAttributes } from './attributes.ts';
+
+/** Throws TemplateError when the tag template fails on this container. */
+export function containerContext(info: ContainerInfo, shaping: ShapingOptions, hostname = os.hostname()): ContainerContext {
+  const tag = shaping.tag.execute({
+    id: info.id,
+    name: info.name,
+    imageId: info.imageId,
+    imageName: info.imageName,
+    entrypoint: info.entrypoint,
+    args: info.args,
+    env: info.env,
+    labels: info.labels,
+    config: info.config,
+    daemonName: info.daemonName,
+    hostname,
+  });
+  return {
+    id: info.id,
+    name: info.name.replace(/^\//, ''),
+    imageId: info.imageId,
+    imageName: info.imageName,
+    created: info.created,
+    daemonName: info.daemonName,
+    tag,
+    attributes: extraAttributes(shaping.attributes, info.labels, info.env),
+    hostname,
+  };
+}
