@@ -120,6 +120,8 @@ export class Rsyslog {
        DefaultNetstreamDriverCAFile="${tls.ca}"
        DefaultNetstreamDriverCertFile="${tls.cert}"
        DefaultNetstreamDriverKeyFile="${tls.key}")
+# Shut down only once the queue is written out: a receiver stopped by a test loses nothing it took.
+main_queue(queue.timeoutShutdown="20000" queue.timeoutActionCompletion="20000")
 module(load="imudp")
 module(load="imtcp" MaxSessions="100")
 module(load="imptcp")
@@ -174,6 +176,14 @@ input(type="imuxsock" Socket="${this.dgramSocket}" ruleset="out" CreatePath="on"
       .map((l) => JSON.parse(l) as RsyslogMessage);
   }
 
+  /** The raw messages received so far (complete lines only). */
+  rawLines(): string[] {
+    const file = path.join(this.dir, 'raw.log');
+    if (!fs.existsSync(file)) return [];
+    const text = fs.readFileSync(file, 'utf8');
+    return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1);
+  }
+
   /** Waits until `count` messages whose raw text contains `marker` arrived. */
   async waitFor(marker: string, count: number, timeoutMs = 15_000): Promise<RsyslogMessage[]> {
     return waitUntil(() => {
@@ -222,6 +232,15 @@ export class Journald {
       .split('\n')
       .filter((l) => l !== '')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  /** The MESSAGE of every entry with FIELD=value, in journal order. */
+  messages(match: string): string[] {
+    const out = execFileSync('journalctl', [`--namespace=${this.namespace}`, '-o', 'cat', '--no-pager', '--all', match], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 30,
+    });
+    return out.split('\n').slice(0, -1);
   }
 
   /** Removes what the instance left under /run and /var/log. */

@@ -1,0 +1,305 @@
+// The backends through the real engine: containers run with `--log-driver <plugin> --log-opt
+// backend=...` ship to a real rsyslog, a forward-protocol server and systemd-journald (its own
+// namespace, mounted into the plugin as its journal directory). For each: the fields arrive;
+// the receiver is down for 10 s while a container prints 100,000 lines, and every line still
+// arrives, in order, without the container waiting; a plugin killed mid-shipping loses nothing.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
+import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
+import {
+  FLUENTD_PORT,
+  FluentReceiver,
+  Journald,
+  Rsyslog,
+  SYSLOG_PORT,
+  SYSLOG_TLS_PORT,
+  makeTlsMaterial,
+  scratchDir,
+  waitUntil,
+} from '../integration/lib/servers.ts';
+
+const LINES = 100_000;
+// 100,000 lines over about 10 s: ten bursts of 10,000, a second apart.
+const PACED = sh(`i=0; while [ $i -lt 10 ]; do seq $((i*10000+1)) $((i*10000+10000)); i=$((i+1)); sleep 1; done`);
+const JOURNAL_NAMESPACE = 'logship-bk-e2e';
+
+let dir: string;
+let rsyslog: Rsyslog;
+let fluent: FluentReceiver | null = null;
+let journald: Journald;
+let pluginJournalSource = '/run/systemd/journal';
+/** The CA as the plugin sees it: under its data mount. */
+let caInPlugin: string;
+
+function dockerCli(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
+}
+
+/** The plugin's journal mount must be set while it is disabled. */
+function setPluginJournal(source: string): void {
+  dockerCli('plugin', 'disable', '-f', PLUGIN);
+  dockerCli('plugin', 'set', PLUGIN, `journal.source=${source}`);
+  dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
+}
+
+async function startFluent(): Promise<FluentReceiver> {
+  const receiver = new FluentReceiver({ listenOptions: { host: '127.0.0.1', port: FLUENTD_PORT } });
+  await receiver.listen();
+  return receiver;
+}
+
+before(async () => {
+  dir = scratchDir('e2e');
+  const tls = makeTlsMaterial(path.join(dir, 'tls'));
+  const caDir = path.join(DATA_DIR, 'bk-e2e-tls');
+  fs.mkdirSync(caDir, { recursive: true });
+  fs.copyFileSync(tls.ca, path.join(caDir, 'ca.pem'));
+  caInPlugin = '/var/lib/logship/bk-e2e-tls/ca.pem';
+  rsyslog = new Rsyslog(path.join(dir, 'rsyslog'), tls);
+  await rsyslog.start();
+  fluent = await startFluent();
+  journald = new Journald(JOURNAL_NAMESPACE, path.join(dir, 'journald.out'));
+  journald.removeState();
+  await journald.start();
+  pluginJournalSource = JSON.parse(dockerCli('plugin', 'inspect', '-f', '{{json .Settings.Mounts}}', PLUGIN)).find(
+    (m: { Name: string }) => m.Name === 'journal',
+  ).Source;
+  setPluginJournal(journald.runDir);
+});
+
+after(async () => {
+  await removeContainers();
+  try {
+    setPluginJournal(pluginJournalSource);
+  } finally {
+    await rsyslog?.stop();
+    await fluent?.close();
+    await journald?.stop();
+    journald?.removeState();
+    fs.rmSync(path.join(DATA_DIR, 'bk-e2e-tls'), { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+async function runContainer(cmd: string[], opts: Record<string, string>): Promise<{ id: string; tag: string; ms: number }> {
+  const container = await createContainer({ cmd, driver: PLUGIN, opts });
+  const started = Date.now();
+  await container.start();
+  assert.equal(await waitExit(container, 120_000), 0);
+  return { id: container.id, tag: container.id.slice(0, 12), ms: Date.now() - started };
+}
+
+interface Receiver {
+  name: string;
+  opts: Record<string, string>;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** The lines of a container (tagged by its short id), in arrival order. */
+  lines(tag: string, id: string): string[];
+}
+
+const receivers: Receiver[] = [
+  {
+    name: 'syslog (tcp+tls, rfc5424)',
+    opts: {
+      backend: 'syslog',
+      'syslog-address': `tcp+tls://localhost:${SYSLOG_TLS_PORT}`,
+      'syslog-format': 'rfc5424',
+      'syslog-tls-ca-cert': '', // set in before(), once the CA exists
+    },
+    stop: () => rsyslog.stop(),
+    start: () => rsyslog.start(),
+    // `<PRI>1 TIME HOST TAG PID TAG - MSG`
+    lines: (tag) =>
+      rsyslog
+        .rawLines()
+        .map((raw) => raw.split(' '))
+        .filter((fields) => fields[3] === tag)
+        .map((fields) => fields.slice(7).join(' ')),
+  },
+  {
+    name: 'fluentd (tcp, request-ack)',
+    opts: { backend: 'fluentd', 'fluentd-address': `127.0.0.1:${FLUENTD_PORT}`, 'fluentd-request-ack': 'true', 'fluentd-retry-wait': '500ms' },
+    stop: async () => {
+      await fluent?.close();
+      fluent = null;
+    },
+    start: async () => {
+      fluent = await startFluent();
+    },
+    lines: (tag) => (fluent ? receivedBy(tag) : []),
+  },
+  {
+    name: 'journald',
+    opts: { backend: 'journald' },
+    stop: () => journald.stop(),
+    start: () => journald.start(),
+    lines: (_tag, id) => journald.messages(`CONTAINER_ID_FULL=${id}`),
+  },
+];
+
+// Everything the forward server received, across its restarts.
+const fluentLog: { tag: string; record: Record<string, string> }[] = [];
+function fluentRecords(tag: string): Record<string, string>[] {
+  if (fluent) for (const entry of fluent.received.splice(0)) fluentLog.push({ tag: entry.tag, record: entry.record });
+  return fluentLog.filter((e) => e.tag === tag).map((e) => e.record);
+}
+function receivedBy(tag: string): string[] {
+  return fluentRecords(tag).map((r) => r.log!);
+}
+
+/**
+ * Checks that 1..LINES all arrived and, counting each line at its first arrival, in order.
+ * Returns how many arrived more than once (a batch resent after a failure).
+ */
+function checkSequence(lines: string[]): { duplicates: number } {
+  const seen = new Set<number>();
+  let expected = 1;
+  let duplicates = 0;
+  for (const text of lines) {
+    const n = Number(text);
+    if (seen.has(n)) {
+      duplicates++;
+      continue;
+    }
+    assert.equal(n, expected, `line ${expected} expected next, got '${text}'`);
+    seen.add(n);
+    expected++;
+  }
+  assert.equal(seen.size, LINES, `${LINES} distinct lines expected, got ${seen.size}`);
+  return { duplicates };
+}
+
+async function waitForAll(receiver: Receiver, tag: string, id: string, timeoutMs = 90_000): Promise<string[]> {
+  return waitUntil(
+    () => {
+      const lines = receiver.lines(tag, id);
+      return new Set(lines).size >= LINES ? lines : undefined;
+    },
+    `${LINES} lines at ${receiver.name}`,
+    timeoutMs,
+  );
+}
+
+describe('backends through the engine', () => {
+  before(() => {
+    receivers[0]!.opts['syslog-tls-ca-cert'] = caInPlugin;
+  });
+
+  test('syslog over tcp, rfc5424: the fields arrive', async () => {
+    const { tag } = await runContainer(sh('echo out-line; echo err-line >&2'), {
+      backend: 'syslog',
+      'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}`,
+      'syslog-format': 'rfc5424micro',
+      'syslog-facility': 'local3',
+    });
+    const messages = await waitUntil(() => {
+      const found = rsyslog.parsed().filter((m) => m['app-name'] === tag);
+      return found.length >= 2 ? found : undefined;
+    }, 'both syslog messages');
+    const out = messages.find((m) => m.msg.trim() === 'out-line');
+    const err = messages.find((m) => m.msg.trim() === 'err-line');
+    assert.ok(out && err, JSON.stringify(messages));
+    assert.equal(out.msgid, tag);
+    assert.equal(out.syslogfacility, '19');
+    assert.equal(out.syslogseverity, '6');
+    assert.equal(err.syslogseverity, '3');
+  });
+
+  test('fluentd: the record Docker sends arrives, with attributes', async () => {
+    const { id } = await runContainer(sh('echo out-line; echo err-line >&2'), {
+      backend: 'fluentd',
+      'fluentd-address': `127.0.0.1:${FLUENTD_PORT}`,
+      'fluentd-request-ack': 'true',
+      tag: 'docker.{{.ID}}',
+      labels: 'logship-e2e',
+    });
+    const tag = `docker.${id.slice(0, 12)}`;
+    const records = await waitUntil(() => {
+      const found = fluentRecords(tag);
+      return found.length >= 2 ? found : undefined;
+    }, 'both fluentd records');
+    const out = records.find((r) => r.log === 'out-line');
+    assert.ok(out && records.some((r) => r.log === 'err-line' && r.source === 'stderr'));
+    assert.equal(out.source, 'stdout');
+    assert.equal(out.container_id, id);
+    assert.match(out.container_name!, /^\/./);
+    assert.equal(out['logship-e2e'], 'true');
+  });
+
+  test('journald: the fields arrive', async () => {
+    const { id } = await runContainer(sh('echo out-line; echo err-line >&2'), { backend: 'journald', labels: 'logship-e2e' });
+    const entries = await waitUntil(() => {
+      const found = journald.entries(`CONTAINER_ID_FULL=${id}`);
+      return found.length >= 2 ? found : undefined;
+    }, 'both journal entries');
+    const out = entries.find((e) => e.MESSAGE === 'out-line');
+    const err = entries.find((e) => e.MESSAGE === 'err-line');
+    assert.ok(out && err);
+    assert.equal(out.PRIORITY, '6');
+    assert.equal(err.PRIORITY, '3');
+    assert.equal(out.CONTAINER_ID, id.slice(0, 12));
+    assert.equal(out.CONTAINER_TAG, id.slice(0, 12));
+    assert.equal(out.SYSLOG_IDENTIFIER, id.slice(0, 12));
+    assert.equal(out.LOGSHIP_E2E, 'true');
+    assert.equal(typeof out.CONTAINER_NAME, 'string');
+  });
+
+  for (const receiver of receivers) {
+    test(`${receiver.name}: down for 10 s while a container prints ${LINES} lines; every line arrives, in order`, async (t: TestContext) => {
+      const container = await createContainer({ cmd: PACED, driver: PLUGIN, opts: receiver.opts });
+      const started = Date.now();
+      await container.start();
+      await sleep(1500);
+      await receiver.stop();
+      const downAt = Date.now();
+      const exited = waitExit(container, 120_000).then((code) => ({ code, ms: Date.now() - started }));
+      await sleep(10_000);
+      await receiver.start();
+      const downMs = Date.now() - downAt;
+      const { code, ms } = await exited;
+      assert.equal(code, 0);
+      const tag = container.id.slice(0, 12);
+      const lines = await waitForAll(receiver, tag, container.id);
+      const { duplicates } = checkSequence(lines);
+      t.diagnostic(
+        `${receiver.name}: receiver down ${downMs} ms; container ran ${ms} ms (10 s of it sleeps); ` +
+          `all ${LINES} lines in order, ${duplicates} duplicates, complete ${Date.now() - started} ms after the start`,
+      );
+    });
+  }
+
+  test(`a plugin killed (SIGKILL) mid-shipping loses nothing: fluentd with acks`, async (t: TestContext) => {
+    const receiver = receivers[1]!;
+    const { tag, id } = await runContainer(sh(`seq 1 ${LINES}`), receiver.opts);
+    const arrived = await waitUntil(() => {
+      const n = receiver.lines(tag, id).length;
+      return n > 0 ? n : undefined;
+    }, 'the first lines', 30_000);
+    killPlugin();
+    const lines = await waitForAll(receiver, tag, id);
+    const { duplicates } = checkSequence(lines);
+    t.diagnostic(`killed with ${arrived} of ${LINES} lines delivered; after the restart all arrived in order, ${duplicates} duplicates`);
+  });
+});
+
+/** SIGKILLs this plugin's process (found by its root, the plugin's rootfs); the daemon restarts it. */
+function killPlugin(): void {
+  const pluginId = dockerCli('plugin', 'inspect', '-f', '{{.Id}}', PLUGIN);
+  const rootfs = `/var/lib/docker/plugins/${pluginId}/rootfs`;
+  const pids = fs.readdirSync('/proc').filter((p) => {
+    if (!/^\d+$/.test(p)) return false;
+    try {
+      return fs.readlinkSync(`/proc/${p}/root`) === rootfs;
+    } catch {
+      return false;
+    }
+  });
+  assert.ok(pids.length > 0, `no process runs in ${rootfs}`);
+  for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
+}
