@@ -127,6 +127,7 @@ const receivers: Receiver[] = [
     opts: { backend: 'fluentd', 'fluentd-address': `127.0.0.1:${FLUENTD_PORT}`, 'fluentd-request-ack': 'true', 'fluentd-retry-wait': '500ms' },
     stop: async () => {
       await fluent?.close();
+      drainFluent();
       fluent = null;
     },
     start: async () => {
@@ -145,8 +146,11 @@ const receivers: Receiver[] = [
 
 // Everything the forward server received, across its restarts.
 const fluentLog: { tag: string; record: Record<string, string> }[] = [];
-function fluentRecords(tag: string): Record<string, string>[] {
+function drainFluent(): void {
   if (fluent) for (const entry of fluent.received.splice(0)) fluentLog.push({ tag: entry.tag, record: entry.record });
+}
+function fluentRecords(tag: string): Record<string, string>[] {
+  drainFluent();
   return fluentLog.filter((e) => e.tag === tag).map((e) => e.record);
 }
 function receivedBy(tag: string): string[] {
@@ -176,14 +180,22 @@ function checkSequence(lines: string[]): { duplicates: number } {
 }
 
 async function waitForAll(receiver: Receiver, tag: string, id: string, timeoutMs = 90_000): Promise<string[]> {
-  return waitUntil(
-    () => {
-      const lines = receiver.lines(tag, id);
-      return new Set(lines).size >= LINES ? lines : undefined;
-    },
-    `${LINES} lines at ${receiver.name}`,
-    timeoutMs,
-  );
+  let lines: string[] = [];
+  try {
+    return await waitUntil(
+      () => {
+        lines = receiver.lines(tag, id);
+        return new Set(lines).size >= LINES ? lines : undefined;
+      },
+      `${LINES} lines at ${receiver.name}`,
+      timeoutMs,
+    );
+  } catch (err) {
+    const distinct = new Set(lines.map(Number));
+    let missing = 1;
+    while (distinct.has(missing)) missing++;
+    throw new Error(`${(err as Error).message}: ${lines.length} arrived, ${distinct.size} distinct, first missing ${missing}, last '${lines.at(-1)}'`);
+  }
 }
 
 describe('backends through the engine', () => {
@@ -288,18 +300,17 @@ describe('backends through the engine', () => {
   });
 });
 
-/** SIGKILLs this plugin's process (found by its root, the plugin's rootfs); the daemon restarts it. */
+/** SIGKILLs this plugin's process (found by its cgroup, named by the plugin id); the daemon restarts it. */
 function killPlugin(): void {
   const pluginId = dockerCli('plugin', 'inspect', '-f', '{{.Id}}', PLUGIN);
-  const rootfs = `/var/lib/docker/plugins/${pluginId}/rootfs`;
   const pids = fs.readdirSync('/proc').filter((p) => {
     if (!/^\d+$/.test(p)) return false;
     try {
-      return fs.readlinkSync(`/proc/${p}/root`) === rootfs;
+      return fs.readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${pluginId}\n`);
     } catch {
       return false;
     }
   });
-  assert.ok(pids.length > 0, `no process runs in ${rootfs}`);
+  assert.ok(pids.length > 0, `no process of plugin ${pluginId} found`);
   for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
 }
