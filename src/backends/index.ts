@@ -1,4 +1,5 @@
 // Every backend logship can ship to, by the name of the Docker driver it stands in for.
+// `--log-opt backend=NAME` selects from this list; their option keys must not overlap.
 import type { BackendFactory } from '../delivery/backend.ts';
 import { fluentdFactory } from './fluentd.ts';
 import { journaldFactory } from './journald.ts';

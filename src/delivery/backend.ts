@@ -41,7 +41,8 @@ export interface Backend {
    * Ships one batch, in order. Resolves once the receiver has it (as far as its protocol
    * can tell: an ack, a completed write); rejects to have the engine retry the whole batch
    * later, so a backend never retries by itself and never drops. The engine calls send
-   * once at a time per backend instance.
+   * once at a time per backend instance. `signal` aborts on plugin shutdown or when the
+   * send has taken 60 s: stop and reject then.
    */
   send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void>;
   /** Releases connections; pending sends may be abandoned (the engine retries them). */
@@ -51,7 +52,7 @@ export interface Backend {
 /** Batch limits a backend imposes (its protocol's), within which the engine batches. */
 export interface BatchLimits {
   maxLines: number;
-  /** Counted as the sum of the lines' byte lengths. */
+  /** Counted as the sum of the lines' byte lengths; a batch holds one line at least, whatever its size. */
   maxBytes: number;
   /** How long a batch that is not full may wait for more lines; the engine's default is 200 ms. */
   maxDelayMs?: number;
@@ -66,7 +67,10 @@ export interface RetryPolicy {
 export interface BackendFactory<Config> {
   /** The `backend` log-opt value, as Docker's built-in driver is named (`syslog`, ...). */
   readonly name: string;
-  /** Every log-opt this backend accepts, named as the built-in driver names them. */
+  /**
+   * Every log-opt of this backend, named as the built-in driver names them; not the shared
+   * ones (tag, labels, labels-regex, env, env-regex), which arrive resolved in ContainerContext.
+   */
   readonly optionKeys: readonly string[];
   /**
    * Validates this backend's log-opts (only its own keys are passed); throws InvalidOptionError.

@@ -40,7 +40,8 @@ export class CursorFile {
   save(position: StorePosition): void {
     const json: CursorJson = { version: 1, ...position };
     const tmp = `${this.path}.tmp`;
-    fs.mkdirSync(path.dirname(this.path), { recursive: true });
+    // Not recursive: a store folder removed meanwhile (retention) must not be brought back.
+    if (!fs.existsSync(path.dirname(this.path))) fs.mkdirSync(path.dirname(this.path));
     const fd = fs.openSync(tmp, 'w');
     try {
       fs.writeSync(fd, JSON.stringify(json));

@@ -30,16 +30,14 @@ export class Delivery {
       store.attachConsumer();
       const shipper = new Shipper(store, plan, container, new CursorFile(store.dir, plan.name));
       mine.set(plan.name, shipper);
-      void shipper.done
-        .catch((err: unknown) =>
-          log.error('delivery: a shipping loop failed', { container: container.id.slice(0, 12), backend: plan.name, error: String(err) }),
-        )
-        .then(() => {
-          mine.delete(plan.name);
-          if (mine.size === 0 && this.shippers.get(container.id) === mine) this.shippers.delete(container.id);
-          store.detachConsumer();
-          this.onReleased(container.id);
-        });
+      void shipper.ended.then(() => {
+        mine.delete(plan.name);
+        if (mine.size === 0 && this.shippers.get(container.id) === mine) this.shippers.delete(container.id);
+      });
+      void shipper.done.then(() => {
+        store.detachConsumer();
+        this.onReleased(container.id);
+      });
     }
     if (mine.size === 0) this.shippers.delete(container.id);
   }

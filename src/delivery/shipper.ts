@@ -8,7 +8,7 @@
 // re-send) rather than skips.
 import type { Source } from '../fifo/log-entry.ts';
 import type { BackendPlan } from '../lifecycle/options.ts';
-import { RateLimitedWarning, log } from '../observability/log.ts';
+import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import { backendDropped, backendRetries, backendShipped } from '../observability/metrics.ts';
 import { PartialAssembler } from '../shaping/partial.ts';
 import type { StorePosition } from '../store/container-store.ts';
@@ -33,7 +33,7 @@ interface Queued {
   after: StorePosition;
 }
 
-const sendWarning = new RateLimitedWarning('delivery: a backend failed to take a batch; retrying');
+const retryWarning = new RateLimitedWarning('delivery: a step failed (see step); retrying after a backoff');
 const lostWarning = new RateLimitedWarning('delivery: store entries were gone before a backend shipped them');
 
 /** The delay before retry `attempt` (0-based): doubling, capped, then jittered into [d/2, d]. */
@@ -45,7 +45,13 @@ export function retryDelay(policy: RetryPolicy, attempt: number, random = Math.r
 export class Shipper {
   readonly backendName: string;
   readonly containerId: string;
-  /** Settles when the store is caught up and no producer is left, or on abort. */
+  /**
+   * Settles (never rejects) as soon as the loop ends: caught up with no producer left, or
+   * stopped. Nothing asynchronous runs between that decision and its reactions, so a
+   * StartLogging cannot slip in and find this shipper still listed.
+   */
+  readonly ended: Promise<void>;
+  /** Settles after `ended`, once the backend is closed. */
   readonly done: Promise<void>;
   private readonly plan: BackendPlan;
   private readonly store: ShipperStore;
@@ -75,7 +81,10 @@ export class Shipper {
     // Taken now, before this StartLogging's first append, so a new cursor misses nothing.
     const end = saved ? null : store.endPosition();
     end?.catch(() => {}); // retried in run()
-    this.done = this.run(saved, end, container).finally(() => this.close());
+    this.ended = this.run(saved, end, container).catch((err: unknown) =>
+      log.error('delivery: a shipping loop failed', { container: this.containerId.slice(0, 12), backend: this.backendName, error: redact(String(err)) }),
+    );
+    this.done = this.ended.then(() => this.close());
   }
 
   /** Entries not yet acknowledged, and the age of the oldest line waiting. */
@@ -129,9 +138,14 @@ export class Shipper {
         if (!this.store.isLive()) return;
         continue;
       }
-      waitingSince ??= this.queue.length > 0 ? Date.now() : null;
-      const timeout = waitingSince === null ? null : waitingSince + maxDelay - Date.now();
-      await this.waitForChange(seen, timeout);
+      if (this.queue.length === 0) {
+        await this.store.nextChange(seen, this.abort.signal);
+        continue;
+      }
+      // A batch is started: let the store collect more until the delay is up, then read it
+      // all at once, rather than reading after every FIFO chunk.
+      waitingSince ??= Date.now();
+      await sleep(waitingSince + maxDelay - Date.now(), this.abort.signal);
     }
   }
 
@@ -227,11 +241,11 @@ export class Shipper {
         if (this.abort.signal.aborted) return null;
         if (what === 'send') backendRetries.inc({ backend: this.backendName });
         const delay = retryDelay(policy, attempt);
-        sendWarning.warn({
+        retryWarning.warn({
           container: this.containerId.slice(0, 12),
           backend: this.backendName,
           step: what,
-          error: (err as Error).message,
+          error: redact(String((err as Error).message)),
           attempt: attempt + 1,
           retryInMs: Math.round(delay),
         });
@@ -240,16 +254,10 @@ export class Shipper {
     }
   }
 
-  private async waitForChange(seen: number, timeoutMs: number | null): Promise<void> {
-    const signals = [this.abort.signal];
-    if (timeoutMs !== null) signals.push(AbortSignal.timeout(Math.max(1, timeoutMs)));
-    await this.store.nextChange(seen, AbortSignal.any(signals));
-  }
-
   private async close(): Promise<void> {
     await this.follower?.close();
     await this.backend?.close().catch((err: unknown) =>
-      log.warn('delivery: closing a backend failed', { backend: this.backendName, error: String(err) }),
+      log.warn('delivery: closing a backend failed', { backend: this.backendName, error: redact(String(err)) }),
     );
   }
 }

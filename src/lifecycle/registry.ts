@@ -8,7 +8,7 @@ import type { ContainerContext, BackendFactory } from '../delivery/backend.ts';
 import { Delivery, loadDeliveryState, saveDeliveryState } from '../delivery/delivery.ts';
 import type { LogEntry } from '../fifo/log-entry.ts';
 import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
-import { RateLimitedWarning, log } from '../observability/log.ts';
+import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import { type LiveSources, linesDropped } from '../observability/metrics.ts';
 import { containerContext } from '../shaping/context.ts';
 import { TemplateError } from '../shaping/tag.ts';
@@ -85,7 +85,7 @@ export class Registry {
       try {
         options = parseLogOptions(state.config, factories);
       } catch (err) {
-        log.warn('delivery: cannot resume a container whose options no longer parse', { container: containerId.slice(0, 12), error: String(err) });
+        log.warn('delivery: cannot resume a container whose options no longer parse', { container: containerId.slice(0, 12), error: redact(String(err)) });
         continue;
       }
       this.delivery.ensure(this.storeFor(containerId, null), options.backends, state.container);

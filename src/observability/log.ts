@@ -33,6 +33,14 @@ export const log = {
 };
 
 /**
+ * An error text fit for the log: credentials in URLs (`scheme://user:secret@host`) masked.
+ * Backend errors quote addresses, and an address may carry a password.
+ */
+export function redact(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
+}
+
+/**
  * Logs at most one warning per interval for a recurring condition, carrying how many
  * times it happened in between, so a flood of bad frames cannot flood the daemon's log.
  */

@@ -127,6 +127,7 @@ export class ContainerStore implements StoreView {
           else lines += item.length;
         }
         if (lines > 0) this.onDropped(lines, err);
+        this.changed(); // followers waiting for those appends see they are gone
       },
     );
   }
@@ -145,8 +146,9 @@ export class ContainerStore implements StoreView {
     return this.writer ? this.writer.snapshot() : snapshotFromDisk(this.dir);
   }
 
+  /** Appends still waiting for the writer count too: a follower must not stop before them. */
   isLive(): boolean {
-    return this.producers > 0;
+    return this.producers > 0 || this.waiting.some((item) => typeof item !== 'function');
   }
 
   changeCount(): number {

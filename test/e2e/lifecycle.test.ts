@@ -105,6 +105,23 @@ describe('log-opt validation', () => {
     assert.match(message, /max-file/, `start error: ${message}`);
   });
 
+  test('an unknown backend or a tag template that cannot be evaluated fails the start, naming the option', async () => {
+    const backend = await startError({ backend: 'no-such-backend' });
+    assert.match(backend.message, /invalid value 'no-such-backend' for log opt 'backend'/, `start error: ${backend.message}`);
+    assert.equal(backend.state, 'created', 'the container did not run');
+    const tag = await startError({ tag: '{{.NoSuchField}}' });
+    assert.match(tag.message, /log opt 'tag': can't evaluate field NoSuchField/, `start error: ${tag.message}`);
+  });
+
+  test('tag, labels and env are accepted for the local copy alone, as json-file accepts them', async () => {
+    const { id } = await runToExit({
+      cmd: sh('echo ok'),
+      driver: PLUGIN,
+      opts: { tag: '{{.Name}}/{{.ID}}', labels: 'logship-e2e', 'labels-regex': '^logship', env: 'PATH', 'env-regex': '^HOME$' },
+    });
+    assertSameBytes((await readLogs(id)).stdout, 'ok\n', 'stdout');
+  });
+
   test('options the daemon itself handles are accepted', async () => {
     const { id } = await runToExit({
       cmd: sh('echo ok'),

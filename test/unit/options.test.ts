@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { BackendFactory } from '../../src/delivery/backend.ts';
 import { DEFAULT_STORE_OPTIONS, InvalidOptionError, parseLogOptions, parseSize } from '../../src/lifecycle/options.ts';
 
 describe('log options', () => {
@@ -43,5 +44,69 @@ describe('log options', () => {
     for (const [config, message] of cases) {
       assert.throws(() => parseLogOptions(config, []), (err: Error) => err instanceof InvalidOptionError && message.test(err.message), JSON.stringify(config));
     }
+  });
+});
+
+// Factories shaped like the real backends, to test how options reach them.
+function factory(name: string, keys: string[]): BackendFactory<Record<string, string>> {
+  return {
+    name,
+    optionKeys: keys,
+    parseOptions(opts) {
+      if (opts[keys[0]!] === 'bad') throw new InvalidOptionError(`invalid value 'bad' for log opt '${keys[0]}'`);
+      return { ...opts };
+    },
+    batchLimits: () => ({ maxLines: 10, maxBytes: 1000 }),
+    create: () => ({ send: () => Promise.resolve(), close: () => Promise.resolve() }),
+  };
+}
+const syslog = factory('syslog', ['syslog-address', 'syslog-facility']);
+const fluentd = factory('fluentd', ['fluentd-address']);
+const FACTORIES = [syslog, fluentd];
+
+describe('backend selection', () => {
+  it('defaults to the local copy only', () => {
+    assert.deepEqual(parseLogOptions({}, FACTORIES).backends, []);
+    assert.deepEqual(parseLogOptions({ backend: '' }, FACTORIES).backends, []);
+  });
+
+  it('fans out to a comma list, each backend getting only its own keys', () => {
+    const seen: Record<string, Record<string, string>> = {};
+    const spy = (f: BackendFactory<Record<string, string>>): BackendFactory<Record<string, string>> => ({
+      ...f,
+      parseOptions: (opts) => (seen[f.name] = f.parseOptions(opts)),
+    });
+    const plans = parseLogOptions(
+      { backend: 'syslog, fluentd', 'syslog-address': 'udp://h:514', 'fluentd-address': 'h:24224', tag: '{{.Name}}', 'max-size': '1m' },
+      [spy(syslog), spy(fluentd)],
+    ).backends;
+    assert.deepEqual(plans.map((p) => p.name), ['syslog', 'fluentd']);
+    assert.deepEqual(seen, { syslog: { 'syslog-address': 'udp://h:514' }, fluentd: { 'fluentd-address': 'h:24224' } });
+    assert.deepEqual(plans[0]!.limits, { maxLines: 10, maxBytes: 1000 });
+  });
+
+  it('names the option and what is accepted when selection or a backend option is wrong', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ backend: 'splunk' }, /^invalid value 'splunk' for log opt 'backend': 'splunk' is not a backend \(accepted: a comma-separated list of syslog, fluentd\)$/],
+      [{ backend: 'syslog,syslog' }, /'syslog' is listed twice/],
+      [{ 'syslog-address': 'udp://h' }, /^log opt 'syslog-address' is an option of backend 'syslog', which log opt 'backend' does not select \(backend=\)$/],
+      [{ backend: 'fluentd', 'syslog-address': 'udp://h' }, /backend 'syslog'.*\(backend=fluentd\)/],
+      [{ backend: 'syslog', colour: 'x' }, /^unknown log opt 'colour' for logship log driver \(accepted: backend, .*, env-regex, syslog-address, syslog-facility\)$/],
+      [{ backend: 'syslog', 'syslog-address': 'bad' }, /invalid value 'bad' for log opt 'syslog-address'/],
+      [{ tag: '{{.Nope}}' }, /^invalid value '\{\{\.Nope\}\}' for log opt 'tag': can't evaluate field Nope/],
+      [{ 'labels-regex': '(' }, /invalid value '\(' for log opt 'labels-regex'/],
+      [{ 'env-regex': '[' }, /log opt 'env-regex'/],
+    ];
+    for (const [config, message] of cases) {
+      assert.throws(() => parseLogOptions(config, FACTORIES), (err: Error) => err instanceof InvalidOptionError && message.test(err.message), JSON.stringify(config));
+    }
+    assert.throws(() => parseLogOptions({ backend: 'syslog' }, []), /accepted: a comma-separated list of none/);
+  });
+
+  it('accepts the shaping keys for the local copy alone, as json-file does', () => {
+    const { shaping } = parseLogOptions({ tag: 'app', labels: 'a,b', 'labels-regex': '^x', env: 'E', 'env-regex': 'K$' }, []);
+    assert.equal(shaping.tag.source, 'app');
+    assert.deepEqual(shaping.attributes.labels, ['a', 'b']);
+    assert.equal(parseLogOptions({ tag: '' }, []).shaping.tag.source, '{{.ID}}');
   });
 });

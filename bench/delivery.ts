@@ -1,0 +1,75 @@
+// Delivery engine throughput: a store of N lines (rotated, gzipped) shipped from a cursor
+// at its start to an in-process backend that acknowledges at once, so the figure is the
+// engine's own cost (read, decode, reassemble, batch, cursor writes). Median of 3.
+//   node bench/delivery.ts [lines]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { OutgoingLine } from '../src/delivery/backend.ts';
+import { CursorFile } from '../src/delivery/cursor.ts';
+import { Shipper } from '../src/delivery/shipper.ts';
+import { ContainerStore } from '../src/store/container-store.ts';
+
+const LINES = Number(process.argv[2] ?? 1_000_000);
+const T0 = 1_795_000_000_000_000_000n;
+
+function frameOf(i: number): Buffer {
+  // A LogEntry by hand: source=stdout (1), time_nano (2), line (3).
+  const line = Buffer.from(`line ${i} ${'x'.repeat(60)}`);
+  const time = T0 + BigInt(i) * 1000n;
+  const varint = (v: bigint) => {
+    const out = [];
+    while (v >= 0x80n) { out.push(Number(v & 0x7fn) | 0x80); v >>= 7n; }
+    out.push(Number(v));
+    return Buffer.from(out);
+  };
+  const payload = Buffer.concat([Buffer.from([0x0a, 6]), Buffer.from('stdout'), Buffer.from([0x10]), varint(time), Buffer.from([0x1a]), varint(BigInt(line.length)), line]);
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(payload.length);
+  return Buffer.concat([header, payload]);
+}
+
+async function once(dir: string): Promise<number> {
+  const store = new ContainerStore(dir, { maxSizeBytes: 20_000_000, maxFiles: 1000, compress: true }, 1 << 20, () => {});
+  store.attachProducer();
+  for (let i = 0; i < LINES; i += 1000) {
+    const batch = [];
+    for (let j = i; j < Math.min(LINES, i + 1000); j++) batch.push({ frame: frameOf(j), timeNano: T0 });
+    store.append(batch);
+  }
+  await store.endPosition();
+  fs.mkdirSync(path.join(dir, 'cursors'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'cursors', 'bench.json'), JSON.stringify({ version: 1, index: 0, seq: 1, offset: 0 }));
+  let shipped = 0;
+  const start = process.hrtime.bigint();
+  const shipper = new Shipper(
+    store,
+    {
+      name: 'bench',
+      limits: { maxLines: 1000, maxBytes: 1 << 20 },
+      retry: null,
+      create: () => ({ send: (lines: readonly OutgoingLine[]) => ((shipped += lines.length), Promise.resolve()), close: () => Promise.resolve() }),
+    },
+    { id: 'b'.repeat(64), name: 'bench', imageId: '', imageName: '', created: '', daemonName: 'docker', tag: 'bench', attributes: [], hostname: 'h' },
+    new CursorFile(dir, 'bench'),
+  );
+  store.detachProducer();
+  await shipper.done;
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (shipped !== LINES) throw new Error(`shipped ${shipped} of ${LINES}`);
+  await store.close();
+  return seconds;
+}
+
+const times: number[] = [];
+for (let run = 0; run < 3; run++) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-bench-delivery-'));
+  try {
+    times.push(await once(dir));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+times.sort((a, b) => a - b);
+const median = times[1]!;
+console.log(`delivery: ${LINES} lines (70-byte lines, 20 MB gzipped segments) shipped in ${median.toFixed(2)} s median of 3 = ${Math.round(LINES / median).toLocaleString("en")} lines/s`);

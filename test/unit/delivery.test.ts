@@ -1,0 +1,292 @@
+// The delivery engine over a real on-disk store, with an in-process backend at the
+// Backend interface: batching limits, order, backoff, at-least-once across a restart,
+// eviction counted as dropped, partial lines across batches and restarts.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
+import { CursorFile } from '../../src/delivery/cursor.ts';
+import { Shipper, retryDelay } from '../../src/delivery/shipper.ts';
+import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
+import { backendDropped, backendRetries } from '../../src/observability/metrics.ts';
+import { ContainerStore } from '../../src/store/container-store.ts';
+import { type EntryFields, T0, frame, lines } from './frames.ts';
+
+const ID = 'c'.repeat(64);
+const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', daemonName: 'docker', tag: ID.slice(0, 12), attributes: [], hostname: 'h' };
+let dir: string;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-delivery-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** A receiver in the test: takes batches, or fails them while `down`, or never answers while `stuck`. */
+class TestBackend implements Backend {
+  readonly batches: OutgoingLine[][] = [];
+  attempts = 0;
+  down = false;
+  stuck = false;
+  /** Fail this many sends, then accept. */
+  failures = 0;
+  private waiters: (() => void)[] = [];
+
+  send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+    this.attempts++;
+    if (this.stuck) return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
+    if (this.down || this.failures > 0) {
+      this.failures = Math.max(0, this.failures - 1);
+      return Promise.reject(new Error('connection refused'));
+    }
+    this.batches.push([...lines]);
+    for (const w of this.waiters.splice(0)) w();
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  get lines(): string[] {
+    return this.batches.flat().map((l) => l.line.toString());
+  }
+
+  /** Resolves once `n` lines in all have been taken. */
+  async received(n: number): Promise<void> {
+    while (this.lines.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+}
+
+function planFor(backend: TestBackend, name = 'test', maxLines = 1000, maxBytes = 1 << 20): BackendPlan {
+  return { name, limits: { maxLines, maxBytes, maxDelayMs: 5 }, retry: { initialDelayMs: 2, maxDelayMs: 10 }, create: () => backend };
+}
+
+function openStore(options: StoreOptions = { maxSizeBytes: 1 << 20, maxFiles: 5, compress: false }): ContainerStore {
+  return new ContainerStore(dir, options, 1 << 20, (n, err) => assert.fail(`dropped ${n}: ${String(err)}`));
+}
+
+function append(store: ContainerStore, entries: EntryFields[], batch = 7): void {
+  for (let i = 0; i < entries.length; i += batch) {
+    store.append(entries.slice(i, i + batch).map((e) => ({ frame: frame(e), timeNano: e.timeNano ?? T0 })));
+  }
+}
+
+function ship(store: ContainerStore, plan: BackendPlan): Shipper {
+  return new Shipper(store, plan, CONTEXT, new CursorFile(dir, plan.name));
+}
+
+const numbered = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
+
+function chunk(line: string, id: string, ordinal: number, last: boolean, source = 'stdout'): EntryFields {
+  return { source, line, partial: true, partialLogMetadata: { id, ordinal, last } };
+}
+
+describe('delivery engine', () => {
+  it('ships every line in order within the batch limits, across rotations and gzip, then ends with the container', async () => {
+    const store = openStore({ maxSizeBytes: 600, maxFiles: 100, compress: true });
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, planFor(backend, 'test', 7, 100));
+    append(store, lines(300));
+    await backend.received(300);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, numbered(1, 300));
+    for (const batch of backend.batches) {
+      assert.ok(batch.length <= 7, `batch of ${batch.length} lines`);
+      const bytes = batch.reduce((n, l) => n + l.line.length, 0);
+      assert.ok(batch.length === 1 || bytes <= 100, `batch of ${bytes} bytes`);
+    }
+    assert.ok(fs.readdirSync(dir).some((f) => f.endsWith('.log.gz')), 'the store rotated and compressed');
+    assert.equal(new CursorFile(dir, 'test').load()!.index, 300);
+    await store.close();
+  });
+
+  it('retries a failed batch with backoff and still delivers in order', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    backend.failures = 4;
+    const retriesBefore = (await backendRetries.get()).values.find((v) => v.labels.backend === 'flaky')?.value ?? 0;
+    const shipper = ship(store, planFor(backend, 'flaky', 10));
+    append(store, lines(25));
+    await backend.received(25);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, numbered(1, 25));
+    assert.equal(backend.attempts, backend.batches.length + 4);
+    const retries = (await backendRetries.get()).values.find((v) => v.labels.backend === 'flaky')!.value;
+    assert.equal(retries - retriesBefore, 4);
+    await store.close();
+  });
+
+  it('waits out a receiver that is down, without holding up another backend', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const down = new TestBackend();
+    down.down = true;
+    const up = new TestBackend();
+    const a = ship(store, planFor(down, 'down'));
+    const b = ship(store, planFor(up, 'up'));
+    append(store, lines(50));
+    await up.received(50);
+    assert.equal(down.lines.length, 0);
+    assert.ok(down.attempts >= 1);
+    down.down = false;
+    await down.received(50);
+    store.detachProducer();
+    await Promise.all([a.done, b.done]);
+    assert.deepEqual(down.lines, numbered(1, 50));
+    await store.close();
+  });
+
+  it('starts a new cursor at the end of the store: history logged before is not shipped', async () => {
+    const store = openStore();
+    store.attachProducer();
+    append(store, lines(10));
+    const backend = new TestBackend();
+    const shipper = ship(store, planFor(backend));
+    append(store, lines(5, T0, 11));
+    await backend.received(5);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, numbered(11, 15));
+    await store.close();
+  });
+
+  it('resumes after a restart from the last acknowledged batch: nothing lost, nothing before it again', async () => {
+    const store = openStore({ maxSizeBytes: 500, maxFiles: 100, compress: true });
+    store.attachProducer();
+    const first = new TestBackend();
+    const shipper = ship(store, planFor(first, 'test', 10));
+    append(store, lines(30));
+    await first.received(30);
+    first.stuck = true; // the next batch is in flight when the plugin stops
+    append(store, lines(70, T0, 31));
+    while (first.attempts === first.batches.length) await new Promise((r) => setTimeout(r, 2));
+    await shipper.stop();
+    assert.deepEqual(first.lines, numbered(1, 30));
+    await store.close();
+
+    // A new process over the same folder; the container still runs.
+    const reopened = openStore({ maxSizeBytes: 500, maxFiles: 100, compress: true });
+    reopened.attachProducer();
+    const second = new TestBackend();
+    const resumed = ship(reopened, planFor(second, 'test', 10));
+    await second.received(70);
+    reopened.detachProducer();
+    await resumed.done;
+    assert.deepEqual(second.lines, numbered(31, 100));
+    await reopened.close();
+  });
+
+  it('counts entries evicted before they were shipped as dropped, and ships the rest', async () => {
+    const store = openStore({ maxSizeBytes: 400, maxFiles: 2, compress: false });
+    store.attachProducer();
+    const backend = new TestBackend();
+    backend.down = true;
+    const dropped = async () => (await backendDropped.get()).values.find((v) => v.labels.backend === 'evict' && v.labels.reason === 'evicted')?.value ?? 0;
+    const before = await dropped();
+    const shipper = ship(store, planFor(backend, 'evict', 5));
+    append(store, lines(200), 1);
+    await new Promise((r) => setTimeout(r, 20));
+    backend.down = false;
+    store.detachProducer();
+    await shipper.done;
+    const shipped = backend.lines;
+    assert.ok(shipped.length > 0 && shipped.length < 200, `${shipped.length} shipped`);
+    // What shipped is in order and ends with the last line; with the evicted ones it is all 200.
+    const firstShipped = Number(shipped[0]!.split(' ')[1]);
+    assert.deepEqual(shipped.slice(-(200 - firstShipped + 1)), numbered(firstShipped, 200));
+    assert.equal(new Set(shipped).size + (await dropped()) - before, 200);
+    await store.close();
+  });
+
+  it('reassembles a line split across reads and batches, and never moves the cursor past its first chunk', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const first = new TestBackend();
+    const shipper = ship(store, planFor(first, 'test', 1));
+    append(store, [chunk('aa', 'p', 1, false), { source: 'stderr', line: 'between' }], 1);
+    await first.received(1);
+    await shipper.stop();
+    assert.deepEqual(first.lines, ['between']);
+    // The cursor stays at the open group's first chunk (record 0), though 'between' shipped.
+    assert.equal(new CursorFile(dir, 'test').load()!.index, 0);
+
+    append(store, [chunk('bb', 'p', 2, false), chunk('cc', 'p', 3, true), { line: 'after' }], 1);
+    const second = new TestBackend();
+    const resumed = ship(store, planFor(second, 'test', 1));
+    await second.received(3);
+    store.detachProducer();
+    await resumed.done;
+    // At least once: 'between' again, then the whole line, whole (no partial metadata).
+    assert.deepEqual(second.lines, ['between', 'aabbcc', 'after']);
+    assert.equal(second.batches[1]![0]!.partial, undefined);
+    await store.close();
+  });
+
+  it('sends a line the container never finished as a fragment once it stops', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, planFor(backend));
+    append(store, [{ line: 'whole' }, chunk('no newline', 'q', 1, false)]);
+    await backend.received(1);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, ['whole', 'no newline']);
+    assert.deepEqual(backend.batches.flat()[1]!.partial, { id: 'q', ordinal: 1, last: false });
+    await store.close();
+  });
+});
+
+describe('retry delays', () => {
+  it('double from the first, stop at the cap, and stay within [d/2, d]', () => {
+    const policy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
+    assert.equal(retryDelay(policy, 0, () => 1), 1000);
+    assert.equal(retryDelay(policy, 0, () => 0), 500);
+    assert.equal(retryDelay(policy, 3, () => 1), 8000);
+    assert.equal(retryDelay(policy, 10, () => 1), 30_000);
+    assert.equal(retryDelay(policy, 1000, () => 0), 15_000);
+  });
+});
+
+describe('store record indexes', () => {
+  it('count every record ever written, through rotation, eviction and reopening', async () => {
+    for (const maxFiles of [1, 3]) {
+      const store = openStore({ maxSizeBytes: 300, maxFiles, compress: false });
+      store.attachProducer();
+      append(store, lines(50), 3);
+      assert.equal((await store.endPosition()).index, 50, `max-file=${maxFiles}`);
+      store.detachProducer();
+      await store.close();
+      const reopened = openStore({ maxSizeBytes: 300, maxFiles, compress: false });
+      const end = await reopened.endPosition();
+      assert.equal(end.index, 50, `max-file=${maxFiles} after reopening`);
+      const snap = reopened.snapshot();
+      const held = snap.closed.reduce((n, s) => n + s.count, 0) + (end.index - snap.current!.firstIndex);
+      assert.equal((snap.closed[0]?.firstIndex ?? snap.current!.firstIndex) + held, 50);
+      await reopened.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir);
+    }
+  });
+
+  it('number the segments of a manifest written before indexes existed from 0', async () => {
+    const store = openStore({ maxSizeBytes: 300, maxFiles: 10, compress: false });
+    store.attachProducer();
+    append(store, lines(40), 3);
+    store.detachProducer();
+    await store.close();
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'segments.json'), 'utf8')) as { currentFirstIndex?: number; segments: { firstIndex?: number }[] };
+    delete manifest.currentFirstIndex;
+    for (const s of manifest.segments) delete s.firstIndex;
+    fs.writeFileSync(path.join(dir, 'segments.json'), JSON.stringify(manifest));
+    const reopened = openStore({ maxSizeBytes: 300, maxFiles: 10, compress: false });
+    assert.equal((await reopened.endPosition()).index, 40);
+    await reopened.close();
+  });
+});

@@ -1,0 +1,101 @@
+// The registry drives delivery: StartLogging with a receiver that is down still succeeds,
+// and a restarted plugin resumes shipping a stopped container with no StartLogging.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { BackendFactory, OutgoingLine } from '../../src/delivery/backend.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
+import { Registry } from '../../src/lifecycle/registry.ts';
+import type { ContainerInfo } from '../../src/protocol/wire.ts';
+import { frame, lines } from './frames.ts';
+
+let root: string;
+before(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-registry-'));
+  fs.mkdirSync(path.join(root, 'fifo'));
+});
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+/** One receiver for every backend instance the factory makes, like a real server. */
+const receiver = { up: false, lines: [] as { tag: string; line: string }[] };
+
+const testFactory: BackendFactory<{ address: string }> = {
+  name: 'test',
+  optionKeys: ['test-address'],
+  parseOptions: (opts) => ({ address: opts['test-address'] ?? 'default' }),
+  batchLimits: () => ({ maxLines: 5, maxBytes: 1 << 20, maxDelayMs: 5 }),
+  retryPolicy: () => ({ initialDelayMs: 5, maxDelayMs: 20 }),
+  create: (_config, container) => ({
+    send(batch: readonly OutgoingLine[]) {
+      if (!receiver.up) return Promise.reject(new Error('connection refused'));
+      for (const l of batch) receiver.lines.push({ tag: container.tag, line: l.line.toString() });
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  }),
+};
+
+async function until(predicate: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !predicate(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(predicate(), `condition not reached in 5 s (received ${receiver.lines.length} lines)`);
+}
+
+describe('registry and delivery', () => {
+  it('starts logging while the receiver is down, and ships after a plugin restart once it is up', async () => {
+    const dataDir = path.join(root, 'data');
+    const id = 'd'.repeat(64);
+    const info: ContainerInfo = {
+      id, name: '/shipper', config: { backend: 'test', 'test-address': 'x', tag: '{{.Name}}' }, imageId: '', imageName: '', created: '',
+      entrypoint: '', args: [], env: [], labels: {}, daemonName: 'docker',
+    };
+    const fifo = path.join(root, 'fifo', 'f1');
+    execFileSync('mkfifo', [fifo]);
+    const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
+
+    const first = new Registry(dataDir, path.join(root, 'fifo'));
+    first.start(fifo, info, parseLogOptions(info.config, [testFactory])); // must not throw: receiver down
+    fs.writeSync(daemonEnd, Buffer.concat(lines(12).map(frame)));
+    fs.closeSync(daemonEnd); // the container stops
+    await until(() => fs.existsSync(path.join(dataDir, 'containers', id, 'cursors', 'test.json')));
+    await new Promise((r) => setTimeout(r, 50)); // a few failed sends
+    assert.equal(receiver.lines.length, 0);
+    await first.shutdown();
+
+    receiver.up = true;
+    const second = new Registry(dataDir, path.join(root, 'fifo'));
+    second.resumeDelivery([testFactory]);
+    await until(() => receiver.lines.length >= 12);
+    assert.deepEqual(receiver.lines.map((l) => l.line), lines(12).map((l) => l.line));
+    assert.ok(receiver.lines.every((l) => l.tag === 'shipper'));
+    // Caught up with a stopped container: the store is released.
+    await until(() => second.liveSources().openContainers() === 0);
+    await second.shutdown();
+  });
+
+  it('ships each run of a restarted container once, in order, with the same cursor', async () => {
+    receiver.up = true;
+    receiver.lines = [];
+    const dataDir = path.join(root, 'data2');
+    const id = 'e'.repeat(64);
+    const info: ContainerInfo = {
+      id, name: '/again', config: { backend: 'test' }, imageId: '', imageName: '', created: '',
+      entrypoint: '', args: [], env: [], labels: {}, daemonName: 'docker',
+    };
+    const registry = new Registry(dataDir, path.join(root, 'fifo'));
+    for (const [run, from] of [['r1', 1], ['r2', 21]] as const) {
+      const fifo = path.join(root, 'fifo', run);
+      execFileSync('mkfifo', [fifo]);
+      const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
+      registry.start(fifo, info, parseLogOptions(info.config, [testFactory]));
+      fs.writeSync(daemonEnd, Buffer.concat(lines(20, undefined, from).map(frame)));
+      fs.closeSync(daemonEnd);
+      await until(() => receiver.lines.length >= from + 19);
+    }
+    await until(() => registry.liveSources().openContainers() === 0);
+    assert.deepEqual(receiver.lines.map((l) => l.line), lines(40).map((l) => l.line));
+    await registry.shutdown();
+  });
+});
