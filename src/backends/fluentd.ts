@@ -18,8 +18,8 @@ export interface FluentdConfig {
   bufferLimitBytes: number;
   /** The engine's first wait before retrying a failed batch. */
   retryWaitMs: number;
-  /** How long to wait for an ack. */
-  ackTimeoutMs: number;
+  /** How long to wait for an ack (fluentd-read-timeout); otherwise the engine's send deadline. */
+  ackTimeoutMs: number | null;
 }
 
 const OPTION_KEYS = [
@@ -44,7 +44,6 @@ const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 24224;
 const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 const DEFAULT_RETRY_WAIT_MS = 1000;
-const DEFAULT_ACK_TIMEOUT_MS = 60_000;
 /** Retries back off from fluentd-retry-wait up to this (the engine's usual cap), never giving up. */
 const MAX_RETRY_DELAY_MS = 30_000;
 
@@ -80,7 +79,7 @@ export function parseFluentdOptions(opts: Readonly<Record<string, string>>): Flu
     retryWaitMs: opts['fluentd-retry-wait']
       ? parseGoDuration('fluentd-retry-wait', opts['fluentd-retry-wait'])
       : DEFAULT_RETRY_WAIT_MS,
-    ackTimeoutMs: readTimeout > 0 ? readTimeout : DEFAULT_ACK_TIMEOUT_MS,
+    ackTimeoutMs: readTimeout > 0 ? readTimeout : null,
   };
 }
 
@@ -346,7 +345,7 @@ class FluentdBackend implements Backend {
     const socket = await this.connection.write([this.encoder.encode(lines, chunk)], signal);
     await new Promise<void>((resolve, reject) => {
       const finish = (err: Error | null): void => {
-        clearTimeout(timer);
+        if (timer) clearTimeout(timer);
         this.onReceived = null;
         socket.off('close', onClose);
         signal.removeEventListener('abort', onAbort);
@@ -369,10 +368,11 @@ class FluentdBackend implements Backend {
       };
       const onClose = (): void => finish(new Error(`connection to ${describeTarget(this.config.target)} closed before the ack`));
       const onAbort = (): void => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-      const timer = setTimeout(
-        () => finish(new Error(`no ack from ${describeTarget(this.config.target)} within ${this.config.ackTimeoutMs} ms`)),
-        this.config.ackTimeoutMs,
-      );
+      const timeoutMs = this.config.ackTimeoutMs;
+      const timer =
+        timeoutMs === null
+          ? null
+          : setTimeout(() => finish(new Error(`no ack from ${describeTarget(this.config.target)} within ${timeoutMs} ms`)), timeoutMs);
       this.onReceived = check;
       socket.once('close', onClose);
       signal.addEventListener('abort', onAbort, { once: true });
