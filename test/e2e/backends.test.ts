@@ -286,18 +286,19 @@ describe('backends through the engine', () => {
     });
   }
 
-  test(`a plugin killed (SIGKILL) mid-shipping loses nothing: fluentd with acks`, async (t: TestContext) => {
-    const receiver = receivers[1]!;
-    const { tag, id } = await runContainer(sh(`seq 1 ${LINES}`), receiver.opts);
-    const arrived = await waitUntil(() => {
-      const n = receiver.lines(tag, id).length;
-      return n > 0 ? n : undefined;
-    }, 'the first lines', 30_000);
-    killPlugin();
-    const lines = await waitForAll(receiver, tag, id);
-    const { duplicates } = checkSequence(lines);
-    t.diagnostic(`killed with ${arrived} of ${LINES} lines delivered; after the restart all arrived in order, ${duplicates} duplicates`);
-  });
+  for (const receiver of receivers) {
+    test(`${receiver.name}: a plugin killed (SIGKILL) mid-shipping loses nothing`, async (t: TestContext) => {
+      const { tag, id } = await runContainer(sh(`seq 1 ${LINES}`), receiver.opts);
+      const arrived = await waitUntil(() => {
+        const n = receiver.lines(tag, id).length;
+        return n > 0 ? n : undefined;
+      }, 'the first lines', 30_000);
+      killPlugin();
+      const lines = await waitForAll(receiver, tag, id);
+      const { duplicates } = checkSequence(lines);
+      t.diagnostic(`${receiver.name}: killed with ${arrived} of ${LINES} lines delivered; after the restart all arrived in order, ${duplicates} duplicates`);
+    });
+  }
 });
 
 /** SIGKILLs this plugin's process (found by its cgroup, named by the plugin id); the daemon restarts it. */
