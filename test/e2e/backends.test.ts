@@ -42,7 +42,7 @@ function dockerCli(...args: string[]): string {
 
 /** The plugin's journal mount must be set while it is disabled. */
 function setPluginJournal(source: string): void {
-  dockerCli('plugin', 'disable', '-f', PLUGIN);
+  if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerCli('plugin', 'disable', '-f', PLUGIN);
   dockerCli('plugin', 'set', PLUGIN, `journal.source=${source}`);
   dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
 }
@@ -159,24 +159,30 @@ function receivedBy(tag: string): string[] {
 
 /**
  * Checks that 1..LINES all arrived and, counting each line at its first arrival, in order.
- * Returns how many arrived more than once (a batch resent after a failure).
+ * Returns how many arrived more than once (a batch resent after a failure) and how many
+ * arrived after a later line (only allowed where the receiver itself may reorder).
  */
-function checkSequence(lines: string[]): { duplicates: number } {
+function checkSequence(lines: string[], strictOrder = true): { duplicates: number; reordered: number } {
   const seen = new Set<number>();
-  let expected = 1;
   let duplicates = 0;
+  let reordered = 0;
+  let highest = 0;
   for (const text of lines) {
     const n = Number(text);
     if (seen.has(n)) {
       duplicates++;
       continue;
     }
-    assert.equal(n, expected, `line ${expected} expected next, got '${text}'`);
+    if (n !== highest + 1) {
+      assert.ok(!strictOrder, `line ${highest + 1} expected next, got '${text}'`);
+      if (n < highest) reordered++;
+    }
     seen.add(n);
-    expected++;
+    highest = Math.max(highest, n);
   }
+  for (let n = 1; n <= LINES; n++) assert.ok(seen.has(n), `line ${n} never arrived`);
   assert.equal(seen.size, LINES, `${LINES} distinct lines expected, got ${seen.size}`);
-  return { duplicates };
+  return { duplicates, reordered };
 }
 
 async function waitForAll(receiver: Receiver, tag: string, id: string, timeoutMs = 90_000): Promise<string[]> {
@@ -293,18 +299,22 @@ describe('backends through the engine', () => {
         const n = receiver.lines(tag, id).length;
         return n > 0 ? n : undefined;
       }, 'the first lines', 30_000);
-      killPlugin();
+      const restart = await killPlugin();
       const lines = await waitForAll(receiver, tag, id);
-      const { duplicates } = checkSequence(lines);
-      t.diagnostic(`${receiver.name}: killed with ${arrived} of ${LINES} lines delivered; after the restart all arrived in order, ${duplicates} duplicates`);
+      // rsyslog handles each connection on its own thread: what the killed plugin's connection
+      // still carried may be written after the first lines of the new one.
+      const { duplicates, reordered } = checkSequence(lines, !receiver.name.startsWith('syslog'));
+      t.diagnostic(
+        `${receiver.name}: killed with ${arrived} of ${LINES} lines delivered, ${restart}; all arrived, ` +
+          `${duplicates} duplicates, ${reordered} written by the receiver after a later line`,
+      );
     });
   }
 });
 
-/** SIGKILLs this plugin's process (found by its cgroup, named by the plugin id); the daemon restarts it. */
-function killPlugin(): void {
+function pluginPids(): string[] {
   const pluginId = dockerCli('plugin', 'inspect', '-f', '{{.Id}}', PLUGIN);
-  const pids = fs.readdirSync('/proc').filter((p) => {
+  return fs.readdirSync('/proc').filter((p) => {
     if (!/^\d+$/.test(p)) return false;
     try {
       return fs.readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${pluginId}\n`);
@@ -312,6 +322,24 @@ function killPlugin(): void {
       return false;
     }
   });
-  assert.ok(pids.length > 0, `no process of plugin ${pluginId} found`);
+}
+
+/**
+ * SIGKILLs this plugin's process (found by its cgroup, named by the plugin id). The daemon
+ * restarts a plugin that dies, but not always (20.10 sometimes leaves it stopped after a
+ * few kills in a row): then it is disabled and enabled again, the other kind of restart.
+ * Says which happened.
+ */
+async function killPlugin(): Promise<string> {
+  const pids = pluginPids();
+  assert.ok(pids.length > 0, `no process of plugin ${PLUGIN} found`);
   for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
+  try {
+    await waitUntil(() => pluginPids().some((pid) => !pids.includes(pid)), 'the daemon to restart the plugin', 10_000);
+    return 'restarted by the daemon';
+  } catch {
+    if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerCli('plugin', 'disable', '-f', PLUGIN);
+    dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
+    return 'not restarted by the daemon within 10 s: disabled and enabled';
+  }
 }
