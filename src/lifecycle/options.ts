@@ -184,7 +184,7 @@ function parseCount(key: string, value: string): number {
 const TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
 const FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
 
-function parseBool(key: string, value: string): boolean {
+export function parseBool(key: string, value: string): boolean {
   if (TRUE.has(value)) return true;
   if (FALSE.has(value)) return false;
   throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected true or false`);

@@ -1,0 +1,277 @@
+// What syslog and fluentd share: parsing `scheme://host:port` / `unix:///path` addresses,
+// reading TLS material named by log-opts, and one lazily (re)connected byte stream.
+// The stream never buffers or retries on its own: a failed write destroys the socket and
+// rejects, the engine retries the batch later, and the next write dials again.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import tls from 'node:tls';
+import { InvalidOptionError } from '../lifecycle/options.ts';
+
+export type StreamTarget =
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'tls'; host: string; port: number; tls: tls.ConnectionOptions }
+  | { kind: 'unix'; path: string };
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Splits `host[:port]` (IPv6 in brackets) as Go's net.SplitHostPort does, with the default
+ * port when none is given. Returns null when it is malformed.
+ */
+export function parseHostPort(hostPort: string, defaultPort: number): HostPort | null {
+  const match = /^(?:\[([^\]]*)\]|([^:/[\]]*))(?::(\d{1,5}))?$/.exec(hostPort);
+  if (!match) return null;
+  const host = match[1] ?? match[2] ?? '';
+  const port = match[3] === undefined ? defaultPort : Number(match[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host, port };
+}
+
+/**
+ * The TLS client options from log-opts naming a CA, a client certificate and its key (PEM
+ * files), and skip-verify. Files are read now, so a missing one fails `docker run` clearly.
+ */
+export function tlsOptions(
+  opts: Readonly<Record<string, string>>,
+  keys: { ca: string; cert: string; key: string },
+  skipVerify: boolean,
+  servername: string,
+): tls.ConnectionOptions {
+  const read = (key: string): Buffer | undefined => {
+    const file = opts[key];
+    if (file === undefined || file === '') return undefined;
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new InvalidOptionError(`cannot read the file of log opt '${key}' (${file}): ${(err as Error).message}`);
+    }
+  };
+  const ca = read(keys.ca);
+  const cert = read(keys.cert);
+  const privateKey = read(keys.key);
+  if ((cert === undefined) !== (privateKey === undefined)) {
+    throw new InvalidOptionError(`log opts '${keys.cert}' and '${keys.key}' must be given together`);
+  }
+  const options: tls.ConnectionOptions = { rejectUnauthorized: !skipVerify };
+  if (ca !== undefined) options.ca = ca;
+  if (cert !== undefined && privateKey !== undefined) {
+    options.cert = cert;
+    options.key = privateKey;
+  }
+  // SNI takes a name, never an IP address.
+  if (servername !== '' && net.isIP(servername) === 0) options.servername = servername;
+  return options;
+}
+
+export function describeTarget(target: StreamTarget): string {
+  return target.kind === 'unix' ? `unix://${target.path}` : `${target.kind}://${target.host}:${target.port}`;
+}
+
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * One stream to the receiver, dialled on first use and again after any failure. `onData`
+ * sees what the receiver sends back (fluentd's acks); the current socket closing rejects
+ * whatever waits on it through `closed`.
+ */
+export class StreamConnection {
+  private readonly target: StreamTarget;
+  private readonly onData: ((chunk: Buffer) => void) | undefined;
+  private current: net.Socket | null = null;
+
+  constructor(target: StreamTarget, onData?: (chunk: Buffer) => void) {
+    this.target = target;
+    this.onData = onData;
+  }
+
+  /** Writes the buffers in order; resolves once the kernel has taken them all. */
+  async write(chunks: readonly Buffer[], signal: AbortSignal): Promise<net.Socket> {
+    const socket = await this.socket(signal);
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        cleanup();
+        socket.destroy();
+        reject(err);
+      };
+      const onClose = (): void => fail(new Error(`connection to ${describeTarget(this.target)} closed`));
+      const onAbort = (): void => fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const cleanup = (): void => {
+        socket.off('close', onClose);
+        signal.removeEventListener('abort', onAbort);
+      };
+      socket.once('close', onClose);
+      signal.addEventListener('abort', onAbort, { once: true });
+      socket.cork();
+      for (let i = 0; i < chunks.length - 1; i++) socket.write(chunks[i]!);
+      socket.write(chunks[chunks.length - 1] ?? Buffer.alloc(0), (err) => {
+        cleanup();
+        if (err) fail(err);
+        else resolve();
+      });
+      socket.uncork();
+    });
+    return socket;
+  }
+
+  close(): void {
+    this.current?.destroy();
+    this.current = null;
+  }
+
+  private async socket(signal: AbortSignal): Promise<net.Socket> {
+    const open = this.current;
+    // A receiver that closed its end (a restart) is dialled again before writing, so the
+    // batch does not go into a socket whose peer is gone.
+    if (open && !open.destroyed && !open.readableEnded) return open;
+    open?.destroy();
+    this.current = null;
+    signal.throwIfAborted();
+    const socket = await connect(this.target, signal);
+    socket.on('error', () => socket.destroy()); // reported through 'close' to the waiters
+    socket.on('end', () => socket.destroy());
+    socket.on('close', () => {
+      if (this.current === socket) this.current = null;
+    });
+    if (this.onData) socket.on('data', this.onData);
+    else socket.resume();
+    this.current = socket;
+    return socket;
+  }
+}
+
+function connect(target: StreamTarget, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket;
+    const ready = target.kind === 'tls' ? 'secureConnect' : 'connect';
+    if (target.kind === 'tls') socket = tls.connect({ ...target.tls, host: target.host, port: target.port });
+    else if (target.kind === 'tcp') socket = net.connect({ host: target.host, port: target.port });
+    else socket = net.connect({ path: target.path });
+    const timer = setTimeout(() => fail(new Error(`connecting to ${describeTarget(target)} timed out`)), CONNECT_TIMEOUT_MS);
+    const fail = (err: Error): void => {
+      done();
+      socket.destroy();
+      reject(err);
+    };
+    const onError = (err: Error): void => fail(err);
+    const onAbort = (): void => fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.off(ready, onReady);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onReady = (): void => {
+      done();
+      if (target.kind !== 'unix') socket.setNoDelay(true).setKeepAlive(true, 30_000);
+      resolve(socket);
+    };
+    socket.once('error', onError);
+    socket.once(ready, onReady);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+interface UnixDgramSocket {
+  connect(path: string): void;
+  send(buf: Buffer, callback: (err?: Error & { code?: number | string }) => void): void;
+  close(): void;
+  on(event: 'error', listener: (err: Error) => void): void;
+  once(event: 'writable', listener: () => void): void;
+  off(event: 'writable', listener: () => void): void;
+}
+
+interface UnixDgramModule {
+  createSocket(type: 'unix_dgram'): UnixDgramSocket;
+}
+
+// Loaded on first use: the native addon is needed only by journald and syslog over unixgram,
+// and if it cannot load, those sends fail (and are retried) while everything else works.
+let unixDgram: UnixDgramModule | null = null;
+function loadUnixDgram(): UnixDgramModule {
+  unixDgram ??= createRequire(import.meta.url)('unix-dgram') as UnixDgramModule;
+  return unixDgram;
+}
+
+/** unix-dgram reports errno values negated. */
+export const EMSGSIZE = -90;
+
+/**
+ * An AF_UNIX SOCK_DGRAM socket connected to one path (Node has none of its own). A datagram
+ * the kernel cannot queue yet (the receiver is slow) is sent again once the socket is writable.
+ */
+export class UnixDatagramConnection {
+  private readonly path: string;
+  private socket: UnixDgramSocket | null = null;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  /** Sends each datagram in order; rejects at the first the receiver refuses. */
+  async send(datagrams: readonly Buffer[], signal: AbortSignal): Promise<void> {
+    const socket = this.connected();
+    try {
+      for (let i = 0; i < datagrams.length; ) {
+        if (trySend(socket, datagrams[i]!)) i++;
+        else await writable(socket, signal);
+      }
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  close(): void {
+    const socket = this.socket;
+    this.socket = null;
+    try {
+      socket?.close();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  private connected(): UnixDgramSocket {
+    if (this.socket) return this.socket;
+    const socket = loadUnixDgram().createSocket('unix_dgram');
+    let failure: Error | null = null;
+    socket.on('error', (err) => (failure = err));
+    socket.connect(this.path); // synchronous: reports through 'error' before returning
+    if (failure) {
+      socket.close();
+      throw new Error(`cannot connect to unixgram://${this.path}: ${(failure as Error).message}`);
+    }
+    this.socket = socket;
+    return socket;
+  }
+}
+
+/** True once sent, false when the socket is congested; throws what the kernel refused. */
+function trySend(socket: UnixDgramSocket, datagram: Buffer): boolean {
+  let outcome: Error | null | undefined;
+  // unix-dgram calls back synchronously, before send returns.
+  socket.send(datagram, (err) => (outcome = err ?? null));
+  if (outcome === null) return true;
+  if (outcome === undefined) throw new Error('unix-dgram did not report the outcome of a send');
+  if (outcome.message === 'congestion') return false;
+  throw outcome;
+}
+
+function writable(socket: UnixDgramSocket, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onWritable = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    const onAbort = (): void => {
+      socket.off('writable', onWritable);
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    socket.once('writable', onWritable);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

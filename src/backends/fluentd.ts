@@ -1,0 +1,401 @@
+// fluentd's forward protocol with the records Docker's fluentd driver sends (moby
+// daemon/logger/fluentd): same tag, record keys, time encoding and `fluentd-*` options,
+// over tcp, unix and (unlike Docker's driver) tls. A batch goes as one Forward-mode
+// message, `[tag, [[time, record], ...], option]`, which every forward input accepts;
+// with `fluentd-request-ack` its chunk id must come back before the batch counts as sent.
+import { randomBytes } from 'node:crypto';
+import { decode } from '@msgpack/msgpack';
+import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
+import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine, RetryPolicy } from '../delivery/backend.ts';
+import { StreamConnection, describeTarget, parseHostPort, tlsOptions, type StreamTarget } from './connection.ts';
+
+export interface FluentdConfig {
+  target: StreamTarget;
+  /** Time as EventTime (seconds and nanoseconds) instead of whole seconds. */
+  subSecondPrecision: boolean;
+  requestAck: boolean;
+  /** Most bytes in flight (one batch): Docker's fluentd-buffer-limit. */
+  bufferLimitBytes: number;
+  /** The engine's first wait before retrying a failed batch. */
+  retryWaitMs: number;
+  /** How long to wait for an ack (fluentd-read-timeout); otherwise the engine's send deadline. */
+  ackTimeoutMs: number | null;
+}
+
+const OPTION_KEYS = [
+  'fluentd-address',
+  'fluentd-async',
+  'fluentd-async-connect',
+  'fluentd-async-reconnect-interval',
+  'fluentd-buffer-limit',
+  'fluentd-retry-wait',
+  'fluentd-max-retries',
+  'fluentd-sub-second-precision',
+  'fluentd-request-ack',
+  'fluentd-write-timeout',
+  'fluentd-read-timeout',
+  'fluentd-tls-ca-cert',
+  'fluentd-tls-cert',
+  'fluentd-tls-key',
+  'fluentd-tls-skip-verify',
+] as const;
+
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_PORT = 24224;
+const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+const DEFAULT_RETRY_WAIT_MS = 1000;
+/** Retries back off from fluentd-retry-wait up to this (the engine's usual cap), never giving up. */
+const MAX_RETRY_DELAY_MS = 30_000;
+
+export function parseFluentdOptions(opts: Readonly<Record<string, string>>): FluentdConfig {
+  const bool = (key: string): boolean => (opts[key] ? parseBool(key, opts[key]) : false);
+  // Validated as Docker does; they change nothing here (see the README: logship never
+  // blocks a container's start, never drops after a number of retries).
+  bool('fluentd-async');
+  bool('fluentd-async-connect');
+  if (opts['fluentd-async-reconnect-interval']) {
+    const ms = parseGoDuration('fluentd-async-reconnect-interval', opts['fluentd-async-reconnect-interval']);
+    if (ms < 100 || ms > 10_000) {
+      throw new InvalidOptionError(
+        `invalid value '${opts['fluentd-async-reconnect-interval']}' for log opt 'fluentd-async-reconnect-interval': expected a duration from 100ms to 10s`,
+      );
+    }
+  }
+  if (opts['fluentd-max-retries']) {
+    const value = opts['fluentd-max-retries'];
+    if (!/^\d+$/.test(value) || Number(value) > 2 ** 31 - 1) {
+      throw new InvalidOptionError(`invalid value '${value}' for log opt 'fluentd-max-retries': expected a whole number`);
+    }
+  }
+  if (opts['fluentd-write-timeout']) parseGoDuration('fluentd-write-timeout', opts['fluentd-write-timeout']);
+  const readTimeout = opts['fluentd-read-timeout'] ? parseGoDuration('fluentd-read-timeout', opts['fluentd-read-timeout']) : 0;
+  return {
+    target: parseFluentdAddress(opts['fluentd-address'] ?? '', opts, bool('fluentd-tls-skip-verify')),
+    subSecondPrecision: bool('fluentd-sub-second-precision'),
+    requestAck: bool('fluentd-request-ack'),
+    bufferLimitBytes: opts['fluentd-buffer-limit']
+      ? parseRamInBytes('fluentd-buffer-limit', opts['fluentd-buffer-limit'])
+      : DEFAULT_BUFFER_LIMIT,
+    retryWaitMs: opts['fluentd-retry-wait']
+      ? parseGoDuration('fluentd-retry-wait', opts['fluentd-retry-wait'])
+      : DEFAULT_RETRY_WAIT_MS,
+    ackTimeoutMs: readTimeout > 0 ? readTimeout : null,
+  };
+}
+
+function parseFluentdAddress(address: string, opts: Readonly<Record<string, string>>, skipVerify: boolean): StreamTarget {
+  const invalid = (why: string): InvalidOptionError =>
+    new InvalidOptionError(
+      `invalid value '${address}' for log opt 'fluentd-address': ${why}; expected host:port, tcp://host:port, tls://host:port or unix:///path`,
+    );
+  const full = address === '' ? `tcp://${DEFAULT_HOST}:${DEFAULT_PORT}` : address.includes('://') ? address : `tcp://${address}`;
+  const [, scheme = '', rest = ''] = /^([a-z+]+):\/\/(.*)$/.exec(full) ?? [];
+  if (scheme === 'unix') {
+    if (rest.replace(/^\/+/, '') === '') throw invalid('the socket path is empty');
+    return { kind: 'unix', path: rest };
+  }
+  if (scheme !== 'tcp' && scheme !== 'tls') throw invalid(`unsupported scheme '${scheme}'`);
+  if (rest.includes('/')) throw invalid('it should not contain a path element');
+  const hostPort = parseHostPort(rest, DEFAULT_PORT);
+  if (!hostPort) throw invalid('bad host or port');
+  const host = hostPort.host || DEFAULT_HOST;
+  if (scheme === 'tcp') return { kind: 'tcp', host, port: hostPort.port };
+  const tls = tlsOptions(opts, { ca: 'fluentd-tls-ca-cert', cert: 'fluentd-tls-cert', key: 'fluentd-tls-key' }, skipVerify, host);
+  return { kind: 'tls', host, port: hostPort.port, tls };
+}
+
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go's time.ParseDuration (`1s`, `500ms`, `1m30s`), in milliseconds; negative is refused. */
+export function parseGoDuration(key: string, value: string): number {
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
+  let ms = 0;
+  let consumed = 0;
+  for (let m = part.exec(value); m; m = part.exec(value)) {
+    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
+    consumed = part.lastIndex;
+  }
+  if (value === '0') return 0;
+  if (value === '' || consumed !== value.length) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration such as 500ms, 1s or 1m30s`);
+  }
+  return ms;
+}
+
+const RAM_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
+
+/** go-units RAMInBytes, as Docker parses fluentd-buffer-limit: binary units, `1m` = 1,048,576. */
+export function parseRamInBytes(key: string, value: string): number {
+  const match = /^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$/i.exec(value);
+  const bytes = match ? Math.floor(Number(match[1]) * RAM_UNITS[(match[2] ?? '').toLowerCase()]!) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a size such as 512k or 8m (binary units)`);
+  }
+  return bytes;
+}
+
+/**
+ * Just enough msgpack to write a Forward-mode message. Hand-written because a line is raw
+ * bytes that must go as a msgpack str unchanged, as Docker's driver sends it, and a
+ * library would make a JS string of it first (mangling bytes that are not UTF-8).
+ */
+class MsgpackWriter {
+  private buf: Buffer;
+  private pos = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  private reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
+  }
+
+  private header(n: number, fix: number, fixMax: number, op16: number, op32: number): void {
+    this.reserve(5);
+    if (n <= fixMax) this.buf[this.pos++] = fix | n;
+    else if (n < 0x10000) {
+      this.buf[this.pos++] = op16;
+      this.pos = this.buf.writeUInt16BE(n, this.pos);
+    } else {
+      this.buf[this.pos++] = op32;
+      this.pos = this.buf.writeUInt32BE(n, this.pos);
+    }
+  }
+
+  array(n: number): void {
+    this.header(n, 0x90, 15, 0xdc, 0xdd);
+  }
+
+  map(n: number): void {
+    this.header(n, 0x80, 15, 0xde, 0xdf);
+  }
+
+  str(bytes: Buffer): void {
+    const n = bytes.length;
+    this.reserve(5 + n);
+    if (n < 32) this.buf[this.pos++] = 0xa0 | n;
+    else if (n < 0x100) {
+      this.buf[this.pos++] = 0xd9;
+      this.buf[this.pos++] = n;
+    } else if (n < 0x10000) {
+      this.buf[this.pos++] = 0xda;
+      this.pos = this.buf.writeUInt16BE(n, this.pos);
+    } else {
+      this.buf[this.pos++] = 0xdb;
+      this.pos = this.buf.writeUInt32BE(n, this.pos);
+    }
+    this.pos += bytes.copy(this.buf, this.pos);
+  }
+
+  raw(bytes: Buffer): void {
+    this.reserve(bytes.length);
+    this.pos += bytes.copy(this.buf, this.pos);
+  }
+
+  /** A non-negative integer in the smallest signed form, as Go's msgp writes int64. */
+  int(n: number): void {
+    this.reserve(9);
+    if (n < 0x80) this.buf[this.pos++] = n;
+    else if (n < 0x8000) {
+      this.buf[this.pos++] = 0xd1;
+      this.pos = this.buf.writeInt16BE(n, this.pos);
+    } else if (n < 0x80000000) {
+      this.buf[this.pos++] = 0xd2;
+      this.pos = this.buf.writeInt32BE(n, this.pos);
+    } else {
+      this.buf[this.pos++] = 0xd3;
+      this.pos = this.buf.writeBigInt64BE(BigInt(n), this.pos);
+    }
+  }
+
+  /** Forward protocol EventTime: fixext8, type 0, seconds and nanoseconds as uint32 BE. */
+  eventTime(seconds: number, nanos: number): void {
+    this.reserve(10);
+    this.buf[this.pos++] = 0xd7;
+    this.buf[this.pos++] = 0x00;
+    this.pos = this.buf.writeUInt32BE(seconds, this.pos);
+    this.pos = this.buf.writeUInt32BE(nanos, this.pos);
+  }
+
+  result(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+const utf8 = (s: string): Buffer => Buffer.from(s);
+const KEY_SOURCE = utf8('source');
+const KEY_LOG = utf8('log');
+const SOURCE_VALUE = { stdout: utf8('stdout'), stderr: utf8('stderr') };
+const PARTIAL_KEYS = {
+  message: utf8('partial_message'),
+  id: utf8('partial_id'),
+  ordinal: utf8('partial_ordinal'),
+  last: utf8('partial_last'),
+};
+const TRUE = utf8('true');
+const FALSE = utf8('false');
+
+/** Encodes the records of one container; the parts that never change are encoded once. */
+export class FluentdEncoder {
+  private readonly tag: Buffer;
+  private readonly subSecond: boolean;
+  /** container_id, container_name and the attributes, already encoded as key/value pairs. */
+  private readonly fixedPairs: Buffer;
+  private readonly fixedCount: number;
+  /** An attribute named `source` or `log` replaces that field, as in Docker's map. */
+  private readonly sourceOverride: boolean;
+  private readonly logOverride: boolean;
+
+  constructor(container: ContainerContext, subSecond: boolean) {
+    this.tag = utf8(container.tag);
+    this.subSecond = subSecond;
+    const fields = new Map<string, string>([
+      ['container_id', container.id],
+      ['container_name', '/' + container.name],
+    ]);
+    for (const [key, value] of container.attributes) fields.set(key, value);
+    this.sourceOverride = fields.has('source');
+    this.logOverride = fields.has('log');
+    const writer = new MsgpackWriter(256);
+    for (const [key, value] of fields) {
+      writer.str(utf8(key));
+      writer.str(utf8(value));
+    }
+    this.fixedPairs = Buffer.from(writer.result());
+    this.fixedCount = fields.size;
+  }
+
+  /** `[tag, [[time, record], ...], option]`; `chunk` is set for ack mode. */
+  encode(lines: readonly OutgoingLine[], chunk: string | null): Buffer {
+    let size = 64;
+    for (const line of lines) size += line.line.length + this.fixedPairs.length + 64;
+    const w = new MsgpackWriter(size);
+    w.array(3);
+    w.str(this.tag);
+    w.array(lines.length);
+    for (const line of lines) {
+      w.array(2);
+      const seconds = Number(line.timeNano / 1_000_000_000n);
+      if (this.subSecond) w.eventTime(seconds, Number(line.timeNano % 1_000_000_000n));
+      else w.int(seconds);
+      const partial = line.partial;
+      w.map(
+        this.fixedCount + (this.sourceOverride ? 0 : 1) + (this.logOverride ? 0 : 1) + (partial ? 4 : 0),
+      );
+      if (!this.sourceOverride) {
+        w.str(KEY_SOURCE);
+        w.str(SOURCE_VALUE[line.source]);
+      }
+      if (!this.logOverride) {
+        w.str(KEY_LOG);
+        w.str(line.line);
+      }
+      w.raw(this.fixedPairs);
+      if (partial) {
+        w.str(PARTIAL_KEYS.message);
+        w.str(TRUE);
+        w.str(PARTIAL_KEYS.id);
+        w.str(utf8(partial.id));
+        w.str(PARTIAL_KEYS.ordinal);
+        w.str(utf8(String(partial.ordinal)));
+        w.str(PARTIAL_KEYS.last);
+        w.str(partial.last ? TRUE : FALSE);
+      }
+    }
+    w.map(chunk === null ? 1 : 2);
+    w.str(utf8('size'));
+    w.int(lines.length);
+    if (chunk !== null) {
+      w.str(utf8('chunk'));
+      w.str(utf8(chunk));
+    }
+    return w.result();
+  }
+}
+
+class FluentdBackend implements Backend {
+  private readonly config: FluentdConfig;
+  private readonly encoder: FluentdEncoder;
+  private readonly connection: StreamConnection;
+  /** Bytes the receiver sent back since the current batch went out (ack mode). */
+  private received: Buffer[] = [];
+  private onReceived: (() => void) | null = null;
+
+  constructor(config: FluentdConfig, container: ContainerContext) {
+    this.config = config;
+    this.encoder = new FluentdEncoder(container, config.subSecondPrecision);
+    this.connection = new StreamConnection(config.target, (chunk) => {
+      this.received.push(chunk);
+      this.onReceived?.();
+    });
+  }
+
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+    if (lines.length === 0) return;
+    if (!this.config.requestAck) {
+      await this.connection.write([this.encoder.encode(lines, null)], signal);
+      return;
+    }
+    const chunk = randomBytes(16).toString('base64');
+    this.received = [];
+    const socket = await this.connection.write([this.encoder.encode(lines, chunk)], signal);
+    await new Promise<void>((resolve, reject) => {
+      const finish = (err: Error | null): void => {
+        if (timer) clearTimeout(timer);
+        this.onReceived = null;
+        socket.off('close', onClose);
+        signal.removeEventListener('abort', onAbort);
+        if (err) {
+          socket.destroy();
+          reject(err);
+        } else resolve();
+      };
+      const check = (): void => {
+        let reply: unknown;
+        try {
+          reply = decode(Buffer.concat(this.received));
+        } catch (err) {
+          if (err instanceof RangeError) return; // not all of it yet
+          finish(new Error(`unreadable ack from ${describeTarget(this.config.target)}: ${(err as Error).message}`));
+          return;
+        }
+        const ack = (reply as { ack?: unknown } | null)?.ack;
+        finish(ack === chunk ? null : new Error(`fluentd answered ack ${String(ack)} for chunk ${chunk}`));
+      };
+      const onClose = (): void => finish(new Error(`connection to ${describeTarget(this.config.target)} closed before the ack`));
+      const onAbort = (): void => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const timeoutMs = this.config.ackTimeoutMs;
+      const timer =
+        timeoutMs === null
+          ? null
+          : setTimeout(() => finish(new Error(`no ack from ${describeTarget(this.config.target)} within ${timeoutMs} ms`)), timeoutMs);
+      this.onReceived = check;
+      socket.once('close', onClose);
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (this.received.length > 0) check();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.connection.close();
+  }
+}
+
+export const fluentdFactory: BackendFactory<FluentdConfig> = {
+  name: 'fluentd',
+  optionKeys: OPTION_KEYS,
+  parseOptions: parseFluentdOptions,
+  batchLimits(config: FluentdConfig): BatchLimits {
+    return { maxLines: 10_000, maxBytes: config.bufferLimitBytes };
+  },
+  retryPolicy(config: FluentdConfig): RetryPolicy {
+    return { initialDelayMs: config.retryWaitMs, maxDelayMs: Math.max(MAX_RETRY_DELAY_MS, config.retryWaitMs) };
+  },
+  create(config: FluentdConfig, container: ContainerContext): Backend {
+    return new FluentdBackend(config, container);
+  },
+};

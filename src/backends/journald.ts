@@ -1,0 +1,138 @@
+// journald's native protocol with the fields Docker's journald driver writes (moby
+// daemon/logger/journald), one datagram per entry to the journal socket the plugin sees
+// through its `journal` mount. Like Docker's newer drivers it adds SYSLOG_TIMESTAMP, the
+// line's own time: a delivery delayed by an outage would otherwise only carry the time
+// journald received it.
+import { randomBytes } from 'node:crypto';
+import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
+import { UnixDatagramConnection } from './connection.ts';
+
+export interface JournaldConfig {
+  socketPath: string;
+}
+
+/** Inside the plugin: the host's journal directory is bind-mounted here (config.json). */
+export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
+
+/**
+ * MESSAGE bytes per entry. A datagram must fit the socket's send buffer (about 208 KiB by
+ * default), and Node cannot pass the memfd the protocol allows for larger ones, so a longer
+ * line is split into entries marked with Docker's CONTAINER_PARTIAL_* fields, never cut:
+ * Docker's own driver writes every line over 16 KiB as such partial entries.
+ */
+export const MAX_MESSAGE_BYTES = 96 * 1024;
+
+const PRIORITY_INFO = 6;
+const PRIORITY_ERR = 3;
+
+/** Docker's sanitising of attribute keys: upper case, `[A-Z0-9]` kept, others `_`, no leading `_`. */
+export function journalKey(key: string): string {
+  return key
+    .toUpperCase()
+    .replace(/[^A-Z0-9]/g, '_')
+    .replace(/^_+/, '');
+}
+
+const NEWLINE = 0x0a;
+
+/** `KEY=value\n`, or the length-prefixed form the protocol requires for a value with a newline. */
+function field(key: string, value: Buffer | string): Buffer {
+  const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+  if (!bytes.includes(NEWLINE)) return Buffer.concat([Buffer.from(key + '='), bytes, NEWLINE_BUF]);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(bytes.length));
+  return Buffer.concat([Buffer.from(key + '\n'), length, bytes, NEWLINE_BUF]);
+}
+
+const NEWLINE_BUF = Buffer.from([NEWLINE]);
+
+/** RFC 3339 with nanoseconds, as Go's time.RFC3339Nano prints UTC (trailing zeros dropped). */
+function rfc3339Nano(timeNano: bigint): string {
+  const base = new Date(Number(timeNano / 1_000_000n)).toISOString().slice(0, 19);
+  const fraction = String(timeNano % 1_000_000_000n).padStart(9, '0').replace(/0+$/, '');
+  return base + (fraction === '' ? '' : '.' + fraction) + 'Z';
+}
+
+/** Builds the datagrams of one container; the fields that never change are built once. */
+export class JournalEncoder {
+  private readonly fixed: Buffer;
+
+  constructor(container: ContainerContext) {
+    const fields = [
+      field('CONTAINER_ID', container.id.slice(0, 12)),
+      field('CONTAINER_ID_FULL', container.id),
+      field('CONTAINER_NAME', container.name),
+      field('CONTAINER_TAG', container.tag),
+      field('IMAGE_NAME', container.imageName),
+      field('SYSLOG_IDENTIFIER', container.tag),
+    ];
+    for (const [key, value] of container.attributes) {
+      const name = journalKey(key);
+      if (name !== '') fields.push(field(name, value));
+    }
+    this.fixed = Buffer.concat(fields);
+  }
+
+  /** One datagram per entry: one per line, more for a line over MAX_MESSAGE_BYTES. */
+  encode(line: OutgoingLine): Buffer[] {
+    const head = Buffer.concat([
+      field('PRIORITY', String(line.source === 'stderr' ? PRIORITY_ERR : PRIORITY_INFO)),
+      field('SYSLOG_TIMESTAMP', rfc3339Nano(line.timeNano)),
+      this.fixed,
+    ]);
+    if (line.line.length <= MAX_MESSAGE_BYTES) {
+      return [Buffer.concat([head, field('MESSAGE', line.line), partialFields(line.partial)])];
+    }
+    const id = randomBytes(32).toString('hex');
+    const count = Math.ceil(line.line.length / MAX_MESSAGE_BYTES);
+    const datagrams: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      const piece = line.line.subarray(i * MAX_MESSAGE_BYTES, (i + 1) * MAX_MESSAGE_BYTES);
+      const last = i === count - 1 && (line.partial?.last ?? true);
+      datagrams.push(Buffer.concat([head, field('MESSAGE', piece), partialFields({ id, ordinal: i + 1, last })]));
+    }
+    return datagrams;
+  }
+}
+
+function partialFields(partial: OutgoingLine['partial']): Buffer {
+  if (!partial) return Buffer.alloc(0);
+  const fields = [
+    field('CONTAINER_PARTIAL_ID', partial.id),
+    field('CONTAINER_PARTIAL_ORDINAL', String(partial.ordinal)),
+    field('CONTAINER_PARTIAL_LAST', String(partial.last)),
+  ];
+  if (!partial.last) fields.push(field('CONTAINER_PARTIAL_MESSAGE', 'true'));
+  return Buffer.concat(fields);
+}
+
+class JournaldBackend implements Backend {
+  private readonly encoder: JournalEncoder;
+  private readonly connection: UnixDatagramConnection;
+
+  constructor(config: JournaldConfig, container: ContainerContext) {
+    this.encoder = new JournalEncoder(container);
+    this.connection = new UnixDatagramConnection(config.socketPath);
+  }
+
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+    const datagrams: Buffer[] = [];
+    for (const line of lines) datagrams.push(...this.encoder.encode(line));
+    await this.connection.send(datagrams, signal);
+  }
+
+  async close(): Promise<void> {
+    this.connection.close();
+  }
+}
+
+export const journaldFactory: BackendFactory<JournaldConfig> = {
+  name: 'journald',
+  // Docker's journald driver has only the common options (tag, labels, env), which the engine handles.
+  optionKeys: [],
+  parseOptions: () => ({ socketPath: JOURNAL_SOCKET }),
+  batchLimits: (): BatchLimits => ({ maxLines: 1000, maxBytes: 4 << 20 }),
+  create(config: JournaldConfig, container: ContainerContext): Backend {
+    return new JournaldBackend(config, container);
+  },
+};

@@ -1,0 +1,310 @@
+// syslog, as Docker's syslog driver writes it (moby daemon/logger/syslog): the same four
+// formats, priorities, framing and `syslog-*` options, over udp, tcp, tcp+tls, unix and
+// unixgram. One difference on purpose: the header's time is the line's time, not the
+// send time, because logship may deliver a line long after it was written.
+import dgram from 'node:dgram';
+import { InvalidOptionError } from '../lifecycle/options.ts';
+import { RateLimitedWarning } from '../observability/log.ts';
+import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
+import {
+  StreamConnection,
+  UnixDatagramConnection,
+  parseHostPort,
+  tlsOptions,
+  type StreamTarget,
+} from './connection.ts';
+
+export type SyslogFormat = '' | 'rfc3164' | 'rfc5424' | 'rfc5424micro';
+
+export type SyslogTarget =
+  | StreamTarget
+  | { kind: 'udp'; host: string; port: number }
+  | { kind: 'unixgram'; path: string };
+
+export interface SyslogConfig {
+  target: SyslogTarget;
+  /** The facility code shifted into place (facility × 8). */
+  facility: number;
+  format: SyslogFormat;
+  /** RFC 5425 octet counting: Docker uses it for rfc5424 formats over tcp+tls only. */
+  octetCounting: boolean;
+}
+
+const OPTION_KEYS = [
+  'syslog-address',
+  'syslog-facility',
+  'syslog-format',
+  'syslog-tls-ca-cert',
+  'syslog-tls-cert',
+  'syslog-tls-key',
+  'syslog-tls-skip-verify',
+] as const;
+
+const FACILITIES = [
+  'kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp',
+  'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
+];
+const FACILITY_CODES: Record<string, number> = Object.fromEntries(
+  FACILITIES.map((name, i) => [name, name.startsWith('local') ? 16 + Number(name.slice(5)) : i]),
+);
+
+const FORMATS: readonly SyslogFormat[] = ['', 'rfc3164', 'rfc5424', 'rfc5424micro'];
+
+/**
+ * Docker's empty address is the local syslog socket, /dev/log. On a systemd host that is
+ * journald's /run/systemd/journal/dev-log, which the plugin sees through its journal mount.
+ */
+export const LOCAL_SYSLOG_SOCKET = '/run/systemd/journal/dev-log';
+
+const SEVERITY_INFO = 6;
+const SEVERITY_ERR = 3;
+
+/** The largest UDP payload over IPv4; a longer message is cut to fit. */
+const MAX_UDP_PAYLOAD = 65_507;
+const udpTruncation = new RateLimitedWarning('syslog: cut messages longer than one UDP datagram');
+
+export function parseSyslogOptions(opts: Readonly<Record<string, string>>): SyslogConfig {
+  const address = opts['syslog-address'] ?? '';
+  const target = parseSyslogAddress(address, opts);
+  const format = (opts['syslog-format'] ?? '') as SyslogFormat;
+  if (!FORMATS.includes(format)) {
+    throw new InvalidOptionError(
+      `invalid value '${format}' for log opt 'syslog-format': expected rfc3164, rfc5424 or rfc5424micro (or empty for Docker's default)`,
+    );
+  }
+  return {
+    target,
+    facility: parseFacility(opts['syslog-facility'] ?? '') << 3,
+    format,
+    octetCounting: target.kind === 'tls' && (format === 'rfc5424' || format === 'rfc5424micro'),
+  };
+}
+
+function parseSyslogAddress(address: string, opts: Readonly<Record<string, string>>): SyslogTarget {
+  if (address === '') return { kind: 'unixgram', path: LOCAL_SYSLOG_SOCKET };
+  const invalid = (why: string): InvalidOptionError =>
+    new InvalidOptionError(
+      `invalid value '${address}' for log opt 'syslog-address': ${why}; expected udp://host[:port], tcp://host[:port], tcp+tls://host[:port], unix:///path or unixgram:///path`,
+    );
+  const match = /^([a-z+]+):\/\/(.*)$/.exec(address);
+  if (!match) throw invalid('not in the form proto://address');
+  const [, scheme = '', rest = ''] = match;
+  if (scheme === 'unix' || scheme === 'unixgram') {
+    if (!rest.startsWith('/')) throw invalid('the socket path must be absolute');
+    return { kind: scheme, path: rest };
+  }
+  if (scheme !== 'udp' && scheme !== 'tcp' && scheme !== 'tcp+tls') throw invalid(`unknown protocol '${scheme}'`);
+  const hostPort = parseHostPort(rest, 514);
+  if (!hostPort || hostPort.host === '') throw invalid('bad host or port');
+  // Like Docker, TLS options with another protocol are accepted and unused.
+  if (scheme !== 'tcp+tls') return { kind: scheme, ...hostPort };
+  // Like Docker, the mere presence of syslog-tls-skip-verify skips verification.
+  const skipVerify = opts['syslog-tls-skip-verify'] !== undefined;
+  const tls = tlsOptions(
+    opts,
+    { ca: 'syslog-tls-ca-cert', cert: 'syslog-tls-cert', key: 'syslog-tls-key' },
+    skipVerify,
+    hostPort.host,
+  );
+  return { kind: 'tls', ...hostPort, tls };
+}
+
+function parseFacility(value: string): number {
+  if (value === '') return FACILITY_CODES.daemon!;
+  const named = FACILITY_CODES[value];
+  if (named !== undefined) return named;
+  if (/^\d+$/.test(value) && Number(value) <= 23) return Number(value);
+  throw new InvalidOptionError(
+    `invalid value '${value}' for log opt 'syslog-facility': expected a number 0-23 or one of ${FACILITIES.join(', ')}`,
+  );
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad2 = (n: number): string => (n < 10 ? '0' : '') + n;
+
+/** Go's time.Stamp, `Jan _2 15:04:05`, in UTC. */
+function stamp(date: Date): string {
+  const day = date.getUTCDate();
+  return `${MONTHS[date.getUTCMonth()]} ${day < 10 ? ' ' : ''}${day} ${pad2(date.getUTCHours())}:${pad2(date.getUTCMinutes())}:${pad2(date.getUTCSeconds())}`;
+}
+
+/** RFC 3339 in UTC; with micro, Go's `.999999` (trailing zeros dropped, no dot when none is left). */
+function rfc3339(timeNano: bigint, date: Date, micro: boolean): string {
+  const base = date.toISOString().slice(0, 19);
+  if (!micro) return base + 'Z';
+  const fraction = String((timeNano % 1_000_000_000n) / 1000n).padStart(6, '0').replace(/0+$/, '');
+  return base + (fraction === '' ? '' : '.' + fraction) + 'Z';
+}
+
+/**
+ * Builds one message's header (everything before the line) the way Docker's formatter
+ * does; the line and the trailing newline follow it.
+ */
+export function syslogHeader(config: SyslogConfig, container: ContainerContext, pid: number, line: OutgoingLine): string {
+  const pri = config.facility | (line.source === 'stderr' ? SEVERITY_ERR : SEVERITY_INFO);
+  const date = new Date(Number(line.timeNano / 1_000_000n));
+  const tag = container.tag;
+  switch (config.format) {
+    case '':
+      return `<${pri}>${stamp(date)} ${tag}[${pid}]: `;
+    case 'rfc3164':
+      return `<${pri}>${stamp(date)} ${container.hostname} ${tag}[${pid}]: `;
+    case 'rfc5424':
+    case 'rfc5424micro':
+      return `<${pri}>1 ${rfc3339(line.timeNano, date, config.format === 'rfc5424micro')} ${container.hostname} ${tag} ${pid} ${tag} - `;
+  }
+}
+
+/** One framed message: header, line, `\n`, with the `LEN ` prefix when octet counting. */
+export function encodeSyslogMessage(
+  config: SyslogConfig,
+  container: ContainerContext,
+  pid: number,
+  line: OutgoingLine,
+): Buffer {
+  const header = Buffer.from(syslogHeader(config, container, pid, line));
+  const length = header.length + line.line.length + 1;
+  const prefix = config.octetCounting ? Buffer.from(`${length} `, 'latin1') : null;
+  const parts = prefix ? [prefix, header, line.line, NEWLINE] : [header, line.line, NEWLINE];
+  return Buffer.concat(parts, length + (prefix?.length ?? 0));
+}
+
+const NEWLINE = Buffer.from('\n');
+
+interface Transport {
+  send(messages: Buffer[], signal: AbortSignal): Promise<void>;
+  close(): void;
+}
+
+class StreamTransport implements Transport {
+  private readonly connection: StreamConnection;
+  constructor(target: StreamTarget) {
+    this.connection = new StreamConnection(target);
+  }
+  async send(messages: Buffer[], signal: AbortSignal): Promise<void> {
+    await this.connection.write(messages, signal);
+  }
+  close(): void {
+    this.connection.close();
+  }
+}
+
+/** A connected UDP socket, so an ICMP port-unreachable fails the next send instead of vanishing. */
+class UdpTransport implements Transport {
+  private readonly host: string;
+  private readonly port: number;
+  private socket: Promise<dgram.Socket> | null = null;
+
+  constructor(host: string, port: number) {
+    this.host = host;
+    this.port = port;
+  }
+
+  async send(messages: Buffer[], signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    const socket = await this.connected();
+    let firstError: Error | null = null;
+    await new Promise<void>((resolve) => {
+      let pending = messages.length;
+      for (const message of messages) {
+        let datagram = message;
+        if (datagram.length > MAX_UDP_PAYLOAD) {
+          udpTruncation.warn({ bytes: datagram.length, max: MAX_UDP_PAYLOAD });
+          datagram = Buffer.concat([datagram.subarray(0, MAX_UDP_PAYLOAD - 1), NEWLINE]);
+        }
+        socket.send(datagram, (err) => {
+          firstError ??= err;
+          if (--pending === 0) resolve();
+        });
+      }
+    });
+    if (firstError) {
+      this.close();
+      throw firstError;
+    }
+  }
+
+  close(): void {
+    const socket = this.socket;
+    this.socket = null;
+    void socket?.then((s) => s.close(), () => {});
+  }
+
+  private connected(): Promise<dgram.Socket> {
+    this.socket ??= new Promise((resolve, reject) => {
+      const socket = dgram.createSocket(this.host.includes(':') ? 'udp6' : 'udp4');
+      socket.on('error', () => {}); // each send reports its own error
+      socket.connect(this.port, this.host, (err?: Error) => {
+        if (err) {
+          socket.close();
+          this.socket = null;
+          reject(err);
+        } else resolve(socket);
+      });
+    });
+    return this.socket;
+  }
+}
+
+class DatagramTransport implements Transport {
+  private readonly connection: UnixDatagramConnection;
+  constructor(path: string) {
+    this.connection = new UnixDatagramConnection(path);
+  }
+  send(messages: Buffer[], signal: AbortSignal): Promise<void> {
+    return this.connection.send(messages, signal);
+  }
+  close(): void {
+    this.connection.close();
+  }
+}
+
+function transportFor(target: SyslogTarget): Transport {
+  switch (target.kind) {
+    case 'udp':
+      return new UdpTransport(target.host, target.port);
+    case 'unixgram':
+      return new DatagramTransport(target.path);
+    default:
+      return new StreamTransport(target);
+  }
+}
+
+class SyslogBackend implements Backend {
+  private readonly config: SyslogConfig;
+  private readonly container: ContainerContext;
+  private readonly transport: Transport;
+
+  constructor(config: SyslogConfig, container: ContainerContext) {
+    this.config = config;
+    this.container = container;
+    this.transport = transportFor(config.target);
+  }
+
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+    const messages: Buffer[] = [];
+    // Docker's syslog driver drops empty lines.
+    for (const line of lines) {
+      if (line.line.length > 0) messages.push(encodeSyslogMessage(this.config, this.container, process.pid, line));
+    }
+    if (messages.length > 0) await this.transport.send(messages, signal);
+  }
+
+  async close(): Promise<void> {
+    this.transport.close();
+  }
+}
+
+export const syslogFactory: BackendFactory<SyslogConfig> = {
+  name: 'syslog',
+  optionKeys: OPTION_KEYS,
+  parseOptions: parseSyslogOptions,
+  batchLimits(config: SyslogConfig): BatchLimits {
+    // Datagrams go one by one anyway; streams take larger writes.
+    const stream = config.target.kind === 'tcp' || config.target.kind === 'tls' || config.target.kind === 'unix';
+    return stream ? { maxLines: 5000, maxBytes: 4 << 20 } : { maxLines: 1000, maxBytes: 1 << 20 };
+  },
+  create(config: SyslogConfig, container: ContainerContext): Backend {
+    return new SyslogBackend(config, container);
+  },
+};
