@@ -1,17 +1,48 @@
-// Opens a container's FIFO for reading. `fs` streams would park a libuv pool thread in a
-// blocking read per FIFO (four threads serve the whole process); a non-blocking fd in a
-// net.Socket is polled with epoll instead, so idle containers cost nothing.
+// Reads a container's FIFO. `fs` streams would park a libuv pool thread in a blocking read
+// per FIFO (four threads serve the whole process); a non-blocking fd in a net.Socket is
+// polled with epoll instead, so idle containers cost nothing.
+//
+// Reads are paced: after a read that found less than half a pipe, the reader stops watching
+// the FIFO for a millisecond. Every write the daemon makes to a FIFO whose reader waits in
+// epoll wakes that reader, and on a busy machine those wake-ups cost the daemon more than
+// the bytes: measured on 2 cores with 1,000,000 short lines, a reader that takes whatever is
+// there as soon as it is there made the container run 3-4 s, a paced one 1.8-1.9 s (json-file
+// 1.9 s). A millisecond fills at most a quarter of the 64 KiB pipe at the daemon's pace, so
+// the daemon never blocks on a paced reader, and a line waits at most ~1 ms longer.
 import fs from 'node:fs';
 import net from 'node:net';
 
-export function openFifo(path: string): net.Socket {
+/** A read that brings at least this much means the pipe is filling fast: read again at once. */
+const BUSY_READ_BYTES = 32 * 1024;
+const PAUSE_MS = 1;
+/** The pipe's capacity (Linux default): no read returns more. */
+const READ_BYTES = 64 * 1024;
+
+export function openFifo(path: string, onChunk: (chunk: Buffer) => void): net.Socket {
   // The daemon holds the FIFO open read-write, so this open neither blocks nor sees EOF early.
   const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
     if (!fs.fstatSync(fd).isFIFO()) throw new Error(`${path} is not a FIFO`);
-    return new net.Socket({ fd, readable: true, writable: false });
   } catch (err) {
     fs.closeSync(fd);
     throw err;
   }
+  const fifo: net.Socket = new net.Socket({
+    fd,
+    readable: true,
+    writable: false,
+    // `onread` reads into our buffer and, unlike 'data' with pause(), really stops reading
+    // (uv_read_stop) while paused. The handler may keep views of a chunk (frames queued
+    // for a store being opened), so each read gets a fresh buffer.
+    onread: {
+      buffer: () => Buffer.allocUnsafe(READ_BYTES),
+      callback: (bytes: number, buffer: Uint8Array): boolean => {
+        onChunk((buffer as Buffer).subarray(0, bytes));
+        if (bytes >= BUSY_READ_BYTES) return true;
+        setTimeout(() => fifo.resume(), PAUSE_MS);
+        return false; // stop reading until then
+      },
+    },
+  });
+  return fifo;
 }

@@ -30,10 +30,9 @@ export class ContainerLog {
     this.fifoPath = fifoPath;
     this.containerId = containerId;
     this.store = store;
-    this.fifo = openFifo(fifoPath);
+    this.fifo = openFifo(fifoPath, (chunk) => this.onChunk(chunk));
     store.attachProducer();
     this.finished = new Promise((resolve) => {
-      this.fifo.on('data', (chunk: Buffer) => this.onChunk(chunk));
       this.fifo.on('error', (err) => log.warn('fifo: read failed', { container: containerId, error: err.message }));
       this.fifo.on('close', () => {
         this.finish();
