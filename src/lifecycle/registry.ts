@@ -2,7 +2,6 @@
 // container shared by its loggers and readers. Stores outlive loggers: a stopped
 // container's `docker logs` opens a new, empty FIFO and must find every line still there.
 import path from 'node:path';
-import type { LogEntry } from '../fifo/log-entry.ts';
 import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { ContainerStore } from '../store/container-store.ts';
@@ -54,7 +53,7 @@ export class Registry {
     if (!this.logs.has(path.resolve(fifoPath))) log.debug('StopLogging for an unknown FIFO', { fifo: fifoPath });
   }
 
-  async *read(containerId: string, req: ReadRequest, signal: AbortSignal): AsyncGenerator<LogEntry[]> {
+  async *read(containerId: string, req: ReadRequest, signal: AbortSignal): AsyncGenerator<Buffer[]> {
     const store = this.storeFor(containerId, null);
     try {
       yield* store.read(req, signal);

@@ -3,7 +3,6 @@
 // wake-ups that let followers see new records without polling.
 import { EventEmitter, once } from 'node:events';
 import type { StoreOptions } from '../lifecycle/options.ts';
-import type { LogEntry } from '../fifo/log-entry.ts';
 import { log } from '../observability/log.ts';
 import { type FrameToStore, LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
@@ -111,7 +110,7 @@ export class ContainerStore implements StoreView {
     }
   }
 
-  async *read(req: ReadRequest, signal: AbortSignal): AsyncGenerator<LogEntry[]> {
+  async *read(req: ReadRequest, signal: AbortSignal): AsyncGenerator<Buffer[]> {
     this.readers++;
     try {
       await this.opening; // lines queued for a writer being opened are part of the history

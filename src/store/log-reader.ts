@@ -4,9 +4,11 @@
 // Semantics are json-file's (moby loggerutils): the tail window is cut first, `since` then
 // drops entries until the first one at or after it, and the first entry after `until`
 // ends the read. Tail counts records, so each 16 KiB chunk of a long line counts as one.
+// Entries are handed on as stored (the daemon's payloads, views of the read buffers); only
+// since/until look into them, and only at their time.
 import fs from 'node:fs';
 import { createGunzip } from 'node:zlib';
-import { type LogEntry, InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
+import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 import { log } from '../observability/log.ts';
 import { CorruptRecordError, RecordParser, scanBackward } from './record-format.ts';
 import { type SegmentInfo, type StoreSnapshot, segmentPath } from './segments.ts';
@@ -43,7 +45,7 @@ interface Position {
 
 const READ_CHUNK = 256 * 1024;
 
-export async function* readStore(view: StoreView, req: ReadRequest, signal: AbortSignal): AsyncGenerator<LogEntry[]> {
+export async function* readStore(view: StoreView, req: ReadRequest, signal: AbortSignal): AsyncGenerator<Buffer[]> {
   const filter = new TimeFilter(req.sinceNano, req.untilNano);
   let seen = view.changeCount();
   let live = view.isLive();
@@ -81,15 +83,19 @@ class TimeFilter {
     this.sincePassed = since === null;
   }
 
-  apply(batch: LogEntry[]): LogEntry[] {
+  private readonly scan = new EntryScan();
+
+  apply(batch: Buffer[]): Buffer[] {
     if (this.sincePassed && this.until === null) return batch;
-    const out: LogEntry[] = [];
+    const out: Buffer[] = [];
     for (const entry of batch) {
+      if (!scanEntry(entry, 0, entry.length, this.scan)) continue;
+      const timeNano = this.scan.timeNano();
       if (!this.sincePassed) {
-        if (entry.timeNano < this.since!) continue;
+        if (timeNano < this.since!) continue;
         this.sincePassed = true; // later entries are not filtered again: times are not monotonic
       }
-      if (this.until !== null && entry.timeNano > this.until) {
+      if (this.until !== null && timeNano > this.until) {
         this.done = true;
         break;
       }
@@ -163,7 +169,7 @@ function rangesBetween(snap: StoreSnapshot, from: Position, to: Position): Range
   return ranges;
 }
 
-async function* readRange(view: StoreView, range: Range): AsyncGenerator<LogEntry[]> {
+async function* readRange(view: StoreView, range: Range): AsyncGenerator<Buffer[]> {
   try {
     yield* decodeRange(view, range);
   } catch (err) {
@@ -173,24 +179,17 @@ async function* readRange(view: StoreView, range: Range): AsyncGenerator<LogEntr
   }
 }
 
-async function* decodeRange(view: StoreView, range: Range): AsyncGenerator<LogEntry[]> {
+async function* decodeRange(view: StoreView, range: Range): AsyncGenerator<Buffer[]> {
   const parser = new RecordParser(view.maxPayload);
   let toSkip = range.skipRecords;
   for await (const chunk of rangeBytes(view.dir, range)) {
-    const payloads = parser.push(chunk);
-    const entries: LogEntry[] = [];
-    for (const payload of payloads) {
-      if (toSkip > 0) {
-        toSkip--;
-        continue;
-      }
-      try {
-        entries.push(decodeLogEntry(payload));
-      } catch (err) {
-        if (!(err instanceof InvalidEntryError)) throw err;
-      }
+    let payloads = parser.push(chunk);
+    if (toSkip > 0) {
+      const skipped = Math.min(toSkip, payloads.length);
+      payloads = payloads.slice(skipped);
+      toSkip -= skipped;
     }
-    if (entries.length > 0) yield entries;
+    if (payloads.length > 0) yield payloads;
   }
 }
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { LogEntry } from '../../src/fifo/log-entry.ts';
+import { type LogEntry, decodeLogEntry } from '../../src/fifo/log-entry.ts';
 import type { StoreOptions } from '../../src/lifecycle/options.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import type { ReadRequest } from '../../src/store/log-reader.ts';
@@ -38,7 +38,7 @@ const ALL: ReadRequest = { sinceNano: null, untilNano: null, tail: -1, follow: f
 
 async function read(store: ContainerStore, req: Partial<ReadRequest> = {}, signal = new AbortController().signal): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
-  for await (const batch of store.read({ ...ALL, ...req }, signal)) out.push(...batch);
+  for await (const batch of store.read({ ...ALL, ...req }, signal)) out.push(...batch.map(decodeLogEntry));
   return out;
 }
 
