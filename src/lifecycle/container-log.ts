@@ -2,7 +2,7 @@
 // container's store. It never waits on the store: a failed write is counted and dropped.
 import type net from 'node:net';
 import { Deframer } from '../fifo/deframer.ts';
-import { InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
+import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 import { openFifo } from '../fifo/reader.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import type { ContainerStore } from '../store/container-store.ts';
@@ -15,6 +15,7 @@ export interface ContainerLogStats {
 }
 
 const corruptWarning = new RateLimitedWarning('fifo: skipped corrupt input');
+const scan = new EntryScan();
 
 export class ContainerLog {
   readonly fifoPath: string;
@@ -45,12 +46,11 @@ export class ContainerLog {
     const { frames, skippedBytes } = this.deframer.push(chunk);
     const items: FrameToStore[] = [];
     for (const frame of frames) {
-      try {
-        items.push({ frame, timeNano: decodeLogEntry(frame.subarray(4)).timeNano });
-      } catch (err) {
-        if (!(err instanceof InvalidEntryError)) throw err;
+      if (scanEntry(frame, 4, frame.length, scan)) {
+        items.push({ frame, timeNano: scan.timeNano() });
+      } else {
         this.stats.corruptFrames++;
-        corruptWarning.warn({ container: this.containerId, reason: err.message });
+        corruptWarning.warn({ container: this.containerId, reason: 'not a LogEntry with source stdout or stderr' });
       }
     }
     this.stats.frames += frames.length;
