@@ -4,19 +4,22 @@
 // back as ReadLogs does and encodes the reply. Prints wall and CPU time and memory of each
 // phase. For profiles: node --cpu-prof bench/pipeline.ts
 //
-//   node bench/pipeline.ts     env: LINES (1000000)
+//   node bench/pipeline.ts     env: LINES (1000000); DISCARD=1: only read the FIFO and drop
+//                              the bytes, as the discard plugin does (the floor)
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MAX_FRAME_BYTES } from '../src/fifo/deframer.ts';
+import { openFifo } from '../src/fifo/reader.ts';
 import { ContainerLog } from '../src/lifecycle/container-log.ts';
 import { DEFAULT_STORE_OPTIONS } from '../src/lifecycle/options.ts';
 import { encodeReadLogsBatch } from '../src/protocol/read-logs-stream.ts';
 import { ContainerStore } from '../src/store/container-store.ts';
 
 const LINES = Number(process.env.LINES ?? 1_000_000);
+const DISCARD = process.env.DISCARD === '1';
 
 // The writer: `seq 1 LINES` as daemon frames, 1 µs apart, one writeSync each.
 const WRITER = `
@@ -71,6 +74,14 @@ try {
     throw new Error(`dropped ${lines} lines: ${String(err)}`);
   });
   console.log(`pipeline: ${LINES} lines; ${mem()} at start`);
+  if (DISCARD) {
+    await phase('discard', async () => {
+      const fifo = openFifo(fifoPath, () => {});
+      writer.send('go');
+      await once(fifo, 'close');
+    });
+    process.exit(0);
+  }
   await phase('ingest', async () => {
     const logger = new ContainerLog(fifoPath, 'bench', store);
     writer.send('go');

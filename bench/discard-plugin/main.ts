@@ -8,9 +8,12 @@ import { openFifo } from '../../src/fifo/reader.ts';
 
 const SOCKET = '/run/docker/plugins/discard.sock';
 
+// ReadLogs is claimed (and answered with no entries): without it the daemon (20.10+) would
+// also write every line to its own local-driver cache ("dual logging"), which costs more
+// than the plugin.
 const replies: Record<string, unknown> = {
   '/Plugin.Activate': { Implements: ['LogDriver'] },
-  '/LogDriver.Capabilities': { Cap: { ReadLogs: false }, Err: '' },
+  '/LogDriver.Capabilities': { Cap: { ReadLogs: true }, Err: '' },
   '/LogDriver.StopLogging': { Err: '' },
 };
 
@@ -24,6 +27,11 @@ const server = http.createServer((req, res) => {
   const parts: Buffer[] = [];
   req.on('data', (chunk: Buffer) => parts.push(chunk));
   req.on('end', () => {
+    if (req.url === '/LogDriver.ReadLogs') {
+      res.writeHead(200, { 'Content-Type': 'application/x-protobuf-stream' });
+      res.end();
+      return;
+    }
     let reply = replies[req.url ?? ''];
     if (req.url === '/LogDriver.StartLogging') {
       try {

@@ -201,7 +201,10 @@ export class LogWriter {
     const plain = segmentPath(this.dir, seq, false);
     const gz = segmentPath(this.dir, seq, true);
     const tmp = `${gz}.tmp`;
-    await pipeline(fs.createReadStream(plain), zlib.createGzip(), fs.createWriteStream(tmp));
+    // Level 1: on stored daemon frames it compresses as well as the default level 6 (14.9% vs
+    // 14.7% of a 20 MB segment of `seq` lines) for a tenth of the CPU (0.03 s vs 0.34 s), and
+    // that CPU is taken from the containers while they log.
+    await pipeline(fs.createReadStream(plain), zlib.createGzip({ level: 1 }), fs.createWriteStream(tmp));
     const seg = this.closed.find((s) => s.seq === seq);
     if (!seg) {
       fs.rmSync(tmp, { force: true });
