@@ -11,8 +11,11 @@ const SOURCE_PREFIX = Buffer.from([0x0a, 0x06, 0x73, 0x74, 0x64]); // \n \x06 s 
 const MIN_PAYLOAD = 8;
 
 export interface DeframeResult {
-  /** Complete frames, each with its 4-byte header, as views of the input where possible. */
-  frames: Buffer[];
+  /** The bytes the frames are in: the chunk, or the bytes held back joined with it. */
+  buf: Buffer;
+  /** Complete frame i, with its 4-byte header, is buf[starts[i], ends[i]). */
+  starts: number[];
+  ends: number[];
   /** Bytes discarded to find a frame boundary again after an impossible length. */
   skippedBytes: number;
 }
@@ -34,7 +37,8 @@ export class Deframer {
 
   push(chunk: Buffer): DeframeResult {
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    const frames: Buffer[] = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
     let skippedBytes = 0;
     let pos = 0;
     while (buf.length - pos >= HEADER) {
@@ -54,12 +58,13 @@ export class Deframer {
         continue;
       }
       if (buf.length - pos < HEADER + length) break;
-      frames.push(buf.subarray(pos, pos + HEADER + length));
+      starts.push(pos);
       pos += HEADER + length;
+      ends.push(pos);
     }
     // Copy the remainder so that a pending partial frame does not pin a whole chunk.
     this.pending = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos));
-    return { frames, skippedBytes };
+    return { buf, starts, ends, skippedBytes };
   }
 
   /**

@@ -6,7 +6,7 @@ import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 import { openFifo } from '../fifo/reader.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import type { ContainerStore } from '../store/container-store.ts';
-import type { FrameToStore } from '../store/log-writer.ts';
+import { FrameBatch } from '../store/frame-batch.ts';
 
 export interface ContainerLogStats {
   frames: number;
@@ -43,22 +43,24 @@ export class ContainerLog {
   }
 
   private onChunk(chunk: Buffer): void {
-    const { frames, skippedBytes } = this.deframer.push(chunk);
-    const items: FrameToStore[] = [];
-    for (const frame of frames) {
-      if (scanEntry(frame, 4, frame.length, scan)) {
-        items.push({ frame, timeNano: scan.timeNano() });
+    const { buf, starts, ends, skippedBytes } = this.deframer.push(chunk);
+    const batch = new FrameBatch(buf);
+    for (let i = 0; i < starts.length; i++) {
+      const start = starts[i]!;
+      const end = ends[i]!;
+      if (scanEntry(buf, start + 4, end, scan)) {
+        batch.add(start, end, scan.timeHi, scan.timeLo);
       } else {
         this.stats.corruptFrames++;
         corruptWarning.warn({ container: this.containerId, reason: 'not a LogEntry with source stdout or stderr' });
       }
     }
-    this.stats.frames += frames.length;
+    this.stats.frames += starts.length;
     if (skippedBytes > 0) {
       this.stats.skippedBytes += skippedBytes;
       corruptWarning.warn({ container: this.containerId, reason: 'frame length out of range', skippedBytes });
     }
-    this.store.append(items);
+    this.store.append(batch);
   }
 
   private finish(): void {

@@ -4,7 +4,8 @@
 import { EventEmitter, once } from 'node:events';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
-import { type FrameToStore, LogWriter } from './log-writer.ts';
+import type { FrameBatch } from './frame-batch.ts';
+import { LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
 import { type StoreSnapshot, snapshotFromDisk } from './segments.ts';
 
@@ -17,7 +18,7 @@ export class ContainerStore implements StoreView {
   /** A close in progress: a writer opened meanwhile must wait for it (same files). */
   private closing: Promise<void> = Promise.resolve();
   /** Appends that arrived while the writer was being opened, in order. */
-  private waiting: FrameToStore[][] = [];
+  private waiting: FrameBatch[] = [];
   private producers = 0;
   private readers = 0;
   private readonly changes = new EventEmitter();
@@ -57,13 +58,13 @@ export class ContainerStore implements StoreView {
   }
 
   /** Never blocks and never throws: what cannot be written is counted as dropped. */
-  append(items: FrameToStore[]): void {
-    if (items.length === 0) return;
+  append(batch: FrameBatch): void {
+    if (batch.length === 0) return;
     if (this.writer) {
-      this.write(items);
+      this.write(batch);
       return;
     }
-    this.waiting.push(items);
+    this.waiting.push(batch);
     this.opening ??= this.closing.then(() => LogWriter.open(this.dir, this.options, this.maxPayload)).then(
       (writer) => {
         this.writer = writer;
@@ -80,11 +81,11 @@ export class ContainerStore implements StoreView {
     );
   }
 
-  private write(items: FrameToStore[]): void {
+  private write(batch: FrameBatch): void {
     try {
-      this.writer!.append(items);
+      this.writer!.append(batch);
     } catch (err) {
-      this.onDropped(items.length, err);
+      this.onDropped(batch.length, err);
     }
     this.changed();
   }

@@ -11,6 +11,7 @@ import zlib from 'node:zlib';
 import { decodeLogEntry } from '../fifo/log-entry.ts';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
+import type { FrameBatch } from './frame-batch.ts';
 import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, encodeRecords } from './record-format.ts';
 import {
   type SegmentInfo,
@@ -20,12 +21,6 @@ import {
   segmentPath,
   writeManifest,
 } from './segments.ts';
-
-/** A frame from the FIFO ([n][payload]) with the time the store indexes it by. */
-export interface FrameToStore {
-  frame: Buffer;
-  timeNano: bigint;
-}
 
 interface CurrentSegment {
   seq: number;
@@ -128,27 +123,28 @@ export class LogWriter {
    * Appends frames in order, with one write per run of frames that fits the current
    * segment. Throws on I/O errors (disk full): the caller counts and drops.
    */
-  append(items: readonly FrameToStore[]): void {
+  append(batch: FrameBatch): void {
+    const { starts, ends } = batch;
     let start = 0;
     let pieceBytes = 0;
-    for (let i = 0; i < items.length; i++) {
-      const recordBytes = items[i]!.frame.length + RECORD_OVERHEAD - 4;
+    for (let i = 0; i < batch.length; i++) {
+      const recordBytes = ends[i]! - starts[i]! + RECORD_OVERHEAD - 4;
       const used = this.current.size + pieceBytes;
       if (used > 0 && used + recordBytes > this.options.maxSizeBytes) {
-        this.writePiece(items, start, i);
+        this.writePiece(batch, start, i);
         this.rotate();
         start = i;
         pieceBytes = 0;
       }
       pieceBytes += recordBytes;
     }
-    this.writePiece(items, start, items.length);
+    this.writePiece(batch, start, batch.length);
   }
 
-  private writePiece(items: readonly FrameToStore[], from: number, to: number): void {
+  private writePiece(batch: FrameBatch, from: number, to: number): void {
     if (from === to) return;
     const cur = this.current;
-    const buf = encodeRecords(items.slice(from, to).map((item) => item.frame));
+    const buf = encodeRecords(batch, from, to);
     try {
       let written = 0;
       while (written < buf.length) written += fs.writeSync(cur.fd, buf, written, buf.length - written);
@@ -163,12 +159,10 @@ export class LogWriter {
       throw err;
     }
     cur.size += buf.length;
-    for (let i = from; i < to; i++) {
-      const { timeNano } = items[i]!;
-      if (cur.count === 0 || timeNano < cur.minNano) cur.minNano = timeNano;
-      if (cur.count === 0 || timeNano > cur.maxNano) cur.maxNano = timeNano;
-      cur.count++;
-    }
+    const { min, max } = batch.timeRange(from, to);
+    if (cur.count === 0 || min < cur.minNano) cur.minNano = min;
+    if (cur.count === 0 || max > cur.maxNano) cur.maxNano = max;
+    cur.count += to - from;
   }
 
   private rotate(): void {

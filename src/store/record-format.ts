@@ -7,18 +7,22 @@
 // verbatim, so nothing the daemon sent (raw bytes, partial metadata, exact time_nano) is lost.
 // The layout is the one of moby's `local` driver.
 import type { FileHandle } from 'node:fs/promises';
+import type { FrameBatch } from './frame-batch.ts';
 
 export const RECORD_OVERHEAD = 8;
 
-/** Turns daemon frames ([n][payload]) into one buffer of store records, for a single write. */
-export function encodeRecords(frames: readonly Buffer[]): Buffer {
+/** Turns frames [from, to) of a batch ([n][payload] each) into one buffer of store records, for a single write. */
+export function encodeRecords(batch: FrameBatch, from: number, to: number): Buffer {
+  const { buf, starts, ends } = batch;
   let total = 0;
-  for (const frame of frames) total += frame.length + 4;
+  for (let i = from; i < to; i++) total += ends[i]! - starts[i]! + 4;
   const out = Buffer.allocUnsafe(total);
   let pos = 0;
-  for (const frame of frames) {
-    pos += frame.copy(out, pos);
-    out.writeUInt32BE(frame.length - 4, pos);
+  for (let i = from; i < to; i++) {
+    const start = starts[i]!;
+    const end = ends[i]!;
+    pos += buf.copy(out, pos, start, end);
+    out.writeUInt32BE(end - start - 4, pos);
     pos += 4;
   }
   return out;
