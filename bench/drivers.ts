@@ -7,7 +7,8 @@
 //    every byte dropped), the floor for any plugin: the daemon's marshal and FIFO write per line.
 // 1. For logship, the floor, json-file, local and none, interleaved, ROUNDS rounds: the seconds
 //    for a container to run `seq 1 LINES` and exit (create + start -> wait). Median per driver,
-//    ratios to json-file and to the floor. logship's peak RSS is taken over each of its runs.
+//    ratios to json-file and to the floor; the CPU time logship's and the floor's process used
+//    for each run (less noisy than wall time on a shared machine); logship's peak RSS.
 // 2. `docker logs` of those containers for logship and json-file (a full read through the API),
 //    interleaved, median; every read must return exactly the LINES lines.
 // 3. CONCURRENT containers at once, each `seq 1 CONCURRENT_LINES`; then every container's
@@ -16,7 +17,7 @@
 // Memory is the plugin process's own (VmHWM, reset before each phase, and VmRSS in /proc, read
 // from the host). Containers are removed afterwards.
 // Env: PLUGIN (logship:latest), DISCARD (logship-discard:latest), LINES (1000000), ROUNDS (3),
-// CONCURRENT (50), CONCURRENT_LINES (20000), IDLE (100).
+// CONCURRENT (50), CONCURRENT_LINES (20000), IDLE (100), NAME_PREFIX (logship-bench-).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,7 +39,10 @@ const TARGET_VS_FLOOR = 1.05;
 const TARGET_RSS_LOAD_MB = 150;
 const TARGET_RSS_IDLE_MB = 100;
 
+const NAME_PREFIX = process.env.NAME_PREFIX ?? 'logship-bench-';
 const created: Docker.Container[] = [];
+let named = 0;
+const containerName = () => `${NAME_PREFIX}${process.pid}-${++named}`;
 
 function seqBytes(n: number): number {
   // Bytes `seq 1 n` prints: each number's digits plus a newline.
@@ -87,6 +91,13 @@ class PluginProcess {
     return this.statusKb('VmHWM') / 1024;
   }
 
+  /** CPU seconds used so far, all threads (utime + stime; the kernel counts in 1/100 s). */
+  cpuSeconds(): number {
+    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+
   resetPeak(): void {
     fs.writeFileSync(`/proc/${this.pid}/clear_refs`, '5');
   }
@@ -95,6 +106,7 @@ class PluginProcess {
 async function runOnce(image: string, driver: string, cmd: string[]): Promise<{ container: Docker.Container; seconds: number }> {
   const t0 = process.hrtime.bigint();
   const container = await docker.createContainer({
+    name: containerName(),
     Image: image,
     Cmd: cmd,
     Labels: { 'logship-bench': 'true' },
@@ -160,6 +172,8 @@ async function main(): Promise<number> {
   }
   execFileSync('bench/discard-plugin/install.sh', [DISCARD], { stdio: ['ignore', 'ignore', 'inherit'] });
   const plugin = await PluginProcess.find(PLUGIN);
+  const floorPlugin = await PluginProcess.find(DISCARD);
+  const processOf = new Map([[PLUGIN, plugin], [DISCARD, floorPlugin]]);
   const info = await docker.version();
   console.log(
     `bench: seq 1 ${LINES}, ${ROUNDS} rounds, drivers ${DRIVERS.join(', ')} (floor: ${DISCARD}); ` +
@@ -173,17 +187,30 @@ async function main(): Promise<number> {
   // 1. Run time, drivers interleaved; the order rotates so that no driver always goes first.
   const runTimes = new Map<string, number[]>(DRIVERS.map((d) => [d, []]));
   const toRead = new Map<string, Docker.Container[]>(READ_DRIVERS.map((d) => [d, []]));
+  const cpuTimes = new Map<string, number[]>([[PLUGIN, []], [DISCARD, []]]);
   const loadPeaks: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = DRIVERS.map((_, i) => DRIVERS[(i + round) % DRIVERS.length] as string);
     for (const d of order) {
       if (d === PLUGIN) plugin.resetPeak();
+      const proc = processOf.get(d);
+      const cpu0 = proc?.cpuSeconds() ?? NaN;
       const { container, seconds } = await runOnce(image, d, ['seq', '1', String(LINES)]);
+      // The plugin may still be storing what the daemon wrote last: wait for its CPU to settle.
+      let cpu = NaN;
+      if (proc) {
+        for (let prev = -1; (cpu = proc.cpuSeconds()) !== prev; prev = cpu) await new Promise((r) => setTimeout(r, 300));
+        cpuTimes.get(d)?.push(cpu - cpu0);
+      }
       runTimes.get(d)?.push(seconds);
       toRead.get(d)?.push(container);
       const peak = d === PLUGIN ? plugin.peakMb() : NaN;
       if (d === PLUGIN) loadPeaks.push(peak);
-      console.log(`  round ${round + 1}: ${pad(d, 24)} run ${f2(seconds)} s${d === PLUGIN ? `, plugin RSS peak ${mb(peak)}` : ''}`);
+      console.log(
+        `  round ${round + 1}: ${pad(d, 24)} run ${f2(seconds)} s` +
+          (proc ? `, plugin CPU ${f2(cpu - cpu0)} s` : '') +
+          (d === PLUGIN ? `, plugin RSS peak ${mb(peak)}` : ''),
+      );
     }
   }
 
@@ -230,6 +257,7 @@ async function main(): Promise<number> {
   const rssBeforeIdle = plugin.rssMb();
   await inParallel(Array.from({ length: IDLE }, (_, i) => i), 8, async () => {
     const container = await docker.createContainer({
+      name: containerName(),
       Image: image,
       Cmd: ['sleep', '3600'],
       Labels: { 'logship-bench': 'true' },
@@ -257,6 +285,12 @@ async function main(): Promise<number> {
     );
   }
   const logsRun = median(runTimes.get(PLUGIN) ?? []);
+  const cpuLogship = cpuTimes.get(PLUGIN) ?? [];
+  const cpuFloor = cpuTimes.get(DISCARD) ?? [];
+  console.log(
+    `plugin CPU per run (user+sys): ${PLUGIN} ${cpuLogship.map(f2).join(' / ')} s (median ${f2(median(cpuLogship))}), ` +
+      `floor ${cpuFloor.map(f2).join(' / ')} s (median ${f2(median(cpuFloor))})`,
+  );
   const reads = readTimes.get(PLUGIN) ?? [];
   const baseReads = readTimes.get('json-file') ?? [];
   const logsRead = median(reads);
@@ -291,10 +325,13 @@ async function main(): Promise<number> {
   return 1;
 }
 
+const removeCreated = () => Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true }).catch(() => {})));
+process.once('SIGINT', () => void removeCreated().then(() => process.exit(130)));
+
 let code = 1;
 try {
   code = await main();
 } finally {
-  await Promise.all(created.map((c) => c.remove({ force: true, v: true }).catch(() => {})));
+  await removeCreated();
 }
 process.exitCode = code;

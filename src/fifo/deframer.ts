@@ -22,6 +22,8 @@ export interface DeframeResult {
 
 export class Deframer {
   private pending: Buffer = Buffer.alloc(0);
+  /** Where held-back bytes and the next chunk are joined; kept while a frame is split. */
+  private joined: Buffer | null = null;
   /** Out of step: the next frame start must show the source field, not just a length. */
   private resyncing = false;
   private readonly maxFrame: number;
@@ -35,8 +37,9 @@ export class Deframer {
     return this.pending.length;
   }
 
+  /** The result's buf may be the chunk or a buffer reused by the next push: use it before then. */
   push(chunk: Buffer): DeframeResult {
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const buf = this.pending.length === 0 ? chunk : this.join(chunk);
     const starts: number[] = [];
     const ends: number[] = [];
     let skippedBytes = 0;
@@ -62,9 +65,18 @@ export class Deframer {
       pos += HEADER + length;
       ends.push(pos);
     }
-    // Copy the remainder so that a pending partial frame does not pin a whole chunk.
+    // Copy the remainder: the chunk's buffer is reused by the FIFO reader.
     this.pending = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos));
+    if (this.pending.length === 0) this.joined = null; // an idle container holds no buffer
     return { buf, starts, ends, skippedBytes };
+  }
+
+  private join(chunk: Buffer): Buffer {
+    const size = this.pending.length + chunk.length;
+    if (!this.joined || this.joined.length < size) this.joined = Buffer.allocUnsafe(size);
+    this.pending.copy(this.joined, 0);
+    chunk.copy(this.joined, this.pending.length);
+    return this.joined.subarray(0, size);
   }
 
   /**

@@ -17,7 +17,18 @@ const BUSY_READ_BYTES = 32 * 1024;
 const PAUSE_MS = 1;
 /** The pipe's capacity (Linux default): no read returns more. */
 const READ_BYTES = 64 * 1024;
+/**
+ * Every FIFO reads into this one buffer: a read and its callback run together on the one JS
+ * thread, so no two reads share it at once, and idle containers hold no buffer. Allocating
+ * a buffer per read left the plugin's RSS ~70 MB higher after 50 busy containers (freed
+ * 64 KiB blocks that malloc keeps).
+ */
+const readBuffer = Buffer.allocUnsafe(READ_BYTES);
 
+/**
+ * Opens a FIFO and calls `onChunk` with each read. The chunk is valid only during the call:
+ * whatever outlives it must be copied.
+ */
 export function openFifo(path: string, onChunk: (chunk: Buffer) => void): net.Socket {
   // The daemon holds the FIFO open read-write, so this open neither blocks nor sees EOF early.
   const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -32,12 +43,11 @@ export function openFifo(path: string, onChunk: (chunk: Buffer) => void): net.So
     readable: true,
     writable: false,
     // `onread` reads into our buffer and, unlike 'data' with pause(), really stops reading
-    // (uv_read_stop) while paused. The handler may keep views of a chunk (frames queued
-    // for a store being opened), so each read gets a fresh buffer.
+    // (uv_read_stop) while paused.
     onread: {
-      buffer: () => Buffer.allocUnsafe(READ_BYTES),
-      callback: (bytes: number, buffer: Uint8Array): boolean => {
-        onChunk((buffer as Buffer).subarray(0, bytes));
+      buffer: readBuffer,
+      callback: (bytes: number): boolean => {
+        onChunk(readBuffer.subarray(0, bytes));
         if (bytes >= BUSY_READ_BYTES) return true;
         setTimeout(() => fifo.resume(), PAUSE_MS);
         return false; // stop reading until then

@@ -57,14 +57,17 @@ export class ContainerStore implements StoreView {
     return this.producers === 0 && this.readers === 0;
   }
 
-  /** Never blocks and never throws: what cannot be written is counted as dropped. */
+  /**
+   * Never blocks and never throws: what cannot be written is counted as dropped. The batch's
+   * bytes may be reused once this returns (they are the FIFO reader's buffer).
+   */
   append(batch: FrameBatch): void {
     if (batch.length === 0) return;
     if (this.writer) {
       this.write(batch);
       return;
     }
-    this.waiting.push(batch);
+    this.waiting.push(batch.copy());
     this.opening ??= this.closing.then(() => LogWriter.open(this.dir, this.options, this.maxPayload)).then(
       (writer) => {
         this.writer = writer;

@@ -28,6 +28,16 @@ export class FrameBatch {
     this.timeLo.push(timeLo >>> 0);
   }
 
+  /** A batch with the same frames in bytes of its own (this one's bytes are about to be reused). */
+  copy(): FrameBatch {
+    const first = this.starts[0] ?? 0;
+    const copy = new FrameBatch(Buffer.from(this.buf.subarray(first, this.ends.at(-1) ?? first)));
+    for (let i = 0; i < this.length; i++) {
+      copy.add(this.starts[i]! - first, this.ends[i]! - first, this.timeHi[i]!, this.timeLo[i]!);
+    }
+    return copy;
+  }
+
   /** The earliest and latest time_nano of frames [from, to), which must not be empty. */
   timeRange(from: number, to: number): { min: bigint; max: bigint } {
     let min = from;

@@ -12,7 +12,7 @@ import { decodeLogEntry } from '../fifo/log-entry.ts';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
 import type { FrameBatch } from './frame-batch.ts';
-import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, encodeRecords } from './record-format.ts';
+import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, encodeRecords, recordsBytes } from './record-format.ts';
 import {
   type SegmentInfo,
   type StoreSnapshot,
@@ -60,6 +60,13 @@ async function scanSegment(file: FileHandle, seq: number, size: number, maxPaylo
   }
   return desc;
 }
+
+/**
+ * Records are laid out here before their write: writes are synchronous, so every writer can
+ * share it, and a FIFO read costs no allocation. A bigger batch gets a buffer of its own.
+ */
+const SCRATCH_BYTES = 256 * 1024;
+const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
 export class LogWriter {
   private readonly dir: string;
@@ -144,7 +151,9 @@ export class LogWriter {
   private writePiece(batch: FrameBatch, from: number, to: number): void {
     if (from === to) return;
     const cur = this.current;
-    const buf = encodeRecords(batch, from, to);
+    const bytes = recordsBytes(batch, from, to);
+    const out = bytes <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafe(bytes);
+    const buf = out.subarray(0, encodeRecords(batch, from, to, out));
     try {
       let written = 0;
       while (written < buf.length) written += fs.writeSync(cur.fd, buf, written, buf.length - written);

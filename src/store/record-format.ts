@@ -11,12 +11,19 @@ import type { FrameBatch } from './frame-batch.ts';
 
 export const RECORD_OVERHEAD = 8;
 
-/** Turns frames [from, to) of a batch ([n][payload] each) into one buffer of store records, for a single write. */
-export function encodeRecords(batch: FrameBatch, from: number, to: number): Buffer {
-  const { buf, starts, ends } = batch;
+/** The bytes frames [from, to) of a batch take as store records. */
+export function recordsBytes(batch: FrameBatch, from: number, to: number): number {
   let total = 0;
-  for (let i = from; i < to; i++) total += ends[i]! - starts[i]! + 4;
-  const out = Buffer.allocUnsafe(total);
+  for (let i = from; i < to; i++) total += batch.ends[i]! - batch.starts[i]! + 4;
+  return total;
+}
+
+/**
+ * Writes frames [from, to) of a batch ([n][payload] each) as store records into `out`, which
+ * must hold recordsBytes(); returns the bytes written.
+ */
+export function encodeRecords(batch: FrameBatch, from: number, to: number, out: Buffer): number {
+  const { buf, starts, ends } = batch;
   let pos = 0;
   for (let i = from; i < to; i++) {
     const start = starts[i]!;
@@ -25,7 +32,7 @@ export function encodeRecords(batch: FrameBatch, from: number, to: number): Buff
     out.writeUInt32BE(end - start - 4, pos);
     pos += 4;
   }
-  return out;
+  return pos;
 }
 
 export class CorruptRecordError extends Error {}

@@ -89,6 +89,19 @@ describe('store: writing and rotation', () => {
     assert.deepEqual(text(await read(store)), numbered(1, 7));
   });
 
+  it('keeps what it queues while the writer opens, though the caller reuses the bytes at once', async () => {
+    const store = openStore({ maxSizeBytes: 1_000_000, maxFiles: 2, compress: false });
+    store.attachProducer();
+    for (let i = 0; i < 10; i += 5) {
+      const b = batch(lines(5, T0 + BigInt(i) * 1000n, i + 1));
+      store.append(b); // the writer is not open yet: this batch waits
+      b.buf.fill(0); // as the FIFO reader's next read would
+    }
+    store.detachProducer();
+    await store.close();
+    assert.deepEqual(text(await read(store)), numbered(1, 10));
+  });
+
   it('survives reopening: counts, sequence and content carry on', async () => {
     await fill(openStore({ maxSizeBytes: 1000, maxFiles: 50, compress: true }), lines(100));
     const again = openStore({ maxSizeBytes: 1000, maxFiles: 50, compress: true });
