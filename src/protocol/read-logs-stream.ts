@@ -11,8 +11,8 @@ const SOURCE_FIELD = [Buffer.from('\x0a\x06stdout', 'latin1'), Buffer.from('\x0a
 const TIME_TAG = 0x10;
 const LINE_TAG = 0x1a;
 const NEWLINE = 0x0a;
-/** Most an entry can grow: a header, a newline, a longer length varint. */
-const GROWTH = 4 + 1 + 1;
+/** Most an entry can grow: a header, and for an empty line (stored without field 3) a tag, a length and the newline. */
+const GROWTH = 4 + 1 + 5 + 1;
 
 const scan = new EntryScan();
 

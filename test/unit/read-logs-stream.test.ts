@@ -38,6 +38,13 @@ describe('ReadLogs reply', () => {
     ]);
   });
 
+  it('replies in full to a batch of empty lines only (each grows by its line field)', () => {
+    const stored = Array.from({ length: 50 }, (_, i) => payload({ line: '', timeNano: T0 + BigInt(i) }));
+    const reply = replyEntries(encodeReadLogsBatch(stored));
+    assert.equal(reply.length, 50);
+    assert.ok(reply.every((e) => e.line === '\n'));
+  });
+
   it('skips stored payloads that are not daemon entries', () => {
     const stored = [payload({ line: 'a' }), Buffer.from([0x0a, 0x50, 0x01]), payload({ source: 'stdin', line: 'b' }), payload({ line: 'c' })];
     assert.deepEqual(
