@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { assertNoDaemonError, assertSameBytes, assertSameLogs, runPair } from './lib/compare.ts';
 import { createContainer, removeContainers, runToExit, sh, waitExit } from './lib/containers.ts';
-import { docker, PLUGIN } from './lib/docker-client.ts';
+import { DATA_DIR, docker, PLUGIN } from './lib/docker-client.ts';
 import { readLogs, seqText } from './lib/logs.ts';
 
 const run = promisify(execFile);
@@ -122,7 +122,7 @@ describe('plugin re-creation', () => {
     assertSameBytes(before.stdout, seqText(1, 2000), 'before re-creation');
     // Re-create from the assembled plugin/ without rebuilding it (-o plugin).
     try {
-      await run('make', ['--no-print-directory', '-o', 'plugin', 'install', `PLUGIN=${PLUGIN}`], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
+      await run('make', ['--no-print-directory', '-o', 'plugin', 'install', `PLUGIN=${PLUGIN}`, `DATA_DIR=${DATA_DIR}`], { cwd: REPO_ROOT, maxBuffer: 16 << 20 });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string };
       assert.fail(`make install failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
