@@ -300,7 +300,7 @@ async function main(): Promise<number> {
     `docker logs, ${LINES} lines: ${PLUGIN} ${reads.map(f2).join(' / ')} s (median ${f2(logsRead)}), ` +
       `json-file ${baseReads.map(f2).join(' / ')} s (median ${f2(baseRead)}): ${f2(logsRead / baseRead)}x`,
   );
-  const loadPeak = Math.max(...loadPeaks, concurrentPeak);
+  const loadPeak = Math.max(...loadPeaks, ...readPeaks, concurrentPeak);
   console.log(
     `plugin RSS: ${mb(rssAtStart)} at start; peak ${loadPeaks.map(mb).join(' / ')} during the ${LINES}-line runs, ` +
       `${readPeaks.map(mb).join(' / ')} during docker logs, ${mb(concurrentPeak)} with ${CONCURRENT} at once; ` +
