@@ -43,7 +43,10 @@ interface Position {
   skipRecords: number;
 }
 
-const READ_CHUNK = 256 * 1024;
+// 64 KiB, not more: each chunk's entries are alive across the reply's write, and with 256 KiB
+// 50 docker logs (4 at a time) left the plugin 30 MB bigger instead of 7-15 MB, for no
+// measurable gain in speed (bench/pipeline.ts: 1M lines read in 0.3-0.5 s either way).
+const READ_CHUNK = 64 * 1024;
 
 export async function* readStore(view: StoreView, req: ReadRequest, signal: AbortSignal): AsyncGenerator<Buffer[]> {
   const filter = new TimeFilter(req.sinceNano, req.untilNano);
