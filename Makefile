@@ -7,7 +7,7 @@
 #   make push REGISTRY=host:port   build plugin/ and push it as $(REGISTRY)/$(PLUGIN)
 #   make test        the whole suite: type-check, unit tests, engine, install, end-to-end tests
 #   make demo        build, install, run a container logging through logship, show docker logs
-#   make bench       compare logship with json-file, local and none
+#   make bench       compare logship with json-file, local, none and a discard-only plugin (built here)
 #   make clean       remove dist/, plugin/ and build/
 
 PLUGIN   ?= logship:latest
@@ -126,10 +126,12 @@ demo: install
 	@echo
 	@$(DOCKER) rm -f $(DEMO_NAME) >/dev/null
 
-bench: deps check-docker
+# plugin/: the discard-only plugin the bench installs as its floor is built from it.
+DISCARD ?= logship-discard:latest
+bench: check-docker plugin
 	@$(DOCKER) plugin inspect -f '{{.Enabled}}' $(PLUGIN) 2>/dev/null | grep -qx true \
 	  || { echo "make: error: $(PLUGIN) is not installed and enabled; run 'make install' first" >&2; exit 1; }
-	PLUGIN=$(PLUGIN) $(NPM) run --silent bench
+	PLUGIN=$(PLUGIN) DISCARD=$(DISCARD) $(NPM) run --silent bench
 
 clean:
 	rm -rf dist plugin plugin.new build

@@ -9,33 +9,18 @@ import type { OutgoingLine } from '../src/delivery/backend.ts';
 import { CursorFile } from '../src/delivery/cursor.ts';
 import { Shipper } from '../src/delivery/shipper.ts';
 import { ContainerStore } from '../src/store/container-store.ts';
+import { type EntryFields, T0, batch } from '../test/unit/frames.ts';
 
 const LINES = Number(process.argv[2] ?? 1_000_000);
-const T0 = 1_795_000_000_000_000_000n;
-
-function frameOf(i: number): Buffer {
-  // A LogEntry by hand: source=stdout (1), time_nano (2), line (3).
-  const line = Buffer.from(`line ${i} ${'x'.repeat(60)}`);
-  const time = T0 + BigInt(i) * 1000n;
-  const varint = (v: bigint) => {
-    const out = [];
-    while (v >= 0x80n) { out.push(Number(v & 0x7fn) | 0x80); v >>= 7n; }
-    out.push(Number(v));
-    return Buffer.from(out);
-  };
-  const payload = Buffer.concat([Buffer.from([0x0a, 6]), Buffer.from('stdout'), Buffer.from([0x10]), varint(time), Buffer.from([0x1a]), varint(BigInt(line.length)), line]);
-  const header = Buffer.alloc(4);
-  header.writeUInt32BE(payload.length);
-  return Buffer.concat([header, payload]);
-}
+const entryOf = (i: number): EntryFields => ({ source: 'stdout', line: `line ${i} ${'x'.repeat(60)}`, timeNano: T0 + BigInt(i) * 1000n });
 
 async function once(dir: string): Promise<number> {
   const store = new ContainerStore(dir, { maxSizeBytes: 20_000_000, maxFiles: 1000, compress: true }, 1 << 20, () => {});
   store.attachProducer();
   for (let i = 0; i < LINES; i += 1000) {
-    const batch = [];
-    for (let j = i; j < Math.min(LINES, i + 1000); j++) batch.push({ frame: frameOf(j), timeNano: T0 });
-    store.append(batch);
+    const entries: EntryFields[] = [];
+    for (let j = i; j < Math.min(LINES, i + 1000); j++) entries.push(entryOf(j));
+    store.append(batch(entries));
   }
   await store.endPosition();
   fs.mkdirSync(path.join(dir, 'cursors'), { recursive: true });

@@ -11,14 +11,19 @@ const SOURCE_PREFIX = Buffer.from([0x0a, 0x06, 0x73, 0x74, 0x64]); // \n \x06 s 
 const MIN_PAYLOAD = 8;
 
 export interface DeframeResult {
-  /** Complete frames, each with its 4-byte header, as views of the input where possible. */
-  frames: Buffer[];
+  /** The bytes the frames are in: the chunk, or the bytes held back joined with it. */
+  buf: Buffer;
+  /** Complete frame i, with its 4-byte header, is buf[starts[i], ends[i]). */
+  starts: number[];
+  ends: number[];
   /** Bytes discarded to find a frame boundary again after an impossible length. */
   skippedBytes: number;
 }
 
 export class Deframer {
   private pending: Buffer = Buffer.alloc(0);
+  /** Where held-back bytes and the next chunk are joined; kept while a frame is split. */
+  private joined: Buffer | null = null;
   /** Out of step: the next frame start must show the source field, not just a length. */
   private resyncing = false;
   private readonly maxFrame: number;
@@ -47,9 +52,11 @@ export class Deframer {
     return this.pending;
   }
 
+  /** The result's buf may be the chunk or a buffer reused by the next push: use it before then. */
   push(chunk: Buffer): DeframeResult {
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    const frames: Buffer[] = [];
+    const buf = this.pending.length === 0 ? chunk : this.join(chunk);
+    const starts: number[] = [];
+    const ends: number[] = [];
     let skippedBytes = 0;
     let pos = 0;
     while (buf.length - pos >= HEADER) {
@@ -69,12 +76,22 @@ export class Deframer {
         continue;
       }
       if (buf.length - pos < HEADER + length) break;
-      frames.push(buf.subarray(pos, pos + HEADER + length));
+      starts.push(pos);
       pos += HEADER + length;
+      ends.push(pos);
     }
-    // Copy the remainder so that a pending partial frame does not pin a whole chunk.
+    // Copy the remainder: the chunk's buffer is reused by the FIFO reader.
     this.pending = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos));
-    return { frames, skippedBytes };
+    if (this.pending.length === 0) this.joined = null; // an idle container holds no buffer
+    return { buf, starts, ends, skippedBytes };
+  }
+
+  private join(chunk: Buffer): Buffer {
+    const size = this.pending.length + chunk.length;
+    if (!this.joined || this.joined.length < size) this.joined = Buffer.allocUnsafe(size);
+    this.pending.copy(this.joined, 0);
+    chunk.copy(this.joined, this.pending.length);
+    return this.joined.subarray(0, size);
   }
 
   /**

@@ -74,8 +74,3 @@ export function decodeLogEntry(payload: Uint8Array): LogEntry {
     partialMetadata: meta ? { id: meta.id, ordinal: meta.ordinal, last: meta.last } : null,
   };
 }
-
-/** Encodes the fields the daemon reads back from ReadLogs: source, time and line. */
-export function encodeLogEntry(source: Source, timeNano: bigint, line: Uint8Array): Uint8Array {
-  return LogEntryType.encode({ source, timeNano: timeNano.toString(), line }).finish();
-}

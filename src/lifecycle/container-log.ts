@@ -2,12 +2,12 @@
 // container's store. It never waits on the store: a failed write is counted and dropped.
 import type net from 'node:net';
 import { Deframer } from '../fifo/deframer.ts';
-import { InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
+import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 import { openFifo } from '../fifo/reader.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { fifoBytesSkipped, linesDropped, linesReceived } from '../observability/metrics.ts';
 import type { ContainerStore } from '../store/container-store.ts';
-import type { FrameToStore } from '../store/log-writer.ts';
+import { FrameBatch } from '../store/frame-batch.ts';
 
 export interface ContainerLogStats {
   frames: number;
@@ -19,6 +19,7 @@ export interface ContainerLogStats {
 export type Ending = 'eof' | 'cut';
 
 const corruptWarning = new RateLimitedWarning('fifo: skipped corrupt input');
+const scan = new EntryScan();
 
 export class ContainerLog {
   readonly fifoPath: string;
@@ -39,11 +40,10 @@ export class ContainerLog {
     this.containerId = containerId;
     this.store = store;
     if (resume) this.deframer.resume(resume);
-    this.fifo = openFifo(fifoPath);
+    this.fifo = openFifo(fifoPath, (chunk) => this.onChunk(chunk));
     store.attachProducer();
     this.finished = new Promise((resolve) => {
       let ending: Ending = 'cut';
-      this.fifo.on('data', (chunk: Buffer) => this.onChunk(chunk));
       this.fifo.on('end', () => (ending = 'eof'));
       this.fifo.on('error', (err) => log.warn('fifo: read failed', { container: containerId, error: err.message }));
       this.fifo.on('close', () => {
@@ -54,26 +54,27 @@ export class ContainerLog {
   }
 
   private onChunk(chunk: Buffer): void {
-    const { frames, skippedBytes } = this.deframer.push(chunk);
-    const items: FrameToStore[] = [];
-    for (const frame of frames) {
-      try {
-        items.push({ frame, timeNano: decodeLogEntry(frame.subarray(4)).timeNano });
-      } catch (err) {
-        if (!(err instanceof InvalidEntryError)) throw err;
+    const { buf, starts, ends, skippedBytes } = this.deframer.push(chunk);
+    const batch = new FrameBatch(buf);
+    for (let i = 0; i < starts.length; i++) {
+      const start = starts[i]!;
+      const end = ends[i]!;
+      if (scanEntry(buf, start + 4, end, scan)) {
+        batch.add(start, end, scan.timeHi, scan.timeLo);
+      } else {
         this.stats.corruptFrames++;
         linesDropped.inc({ reason: 'corrupt' });
-        corruptWarning.warn({ container: this.containerId, reason: err.message });
+        corruptWarning.warn({ container: this.containerId, reason: 'not a LogEntry with source stdout or stderr' });
       }
     }
-    this.stats.frames += frames.length;
-    linesReceived.inc(frames.length);
+    this.stats.frames += starts.length;
+    linesReceived.inc(starts.length);
     if (skippedBytes > 0) {
       this.stats.skippedBytes += skippedBytes;
       fifoBytesSkipped.inc(skippedBytes);
       corruptWarning.warn({ container: this.containerId, reason: 'frame length out of range', skippedBytes });
     }
-    this.store.append(items);
+    this.store.append(batch);
   }
 
   private finish(ending: Ending): void {

@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ContainerContext, BackendFactory } from '../delivery/backend.ts';
 import { Delivery, loadDeliveryState, saveDeliveryState } from '../delivery/delivery.ts';
-import type { LogEntry } from '../fifo/log-entry.ts';
 import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import { type LiveSources, fifosResumed, linesDropped } from '../observability/metrics.ts';
@@ -167,7 +166,7 @@ export class Registry implements StoreHolder {
     if (!this.logs.has(path.resolve(fifoPath))) log.debug('StopLogging for an unknown FIFO', { fifo: fifoPath });
   }
 
-  async *read(containerId: string, req: ReadRequest, signal: AbortSignal): AsyncGenerator<LogEntry[]> {
+  async *read(containerId: string, req: ReadRequest, signal: AbortSignal): AsyncGenerator<Buffer[]> {
     const store = this.storeFor(containerId, null);
     try {
       yield* store.read(req, signal);

@@ -1,18 +1,54 @@
-// Store entries → the ReadLogs reply: the FIFO's framing, [uint32 BE length][LogEntry].
-// The daemon writes each line verbatim, so complete lines get back the '\n' the daemon
-// stripped (json-file stores it); a chunk of a longer line does not.
-import { type LogEntry, encodeLogEntry } from '../fifo/log-entry.ts';
+// Stored entries → the ReadLogs reply: the FIFO's framing, [uint32 BE length][LogEntry].
+// The daemon reads only source, time_nano and line, and writes each line verbatim, so complete
+// lines get back the '\n' the daemon stripped (json-file stores it); a chunk of a longer line
+// does not. The reply is written straight from the stored payloads, one buffer per batch:
+// source and time_nano are copied as stored, the line gets its newline, and partial metadata
+// and attrs (which the daemon ignores) are left out. Re-encoding each entry with protobufjs
+// cost more than everything else in `docker logs` (see entry-scan.ts).
+import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 
-const NEWLINE = Buffer.from('\n');
+const SOURCE_FIELD = [Buffer.from('\x0a\x06stdout', 'latin1'), Buffer.from('\x0a\x06stderr', 'latin1')] as const;
+const TIME_TAG = 0x10;
+const LINE_TAG = 0x1a;
+const NEWLINE = 0x0a;
+/** Most an entry can grow: a header, and for an empty line (stored without field 3) a tag, a length and the newline. */
+const GROWTH = 4 + 1 + 5 + 1;
 
-export function encodeReadLogsBatch(entries: readonly LogEntry[]): Buffer {
-  const parts: Uint8Array[] = [];
-  for (const e of entries) {
-    const complete = !e.partial || e.partialMetadata?.last === true;
-    const payload = encodeLogEntry(e.source, e.timeNano, complete ? Buffer.concat([e.line, NEWLINE]) : e.line);
-    const header = Buffer.allocUnsafe(4);
-    header.writeUInt32BE(payload.length, 0);
-    parts.push(header, payload);
+const scan = new EntryScan();
+
+function writeVarint(out: Buffer, pos: number, value: number): number {
+  while (value >= 0x80) {
+    out[pos++] = (value & 0x7f) | 0x80;
+    value >>>= 7;
   }
-  return Buffer.concat(parts);
+  out[pos++] = value;
+  return pos;
+}
+
+/** The reply bytes for stored payloads, in order; payloads that are not daemon entries are skipped. */
+export function encodeReadLogsBatch(payloads: readonly Buffer[]): Buffer {
+  let bound = 0;
+  for (const p of payloads) bound += p.length + GROWTH;
+  const out = Buffer.allocUnsafe(bound);
+  let pos = 0;
+  for (const p of payloads) {
+    if (!scanEntry(p, 0, p.length, scan)) continue;
+    const complete = !scan.partial || scan.partialLast;
+    const lineBytes = scan.lineEnd - scan.lineStart + (complete ? 1 : 0);
+    const start = pos;
+    pos += 4;
+    pos += SOURCE_FIELD[scan.stderr ? 1 : 0].copy(out, pos);
+    if (scan.timeEnd > scan.timeStart) {
+      out[pos++] = TIME_TAG;
+      pos += p.copy(out, pos, scan.timeStart, scan.timeEnd);
+    }
+    if (lineBytes > 0) {
+      out[pos++] = LINE_TAG;
+      pos = writeVarint(out, pos, lineBytes);
+      pos += p.copy(out, pos, scan.lineStart, scan.lineEnd);
+      if (complete) out[pos++] = NEWLINE;
+    }
+    out.writeUInt32BE(pos - start - 4, start);
+  }
+  return out.subarray(0, pos);
 }

@@ -3,10 +3,10 @@
 // wake-ups that let followers see new records without polling.
 import { EventEmitter, once } from 'node:events';
 import type { StoreOptions } from '../lifecycle/options.ts';
-import type { LogEntry } from '../fifo/log-entry.ts';
 import { log } from '../observability/log.ts';
 import { linesStored } from '../observability/metrics.ts';
-import { AppendError, type FrameToStore, LogWriter } from './log-writer.ts';
+import type { FrameBatch } from './frame-batch.ts';
+import { AppendError, LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
 import { type StoreSnapshot, snapshotFromDisk } from './segments.ts';
 
@@ -26,7 +26,7 @@ export class ContainerStore implements StoreView {
   /** A close in progress: a writer opened meanwhile must wait for it (same files). */
   private closing: Promise<void> = Promise.resolve();
   /** Appends that arrived while the writer was being opened, in order, and end-position requests. */
-  private waiting: (FrameToStore[] | ((writer: LogWriter | null) => void))[] = [];
+  private waiting: (FrameBatch | ((writer: LogWriter | null) => void))[] = [];
   private producers = 0;
   private readers = 0;
   private consumers = 0;
@@ -85,14 +85,17 @@ export class ContainerStore implements StoreView {
     return this.producers === 0 && this.readers === 0 && this.consumers === 0 && this.evicting === 0;
   }
 
-  /** Never blocks and never throws: what cannot be written is counted as dropped. */
-  append(items: FrameToStore[]): void {
-    if (items.length === 0) return;
+  /**
+   * Never blocks and never throws: what cannot be written is counted as dropped. The batch's
+   * bytes may be reused once this returns (they are the FIFO reader's buffer).
+   */
+  append(batch: FrameBatch): void {
+    if (batch.length === 0) return;
     if (this.writer) {
-      this.write(items);
+      this.write(batch);
       return;
     }
-    this.waiting.push(items);
+    this.waiting.push(batch.copy());
     void this.openWriter();
   }
 
@@ -147,15 +150,15 @@ export class ContainerStore implements StoreView {
     return this.writer;
   }
 
-  private write(items: FrameToStore[]): void {
+  private write(batch: FrameBatch): void {
     const writer = this.writer!;
     const seq = writer.currentSeq;
     try {
-      writer.append(items);
-      linesStored.inc(items.length);
+      writer.append(batch);
+      linesStored.inc(batch.length);
     } catch (err) {
-      const unwritten = err instanceof AppendError ? err.unwritten : items.length;
-      linesStored.inc(items.length - unwritten);
+      const unwritten = err instanceof AppendError ? err.unwritten : batch.length;
+      linesStored.inc(batch.length - unwritten);
       this.onDropped(unwritten, err instanceof AppendError ? err.cause : err);
     }
     this.changed();
@@ -201,7 +204,7 @@ export class ContainerStore implements StoreView {
     }
   }
 
-  async *read(req: ReadRequest, signal: AbortSignal): AsyncGenerator<LogEntry[]> {
+  async *read(req: ReadRequest, signal: AbortSignal): AsyncGenerator<Buffer[]> {
     this.readers++;
     try {
       await this.opening; // lines queued for a writer being opened are part of the history

@@ -11,7 +11,8 @@ import zlib from 'node:zlib';
 import { decodeLogEntry } from '../fifo/log-entry.ts';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
-import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, encodeRecords } from './record-format.ts';
+import type { FrameBatch } from './frame-batch.ts';
+import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, encodeRecords, recordsBytes } from './record-format.ts';
 import {
   type SegmentInfo,
   type StoreSnapshot,
@@ -29,12 +30,6 @@ export class AppendError extends Error {
     super(`${unwritten} records not written: ${String(cause)}`, { cause });
     this.unwritten = unwritten;
   }
-}
-
-/** A frame from the FIFO ([n][payload]) with the time the store indexes it by. */
-export interface FrameToStore {
-  frame: Buffer;
-  timeNano: bigint;
 }
 
 interface CurrentSegment {
@@ -78,6 +73,13 @@ async function scanSegment(file: FileHandle, seq: number, firstIndex: number, si
   }
   return desc;
 }
+
+/**
+ * Records are laid out here before their write: writes are synchronous, so every writer can
+ * share it, and a FIFO read costs no allocation. A bigger batch gets a buffer of its own.
+ */
+const SCRATCH_BYTES = 256 * 1024;
+const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
 export class LogWriter {
   private readonly dir: string;
@@ -152,32 +154,35 @@ export class LogWriter {
    * Every failure leaves the store as it was before the failed step, so the writes after
    * it succeed again as soon as there is space.
    */
-  append(items: readonly FrameToStore[]): void {
+  append(batch: FrameBatch): void {
+    const { starts, ends } = batch;
     let start = 0;
     let pieceBytes = 0;
     try {
-      for (let i = 0; i < items.length; i++) {
-        const recordBytes = items[i]!.frame.length + RECORD_OVERHEAD - 4;
+      for (let i = 0; i < batch.length; i++) {
+        const recordBytes = ends[i]! - starts[i]! + RECORD_OVERHEAD - 4;
         const used = this.current.size + pieceBytes;
         if (used > 0 && used + recordBytes > this.options.maxSizeBytes) {
-          this.writePiece(items, start, i);
+          this.writePiece(batch, start, i);
           start = i;
           pieceBytes = 0;
           this.rotate();
         }
         pieceBytes += recordBytes;
       }
-      this.writePiece(items, start, items.length);
+      this.writePiece(batch, start, batch.length);
     } catch (err) {
-      throw new AppendError(items.length - start, err);
+      throw new AppendError(batch.length - start, err);
     }
   }
 
-  private writePiece(items: readonly FrameToStore[], from: number, to: number): void {
+  private writePiece(batch: FrameBatch, from: number, to: number): void {
     if (from === to) return;
     const cur = this.current;
     if (cur.fd === -1) cur.fd = fs.openSync(segmentPath(this.dir, cur.seq, false), 'a');
-    const buf = encodeRecords(items.slice(from, to).map((item) => item.frame));
+    const bytes = recordsBytes(batch, from, to);
+    const out = bytes <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafe(bytes);
+    const buf = out.subarray(0, encodeRecords(batch, from, to, out));
     try {
       let written = 0;
       while (written < buf.length) written += fs.writeSync(cur.fd, buf, written, buf.length - written);
@@ -192,12 +197,10 @@ export class LogWriter {
       throw err;
     }
     cur.size += buf.length;
-    for (let i = from; i < to; i++) {
-      const { timeNano } = items[i]!;
-      if (cur.count === 0 || timeNano < cur.minNano) cur.minNano = timeNano;
-      if (cur.count === 0 || timeNano > cur.maxNano) cur.maxNano = timeNano;
-      cur.count++;
-    }
+    const { min, max } = batch.timeRange(from, to);
+    if (cur.count === 0 || min < cur.minNano) cur.minNano = min;
+    if (cur.count === 0 || max > cur.maxNano) cur.maxNano = max;
+    cur.count += to - from;
   }
 
   private rotate(): void {
@@ -270,8 +273,11 @@ export class LogWriter {
     const plain = segmentPath(this.dir, seq, false);
     const gz = segmentPath(this.dir, seq, true);
     const tmp = `${gz}.tmp`;
+    // Level 1: on stored daemon frames it compresses as well as the default level 6 (14.9% vs
+    // 14.7% of a 20 MB segment of `seq` lines) for a tenth of the CPU (0.03 s vs 0.34 s), and
+    // that CPU is taken from the containers while they log.
     try {
-      await pipeline(fs.createReadStream(plain), zlib.createGzip(), fs.createWriteStream(tmp));
+      await pipeline(fs.createReadStream(plain), zlib.createGzip({ level: 1 }), fs.createWriteStream(tmp));
     } catch (err) {
       fs.rmSync(tmp, { force: true }); // a disk-full leftover would only take more space
       throw err;

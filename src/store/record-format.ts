@@ -7,21 +7,32 @@
 // verbatim, so nothing the daemon sent (raw bytes, partial metadata, exact time_nano) is lost.
 // The layout is the one of moby's `local` driver.
 import type { FileHandle } from 'node:fs/promises';
+import type { FrameBatch } from './frame-batch.ts';
 
 export const RECORD_OVERHEAD = 8;
 
-/** Turns daemon frames ([n][payload]) into one buffer of store records, for a single write. */
-export function encodeRecords(frames: readonly Buffer[]): Buffer {
+/** The bytes frames [from, to) of a batch take as store records. */
+export function recordsBytes(batch: FrameBatch, from: number, to: number): number {
   let total = 0;
-  for (const frame of frames) total += frame.length + 4;
-  const out = Buffer.allocUnsafe(total);
+  for (let i = from; i < to; i++) total += batch.ends[i]! - batch.starts[i]! + 4;
+  return total;
+}
+
+/**
+ * Writes frames [from, to) of a batch ([n][payload] each) as store records into `out`, which
+ * must hold recordsBytes(); returns the bytes written.
+ */
+export function encodeRecords(batch: FrameBatch, from: number, to: number, out: Buffer): number {
+  const { buf, starts, ends } = batch;
   let pos = 0;
-  for (const frame of frames) {
-    pos += frame.copy(out, pos);
-    out.writeUInt32BE(frame.length - 4, pos);
+  for (let i = from; i < to; i++) {
+    const start = starts[i]!;
+    const end = ends[i]!;
+    pos += buf.copy(out, pos, start, end);
+    out.writeUInt32BE(end - start - 4, pos);
     pos += 4;
   }
-  return out;
+  return pos;
 }
 
 export class CorruptRecordError extends Error {}

@@ -8,7 +8,7 @@ function deframeAll(chunks: Buffer[], deframer = new Deframer()): { frames: Buff
   let skipped = 0;
   for (const chunk of chunks) {
     const r = deframer.push(chunk);
-    frames.push(...r.frames.map((f) => Buffer.from(f)));
+    frames.push(...r.starts.map((start, i) => Buffer.from(r.buf.subarray(start, r.ends[i]))));
     skipped += r.skippedBytes;
   }
   return { frames, skipped };
@@ -37,7 +37,7 @@ describe('Deframer', () => {
 
   it('holds an incomplete frame until the rest arrives', () => {
     const d = new Deframer();
-    assert.equal(d.push(stream.subarray(0, 6)).frames.length, 0);
+    assert.equal(d.push(stream.subarray(0, 6)).starts.length, 0);
     assert.equal(d.bufferedBytes, 6);
   });
 

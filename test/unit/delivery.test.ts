@@ -12,7 +12,7 @@ import { Shipper, retryDelay } from '../../src/delivery/shipper.ts';
 import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
 import { backendDropped, backendRetries } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
-import { type EntryFields, T0, frame, lines } from './frames.ts';
+import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
 
 const ID = 'c'.repeat(64);
 const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', daemonName: 'docker', tag: ID.slice(0, 12), attributes: [], hostname: 'h' };
@@ -69,7 +69,7 @@ function openStore(options: StoreOptions = { maxSizeBytes: 1 << 20, maxFiles: 5,
 
 function append(store: ContainerStore, entries: EntryFields[], batch = 7): void {
   for (let i = 0; i < entries.length; i += batch) {
-    store.append(entries.slice(i, i + batch).map((e) => ({ frame: frame(e), timeNano: e.timeNano ?? T0 })));
+    store.append(frameBatch(entries.slice(i, i + batch)));
   }
 }
 

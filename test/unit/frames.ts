@@ -1,6 +1,7 @@
 // Builds daemon frames with the real schema, the way the daemon's encoder lays them out.
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { FrameBatch } from '../../src/store/frame-batch.ts';
 
 const LogEntry = protobuf
   .loadSync(fileURLToPath(new URL('../../proto/entry.proto', import.meta.url)))
@@ -36,4 +37,17 @@ export function frame(fields: EntryFields): Buffer {
 /** n ordinary stdout lines "line 1".."line n", 1 µs apart from `start`. */
 export function lines(n: number, start = T0, from = 1): EntryFields[] {
   return Array.from({ length: n }, (_, i) => ({ line: `line ${from + i}`, timeNano: start + BigInt(i) * 1000n }));
+}
+
+/** The entries as the FIFO reader hands them to a store: one batch, as from one read. */
+export function batch(entries: EntryFields[]): FrameBatch {
+  const frames = entries.map(frame);
+  const b = new FrameBatch(Buffer.concat(frames));
+  let pos = 0;
+  for (const [i, f] of frames.entries()) {
+    const t = BigInt.asUintN(64, entries[i]!.timeNano ?? T0);
+    b.add(pos, pos + f.length, Number(t >> 32n), Number(t & 0xffffffffn));
+    pos += f.length;
+  }
+  return b;
 }

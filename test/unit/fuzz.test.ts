@@ -20,6 +20,7 @@ import { Registry } from '../../src/lifecycle/registry.ts';
 import { counterTotal, fifoBytesSkipped, linesDropped } from '../../src/observability/metrics.ts';
 import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { frame } from './frames.ts';
+import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
 
 const BUDGET_MS = Number(process.env.LOGSHIP_FUZZ_MS ?? 3000);
 const SEED = Number(process.env.LOGSHIP_FUZZ_SEED ?? Date.now() % 2 ** 32);
@@ -69,7 +70,8 @@ async function throughPlugin(stream: Buffer, rand: () => number): Promise<string
   fs.rmSync(file);
   const out: string[] = [];
   for await (const batch of registry.read(id, { sinceNano: null, untilNano: null, tail: -1, follow: true }, new AbortController().signal)) {
-    for (const e of batch) {
+    for (const payload of batch) {
+      const e = decodeLogEntry(payload);
       assert.ok(e.source === 'stdout' || e.source === 'stderr');
       out.push(e.line.toString('latin1'));
     }

@@ -11,6 +11,7 @@ import { Attachments } from '../../src/lifecycle/attachments.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
 import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { frame, lines } from './frames.ts';
+import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
 
 let root: string;
 let dataDir: string;
@@ -50,7 +51,7 @@ function daemonFifo(name: string): { file: string; fd: number } {
 async function storedLines(registry: Registry, id: string): Promise<string[]> {
   const out: string[] = [];
   for await (const batch of registry.read(id, { sinceNano: null, untilNano: null, tail: -1, follow: false }, new AbortController().signal)) {
-    for (const e of batch) out.push(e.line.toString());
+    for (const payload of batch) out.push(decodeLogEntry(payload).line.toString());
   }
   return out;
 }

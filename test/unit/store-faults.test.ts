@@ -10,7 +10,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { LogWriter } from '../../src/store/log-writer.ts';
 import { readManifest, segmentPath } from '../../src/store/segments.ts';
-import { type EntryFields, T0, frame, lines } from './frames.ts';
+import { T0, batch, lines } from './frames.ts';
+import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -18,13 +19,12 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const items = (entries: EntryFields[]) => entries.map((e) => ({ frame: frame(e), timeNano: e.timeNano ?? T0 }));
 const numbered = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
 
 async function readAll(store: ContainerStore): Promise<string[]> {
   const out: string[] = [];
   for await (const batch of store.read({ sinceNano: null, untilNano: null, tail: -1, follow: false }, new AbortController().signal)) {
-    for (const e of batch) out.push(e.line.toString());
+    for (const payload of batch) out.push(decodeLogEntry(payload).line.toString());
   }
   return out;
 }
@@ -35,7 +35,7 @@ function storeCountingDrops(maxFiles: number, compress = false) {
   const store = new ContainerStore(dir, { maxSizeBytes: 400, maxFiles, compress }, 1 << 20, (n) => (dropped.lines += n));
   store.attachProducer();
   const append = async (from: number, to: number) => {
-    for (const entry of lines(to - from + 1, T0, from)) store.append(items([entry]));
+    for (const entry of lines(to - from + 1, T0, from)) store.append(batch([entry]));
     await readAll(store); // waits for the writer to open; the same writer carries on
   };
   return { store, dropped, append };
@@ -81,7 +81,7 @@ describe('store: failures and recovery', () => {
   it('compression that failed is tried again at a later rotation', async () => {
     const store = new ContainerStore(dir, { maxSizeBytes: 400, maxFiles: 100, compress: true }, 1 << 20, () => assert.fail('dropped'));
     const append = (from: number, to: number) => {
-      for (const entry of lines(to - from + 1, T0, from)) store.append(items([entry]));
+      for (const entry of lines(to - from + 1, T0, from)) store.append(batch([entry]));
     };
     append(1, 1);
     await readAll(store); // waits for the writer to open

@@ -11,7 +11,8 @@ import { counterTotal, segmentsEvicted, storesRemoved } from '../../src/observab
 import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { readManifest } from '../../src/store/segments.ts';
-import { T0, frame, lines } from './frames.ts';
+import { T0, batch, frame, lines } from './frames.ts';
+import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
 
 let root: string;
 let dataDir: string;
@@ -30,7 +31,7 @@ const storeDir = (id: string) => path.join(dataDir, 'containers', id);
 /** A store of n numbered lines in 400-byte segments, its records timed from `start`. */
 async function makeStore(id: string, n: number, start = T0): Promise<void> {
   const store = new ContainerStore(storeDir(id), { maxSizeBytes: 400, maxFiles: 1000, compress: false }, 1 << 20, () => assert.fail('dropped'));
-  for (const entry of lines(n, start)) store.append([{ frame: frame(entry), timeNano: entry.timeNano! }]);
+  for (const entry of lines(n, start)) store.append(batch([entry]));
   await store.close();
 }
 
@@ -47,7 +48,7 @@ function bytesOnDisk(id: string): number {
 async function readLines(registry: Registry, id: string): Promise<string[]> {
   const out: string[] = [];
   for await (const batch of registry.read(id, { sinceNano: null, untilNano: null, tail: -1, follow: false }, new AbortController().signal)) {
-    for (const e of batch) out.push(e.line.toString());
+    for (const payload of batch) out.push(decodeLogEntry(payload).line.toString());
   }
   return out;
 }

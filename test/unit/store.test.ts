@@ -3,12 +3,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { LogEntry } from '../../src/fifo/log-entry.ts';
+import { type LogEntry, decodeLogEntry } from '../../src/fifo/log-entry.ts';
 import type { StoreOptions } from '../../src/lifecycle/options.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import type { ReadRequest } from '../../src/store/log-reader.ts';
 import { readManifest } from '../../src/store/segments.ts';
-import { type EntryFields, T0, frame, lines } from './frames.ts';
+import { type EntryFields, T0, batch, frame, lines } from './frames.ts';
 
 const MAX_PAYLOAD = 1 << 20;
 let dir: string;
@@ -22,14 +22,10 @@ function openStore(options: StoreOptions): ContainerStore {
   return new ContainerStore(dir, options, MAX_PAYLOAD, (lines, err) => assert.fail(`dropped ${lines}: ${String(err)}`));
 }
 
-function items(entries: EntryFields[]) {
-  return entries.map((e) => ({ frame: frame(e), timeNano: e.timeNano ?? T0 }));
-}
-
-/** Appends in batches of `batch`, as FIFO chunks would arrive, and waits for the writer. */
-async function fill(store: ContainerStore, entries: EntryFields[], batch = 7): Promise<void> {
+/** Appends in batches of `size`, as FIFO chunks would arrive, and waits for the writer. */
+async function fill(store: ContainerStore, entries: EntryFields[], size = 7): Promise<void> {
   store.attachProducer();
-  for (let i = 0; i < entries.length; i += batch) store.append(items(entries.slice(i, i + batch)));
+  for (let i = 0; i < entries.length; i += size) store.append(batch(entries.slice(i, i + size)));
   store.detachProducer();
   await store.close(); // waits for background compression too
 }
@@ -38,7 +34,7 @@ const ALL: ReadRequest = { sinceNano: null, untilNano: null, tail: -1, follow: f
 
 async function read(store: ContainerStore, req: Partial<ReadRequest> = {}, signal = new AbortController().signal): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
-  for await (const batch of store.read({ ...ALL, ...req }, signal)) out.push(...batch);
+  for await (const batch of store.read({ ...ALL, ...req }, signal)) out.push(...batch.map(decodeLogEntry));
   return out;
 }
 
@@ -91,6 +87,19 @@ describe('store: writing and rotation', () => {
     await fill(store, lines(7), 1);
     assert.deepEqual(readManifest(dir).map((s) => [s.count, s.bytes]), [[3, one * 3], [3, one * 3]]);
     assert.deepEqual(text(await read(store)), numbered(1, 7));
+  });
+
+  it('keeps what it queues while the writer opens, though the caller reuses the bytes at once', async () => {
+    const store = openStore({ maxSizeBytes: 1_000_000, maxFiles: 2, compress: false });
+    store.attachProducer();
+    for (let i = 0; i < 10; i += 5) {
+      const b = batch(lines(5, T0 + BigInt(i) * 1000n, i + 1));
+      store.append(b); // the writer is not open yet: this batch waits
+      b.buf.fill(0); // as the FIFO reader's next read would
+    }
+    store.detachProducer();
+    await store.close();
+    assert.deepEqual(text(await read(store)), numbered(1, 10));
   });
 
   it('survives reopening: counts, sequence and content carry on', async () => {
@@ -168,9 +177,9 @@ describe('store: reading', () => {
   it('reads a segment whose compression has not finished', async () => {
     const store = openStore({ maxSizeBytes: 500, maxFiles: 100, compress: true });
     store.attachProducer();
-    store.append(items(lines(100)));
+    store.append(batch(lines(100)));
     await new Promise((r) => setImmediate(r));
-    store.append(items(lines(100, T0 + 1_000_000n, 101)));
+    store.append(batch(lines(100, T0 + 1_000_000n, 101)));
     assert.deepEqual(text(await read(store)), numbered(1, 200)); // some segments still plain
     store.detachProducer();
     await store.close();
@@ -199,7 +208,7 @@ describe('store: follow', () => {
     const store = openStore({ maxSizeBytes: 1_000_000, maxFiles: 2, compress: true });
     store.attachProducer();
     const seen = store.changeCount();
-    store.append(items(lines(1)));
+    store.append(batch(lines(1)));
     await new Promise((r) => setTimeout(r, 20));
     const never = new AbortController();
     const woke = await Promise.race([store.nextChange(seen, never.signal).then(() => true), new Promise((r) => setTimeout(() => r(false), 500))]);
@@ -211,12 +220,12 @@ describe('store: follow', () => {
   it('streams new records across rotations and ends when logging ends', async () => {
     const store = openStore({ maxSizeBytes: 600, maxFiles: 100, compress: true });
     store.attachProducer();
-    store.append(items(lines(10)));
+    store.append(batch(lines(10)));
     await new Promise((r) => setTimeout(r, 20)); // let the writer open
     const reading = read(store, { follow: true, tail: 2 });
     for (let i = 0; i < 20; i++) {
       await new Promise((r) => setTimeout(r, 2));
-      store.append(items(lines(10, T0 + BigInt(i + 1) * 1_000_000n, 11 + i * 10)));
+      store.append(batch(lines(10, T0 + BigInt(i + 1) * 1_000_000n, 11 + i * 10)));
     }
     store.detachProducer();
     assert.deepEqual(text(await reading), numbered(9, 210));
@@ -227,11 +236,11 @@ describe('store: follow', () => {
   it('with tail 0 sends only new records', async () => {
     const store = openStore({ maxSizeBytes: 1_000_000, maxFiles: 2, compress: true });
     store.attachProducer();
-    store.append(items(lines(5)));
+    store.append(batch(lines(5)));
     await new Promise((r) => setTimeout(r, 20));
     const reading = read(store, { follow: true, tail: 0 });
     await new Promise((r) => setTimeout(r, 5));
-    store.append(items(lines(2, T0 + 1_000_000n, 6)));
+    store.append(batch(lines(2, T0 + 1_000_000n, 6)));
     await new Promise((r) => setTimeout(r, 5));
     store.detachProducer();
     assert.deepEqual(text(await reading), ['line 6', 'line 7']);

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds and (re)installs the discard-only plugin that bench/drivers.ts uses as its floor.
+# It is logship's plugin directory (plugin/, from `make plugin`: the same Node binary and
+# libraries) with this program and logship's FIFO reader added and its own config.json.
+# The copy is hard-linked; every file that changes is replaced, never written through.
+# Usage (from the repository root): bench/discard-plugin/install.sh PLUGIN_NAME
+set -euo pipefail
+
+NAME=${1:?usage: bench/discard-plugin/install.sh PLUGIN_NAME}
+OUT=build/discard-plugin
+DOCKER=${DOCKER:-docker}
+
+[[ -f plugin/config.json && -x plugin/rootfs/usr/bin/node ]] \
+  || { echo "discard-plugin: plugin/ is missing: run 'make plugin' first" >&2; exit 1; }
+
+rm -rf "$OUT"
+mkdir -p build
+cp -al plugin "$OUT"
+R="$OUT/rootfs"
+rm "$OUT/config.json" "$R/etc/logship-release"
+cp bench/discard-plugin/config.json "$OUT/config.json"
+mkdir -p "$R/app/bench/discard-plugin" "$R/app/src/fifo"
+cp bench/discard-plugin/main.ts "$R/app/bench/discard-plugin/main.ts"
+cp src/fifo/reader.ts "$R/app/src/fifo/reader.ts"
+# A layer unlike every other build's (see `make push`).
+echo "logship-discard $NAME, built $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" > "$R/etc/logship-release"
+
+if "$DOCKER" plugin inspect "$NAME" >/dev/null 2>&1; then
+  "$DOCKER" plugin disable -f "$NAME" >/dev/null 2>&1 || true
+  "$DOCKER" plugin rm -f "$NAME" >/dev/null
+fi
+"$DOCKER" plugin create "$NAME" "$OUT" >/dev/null
+"$DOCKER" plugin enable --timeout 0 "$NAME" >/dev/null
+rm -rf "$OUT"
+echo "discard-plugin: $NAME installed"

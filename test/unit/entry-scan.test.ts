@@ -1,0 +1,108 @@
+// The allocation-free scan must agree with protobufjs (decodeLogEntry) on every entry.
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import protobuf from 'protobufjs';
+import { EntryScan, scanEntry } from '../../src/fifo/entry-scan.ts';
+import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+
+const LogEntry = protobuf
+  .loadSync(fileURLToPath(new URL('../../proto/entry.proto', import.meta.url)))
+  .lookupType('logdriver.LogEntry');
+
+/** A deterministic PRNG (mulberry32), so that a failure reproduces. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const EDGE_TIMES = [0n, 1n, 127n, 128n, 2n ** 31n - 1n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n + 1n,
+  1_795_000_000_123_456_789n, 2n ** 63n - 1n, -1n, -(2n ** 63n), -1_000_000_000n];
+
+function randomMessage(rand: () => number, i: number): Record<string, unknown> {
+  const msg: Record<string, unknown> = {};
+  if (rand() < 0.97) msg.source = rand() < 0.5 ? 'stdout' : 'stderr';
+  else msg.source = ['stdin', '', 'stdoutx', 'stdou'][i % 4];
+  if (rand() < 0.9) {
+    const t = i < EDGE_TIMES.length ? EDGE_TIMES[i]! : BigInt(Math.floor(rand() * 2 ** 32)) * 2n ** 31n + BigInt(Math.floor(rand() * 2 ** 31));
+    msg.timeNano = t.toString();
+  }
+  const r = rand();
+  const len = r < 0.1 ? 0 : r < 0.8 ? Math.floor(rand() * 100) : Math.floor(rand() * 20_000);
+  if (len > 0 || rand() < 0.5) msg.line = Buffer.from(Array.from({ length: len }, () => Math.floor(rand() * 256)));
+  if (rand() < 0.3) msg.partial = rand() < 0.8;
+  if (rand() < 0.3) {
+    const meta: Record<string, unknown> = {};
+    if (rand() < 0.6) meta.last = rand() < 0.5;
+    if (rand() < 0.6) meta.id = 'a'.repeat(Math.floor(rand() * 70));
+    if (rand() < 0.6) meta.ordinal = Math.floor(rand() * 2 ** 31) * (rand() < 0.1 ? -1 : 1);
+    msg.partialLogMetadata = meta;
+  }
+  if (rand() < 0.1) msg.attrs = [{ key: 'k', value: 'v'.repeat(Math.floor(rand() * 200)) }];
+  return msg;
+}
+
+/** What scanEntry found, in decodeLogEntry's terms; null when it rejected the bytes. */
+function scanned(bytes: Buffer, pad = 0): { source: string; timeNano: bigint; line: Buffer; partial: boolean; last: boolean } | null {
+  // Scan a view inside a bigger buffer, as the hot paths do.
+  const buf = Buffer.concat([Buffer.alloc(pad, 0xaa), bytes, Buffer.alloc(pad, 0xaa)]);
+  const s = new EntryScan();
+  if (!scanEntry(buf, pad, pad + bytes.length, s)) return null;
+  return {
+    source: s.stderr ? 'stderr' : 'stdout',
+    timeNano: s.timeNano(),
+    line: buf.subarray(s.lineStart, s.lineEnd),
+    partial: s.partial,
+    last: s.partialLast,
+  };
+}
+
+function decoded(bytes: Buffer): ReturnType<typeof scanned> {
+  try {
+    const e = decodeLogEntry(bytes);
+    return { source: e.source, timeNano: e.timeNano, line: Buffer.from(e.line), partial: e.partial, last: e.partialMetadata?.last ?? false };
+  } catch {
+    return null;
+  }
+}
+
+describe('EntryScan', () => {
+  it('agrees with protobufjs on random entries, edge times, absent fields and partial metadata', () => {
+    const rand = prng(42);
+    for (let i = 0; i < 3000; i++) {
+      const msg = randomMessage(rand, i);
+      const bytes = Buffer.from(LogEntry.encode(msg).finish());
+      assert.deepEqual(scanned(bytes, i % 3), decoded(bytes), `entry ${i}: ${JSON.stringify(msg).slice(0, 200)}`);
+    }
+  });
+
+  it('rejects what protobufjs rejects: truncated entries and garbage', () => {
+    // Stricter is allowed: protobufjs takes a varint cut after its fourth byte as ended.
+    const agreeOrStricter = (bytes: Buffer, what: string) => {
+      const s = scanned(bytes, 1);
+      const d = decoded(bytes);
+      if (s !== null || d === null) assert.deepEqual(s, d, `${what}: ${bytes.toString('hex')}`);
+    };
+    const rand = prng(7);
+    let rejected = 0;
+    for (let i = 0; i < 2000; i++) {
+      const bytes = Buffer.from(LogEntry.encode(randomMessage(rand, i)).finish());
+      const cut = bytes.subarray(0, Math.floor(rand() * bytes.length));
+      agreeOrStricter(cut, `entry ${i} cut to ${cut.length} of ${bytes.length} bytes`);
+      if (scanned(cut) === null) rejected++;
+      agreeOrStricter(Buffer.from(Array.from({ length: Math.floor(rand() * 24) }, () => Math.floor(rand() * 256))), 'noise');
+    }
+    assert.ok(rejected > 500, `only ${rejected} cut entries rejected`);
+  });
+
+  it('keeps time_nano exact beyond 2^53 and negative', () => {
+    for (const t of EDGE_TIMES) {
+      const bytes = Buffer.from(LogEntry.encode({ source: 'stdout', timeNano: t.toString() }).finish());
+      assert.equal(scanned(bytes)?.timeNano, t);
+    }
+  });
+});
