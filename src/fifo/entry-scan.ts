@@ -19,6 +19,12 @@ export class EntryScan {
   partial = false;
   /** partial_log_metadata.last of the (last) metadata field. */
   partialLast = false;
+  /**
+   * The entry has fields the scan skips without looking inside (partial metadata beyond
+   * `last`, attrs, unknown fields, a known field with another wire type): only protobufjs
+   * can say whether those are well formed, so a caller that must be sure asks it.
+   */
+  unusual = false;
 
   /** time_nano, exact (it exceeds 2^53). */
   timeNano(): bigint {
@@ -134,7 +140,7 @@ export function scanEntry(buf: Uint8Array, start: number, end: number, out: Entr
   let source = -1;
   out.timeHi = out.timeLo = out.timeStart = out.timeEnd = 0;
   out.lineStart = out.lineEnd = start;
-  out.partial = out.partialLast = false;
+  out.partial = out.partialLast = out.unusual = false;
   let pos = start;
   while (pos < end) {
     pos = readVarint(buf, pos, end);
@@ -153,6 +159,7 @@ export function scanEntry(buf: Uint8Array, start: number, end: number, out: Entr
         const last = scanMetadataLast(buf, at, pos);
         if (last < 0) return false;
         out.partialLast = last === 1;
+        out.unusual = true;
       }
     } else if (wire === WIRE_VARINT && (field === 2 || field === 4)) {
       const at = pos;
@@ -169,6 +176,7 @@ export function scanEntry(buf: Uint8Array, start: number, end: number, out: Entr
     } else {
       pos = skipField(buf, wire, pos, end);
       if (pos < 0) return false;
+      out.unusual = true;
     }
   }
   if (source < 0) return false;

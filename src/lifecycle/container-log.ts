@@ -3,6 +3,7 @@
 import type net from 'node:net';
 import { Deframer } from '../fifo/deframer.ts';
 import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
+import { InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
 import { openFifo } from '../fifo/reader.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { fifoBytesSkipped, linesDropped, linesReceived } from '../observability/metrics.ts';
@@ -59,7 +60,7 @@ export class ContainerLog {
     for (let i = 0; i < starts.length; i++) {
       const start = starts[i]!;
       const end = ends[i]!;
-      if (scanEntry(buf, start + 4, end, scan)) {
+      if (scanEntry(buf, start + 4, end, scan) && (!scan.unusual || decodes(buf.subarray(start + 4, end)))) {
         batch.add(start, end, scan.timeHi, scan.timeLo);
       } else {
         this.stats.corruptFrames++;
@@ -94,5 +95,20 @@ export class ContainerLog {
   abort(): Buffer {
     this.fifo.destroy();
     return this.deframer.heldBack();
+  }
+}
+
+/**
+ * What the store keeps, every reader (ReadLogs, delivery, a reopened writer) can decode:
+ * entries the fast scan cannot vouch for (partial metadata, attrs, unknown fields: rare, the
+ * daemon sends metadata only with 16 KiB chunks) are checked with protobufjs once, here.
+ */
+function decodes(payload: Buffer): boolean {
+  try {
+    decodeLogEntry(payload);
+    return true;
+  } catch (err) {
+    if (!(err instanceof InvalidEntryError)) throw err;
+    return false;
   }
 }

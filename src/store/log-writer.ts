@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { decodeLogEntry } from '../fifo/log-entry.ts';
+import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
 import type { FrameBatch } from './frame-batch.ts';
@@ -52,6 +52,8 @@ async function scanSegment(file: FileHandle, seq: number, firstIndex: number, si
   const desc: CurrentSegment = { seq, firstIndex, fd: -1, size: 0, count: 0, minNano: 0n, maxNano: 0n };
   const parser = new RecordParser(maxPayload);
   const chunk = Buffer.allocUnsafe(1 << 20);
+  const scan = new EntryScan();
+  let timed = 0;
   for (let pos = 0; pos < size; ) {
     const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - pos), pos);
     if (bytesRead === 0) break;
@@ -66,9 +68,13 @@ async function scanSegment(file: FileHandle, seq: number, firstIndex: number, si
     for (const payload of payloads) {
       desc.size += payload.length + RECORD_OVERHEAD;
       desc.count++;
-      const t = decodeLogEntry(payload).timeNano;
-      if (desc.count === 1 || t < desc.minNano) desc.minNano = t;
-      if (desc.count === 1 || t > desc.maxNano) desc.maxNano = t;
+      // Damage inside a record must not keep the store from opening: such a record has no
+      // time to count, and readers skip it.
+      if (!scanEntry(payload, 0, payload.length, scan)) continue;
+      const t = scan.timeNano();
+      if (timed === 0 || t < desc.minNano) desc.minNano = t;
+      if (timed === 0 || t > desc.maxNano) desc.maxNano = t;
+      timed++;
     }
   }
   return desc;
