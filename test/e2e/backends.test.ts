@@ -27,6 +27,9 @@ const LINES = 100_000;
 // 100,000 lines over about 10 s: ten bursts of 10,000, a second apart.
 const PACED = sh(`i=0; while [ $i -lt 10 ]; do seq $((i*10000+1)) $((i*10000+10000)); i=$((i+1)); sleep 1; done`);
 const JOURNAL_NAMESPACE = 'logship-bk-e2e';
+const RSYSLOG_DIR = 'bk-e2e-rsyslog';
+/** The data folder as the plugin sees it (config.json's `data` mount). */
+const DATA_IN_PLUGIN = '/var/lib/logship';
 
 let dir: string;
 let rsyslog: Rsyslog;
@@ -59,8 +62,9 @@ before(async () => {
   const caDir = path.join(DATA_DIR, 'bk-e2e-tls');
   fs.mkdirSync(caDir, { recursive: true });
   fs.copyFileSync(tls.ca, path.join(caDir, 'ca.pem'));
-  caInPlugin = '/var/lib/logship/bk-e2e-tls/ca.pem';
-  rsyslog = new Rsyslog(path.join(dir, 'rsyslog'), tls);
+  caInPlugin = `${DATA_IN_PLUGIN}/bk-e2e-tls/ca.pem`;
+  // Under the data folder: the plugin reaches rsyslog's unix sockets through its data mount.
+  rsyslog = new Rsyslog(path.join(DATA_DIR, RSYSLOG_DIR), tls);
   await rsyslog.start();
   fluent = await startFluent();
   journald = new Journald(JOURNAL_NAMESPACE, path.join(dir, 'journald.out'));
@@ -82,6 +86,7 @@ after(async () => {
     await journald?.stop();
     journald?.removeState();
     fs.rmSync(path.join(DATA_DIR, 'bk-e2e-tls'), { recursive: true, force: true });
+    fs.rmSync(path.join(DATA_DIR, RSYSLOG_DIR), { recursive: true, force: true });
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
 });
@@ -227,6 +232,39 @@ describe('backends through the engine', () => {
     assert.equal(out.syslogfacility, '19');
     assert.equal(out.syslogseverity, '6');
     assert.equal(err.syslogseverity, '3');
+  });
+
+  test('syslog: every transport and format, each from its own container', async () => {
+    const transports: Record<string, Record<string, string>> = {
+      udp: { 'syslog-address': `udp://127.0.0.1:${SYSLOG_PORT}` },
+      tcp: { 'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}` },
+      'tcp+tls': { 'syslog-address': `tcp+tls://localhost:${SYSLOG_TLS_PORT}`, 'syslog-tls-ca-cert': caInPlugin },
+      unix: { 'syslog-address': `unix://${DATA_IN_PLUGIN}/${RSYSLOG_DIR}/stream.sock` },
+      unixgram: { 'syslog-address': `unixgram://${DATA_IN_PLUGIN}/${RSYSLOG_DIR}/dgram.sock` },
+    };
+    const cases = Object.entries(transports).flatMap(([transport, address]) =>
+      ['', 'rfc3164', 'rfc5424', 'rfc5424micro'].map((format) => ({ transport, format, address })),
+    );
+    await Promise.all(
+      cases.map(async ({ transport, format, address }) => {
+        const marker = `bk-e2e-${transport}-${format || 'default'}=`; // '=': no marker is a prefix of another
+        const { tag } = await runContainer(sh(`echo ${marker} out; echo ${marker} err >&2`), {
+          backend: 'syslog',
+          ...address,
+          'syslog-format': format,
+          'syslog-facility': 'daemon',
+        });
+        const messages = await rsyslog.waitFor(marker, 2, 30_000);
+        const out = messages.find((m) => m.msg.trim() === `${marker} out`);
+        const err = messages.find((m) => m.msg.trim() === `${marker} err`);
+        assert.ok(out && err, `${marker}: ${JSON.stringify(messages)}`);
+        assert.equal(out.syslogfacility, '3', marker);
+        assert.equal(out.syslogseverity, '6', marker);
+        assert.equal(err.syslogseverity, '3', marker);
+        assert.equal(out.programname, tag, marker);
+        if (format.startsWith('rfc5424')) assert.equal(out.msgid, tag, marker);
+      }),
+    );
   });
 
   test('fluentd: the record Docker sends arrives, with attributes', async () => {
