@@ -21,6 +21,11 @@ export type Ending = 'eof' | 'cut';
 
 const corruptWarning = new RateLimitedWarning('fifo: skipped corrupt input');
 const scan = new EntryScan();
+/**
+ * Every logger's reads pass through this one batch: a read is stored before the next one
+ * runs, and a store that must keep a batch for later copies it.
+ */
+const batch = new FrameBatch(Buffer.alloc(0));
 
 export class ContainerLog {
   readonly fifoPath: string;
@@ -56,7 +61,7 @@ export class ContainerLog {
 
   private onChunk(chunk: Buffer): void {
     const { buf, starts, ends, skippedBytes } = this.deframer.push(chunk);
-    const batch = new FrameBatch(buf);
+    batch.reset(buf);
     for (let i = 0; i < starts.length; i++) {
       const start = starts[i]!;
       const end = ends[i]!;

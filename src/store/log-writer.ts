@@ -85,6 +85,8 @@ async function scanSegment(file: FileHandle, seq: number, firstIndex: number, si
  * share it, and a FIFO read costs no allocation. A bigger batch gets a buffer of its own.
  */
 const SCRATCH_BYTES = 256 * 1024;
+const GZIP_READ_BYTES = 1024 * 1024;
+const GZIP_OUTPUT_BYTES = 256 * 1024;
 const scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
 export class LogWriter {
@@ -282,8 +284,16 @@ export class LogWriter {
     // Level 1: on stored daemon frames it compresses as well as the default level 6 (14.9% vs
     // 14.7% of a 20 MB segment of `seq` lines) for a tenth of the CPU (0.03 s vs 0.34 s), and
     // that CPU is taken from the containers while they log.
+    // Large pieces: every piece is a trip to the thread pool and back through the event loop
+    // for the read, the deflate and the write. With the defaults (64 KiB reads, 16 KiB of
+    // output) a 20 MB segment cost 0.12 s of CPU, with 1 MiB reads and 256 KiB of output
+    // 0.06 s; the buffers are mapped on their own (config.json) and go back once it is done.
     try {
-      await pipeline(fs.createReadStream(plain), zlib.createGzip({ level: 1 }), fs.createWriteStream(tmp));
+      await pipeline(
+        fs.createReadStream(plain, { highWaterMark: GZIP_READ_BYTES }),
+        zlib.createGzip({ level: 1, chunkSize: GZIP_OUTPUT_BYTES }),
+        fs.createWriteStream(tmp, { highWaterMark: GZIP_OUTPUT_BYTES }),
+      );
     } catch (err) {
       fs.rmSync(tmp, { force: true }); // a disk-full leftover would only take more space
       throw err;

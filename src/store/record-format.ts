@@ -19,6 +19,13 @@ export function recordsBytes(batch: FrameBatch, from: number, to: number): numbe
 }
 
 /**
+ * Frames up to this size are copied byte by byte: most lines are short, and for them a call
+ * into Buffer.copy's native code cost more than the copy (with `seq` lines it was the largest
+ * part of a store write's CPU).
+ */
+const SHORT_COPY_BYTES = 64;
+
+/**
  * Writes frames [from, to) of a batch ([n][payload] each) as store records into `out`, which
  * must hold recordsBytes(); returns the bytes written.
  */
@@ -28,9 +35,16 @@ export function encodeRecords(batch: FrameBatch, from: number, to: number, out: 
   for (let i = from; i < to; i++) {
     const start = starts[i]!;
     const end = ends[i]!;
-    pos += buf.copy(out, pos, start, end);
-    out.writeUInt32BE(end - start - 4, pos);
-    pos += 4;
+    if (end - start <= SHORT_COPY_BYTES) {
+      for (let j = start; j < end; j++) out[pos++] = buf[j]!;
+    } else {
+      pos += buf.copy(out, pos, start, end);
+    }
+    const n = end - start - 4;
+    out[pos++] = n >>> 24;
+    out[pos++] = (n >>> 16) & 0xff;
+    out[pos++] = (n >>> 8) & 0xff;
+    out[pos++] = n & 0xff;
   }
   return pos;
 }

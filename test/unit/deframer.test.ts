@@ -8,7 +8,7 @@ function deframeAll(chunks: Buffer[], deframer = new Deframer()): { frames: Buff
   let skipped = 0;
   for (const chunk of chunks) {
     const r = deframer.push(chunk);
-    frames.push(...r.starts.map((start, i) => Buffer.from(r.buf.subarray(start, r.ends[i]))));
+    frames.push(...Array.from(r.starts, (start, i) => Buffer.from(r.buf.subarray(start, r.ends[i]))));
     skipped += r.skippedBytes;
   }
   return { frames, skipped };
