@@ -5,7 +5,7 @@
 // with `fluentd-request-ack` its chunk id must come back before the batch counts as sent.
 import { randomBytes } from 'node:crypto';
 import { decode } from '@msgpack/msgpack';
-import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
+import { InvalidOptionError, parseBool, parseRamInBytes } from '../lifecycle/options.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine, RetryPolicy } from '../delivery/backend.ts';
 import { StreamConnection, describeTarget, parseHostPort, tlsOptions, type StreamTarget } from './connection.ts';
 
@@ -120,18 +120,6 @@ export function parseGoDuration(key: string, value: string): number {
     throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration such as 500ms, 1s or 1m30s`);
   }
   return ms;
-}
-
-const RAM_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
-
-/** go-units RAMInBytes, as Docker parses fluentd-buffer-limit: binary units, `1m` = 1,048,576. */
-export function parseRamInBytes(key: string, value: string): number {
-  const match = /^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$/i.exec(value);
-  const bytes = match ? Math.floor(Number(match[1]) * RAM_UNITS[(match[2] ?? '').toLowerCase()]!) : NaN;
-  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a size such as 512k or 8m (binary units)`);
-  }
-  return bytes;
 }
 
 /**

@@ -157,17 +157,36 @@ function parseStoreOptions(opts: Record<string, string>): StoreOptions {
   return store;
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12, p: 1e15 };
-// The grammar of go-units FromHumanSize, which json-file uses: decimal units, `10m` = 10,000,000.
+// The grammar of go-units, which Docker parses sizes with: `10m`, `1.5g`, `512KiB`. Its
+// FromHumanSize (json-file's max-size) reads the units as decimal, RAMInBytes (max-buffer-size,
+// fluentd-buffer-limit) as binary.
 const SIZE_PATTERN = /^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$/i;
+const DECIMAL_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12, p: 1e15 };
+const BINARY_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
 
+/** Bytes for a positive size in those units; NaN when it is not one. */
+function sizeInBytes(value: string, units: Record<string, number>): number {
+  const match = SIZE_PATTERN.exec(value);
+  const bytes = match ? Math.floor(Number(match[1]) * (units[(match[2] ?? '').toLowerCase()] ?? NaN)) : NaN;
+  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : NaN;
+}
+
+/** go-units FromHumanSize, as json-file parses max-size: decimal units, `10m` = 10,000,000. */
 export function parseSize(key: string, value: string): number {
-  const match = SIZE_PATTERN.exec(value.trim());
-  const bytes = match ? Math.floor(Number(match[1]) * (SIZE_UNITS[(match[2] ?? '').toLowerCase()] ?? NaN)) : NaN;
-  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+  const bytes = sizeInBytes(value.trim(), DECIMAL_UNITS);
+  if (Number.isNaN(bytes)) {
     throw new InvalidOptionError(
       `invalid value '${value}' for log opt '${key}': expected a positive size such as 500k, 20m or 1g (decimal units, like json-file)`,
     );
+  }
+  return bytes;
+}
+
+/** go-units RAMInBytes, as Docker parses fluentd-buffer-limit: binary units, `1m` = 1,048,576. */
+export function parseRamInBytes(key: string, value: string): number {
+  const bytes = sizeInBytes(value, BINARY_UNITS);
+  if (Number.isNaN(bytes)) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a size such as 512k or 8m (binary units)`);
   }
   return bytes;
 }
