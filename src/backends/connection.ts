@@ -73,6 +73,11 @@ export function describeTarget(target: StreamTarget): string {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/** What a send aborted by the engine (shutdown, its send deadline) fails with. */
+export function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}
+
 /**
  * One stream to the receiver, dialled on first use and again after any failure. `onData`
  * sees what the receiver sends back (fluentd's acks); the current socket closing rejects
@@ -98,7 +103,7 @@ export class StreamConnection {
         reject(err);
       };
       const onClose = (): void => fail(new Error(`connection to ${describeTarget(this.target)} closed`));
-      const onAbort = (): void => fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const onAbort = (): void => fail(abortError(signal));
       const cleanup = (): void => {
         socket.off('close', onClose);
         signal.removeEventListener('abort', onAbort);
@@ -157,7 +162,7 @@ function connect(target: StreamTarget, signal: AbortSignal): Promise<net.Socket>
       reject(err);
     };
     const onError = (err: Error): void => fail(err);
-    const onAbort = (): void => fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    const onAbort = (): void => fail(abortError(signal));
     const done = (): void => {
       clearTimeout(timer);
       socket.off('error', onError);
@@ -195,9 +200,6 @@ function loadUnixDgram(): UnixDgramModule {
   unixDgram ??= createRequire(import.meta.url)('unix-dgram') as UnixDgramModule;
   return unixDgram;
 }
-
-/** unix-dgram reports errno values negated. */
-export const EMSGSIZE = -90;
 
 /**
  * An AF_UNIX SOCK_DGRAM socket connected to one path (Node has none of its own). A datagram
@@ -269,7 +271,7 @@ function writable(socket: UnixDgramSocket, signal: AbortSignal): Promise<void> {
     };
     const onAbort = (): void => {
       socket.off('writable', onWritable);
-      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      reject(abortError(signal));
     };
     socket.once('writable', onWritable);
     signal.addEventListener('abort', onAbort, { once: true });

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { decode } from '@msgpack/msgpack';
 import { InvalidOptionError, parseBool, parseRamInBytes } from '../lifecycle/options.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine, RetryPolicy } from '../delivery/backend.ts';
-import { StreamConnection, describeTarget, parseHostPort, tlsOptions, type StreamTarget } from './connection.ts';
+import { StreamConnection, abortError, describeTarget, parseHostPort, tlsOptions, type StreamTarget } from './connection.ts';
 
 export interface FluentdConfig {
   target: StreamTarget;
@@ -355,7 +355,7 @@ class FluentdBackend implements Backend {
         finish(ack === chunk ? null : new Error(`fluentd answered ack ${String(ack)} for chunk ${chunk}`));
       };
       const onClose = (): void => finish(new Error(`connection to ${describeTarget(this.config.target)} closed before the ack`));
-      const onAbort = (): void => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const onAbort = (): void => finish(abortError(signal));
       const timeoutMs = this.config.ackTimeoutMs;
       const timer =
         timeoutMs === null

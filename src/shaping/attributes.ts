@@ -11,8 +11,6 @@ export interface AttributeSpec {
   envRegex: RegExp | null;
 }
 
-export const NO_ATTRIBUTES: AttributeSpec = { labels: [], labelsRegex: null, env: [], envRegex: null };
-
 /** Compiles an RE2 pattern as Go's regexp.Compile would accept it; throws SyntaxError. */
 export function compileGoRegexp(pattern: string): RegExp {
   // Go's i, m and s flags mean what JavaScript's do.
