@@ -2,6 +2,7 @@
 // src/backends/). A backend only turns lines into its receiver's wire format and sends
 // them; the engine owns batching, retry, cursors and ordering, so no backend has a queue.
 import type { Source } from '../fifo/log-entry.ts';
+import type { MultilineOptions } from '../shaping/multiline.ts';
 
 /** One line ready to ship: partial chunks already reassembled by the shaping stage. */
 export interface OutgoingLine {
@@ -16,6 +17,12 @@ export interface OutgoingLine {
    * partial metadata (fluentd, journald) send these fields.
    */
   partial?: { id: string; ordinal: number; last: boolean };
+  /**
+   * The line parsed as a JSON object: set only with the `parse-json` log-opt, and only for a
+   * line that is one. A backend with structured records adds these keys beside its own (its
+   * own keys win a clash: the line itself still goes as the message, so nothing is lost).
+   */
+  fields?: Readonly<Record<string, unknown>>;
 }
 
 /** What a backend knows of its container, resolved once per StartLogging. */
@@ -56,6 +63,8 @@ export interface BatchLimits {
   maxBytes: number;
   /** How long a batch that is not full may wait for more lines; the engine's default is 200 ms. */
   maxDelayMs?: number;
+  /** Bytes the receiver counts per line on top of its length (CloudWatch's 26), added to each line against maxBytes. */
+  lineOverheadBytes?: number;
 }
 
 /** Delays between retries of a failed batch: doubling from the first, capped, with jitter. */
@@ -78,6 +87,11 @@ export interface BackendFactory<Config> {
    */
   parseOptions(opts: Readonly<Record<string, string>>): Config;
   batchLimits(config: Config): BatchLimits;
+  /**
+   * The backend's own multiline log-opts (awslogs-multiline-pattern, awslogs-datetime-format),
+   * or null when none is set; for this backend they replace the shared multiline-* log-opts.
+   */
+  multiline?(config: Config): MultilineOptions | null;
   /** Optional (e.g. from fluentd-retry-wait); the engine's default is 1 s doubling to 30 s. */
   retryPolicy?(config: Config): RetryPolicy;
   /** Must not connect: a receiver down at StartLogging must not fail the container. */

@@ -191,7 +191,7 @@ export class Shipper {
     const out: OutgoingLine = { source: line.source, timeNano: line.timeNano, line: line.line };
     if (line.fragment) out.partial = line.fragment;
     this.queue.push({ line: out, after });
-    this.queuedBytes += line.line.length;
+    this.queuedBytes += line.line.length + (this.plan.limits.lineOverheadBytes ?? 0);
   }
 
   private countLost(count: number, reason: 'evicted' | 'damaged'): void {
@@ -201,11 +201,11 @@ export class Shipper {
 
   /** Sends the head of the queue until the receiver takes it; false if stopped first. */
   private async sendBatch(): Promise<boolean> {
-    const { maxLines, maxBytes } = this.plan.limits;
+    const { maxLines, maxBytes, lineOverheadBytes = 0 } = this.plan.limits;
     let n = 0;
     let bytes = 0;
     while (n < this.queue.length && n < maxLines) {
-      const size = this.queue[n]!.line.line.length;
+      const size = this.queue[n]!.line.line.length + lineOverheadBytes;
       if (n > 0 && bytes + size > maxBytes) break;
       bytes += size;
       n++;

@@ -105,6 +105,27 @@ describe('delivery engine', () => {
     await store.close();
   });
 
+  it('counts a backend\'s per-line overhead against the batch byte limit', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const plan = planFor(backend, 'test', 1000, 100);
+    plan.limits.lineOverheadBytes = 26;
+    const shipper = ship(store, plan);
+    append(store, lines(50));
+    await backend.received(50);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, numbered(1, 50));
+    for (const batch of backend.batches) {
+      const bytes = batch.reduce((n, l) => n + l.line.length + 26, 0);
+      assert.ok(batch.length === 1 || bytes <= 100, `batch of ${bytes} bytes with overhead`);
+    }
+    // 'line N' is 6-7 bytes, 32-33 with the overhead: three fit in 100 bytes, four do not.
+    assert.ok(backend.batches.every((b) => b.length <= 3), `batch sizes ${backend.batches.map((b) => b.length).join(',')}`);
+    await store.close();
+  });
+
   it('retries a failed batch with backoff and still delivers in order', async () => {
     const store = openStore();
     store.attachProducer();
