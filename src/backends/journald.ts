@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
 import { UnixDatagramConnection } from './connection.ts';
+import { rfc3339Nano } from './timestamp.ts';
 
 export interface JournaldConfig {
   socketPath: string;
@@ -45,13 +46,6 @@ function field(key: string, value: Buffer | string): Buffer {
 }
 
 const NEWLINE_BUF = Buffer.from([NEWLINE]);
-
-/** RFC 3339 with nanoseconds, as Go's time.RFC3339Nano prints UTC (trailing zeros dropped). */
-function rfc3339Nano(timeNano: bigint): string {
-  const base = new Date(Number(timeNano / 1_000_000n)).toISOString().slice(0, 19);
-  const fraction = String(timeNano % 1_000_000_000n).padStart(9, '0').replace(/0+$/, '');
-  return base + (fraction === '' ? '' : '.' + fraction) + 'Z';
-}
 
 /** Builds the datagrams of one container; the fields that never change are built once. */
 export class JournalEncoder {

@@ -1,0 +1,444 @@
+// Elasticsearch and OpenSearch through the bulk API, on each one's official client: the
+// Elastic client refuses a server that does not say `X-Elastic-Product: Elasticsearch`,
+// which OpenSearch never says, so `elasticsearch-flavor=opensearch` selects opensearch-js.
+//
+// At least once without duplicates: every document has an `_id` derived from the line and
+// goes with `create`, so when the engine sends a batch again the documents already taken
+// come back 409 (done) instead of being indexed twice. Per document: 429 and 5xx reject the
+// batch (the engine retries it); any other refusal (a mapping conflict) is counted, warned
+// about and skipped, since sending it again would fail the same way forever.
+import { createHash } from 'node:crypto';
+import type tls from 'node:tls';
+import { Client as ElasticClient } from '@elastic/elasticsearch';
+import { Client as OpenSearchClient } from '@opensearch-project/opensearch';
+import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
+import { RateLimitedWarning } from '../observability/log.ts';
+import { backendDropped } from '../observability/metrics.ts';
+import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
+import { abortError, tlsOptions } from './connection.ts';
+import { rfc3339Nano } from './timestamp.ts';
+
+export const FLAVORS = ['elasticsearch', 'opensearch'] as const;
+export type Flavor = (typeof FLAVORS)[number];
+
+/** Where documents go: a dated index name, or a data stream. */
+export type Destination = { kind: 'index'; pattern: IndexPattern } | { kind: 'data-stream'; name: string };
+
+export type Credentials = { kind: 'basic'; username: string; password: string } | { kind: 'api-key'; apiKey: string };
+
+export interface ElasticsearchConfig {
+  flavor: Flavor;
+  /** Base URLs, without credentials. */
+  nodes: string[];
+  destination: Destination;
+  /** From the plugin settings, never from log-opts (`docker inspect` shows those). */
+  credentials: Credentials | null;
+  tls: tls.ConnectionOptions;
+}
+
+const OPTION_KEYS = [
+  'elasticsearch-url',
+  'elasticsearch-flavor',
+  'elasticsearch-index',
+  'elasticsearch-data-stream',
+  'elasticsearch-tls-ca-cert',
+  'elasticsearch-tls-cert',
+  'elasticsearch-tls-key',
+  'elasticsearch-tls-skip-verify',
+] as const;
+
+/** The plugin settings (config.json's env) that carry credentials. */
+export const CREDENTIAL_SETTINGS = {
+  username: 'ELASTICSEARCH_USERNAME',
+  password: 'ELASTICSEARCH_PASSWORD',
+  apiKey: 'ELASTICSEARCH_API_KEY',
+} as const;
+
+const DEFAULT_URL = 'http://localhost:9200';
+/** What Kibana's `logstash-*` index pattern finds, one index per day. */
+export const DEFAULT_INDEX = 'logstash-YYYY.MM.DD';
+
+export function parseElasticsearchOptions(
+  opts: Readonly<Record<string, string>>,
+  env: NodeJS.ProcessEnv = process.env,
+): ElasticsearchConfig {
+  const flavor = parseFlavor(opts['elasticsearch-flavor'] || 'elasticsearch');
+  const nodes = parseUrls(opts['elasticsearch-url'] || DEFAULT_URL);
+  const skipVerify = opts['elasticsearch-tls-skip-verify'] ? parseBool('elasticsearch-tls-skip-verify', opts['elasticsearch-tls-skip-verify']) : false;
+  const tlsKeys = { ca: 'elasticsearch-tls-ca-cert', cert: 'elasticsearch-tls-cert', key: 'elasticsearch-tls-key' };
+  const tlsSet = [tlsKeys.ca, tlsKeys.cert, tlsKeys.key].find((key) => opts[key]) ?? (skipVerify ? 'elasticsearch-tls-skip-verify' : undefined);
+  if (tlsSet && !nodes.some((url) => url.startsWith('https:'))) {
+    throw new InvalidOptionError(`log opt '${tlsSet}' is set, but no address in 'elasticsearch-url' is https://`);
+  }
+  return {
+    flavor,
+    nodes,
+    destination: parseDestination(opts),
+    credentials: parseCredentials(env, flavor),
+    // SNI comes from each address's host name; the clients set it.
+    tls: tlsOptions(opts, tlsKeys, skipVerify, ''),
+  };
+}
+
+function parseFlavor(value: string): Flavor {
+  if ((FLAVORS as readonly string[]).includes(value)) return value as Flavor;
+  throw new InvalidOptionError(`invalid value '${value}' for log opt 'elasticsearch-flavor': expected ${FLAVORS.join(' or ')}`);
+}
+
+function parseUrls(value: string): string[] {
+  return value.split(',').map((entry) => {
+    const text = entry.trim();
+    let url: URL | null = null;
+    try {
+      url = new URL(text);
+    } catch {
+      /* reported below */
+    }
+    // The entry is quoted only once it is known to carry no credentials.
+    if (url && (url.username !== '' || url.password !== '')) {
+      throw new InvalidOptionError(
+        `log opt 'elasticsearch-url' must not carry credentials (user:password@): set ${CREDENTIAL_SETTINGS.username} and ${CREDENTIAL_SETTINGS.password}, or ${CREDENTIAL_SETTINGS.apiKey}, in the plugin settings`,
+      );
+    }
+    const why = !url
+      ? 'not a URL'
+      : url.protocol !== 'http:' && url.protocol !== 'https:'
+        ? `unsupported scheme '${url.protocol.slice(0, -1)}'`
+        : url.search !== '' || url.hash !== ''
+          ? 'it should have no query or fragment'
+          : null;
+    if (why !== null) {
+      throw new InvalidOptionError(
+        `invalid value '${text}' for log opt 'elasticsearch-url': ${why}; expected a comma list of http(s)://host[:port][/path]`,
+      );
+    }
+    return url!.href.replace(/\/$/, '');
+  });
+}
+
+function parseDestination(opts: Readonly<Record<string, string>>): Destination {
+  const index = opts['elasticsearch-index'];
+  const dataStream = opts['elasticsearch-data-stream'];
+  if (index && dataStream) {
+    throw new InvalidOptionError(`log opts 'elasticsearch-index' and 'elasticsearch-data-stream' cannot be given together`);
+  }
+  if (dataStream) {
+    if (dataStream.startsWith('.ds-') || /[A-Z]/.test(dataStream)) {
+      throw new InvalidOptionError(
+        `invalid value '${dataStream}' for log opt 'elasticsearch-data-stream': expected a lower-case name not starting with '.ds-', such as logs-docker-default`,
+      );
+    }
+    checkIndexName('elasticsearch-data-stream', dataStream, dataStream);
+    return { kind: 'data-stream', name: dataStream };
+  }
+  return { kind: 'index', pattern: parseIndexPattern(index || DEFAULT_INDEX) };
+}
+
+/** Date fields an index pattern may hold, replaced by the line's own time in UTC. */
+const DATE_TOKENS = {
+  YYYY: (d: Date) => String(d.getUTCFullYear()).padStart(4, '0'),
+  MM: (d: Date) => String(d.getUTCMonth() + 1).padStart(2, '0'),
+  DD: (d: Date) => String(d.getUTCDate()).padStart(2, '0'),
+  HH: (d: Date) => String(d.getUTCHours()).padStart(2, '0'),
+} as const;
+type DateToken = keyof typeof DATE_TOKENS;
+const TOKEN_PATTERN = /YYYY|MM|DD|HH/g;
+
+/** Literal text and date fields, in order. */
+export interface IndexPattern {
+  parts: ReadonlyArray<{ literal: string } | { token: DateToken }>;
+  /** The finest date field in the pattern: an index name changes at most this often. */
+  periodMs: number | null;
+}
+
+/**
+ * `YYYY`, `MM`, `DD` and `HH` are the line's UTC year, month, day and hour; everything else
+ * is literal. Index names are lower case, so upper-case fields cannot be mistaken for text.
+ */
+export function parseIndexPattern(value: string): IndexPattern {
+  const parts: IndexPattern['parts'][number][] = [];
+  let last = 0;
+  let periodMs: number | null = null;
+  for (const match of value.matchAll(TOKEN_PATTERN)) {
+    if (match.index > last) parts.push({ literal: value.slice(last, match.index) });
+    const token = match[0] as DateToken;
+    parts.push({ token });
+    const period = token === 'HH' ? 3_600_000 : 86_400_000;
+    periodMs = Math.min(periodMs ?? period, period);
+    last = match.index + token.length;
+  }
+  if (last < value.length) parts.push({ literal: value.slice(last) });
+  const literal = value.replace(TOKEN_PATTERN, '');
+  if (/[{}]/.test(literal)) {
+    throw new InvalidOptionError(
+      `invalid value '${value}' for log opt 'elasticsearch-index': Logstash's %{+...} and date math's {now/d} are not supported; the date fields are YYYY, MM, DD and HH (the line's time in UTC), as in ${DEFAULT_INDEX}`,
+    );
+  }
+  if (/[A-Z]/.test(literal)) {
+    throw new InvalidOptionError(
+      `invalid value '${value}' for log opt 'elasticsearch-index': index names are lower case; the only upper-case parts allowed are the date fields YYYY, MM, DD and HH (the line's time in UTC), as in ${DEFAULT_INDEX}`,
+    );
+  }
+  // The longest name the pattern can make: every field at its full width.
+  checkIndexName('elasticsearch-index', value, value);
+  return { parts, periodMs };
+}
+
+/** Elasticsearch's rules for index and data stream names. */
+function checkIndexName(key: string, value: string, name: string): void {
+  const why =
+    name === '' ? 'it is empty'
+    : name === '.' || name === '..' ? `it cannot be '.' or '..'`
+    : /^[-_+]/.test(name) ? `it cannot start with '-', '_' or '+'`
+    : /[\\/*?"<>| ,#:]/.test(name) ? `it cannot contain \\ / * ? " < > | space , # or :`
+    : Buffer.byteLength(name) > 255 ? 'it is longer than 255 bytes'
+    : null;
+  if (why !== null) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${why}`);
+}
+
+export function indexName(pattern: IndexPattern, date: Date): string {
+  return pattern.parts.map((part) => ('literal' in part ? part.literal : DATE_TOKENS[part.token](date))).join('');
+}
+
+function parseCredentials(env: NodeJS.ProcessEnv, flavor: Flavor): Credentials | null {
+  const { username: userKey, password: passwordKey, apiKey: apiKeyKey } = CREDENTIAL_SETTINGS;
+  const username = env[userKey] ?? '';
+  const password = env[passwordKey] ?? '';
+  const apiKey = env[apiKeyKey] ?? '';
+  // Values are never quoted: they are secrets.
+  if ((username === '') !== (password === '')) {
+    throw new InvalidOptionError(`plugin settings ${userKey} and ${passwordKey} must be set together (docker plugin set)`);
+  }
+  if (apiKey !== '' && username !== '') {
+    throw new InvalidOptionError(`plugin settings ${apiKeyKey} and ${userKey}/${passwordKey} cannot both be set: choose one way to authenticate`);
+  }
+  if (apiKey !== '' && flavor === 'opensearch') {
+    throw new InvalidOptionError(`plugin setting ${apiKeyKey} is for Elasticsearch; with elasticsearch-flavor=opensearch use ${userKey} and ${passwordKey}`);
+  }
+  if (apiKey !== '') return { kind: 'api-key', apiKey };
+  if (username !== '') return { kind: 'basic', username, password };
+  return null;
+}
+
+export interface BulkAction {
+  create: { _index: string; _id: string };
+}
+
+/** Builds the bulk operations of one container; what never changes is built once. */
+export class DocumentEncoder {
+  private readonly destination: Destination;
+  private readonly containerId: string;
+  private readonly fixed: Record<string, unknown>;
+  private indexCache: { period: number; name: string } | null = null;
+
+  constructor(container: ContainerContext, destination: Destination) {
+    this.destination = destination;
+    this.containerId = container.id;
+    this.fixed = {
+      tag: container.tag,
+      container: { id: container.id, name: container.name, image: { name: container.imageName, id: container.imageId } },
+      host: { name: container.hostname },
+    };
+    if (container.attributes.length > 0) {
+      // Dots would make objects of `com.example` and `com.example.team` and the two would
+      // clash in the mapping (compose sets such pairs); ECS `labels` are flat keywords.
+      this.fixed.labels = Object.fromEntries(container.attributes.map(([key, value]) => [key.replaceAll('.', '_'), value]));
+    }
+  }
+
+  /** Action and document for each line, in order: `[action, doc, action, doc, ...]`. */
+  encode(lines: readonly OutgoingLine[]): Array<BulkAction | Record<string, unknown>> {
+    const operations: Array<BulkAction | Record<string, unknown>> = [];
+    const seen = new Map<string, number>();
+    for (const line of lines) {
+      const key = this.identity(line);
+      const ordinal = seen.get(key) ?? 0;
+      seen.set(key, ordinal + 1);
+      const _id = createHash('sha256').update(key).update(`\0${ordinal}`).digest().subarray(0, 16).toString('base64url');
+      operations.push({ create: { _index: this.index(line.timeNano), _id } }, this.document(line));
+    }
+    return operations;
+  }
+
+  /** What makes a line this line: the same container, time, stream and bytes. */
+  private identity(line: OutgoingLine): string {
+    return `${this.containerId}\0${line.timeNano}\0${line.source}\0${line.line.toString('base64')}`;
+  }
+
+  document(line: OutgoingLine): Record<string, unknown> {
+    const own: Record<string, unknown> = {
+      '@timestamp': rfc3339Nano(line.timeNano),
+      message: line.line.toString('utf8'),
+      stream: line.source,
+      ...this.fixed,
+    };
+    if (line.partial) {
+      own.partial_message = true;
+      own.partial_id = line.partial.id;
+      own.partial_ordinal = line.partial.ordinal;
+      own.partial_last = line.partial.last;
+    }
+    if (!line.fields) return own;
+    // fromEntries defines keys, so a parsed `__proto__` stays a plain field.
+    return Object.fromEntries([...Object.entries(own), ...Object.entries(line.fields).filter(([key]) => !Object.hasOwn(own, key))]);
+  }
+
+  private index(timeNano: bigint): string {
+    const destination = this.destination;
+    if (destination.kind === 'data-stream') return destination.name;
+    const ms = Number(timeNano / 1_000_000n);
+    const periodMs = destination.pattern.periodMs;
+    if (periodMs === null) return indexName(destination.pattern, new Date(ms));
+    const period = Math.floor(ms / periodMs);
+    if (this.indexCache?.period !== period) this.indexCache = { period, name: indexName(destination.pattern, new Date(ms)) };
+    return this.indexCache.name;
+  }
+}
+
+/** One document's result in a bulk response. */
+export interface BulkItem {
+  status: number;
+  _index?: string;
+  error?: { type?: string; reason?: string | null } | null;
+}
+
+export interface BulkOutcome {
+  /** Created, or already there (409: an earlier send of this batch took it). */
+  done: number;
+  /** Refused for good (mapping conflict, bad document): counted and skipped. */
+  rejected: BulkItem[];
+  /** 429 or 5xx: the batch must go again. */
+  retryable: BulkItem[];
+}
+
+export function classifyItems(items: readonly BulkItem[]): BulkOutcome {
+  const outcome: BulkOutcome = { done: 0, rejected: [], retryable: [] };
+  for (const item of items) {
+    if ((item.status >= 200 && item.status < 300) || item.status === 409) outcome.done++;
+    else if (item.status === 429 || item.status >= 500) outcome.retryable.push(item);
+    else outcome.rejected.push(item);
+  }
+  return outcome;
+}
+
+/**
+ * A refusal's type and reason, fit for the log: Elasticsearch may quote the document in a
+ * reason ("Preview of field's value", a parser's "[Source: ...]"), which is cut off.
+ */
+export function describeRefusal(item: BulkItem): string {
+  const reason = (item.error?.reason ?? '').replace(/\s*(Preview of field's value|\[Source:)[\s\S]*$/, '');
+  return `${item.status} ${item.error?.type ?? 'error'}${reason ? ': ' + reason.slice(0, 300) : ''}`;
+}
+
+const rejectedWarning = new RateLimitedWarning('elasticsearch: documents refused (mapping conflict or bad document); skipped, not retried');
+
+/** The bulk call of one client; rejects on a failed request (status, connection, abort). */
+type BulkCall = (operations: Array<BulkAction | Record<string, unknown>>, signal: AbortSignal) => Promise<{ items: BulkItem[] }>;
+
+// Plain media types: the Elastic client's default `compatible-with=9` is refused by
+// Elasticsearch 8, and these are understood by 7.x, 8.x and 9.x alike.
+const PLAIN_HEADERS = { 'content-type': 'application/x-ndjson', accept: 'application/json' };
+
+function elasticBulk(config: ElasticsearchConfig): { bulk: BulkCall; close(): Promise<void> } {
+  const credentials = config.credentials;
+  const client = new ElasticClient({
+    nodes: config.nodes,
+    // The engine's backoff governs; within one send, each address is tried once.
+    maxRetries: config.nodes.length - 1,
+    tls: config.tls,
+    ...(credentials === null
+      ? {}
+      : { auth: credentials.kind === 'api-key' ? { apiKey: credentials.apiKey } : { username: credentials.username, password: credentials.password } }),
+  });
+  return {
+    bulk: async (operations, signal) => {
+      const response = await client.bulk({ operations }, { signal, headers: PLAIN_HEADERS });
+      return { items: response.items.map((entry) => Object.values(entry)[0] as BulkItem) };
+    },
+    close: () => client.close(),
+  };
+}
+
+function openSearchBulk(config: ElasticsearchConfig): { bulk: BulkCall; close(): Promise<void> } {
+  const credentials = config.credentials;
+  const client = new OpenSearchClient({
+    nodes: config.nodes,
+    maxRetries: config.nodes.length - 1,
+    ssl: config.tls,
+    ...(credentials?.kind === 'basic' ? { auth: { username: credentials.username, password: credentials.password } } : {}),
+  });
+  return {
+    bulk: async (operations, signal) => {
+      signal.throwIfAborted();
+      const request = client.bulk({ body: operations });
+      const onAbort = (): void => request.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const response = await request;
+        const items = (response.body.items as Array<Record<string, BulkItem>>).map((entry) => Object.values(entry)[0]!);
+        return { items };
+      } catch (err) {
+        throw signal.aborted ? abortError(signal) : err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    },
+    close: () => client.close(),
+  };
+}
+
+class ElasticsearchBackend implements Backend {
+  private readonly encoder: DocumentEncoder;
+  private readonly client: { bulk: BulkCall; close(): Promise<void> };
+  private readonly containerId: string;
+
+  constructor(config: ElasticsearchConfig, container: ContainerContext) {
+    this.encoder = new DocumentEncoder(container, config.destination);
+    // Neither client connects before its first request.
+    this.client = config.flavor === 'opensearch' ? openSearchBulk(config) : elasticBulk(config);
+    this.containerId = container.id;
+  }
+
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+    if (lines.length === 0) return;
+    const { items } = await this.client.bulk(this.encoder.encode(lines), signal);
+    if (items.length !== lines.length) throw new Error(`the bulk response has ${items.length} results for ${lines.length} documents`);
+    const outcome = classifyItems(items);
+    if (outcome.retryable.length > 0) {
+      // Those refused for good are counted once the batch goes through, not at every try.
+      throw new Error(
+        `${outcome.retryable.length} of ${lines.length} documents were refused for now (first: ${describeRefusal(outcome.retryable[0]!)}); the batch goes again, and the ${outcome.done} taken come back as 409`,
+      );
+    }
+    if (outcome.rejected.length > 0) {
+      backendDropped.inc({ backend: 'elasticsearch', reason: 'rejected' }, outcome.rejected.length);
+      const first = outcome.rejected[0]!;
+      rejectedWarning.warn({
+        container: this.containerId.slice(0, 12),
+        documents: outcome.rejected.length,
+        of: lines.length,
+        index: first._index,
+        first: describeRefusal(first),
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+export const elasticsearchFactory: BackendFactory<ElasticsearchConfig> = {
+  name: 'elasticsearch',
+  optionKeys: OPTION_KEYS,
+  parseOptions: (opts) => parseElasticsearchOptions(opts),
+  batchLimits(): BatchLimits {
+    // Elastic's advice is bulk bodies of 5-15 MB, and AWS's smallest OpenSearch nodes take
+    // 10 MiB at most: 5 MiB of lines plus what a document adds to each (its action, time,
+    // container fields), in 5000 documents at most.
+    return { maxLines: 5000, maxBytes: 5 << 20, lineOverheadBytes: 512 };
+  },
+  create(config: ElasticsearchConfig, container: ContainerContext): Backend {
+    return new ElasticsearchBackend(config, container);
+  },
+};
