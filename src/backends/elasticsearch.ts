@@ -371,7 +371,11 @@ function openSearchBulk(config: ElasticsearchConfig): { bulk: BulkCall; close():
     bulk: async (operations, signal) => {
       signal.throwIfAborted();
       const request = client.bulk({ body: operations });
-      const onAbort = (): void => request.abort();
+      // Braces: abort() returns the request, a thenable, which EventTarget would await and
+      // report its rejection as uncaught.
+      const onAbort = (): void => {
+        request.abort();
+      };
       signal.addEventListener('abort', onAbort, { once: true });
       try {
         const response = await request;

@@ -70,6 +70,7 @@ export class ElasticsearchEndpoint {
   private requestFailures: number[] = [];
   private itemRule: ((source: Record<string, unknown>) => ItemRefusal | null) | null = null;
   private conflictRule: ((source: Record<string, unknown>) => boolean) | null = null;
+  private stalled = false;
   /** Documents refused per status, for the tests' accounting. */
   readonly refused = new Map<number, number>();
 
@@ -131,6 +132,11 @@ export class ElasticsearchEndpoint {
     this.conflictRule = rule;
   }
 
+  /** While on, requests are read and never answered (a server that hangs). */
+  stall(on: boolean): void {
+    this.stalled = on;
+  }
+
   documents(index?: string | RegExp): StoredDocument[] {
     if (index === undefined) return this.stored;
     return this.stored.filter((d) => (typeof index === 'string' ? d.index === index : index.test(d.index)));
@@ -139,6 +145,7 @@ export class ElasticsearchEndpoint {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://endpoint');
     const body = await this.readBody(req);
+    if (this.stalled) return;
     if (body === null) return this.reply(req, res, 413, { error: { type: 'content_too_long_exception', reason: 'request body is too large' }, status: 413 });
     if (!this.authorized(req)) {
       res.setHeader('WWW-Authenticate', 'Basic realm="security" charset="UTF-8"');

@@ -1,0 +1,263 @@
+// The elasticsearch backend with the real clients (@elastic/elasticsearch, opensearch-js)
+// against the bulk endpoint of lib/elasticsearch-endpoint.ts, in Elasticsearch mode and in
+// OpenSearch mode (no product header): documents and their index, the media types, the
+// retry semantics (409 done, 429/5xx again, mapping conflicts skipped and counted), auth,
+// TLS, several addresses and abort.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import type { OutgoingLine } from '../../src/delivery/backend.ts';
+import { elasticsearchFactory, parseElasticsearchOptions } from '../../src/backends/elasticsearch.ts';
+import { backendDropped } from '../../src/observability/metrics.ts';
+import { context, line } from '../unit/backend-context.ts';
+import { ElasticsearchEndpoint, type EndpointMode, type EndpointOptions } from './lib/elasticsearch-endpoint.ts';
+import { makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
+
+const PORT = 19210;
+/** Nothing listens here: an address that refuses connections. */
+const DEAD_PORT = 19211;
+
+let dir: string;
+let tls: TlsMaterial;
+let endpoint: ElasticsearchEndpoint | null = null;
+
+before(() => {
+  dir = scratchDir('es');
+  tls = makeTlsMaterial(path.join(dir, 'tls'));
+});
+
+afterEach(async () => {
+  const open = endpoint;
+  endpoint = null;
+  if (open) {
+    await open.close();
+    assert.deepEqual(open.violations, [], 'the endpoint saw requests no server would take');
+  }
+});
+
+after(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(options: Omit<EndpointOptions, 'port'>): Promise<ElasticsearchEndpoint> {
+  endpoint = new ElasticsearchEndpoint({ ...options, port: PORT });
+  await endpoint.listen();
+  return endpoint;
+}
+
+const FLAVOR_OF: Record<EndpointMode, string> = { elasticsearch: 'elasticsearch', opensearch: 'opensearch' };
+
+function backend(opts: Record<string, string>, env: NodeJS.ProcessEnv = {}, ctx = context()) {
+  return elasticsearchFactory.create(parseElasticsearchOptions(opts, env), ctx);
+}
+
+async function sendOnce(opts: Record<string, string>, lines: OutgoingLine[], env: NodeJS.ProcessEnv = {}, signal = new AbortController().signal): Promise<void> {
+  const b = backend(opts, env);
+  try {
+    await b.send(lines, signal);
+  } finally {
+    await b.close();
+  }
+}
+
+async function rejected(): Promise<number> {
+  const metric = await backendDropped.get();
+  return metric.values.find((v) => v.labels.backend === 'elasticsearch' && v.labels.reason === 'rejected')?.value ?? 0;
+}
+
+function numbered(count: number, prefix: string, iso = '2026-11-21T23:59:59.000Z'): OutgoingLine[] {
+  return Array.from({ length: count }, (_, i) => line(`${prefix} ${i + 1}`, i % 2 === 0 ? 'stdout' : 'stderr', iso, i));
+}
+
+for (const mode of ['elasticsearch', 'opensearch'] as const) {
+  const flavor = { 'elasticsearch-flavor': FLAVOR_OF[mode] };
+
+  describe(`elasticsearch backend (flavor ${mode}) → endpoint in ${mode} mode`, () => {
+    it('documents arrive in the index of their day, with their fields, in plain media types', async () => {
+      const es = await start({ mode });
+      const ctx = context({ tag: 'web', attributes: [['com.example.team', 'core']] });
+      const b = elasticsearchFactory.create(parseElasticsearchOptions({ ...flavor, 'elasticsearch-url': es.url }, {}), ctx);
+      await b.send(
+        [
+          line('before midnight', 'stdout', '2026-11-21T23:59:59.999Z', 999_999),
+          line('after midnight', 'stderr', '2026-11-22T00:00:00.5Z'),
+          { ...line('piece', 'stdout', '2026-11-22T00:00:01Z'), partial: { id: 'p'.repeat(64), ordinal: 1, last: false } },
+        ],
+        new AbortController().signal,
+      );
+      await b.close();
+      const [late, early, piece] = es.documents();
+      assert.equal(late!.index, 'logstash-2026.11.21');
+      assert.equal(early!.index, 'logstash-2026.11.22');
+      assert.deepEqual(late!.source, {
+        '@timestamp': '2026-11-21T23:59:59.999999999Z',
+        message: 'before midnight',
+        stream: 'stdout',
+        tag: 'web',
+        container: { id: ctx.id, name: 'bk-test', image: { name: 'bb:local', id: ctx.imageId } },
+        host: { name: 'vm' },
+        labels: { com_example_team: 'core' },
+      });
+      assert.equal(early!.source.stream, 'stderr');
+      assert.equal(piece!.source.partial_message, true);
+      const bulk = es.requests.find((r) => r.url.startsWith('/_bulk'))!;
+      assert.equal(bulk.method, 'POST');
+      assert.match(String(bulk.headers['content-type']), /^application\/x-ndjson/);
+      assert.equal(bulk.headers.authorization, undefined);
+    });
+
+    it('a batch sent again is stored once: the documents already taken come back 409', async () => {
+      const es = await start({ mode });
+      const lines = numbered(50, 'again');
+      // Every third document is refused with 429 or 500 on its first offer only.
+      const offered = new Set<string>();
+      es.refuseItems((doc) => {
+        const n = Number(String(doc.message).split(' ')[1]);
+        const first = !offered.has(String(doc.message));
+        offered.add(String(doc.message));
+        return first && n % 3 === 0 ? { status: n % 2 === 0 ? 429 : 500 } : null;
+      });
+      const b = backend({ ...flavor, 'elasticsearch-url': es.url });
+      await assert.rejects(b.send(lines, new AbortController().signal), /16 of 50 documents were refused for now \(first: 500 node_not_connected_exception: injected\)/);
+      assert.equal(es.documents().length, 34);
+      await b.send(lines, new AbortController().signal);
+      await b.close();
+      assert.deepEqual(es.documents().map((d) => d.source.message), [
+        ...lines.filter((_, i) => (i + 1) % 3 !== 0).map((l) => l.line.toString()),
+        ...lines.filter((_, i) => (i + 1) % 3 === 0).map((l) => l.line.toString()),
+      ]);
+      assert.equal(es.refused.get(409), 34, 'the second send met the 34 already stored');
+    });
+
+    it('a whole request refused with 429 or 503 rejects the send; the next goes through', async () => {
+      const es = await start({ mode });
+      es.refuseRequests(429, 1);
+      es.refuseRequests(503, 1);
+      const b = backend({ ...flavor, 'elasticsearch-url': es.url });
+      const lines = numbered(10, 'whole');
+      await assert.rejects(b.send(lines, new AbortController().signal), /429|es_rejected_execution_exception/);
+      await assert.rejects(b.send(lines, new AbortController().signal), /503|unavailable_shards_exception/);
+      await b.send(lines, new AbortController().signal);
+      await b.close();
+      assert.equal(es.documents().length, 10);
+      assert.deepEqual(es.requests.filter((r) => r.url.startsWith('/_bulk')).map((r) => r.status), [429, 503, 200]);
+    });
+
+    it('a mapping conflict is counted and skipped, never retried; the warning quotes no document', async () => {
+      const es = await start({ mode });
+      es.conflictWhen((doc) => String(doc.message).includes('poison'));
+      const before = await rejected();
+      const warnings: string[] = [];
+      const write = process.stderr.write;
+      process.stderr.write = ((chunk: string | Uint8Array) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
+      try {
+        await sendOnce({ ...flavor, 'elasticsearch-url': es.url }, [
+          line('fine 1', 'stdout', '2026-11-21T10:00:00Z'),
+          line('poison secret-content', 'stdout', '2026-11-21T10:00:01Z'),
+          line('fine 2', 'stdout', '2026-11-21T10:00:02Z'),
+        ]);
+      } finally {
+        process.stderr.write = write;
+      }
+      assert.equal((await rejected()) - before, 1);
+      assert.deepEqual(es.documents().map((d) => d.source.message), ['fine 1', 'fine 2']);
+      assert.equal(es.requests.filter((r) => r.url.startsWith('/_bulk')).length, 1, 'not retried');
+      const warning = warnings.find((w) => w.includes('documents refused'));
+      // The warning is rate-limited process-wide (one per 10 s): only the first run sees it.
+      if (mode === 'elasticsearch') {
+        assert.ok(warning, warnings.join(''));
+        assert.match(warning, /document_parsing_exception/);
+      }
+      for (const w of warnings) assert.ok(!w.includes('secret-content') && !w.includes('poison'), w);
+    });
+
+    it("parse-json fields that clash with the index's mapping are refused like any mapping conflict", async () => {
+      const es = await start({ mode });
+      const json = (text: string, iso: string): OutgoingLine => ({ ...line(text, 'stdout', iso), fields: JSON.parse(text) });
+      const before = await rejected();
+      await sendOnce({ ...flavor, 'elasticsearch-url': es.url }, [
+        json('{"code":5,"level":"info"}', '2026-11-21T10:00:00Z'),
+        json('{"code":"not a number"}', '2026-11-21T10:00:01Z'),
+        json('{"code":"7"}', '2026-11-21T10:00:02Z'),
+      ]);
+      assert.equal((await rejected()) - before, 1);
+      assert.deepEqual(es.documents().map((d) => d.source.code), [5, '7']);
+      assert.equal(es.documents()[0]!.source.level, 'info');
+    });
+
+    it('basic auth from the plugin settings; wrong credentials reject without quoting them', async () => {
+      const es = await start({ mode, basic: { username: 'logship', password: 'pa55word' } });
+      await sendOnce({ ...flavor, 'elasticsearch-url': es.url }, numbered(2, 'auth'), { ELASTICSEARCH_USERNAME: 'logship', ELASTICSEARCH_PASSWORD: 'pa55word' });
+      assert.equal(es.documents().length, 2);
+      await assert.rejects(
+        sendOnce({ ...flavor, 'elasticsearch-url': es.url }, numbered(2, 'auth'), { ELASTICSEARCH_USERNAME: 'logship', ELASTICSEARCH_PASSWORD: 'wrong-secret' }),
+        (err: Error) => /401|security_exception/.test(err.message) && !err.message.includes('wrong-secret'),
+      );
+    });
+
+    it('https with the CA from elasticsearch-tls-ca-cert, a client certificate, or skip-verify', async () => {
+      const es = await start({ mode, tls: { cert: tls.cert, key: tls.key, ca: tls.ca, requestClientCert: true } });
+      const opts = { ...flavor, 'elasticsearch-url': es.url, 'elasticsearch-tls-ca-cert': tls.ca };
+      await sendOnce({ ...opts, 'elasticsearch-tls-cert': tls.cert, 'elasticsearch-tls-key': tls.key }, numbered(1, 'tls'));
+      assert.equal(es.documents().length, 1);
+      // Without a client certificate the server refuses the handshake.
+      await assert.rejects(sendOnce(opts, numbered(1, 'tls')));
+    });
+
+    it('several addresses: a dead one is passed over within the same send', async () => {
+      const es = await start({ mode });
+      const b = backend({ ...flavor, 'elasticsearch-url': `http://127.0.0.1:${DEAD_PORT},${es.url}` });
+      for (let i = 0; i < 3; i++) await b.send(numbered(5, `nodes-${i}`), new AbortController().signal);
+      await b.close();
+      assert.equal(es.documents().length, 15);
+    });
+
+    it('a data stream takes create actions', async () => {
+      const es = await start({ mode, dataStreams: ['logs-docker-default'] });
+      await sendOnce({ ...flavor, 'elasticsearch-url': es.url, 'elasticsearch-data-stream': 'logs-docker-default' }, numbered(3, 'stream'));
+      assert.deepEqual(es.documents().map((d) => d.index), ['logs-docker-default', 'logs-docker-default', 'logs-docker-default']);
+    });
+
+    it('the signal aborts a request the server does not answer', async () => {
+      const es = await start({ mode });
+      es.stall(true);
+      const controller = new AbortController();
+      const b = backend({ ...flavor, 'elasticsearch-url': es.url });
+      const started = Date.now();
+      setTimeout(() => controller.abort(new Error('send deadline')), 300);
+      await assert.rejects(b.send(numbered(1, 'stall'), controller.signal));
+      assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+      es.stall(false);
+      await b.close();
+    });
+  });
+}
+
+describe('elasticsearch backend: the flavor matters', () => {
+  it('the Elastic client refuses a server without the product header (OpenSearch)', async () => {
+    const es = await start({ mode: 'opensearch' });
+    await assert.rejects(sendOnce({ 'elasticsearch-url': es.url }, numbered(1, 'product')), /ProductNotSupportedError|not Elasticsearch|unknown product/i);
+  });
+
+  it("the Elastic client's default compatible-with=9 media type would be refused by Elasticsearch 8; logship's are not", async () => {
+    const es = await start({ mode: 'elasticsearch' });
+    await sendOnce({ 'elasticsearch-url': es.url }, numbered(1, 'media'));
+    assert.equal(es.documents().length, 1);
+    const bulk = es.requests.find((r) => r.url.startsWith('/_bulk'))!;
+    assert.ok(!String(bulk.headers['content-type']).includes('compatible-with') && !String(bulk.headers.accept).includes('compatible-with'));
+  });
+
+  it('API keys go as `Authorization: ApiKey`', async () => {
+    const es = await start({ mode: 'elasticsearch', apiKey: 'aWQ6a2V5' });
+    await sendOnce({ 'elasticsearch-url': es.url }, numbered(1, 'key'), { ELASTICSEARCH_API_KEY: 'aWQ6a2V5' });
+    assert.equal(es.documents().length, 1);
+    await assert.rejects(sendOnce({ 'elasticsearch-url': es.url }, numbered(1, 'key'), { ELASTICSEARCH_API_KEY: 'bm90OnRoaXM=' }), /401|security_exception/);
+  });
+
+  it('create() does not connect: a receiver down at StartLogging fails nothing until a send', async () => {
+    const b = backend({ 'elasticsearch-url': `http://127.0.0.1:${DEAD_PORT}` });
+    await assert.rejects(b.send(numbered(1, 'down'), new AbortController().signal), /ECONNREFUSED|ConnectionError|connect/i);
+    await b.close();
+  });
+});
