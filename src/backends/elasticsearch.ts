@@ -333,13 +333,16 @@ export function describeRefusal(item: BulkItem): string {
 const rejectedWarning = new RateLimitedWarning('elasticsearch: documents refused (mapping conflict or bad document); skipped, not retried');
 
 /** The bulk call of one client; rejects on a failed request (status, connection, abort). */
-type BulkCall = (operations: Array<BulkAction | Record<string, unknown>>, signal: AbortSignal) => Promise<{ items: BulkItem[] }>;
+interface BulkClient {
+  bulk(operations: Array<BulkAction | Record<string, unknown>>, signal: AbortSignal): Promise<{ items: BulkItem[] }>;
+  close(): Promise<void>;
+}
 
 // Plain media types: the Elastic client's default `compatible-with=9` is refused by
 // Elasticsearch 8, and these are understood by 7.x, 8.x and 9.x alike.
 const PLAIN_HEADERS = { 'content-type': 'application/x-ndjson', accept: 'application/json' };
 
-function elasticBulk(config: ElasticsearchConfig): { bulk: BulkCall; close(): Promise<void> } {
+function elasticBulk(config: ElasticsearchConfig): BulkClient {
   const credentials = config.credentials;
   const client = new ElasticClient({
     nodes: config.nodes,
@@ -352,14 +355,19 @@ function elasticBulk(config: ElasticsearchConfig): { bulk: BulkCall; close(): Pr
   });
   return {
     bulk: async (operations, signal) => {
-      const response = await client.bulk({ operations }, { signal, headers: PLAIN_HEADERS });
-      return { items: response.items.map((entry) => Object.values(entry)[0] as BulkItem) };
+      try {
+        const response = await client.bulk({ operations }, { signal, headers: PLAIN_HEADERS });
+        return { items: response.items.map((entry) => Object.values(entry)[0] as BulkItem) };
+      } catch (err) {
+        if ((err as Error).name !== 'ProductNotSupportedError') throw err;
+        throw new Error(`${(err as Error).message} For OpenSearch, set --log-opt elasticsearch-flavor=opensearch.`, { cause: err });
+      }
     },
     close: () => client.close(),
   };
 }
 
-function openSearchBulk(config: ElasticsearchConfig): { bulk: BulkCall; close(): Promise<void> } {
+function openSearchBulk(config: ElasticsearchConfig): BulkClient {
   const credentials = config.credentials;
   const client = new OpenSearchClient({
     nodes: config.nodes,
@@ -393,7 +401,7 @@ function openSearchBulk(config: ElasticsearchConfig): { bulk: BulkCall; close():
 
 class ElasticsearchBackend implements Backend {
   private readonly encoder: DocumentEncoder;
-  private readonly client: { bulk: BulkCall; close(): Promise<void> };
+  private readonly client: BulkClient;
   private readonly containerId: string;
 
   constructor(config: ElasticsearchConfig, container: ContainerContext) {

@@ -237,7 +237,7 @@ for (const mode of ['elasticsearch', 'opensearch'] as const) {
 describe('elasticsearch backend: the flavor matters', () => {
   it('the Elastic client refuses a server without the product header (OpenSearch)', async () => {
     const es = await start({ mode: 'opensearch' });
-    await assert.rejects(sendOnce({ 'elasticsearch-url': es.url }, numbered(1, 'product')), /ProductNotSupportedError|not Elasticsearch|unknown product/i);
+    await assert.rejects(sendOnce({ 'elasticsearch-url': es.url }, numbered(1, 'product')), /server is not Elasticsearch.*For OpenSearch, set --log-opt elasticsearch-flavor=opensearch\./);
   });
 
   it("the Elastic client's default compatible-with=9 media type would be refused by Elasticsearch 8; logship's are not", async () => {
@@ -259,5 +259,26 @@ describe('elasticsearch backend: the flavor matters', () => {
     const b = backend({ 'elasticsearch-url': `http://127.0.0.1:${DEAD_PORT}` });
     await assert.rejects(b.send(numbered(1, 'down'), new AbortController().signal), /ECONNREFUSED|ConnectionError|connect/i);
     await b.close();
+  });
+});
+
+describe('the test endpoint itself', () => {
+  it('answers and records what no server would take, so the tests above would fail on it', async () => {
+    const es = await start({ mode: 'elasticsearch' });
+    const post = async (body: string, contentType = 'application/x-ndjson'): Promise<number> =>
+      (await fetch(`${es.url}/_bulk`, { method: 'POST', headers: { 'content-type': contentType }, body })).status;
+    const action = '{"create":{"_index":"logs","_id":"1"}}';
+    assert.equal(await post(`${action}\n{"@timestamp":"2026-11-21T10:00:00Z"}`), 400);
+    assert.equal(await post(`${action}\n`), 400);
+    assert.equal(await post(`${action}\n{"message":"no time"}\n`), 200);
+    assert.equal(await post(`{"create":{"_index":"Logs"}}\n{"@timestamp":"2026-11-21T10:00:00Z"}\n`), 200);
+    assert.equal(await post(`${action}\n{"@timestamp":"2026-11-21T10:00:00Z"}\n`, 'application/vnd.elasticsearch+x-ndjson; compatible-with=9'), 400);
+    assert.deepEqual(es.violations.splice(0).map((v) => v.replace(/:.*/, '')), [
+      'a bulk body without its trailing newline',
+      'the create action on line 1 has no source',
+      'a document without an RFC 3339 @timestamp',
+      "an invalid index name 'Logs'",
+    ]);
+    assert.equal(es.documents().length, 0);
   });
 });
