@@ -18,7 +18,7 @@ import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLi
 import { abortError, tlsOptions } from './connection.ts';
 import { rfc3339Nano } from './timestamp.ts';
 
-export const FLAVORS = ['elasticsearch', 'opensearch'] as const;
+const FLAVORS = ['elasticsearch', 'opensearch'] as const;
 export type Flavor = (typeof FLAVORS)[number];
 
 /** Where documents go: a dated index name, or a data stream. */
@@ -48,7 +48,7 @@ const OPTION_KEYS = [
 ] as const;
 
 /** The plugin settings (config.json's env) that carry credentials. */
-export const CREDENTIAL_SETTINGS = {
+const CREDENTIAL_SETTINGS = {
   username: 'ELASTICSEARCH_USERNAME',
   password: 'ELASTICSEARCH_PASSWORD',
   apiKey: 'ELASTICSEARCH_API_KEY',
@@ -56,7 +56,7 @@ export const CREDENTIAL_SETTINGS = {
 
 const DEFAULT_URL = 'http://localhost:9200';
 /** What Kibana's `logstash-*` index pattern finds, one index per day. */
-export const DEFAULT_INDEX = 'logstash-YYYY.MM.DD';
+const DEFAULT_INDEX = 'logstash-YYYY.MM.DD';
 
 export function parseElasticsearchOptions(
   opts: Readonly<Record<string, string>>,
@@ -108,9 +108,9 @@ function parseUrls(value: string): string[] {
           ? 'it should have no query or fragment'
           : null;
     if (why !== null) {
-      throw new InvalidOptionError(
-        `invalid value '${text}' for log opt 'elasticsearch-url': ${why}; expected a comma list of http(s)://host[:port][/path]`,
-      );
+      // An address URL cannot read may still hold `user:password@`.
+      const shown = text.includes('@') ? '(not shown: it has an @)' : `'${text}'`;
+      throw new InvalidOptionError(`invalid value ${shown} for log opt 'elasticsearch-url': ${why}; expected a comma list of http(s)://host[:port][/path]`);
     }
     return url!.href.replace(/\/$/, '');
   });
@@ -128,7 +128,7 @@ function parseDestination(opts: Readonly<Record<string, string>>): Destination {
         `invalid value '${dataStream}' for log opt 'elasticsearch-data-stream': expected a lower-case name not starting with '.ds-', such as logs-docker-default`,
       );
     }
-    checkIndexName('elasticsearch-data-stream', dataStream, dataStream);
+    checkIndexName('elasticsearch-data-stream', dataStream);
     return { kind: 'data-stream', name: dataStream };
   }
   return { kind: 'index', pattern: parseIndexPattern(index || DEFAULT_INDEX) };
@@ -179,13 +179,13 @@ export function parseIndexPattern(value: string): IndexPattern {
       `invalid value '${value}' for log opt 'elasticsearch-index': index names are lower case; the only upper-case parts allowed are the date fields YYYY, MM, DD and HH (the line's time in UTC), as in ${DEFAULT_INDEX}`,
     );
   }
-  // The longest name the pattern can make: every field at its full width.
-  checkIndexName('elasticsearch-index', value, value);
+  // The pattern is as long as the names it makes: each field is as wide as its value.
+  checkIndexName('elasticsearch-index', value);
   return { parts, periodMs };
 }
 
 /** Elasticsearch's rules for index and data stream names. */
-function checkIndexName(key: string, value: string, name: string): void {
+function checkIndexName(key: string, name: string): void {
   const why =
     name === '' ? 'it is empty'
     : name === '.' || name === '..' ? `it cannot be '.' or '..'`
@@ -193,7 +193,7 @@ function checkIndexName(key: string, value: string, name: string): void {
     : /[\\/*?"<>| ,#:]/.test(name) ? `it cannot contain \\ / * ? " < > | space , # or :`
     : Buffer.byteLength(name) > 255 ? 'it is longer than 255 bytes'
     : null;
-  if (why !== null) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${why}`);
+  if (why !== null) throw new InvalidOptionError(`invalid value '${name}' for log opt '${key}': ${why}`);
 }
 
 export function indexName(pattern: IndexPattern, date: Date): string {

@@ -64,6 +64,10 @@ describe('elasticsearch options', () => {
       () => parseElasticsearchOptions({ 'elasticsearch-url': 'http://es1:9200,https://elastic:s3cret@es2:9200' }, NO_ENV),
       (e: Error) => e instanceof InvalidOptionError && /must not carry credentials/.test(e.message) && !e.message.includes('s3cret') && /ELASTICSEARCH_PASSWORD/.test(e.message),
     );
+    assert.throws(
+      () => parseElasticsearchOptions({ 'elasticsearch-url': 'http://elastic:s3cret@[es2:9200' }, NO_ENV),
+      (e: Error) => e instanceof InvalidOptionError && /invalid value \(not shown: it has an @\) for log opt 'elasticsearch-url': not a URL/.test(e.message) && !e.message.includes('s3'),
+    );
   });
 
   it('takes credentials from the plugin settings, never quoting them', () => {
