@@ -7,14 +7,19 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { PLUGIN } from './lib/docker-client.ts';
+import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { ElasticsearchEndpoint, type StoredDocument } from '../integration/lib/elasticsearch-endpoint.ts';
-import { waitUntil } from '../integration/lib/servers.ts';
+import { makeTlsMaterial, scratchDir, waitUntil } from '../integration/lib/servers.ts';
 
 const ES_PORT = 19250;
 const OPENSEARCH_PORT = 19251;
+const TLS_PORT = 19252;
+/** Under the data folder, which the plugin sees at /var/lib/logship (config.json's `data` mount). */
+const TLS_DIR = 'es-e2e-tls';
 const METRICS_ADDRESS = '127.0.0.1:19290';
 const LINES = 100_000;
 const USERNAME = 'logship-e2e';
@@ -22,6 +27,8 @@ const PASSWORD = randomBytes(12).toString('hex');
 
 let es: ElasticsearchEndpoint;
 let opensearch: ElasticsearchEndpoint;
+let secure: ElasticsearchEndpoint;
+let dir: string;
 
 function dockerCli(...args: string[]): string {
   return execFileSync('docker', args, { encoding: 'utf8' }).trim();
@@ -40,8 +47,14 @@ function setPlugin(...settings: string[]): void {
 before(async () => {
   es = new ElasticsearchEndpoint({ mode: 'elasticsearch', port: ES_PORT, basic: { username: USERNAME, password: PASSWORD } });
   opensearch = new ElasticsearchEndpoint({ mode: 'opensearch', port: OPENSEARCH_PORT, basic: { username: USERNAME, password: PASSWORD } });
+  dir = scratchDir('es-e2e');
+  const tls = makeTlsMaterial(path.join(dir, 'tls'));
+  fs.mkdirSync(path.join(DATA_DIR, TLS_DIR), { recursive: true });
+  fs.copyFileSync(tls.ca, path.join(DATA_DIR, TLS_DIR, 'ca.pem'));
+  secure = new ElasticsearchEndpoint({ mode: 'elasticsearch', port: TLS_PORT, tls: { cert: tls.cert, key: tls.key }, basic: { username: USERNAME, password: PASSWORD } });
   await es.listen();
   await opensearch.listen();
+  await secure.listen();
   setPlugin(`METRICS_ADDRESS=${METRICS_ADDRESS}`, `ELASTICSEARCH_USERNAME=${USERNAME}`, `ELASTICSEARCH_PASSWORD=${PASSWORD}`);
 });
 
@@ -52,9 +65,13 @@ after(async () => {
   } finally {
     await es?.close();
     await opensearch?.close();
+    await secure?.close();
+    fs.rmSync(path.join(DATA_DIR, TLS_DIR), { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
   assert.deepEqual(es.violations, [], 'the Elasticsearch endpoint saw requests no server would take');
   assert.deepEqual(opensearch.violations, [], 'the OpenSearch endpoint saw requests no server would take');
+  assert.deepEqual(secure.violations, [], 'the https endpoint saw requests no server would take');
 });
 
 const esOpts = (extra: Record<string, string> = {}): Record<string, string> => ({
@@ -137,6 +154,18 @@ describe('backend=elasticsearch through the engine', () => {
         assert.equal(bulk.headers.authorization, `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`);
       }),
     );
+  });
+
+  test('https with the CA named by elasticsearch-tls-ca-cert, read under the plugin\'s data mount', async () => {
+    const { id } = await run(
+      sh('echo over-tls'),
+      esOpts({ 'elasticsearch-url': `https://localhost:${TLS_PORT}`, 'elasticsearch-tls-ca-cert': `/var/lib/logship/${TLS_DIR}/ca.pem` }),
+    );
+    const [doc] = await waitUntil(() => {
+      const found = ofContainer(secure, id);
+      return found.length >= 1 ? found : undefined;
+    }, 'the document over https');
+    assert.equal(doc!.source.message, 'over-tls');
   });
 
   test(`${LINES} lines through injected 429s (whole requests and single documents) arrive exactly once, in order`, async (t: TestContext) => {
