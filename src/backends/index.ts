@@ -2,6 +2,7 @@
 // `--log-opt backend=NAME` selects from this list; their option keys must not overlap.
 import type { BackendFactory } from '../delivery/backend.ts';
 import { fluentdFactory } from './fluentd.ts';
+import { gcplogsFactory } from './gcplogs.ts';
 import { journaldFactory } from './journald.ts';
 import { syslogFactory } from './syslog.ts';
 
@@ -9,4 +10,5 @@ export const BACKENDS: readonly BackendFactory<unknown>[] = [
   syslogFactory,
   fluentdFactory,
   journaldFactory,
+  gcplogsFactory,
 ];
