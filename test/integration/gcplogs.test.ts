@@ -1,6 +1,7 @@
 // The gcplogs backend (the real @google-cloud/logging client) against the test's Cloud
-// Logging endpoint over plaintext gRPC on loopback. No metadata server here (detection off:
-// nothing may leave loopback), so the instance comes from gcp-meta-* as Docker does off GCE.
+// Logging endpoint over plaintext gRPC on loopback. No metadata server here (detection off,
+// and its address a closed loopback port: nothing may leave loopback), so the instance comes
+// from gcp-meta-* as Docker does off GCE.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -11,6 +12,7 @@ import { context, line } from '../unit/backend-context.ts';
 import { CloudLoggingEndpoint, MAX_ENTRIES } from './lib/cloud-logging-endpoint.ts';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
+process.env.GCE_METADATA_HOST = '127.0.0.1:15019';
 
 const PORT = 15010;
 const signal = new AbortController().signal;
@@ -87,6 +89,15 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
     assert.deepEqual(request.resource, { type: 'global', labels: { project_id: 'test-project' } });
     assert.equal(request.entries[0]!.jsonPayload.instance, undefined);
     assert.equal((request.entries[0]!.jsonPayload.container as Record<string, unknown>).command, undefined, 'no command without gcp-log-cmd');
+  });
+
+  it('without gcp-project and without a metadata server, the send fails saying exactly that (the engine retries)', async () => {
+    const config = parseGcplogsOptions({ 'gcp-endpoint': `http://${endpoint.address}` });
+    const b = gcplogsFactory.create(config, context());
+    backends.push(b);
+    const calls = endpoint.calls;
+    await assert.rejects(b.send([line('x', 'stdout', '2026-11-21T23:06:40Z')], signal), /log opt 'gcp-project' is not set and no GCE metadata server answered/);
+    assert.equal(endpoint.calls, calls, 'nothing was sent');
   });
 
   it('merges parse-json fields beside Docker keys, which win a clash', async () => {
