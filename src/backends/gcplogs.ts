@@ -60,7 +60,10 @@ const MAX_BATCH_LINES = 500;
 /** The library's own retries are off: the engine's backoff governs; this bounds one attempt. */
 const CALL_TIMEOUT_MS = 50_000;
 
-/** gRPC codes for which the batch is retried whole (the engine backs off). */
+/**
+ * Per-entry codes that say "try again" rather than "this entry is bad": with one of them the
+ * batch is retried whole (the engine backs off), as is any failure of the request itself.
+ */
 const RETRYABLE_CODES = new Set([
   grpc.status.UNAVAILABLE,
   grpc.status.RESOURCE_EXHAUSTED,
