@@ -48,13 +48,14 @@ export const LOG_NAME = 'gcplogs-docker-driver';
  * metadata; pieces are linked by LogEntry.split, never dropped or truncated.
  */
 export const MAX_MESSAGE_BYTES = 192 * 1024;
-/** Entries per request: the bundle size of Google's own clients; the API documents no count. */
-export const MAX_ENTRIES = 1000;
 /** Request bytes the engine batches; a parse-json line may count twice, still under 10 MB. */
-export const MAX_BATCH_BYTES = 4 << 20;
+const MAX_BATCH_BYTES = 4 << 20;
 /** What an entry weighs besides its message: instance, container, timestamp, severity, insertId. */
-export const ENTRY_OVERHEAD_BYTES = 1024;
-/** Lines per batch: leaves room under MAX_ENTRIES for the extra entries of split lines. */
+const ENTRY_OVERHEAD_BYTES = 1024;
+/**
+ * Lines per batch. The API documents no count per request; Google's own clients bundle 1000
+ * entries, and half that leaves room for the extra entries of split lines.
+ */
 const MAX_BATCH_LINES = 500;
 
 /** The library's own retries are off: the engine's backoff governs; this bounds one attempt. */
