@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { v2 } from '@google-cloud/logging';
 import { counterTotal, backendDropped } from '../../src/observability/metrics.ts';
 import { gcplogsFactory, LOG_NAME, MAX_MESSAGE_BYTES, parseGcplogsOptions } from '../../src/backends/gcplogs.ts';
 import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
@@ -161,6 +162,23 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
     const before = endpoint.written.length;
     await sendUntilTaken(b, [line('after outage', 'stdout', '2026-11-21T23:06:41Z')]);
     assert.deepEqual(endpoint.messages().slice(before), ['after outage']);
+  });
+
+  it('the endpoint itself refuses an entry over 256 KiB and entries out of time order, recording both', async () => {
+    const client = new v2.LoggingServiceV2Client({ apiEndpoint: '127.0.0.1', port: PORT, sslCreds: grpc.credentials.createInsecure() });
+    const entry = (message: string, seconds: number) => ({ timestamp: { seconds }, textPayload: message });
+    try {
+      await assert.rejects(
+        client.writeLogEntries({ logName: 'projects/p/logs/l', entries: [entry('x'.repeat(300 * 1024), 2), entry('older', 1)] }, { retry: { retryCodes: [] } }),
+        (err: { code?: number }) => err.code === grpc.status.INVALID_ARGUMENT,
+      );
+    } finally {
+      await client.close();
+    }
+    const seen = endpoint.violations.splice(0);
+    assert.equal(seen.length, 2, seen.join('; '));
+    assert.match(seen[0]!, /entry 0 of \d+ bytes over 262144/);
+    assert.match(seen[1]!, /entry 1 is older than entry 0/);
   });
 
   it('a full batch at the limits the engine is given stays within the API limits', async () => {
