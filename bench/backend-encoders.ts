@@ -11,6 +11,7 @@ const container: ContainerContext = {
   imageId: 'sha256:' + 'a'.repeat(64),
   imageName: 'bb:local',
   created: '2026-11-21T23:06:40Z',
+  command: '/bin/sh -c bench',
   daemonName: 'docker',
   tag: 'f81fcd13a82e',
   attributes: [['com.example.team', 'logs'], ['ENV', 'prod']],

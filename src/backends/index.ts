@@ -3,6 +3,7 @@
 import type { BackendFactory } from '../delivery/backend.ts';
 import { elasticsearchFactory } from './elasticsearch.ts';
 import { fluentdFactory } from './fluentd.ts';
+import { gcplogsFactory } from './gcplogs.ts';
 import { journaldFactory } from './journald.ts';
 import { syslogFactory } from './syslog.ts';
 
@@ -11,4 +12,5 @@ export const BACKENDS: readonly BackendFactory<unknown>[] = [
   fluentdFactory,
   journaldFactory,
   elasticsearchFactory,
+  gcplogsFactory,
 ];

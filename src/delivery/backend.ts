@@ -34,6 +34,8 @@ export interface ContainerContext {
   imageId: string;
   imageName: string;
   created: string;
+  /** The entrypoint and its arguments joined by spaces, as Docker's Info.Command() prints them. */
+  command: string;
   daemonName: string;
   /** The `tag` log-opt's template executed for this container (default `{{.ID}}`). */
   tag: string;

@@ -5,6 +5,7 @@ import type { ContainerContext } from '../delivery/backend.ts';
 import type { ShapingOptions } from '../lifecycle/options.ts';
 import type { ContainerInfo } from '../protocol/wire.ts';
 import { extraAttributes } from './attributes.ts';
+import { dockerCommand } from './tag.ts';
 
 /** Throws TemplateError when the tag template fails on this container. */
 export function containerContext(info: ContainerInfo, shaping: ShapingOptions, hostname = os.hostname()): ContainerContext {
@@ -27,6 +28,7 @@ export function containerContext(info: ContainerInfo, shaping: ShapingOptions, h
     imageId: info.imageId,
     imageName: info.imageName,
     created: info.created,
+    command: dockerCommand(info.entrypoint, info.args),
     daemonName: info.daemonName,
     tag,
     attributes: extraAttributes(shaping.attributes, info.labels, info.env),

@@ -22,6 +22,11 @@ export interface TagInfo {
   hostname: string;
 }
 
+/** Docker's Info.Command(): the entrypoint and its arguments joined by spaces. */
+export function dockerCommand(entrypoint: string, args: readonly string[]): string {
+  return [entrypoint, ...args].join(' ');
+}
+
 type Value = string | number | readonly string[] | Readonly<Record<string, string>>;
 
 // Info's methods (ID, Name, ...) and its raw fields. ContainerCreated is a Go time.Time
@@ -30,7 +35,7 @@ const FIELDS: Record<string, (i: TagInfo) => Value> = {
   ID: (i) => truncateId(i.id),
   FullID: (i) => i.id,
   Name: (i) => i.name.replace(/^\//, ''),
-  Command: (i) => [i.entrypoint, ...i.args].join(' '),
+  Command: (i) => dockerCommand(i.entrypoint, i.args),
   ImageID: (i) => truncateId(i.imageId),
   ImageFullID: (i) => i.imageId,
   ImageName: (i) => i.imageName,

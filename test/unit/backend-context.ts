@@ -10,6 +10,7 @@ export function context(overrides: Partial<ContainerContext> = {}): ContainerCon
     imageId: 'sha256:' + 'a'.repeat(64),
     imageName: 'bb:local',
     created: '2026-11-21T23:06:40.000000000Z',
+    command: '/bin/sh -c echo hi',
     daemonName: 'docker',
     tag: id.slice(0, 12),
     attributes: [],

@@ -1,0 +1,198 @@
+// The gcplogs backend (the real @google-cloud/logging client) against the test's Cloud
+// Logging endpoint over plaintext gRPC on loopback. No metadata server here (detection off,
+// and its address a closed loopback port: nothing may leave loopback), so the instance comes
+// from gcp-meta-* as Docker does off GCE.
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { v2 } from '@google-cloud/logging';
+import { counterTotal, backendDropped } from '../../src/observability/metrics.ts';
+import { gcplogsFactory, LOG_NAME, MAX_MESSAGE_BYTES, parseGcplogsOptions } from '../../src/backends/gcplogs.ts';
+import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
+import { context, line } from '../unit/backend-context.ts';
+import { CloudLoggingEndpoint, MAX_ENTRIES } from './lib/cloud-logging-endpoint.ts';
+
+process.env.METADATA_SERVER_DETECTION = 'none';
+process.env.GCE_METADATA_HOST = '127.0.0.1:15019';
+
+const PORT = 15010;
+const signal = new AbortController().signal;
+let endpoint: CloudLoggingEndpoint;
+const backends: Backend[] = [];
+
+function backend(opts: Record<string, string> = {}, ctx = context()): Backend {
+  const config = parseGcplogsOptions({ 'gcp-project': 'test-project', 'gcp-endpoint': `http://${endpoint.address}`, ...opts });
+  const created = gcplogsFactory.create(config, ctx);
+  backends.push(created);
+  return created;
+}
+
+/** What the engine would do: send until the receiver takes the batch, with a short pause. */
+async function sendUntilTaken(b: Backend, lines: OutgoingLine[]): Promise<number> {
+  for (let failures = 0; ; failures++) {
+    try {
+      await b.send(lines, signal);
+      return failures;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+before(async () => {
+  endpoint = new CloudLoggingEndpoint(PORT);
+  await endpoint.start();
+});
+
+afterEach(() => assert.deepEqual(endpoint.violations, [], 'the endpoint saw a request over its limits or out of order'));
+
+after(async () => {
+  await Promise.all(backends.map((b) => b.close()));
+  endpoint?.stop();
+});
+
+describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
+  it("writes Docker's entries: log name, gce_instance from gcp-meta-*, jsonPayload, timestamp, severity", async () => {
+    const ctx = context({ name: 'bk-gcp', attributes: [['foo', 'bar'], ['E1', 'xyz']] });
+    const b = backend({ 'gcp-meta-zone': 'us-central1-a', 'gcp-meta-name': 'vm-1', 'gcp-meta-id': '987654321', 'gcp-log-cmd': 'true' }, ctx);
+    const before = endpoint.accepted.length;
+    await b.send([line('hello-gcplogs', 'stdout', '2026-11-21T23:06:40Z', 123456789), line('oops', 'stderr', '2026-11-21T23:06:41Z')], signal);
+    const [request, ...more] = endpoint.accepted.slice(before);
+    assert.equal(more.length, 0);
+    assert.equal(request!.logName, `projects/test-project/logs/${LOG_NAME}`);
+    assert.deepEqual(request!.resource, { type: 'gce_instance', labels: { instance_id: '987654321', zone: 'us-central1-a' } });
+    assert.equal(request!.entries.length, 2, 'no diagnostic entry beside the lines');
+    const [out, err] = request!.entries;
+    assert.deepEqual(out!.jsonPayload, {
+      instance: { zone: 'us-central1-a', name: 'vm-1', id: '987654321' },
+      container: {
+        name: '/bk-gcp',
+        id: ctx.id,
+        imageName: 'bb:local',
+        imageId: ctx.imageId,
+        created: ctx.created,
+        command: '/bin/sh -c echo hi',
+        metadata: { foo: 'bar', E1: 'xyz' },
+      },
+      message: 'hello-gcplogs',
+    });
+    assert.deepEqual(out!.timestamp, { seconds: String(Date.parse('2026-11-21T23:06:40Z') / 1000), nanos: 123456789 });
+    assert.equal(out!.severity, 'INFO');
+    assert.equal(err!.severity, 'ERROR');
+    assert.equal(err!.jsonPayload.message, 'oops');
+    assert.equal(request!.authorization, undefined, 'plaintext gRPC carries no credentials');
+  });
+
+  it("without gcp-meta-* and off GCE the resource is the project's (global) and there is no instance, as Docker's", async () => {
+    const before = endpoint.accepted.length;
+    await backend().send([line('x', 'stdout', '2026-11-21T23:06:40Z')], signal);
+    const request = endpoint.accepted[before]!;
+    assert.deepEqual(request.resource, { type: 'global', labels: { project_id: 'test-project' } });
+    assert.equal(request.entries[0]!.jsonPayload.instance, undefined);
+    assert.equal((request.entries[0]!.jsonPayload.container as Record<string, unknown>).command, undefined, 'no command without gcp-log-cmd');
+  });
+
+  it('without gcp-project and without a metadata server, the send fails saying exactly that (the engine retries)', async () => {
+    const config = parseGcplogsOptions({ 'gcp-endpoint': `http://${endpoint.address}` });
+    const b = gcplogsFactory.create(config, context());
+    backends.push(b);
+    const calls = endpoint.calls;
+    await assert.rejects(b.send([line('x', 'stdout', '2026-11-21T23:06:40Z')], signal), /log opt 'gcp-project' is not set and no GCE metadata server answered/);
+    assert.equal(endpoint.calls, calls, 'nothing was sent');
+  });
+
+  it('merges parse-json fields beside Docker keys, which win a clash', async () => {
+    const before = endpoint.accepted.length;
+    const parsed = { ...line('{"level":"warn","message":"theirs"}', 'stdout', '2026-11-21T23:06:40Z'), fields: { level: 'warn', n: 3, nested: { a: [1, null] }, message: 'theirs' } };
+    await backend().send([parsed], signal);
+    const payload = endpoint.accepted[before]!.entries[0]!.jsonPayload;
+    assert.equal(payload.level, 'warn');
+    assert.equal(payload.n, 3);
+    assert.deepEqual(payload.nested, { a: [1, null] });
+    assert.equal(payload.message, '{"level":"warn","message":"theirs"}');
+  });
+
+  it('splits a line longer than a LogEntry may be into linked entries, whole and in order', async () => {
+    const before = endpoint.written.length;
+    const long = 'é'.repeat(MAX_MESSAGE_BYTES) + 'end'; // two bytes a character: cuts fall inside none
+    await backend().send([line(long, 'stdout', '2026-11-21T23:06:40Z'), line('after', 'stdout', '2026-11-21T23:06:41Z')], signal);
+    const entries = endpoint.written.slice(before);
+    assert.equal(entries.length, 4);
+    const pieces = entries.slice(0, 3);
+    assert.equal(pieces.map((e) => e.jsonPayload.message).join(''), long);
+    const uid = pieces[0]!.split!.uid;
+    pieces.forEach((e, i) => assert.deepEqual(e.split, { uid, index: i, totalSplits: 3 }));
+    assert.equal(entries[3]!.jsonPayload.message, 'after');
+  });
+
+  it('rejects on throttling and 5xx errors, one call each (no retries of its own), then delivers', async () => {
+    const b = backend();
+    const lines = [line('retried', 'stdout', '2026-11-21T23:06:40Z')];
+    for (const code of [grpc.status.RESOURCE_EXHAUSTED, grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.status.DEADLINE_EXCEEDED]) {
+      endpoint.failNext(code, 1);
+      const calls = endpoint.calls;
+      await assert.rejects(b.send(lines, signal), (err: { code?: number }) => err.code === code);
+      assert.equal(endpoint.calls, calls + 1, `${grpc.status[code]}: one call per send`);
+    }
+    const before = endpoint.written.length;
+    await b.send(lines, signal);
+    assert.deepEqual(endpoint.messages().slice(before), ['retried']);
+  });
+
+  it('counts entries the API rejects one by one as dropped and writes the rest, never retrying them', async () => {
+    const dropped = await counterTotal(backendDropped);
+    endpoint.rejectEntries((e) => e.jsonPayload.message === 'poison');
+    const before = endpoint.written.length;
+    const calls = endpoint.calls;
+    await backend().send(['a', 'poison', 'b'].map((t, i) => line(t, 'stdout', `2026-11-21T23:06:4${i}Z`)), signal);
+    assert.equal(endpoint.calls, calls + 1);
+    assert.deepEqual(endpoint.messages().slice(before), ['a', 'b']);
+    assert.equal((await counterTotal(backendDropped)) - dropped, 1);
+  });
+
+  it('a full outage rejects until the endpoint is back; signal aborts a send', async () => {
+    const b = backend();
+    endpoint.stop();
+    await assert.rejects(b.send([line('during', 'stdout', '2026-11-21T23:06:40Z')], signal));
+    const controller = new AbortController();
+    const pending = b.send([line('aborted', 'stdout', '2026-11-21T23:06:40Z')], controller.signal);
+    controller.abort();
+    await assert.rejects(pending, /abort/i);
+    await endpoint.start();
+    const before = endpoint.written.length;
+    await sendUntilTaken(b, [line('after outage', 'stdout', '2026-11-21T23:06:41Z')]);
+    assert.deepEqual(endpoint.messages().slice(before), ['after outage']);
+  });
+
+  it('the endpoint itself refuses an entry over 256 KiB and entries out of time order, recording both', async () => {
+    const client = new v2.LoggingServiceV2Client({ apiEndpoint: '127.0.0.1', port: PORT, sslCreds: grpc.credentials.createInsecure() });
+    const entry = (message: string, seconds: number) => ({ timestamp: { seconds }, textPayload: message });
+    try {
+      await assert.rejects(
+        client.writeLogEntries({ logName: 'projects/p/logs/l', entries: [entry('x'.repeat(300 * 1024), 2), entry('older', 1)] }, { retry: { retryCodes: [] } }),
+        (err: { code?: number }) => err.code === grpc.status.INVALID_ARGUMENT,
+      );
+    } finally {
+      await client.close();
+    }
+    const seen = endpoint.violations.splice(0);
+    assert.equal(seen.length, 2, seen.join('; '));
+    assert.match(seen[0]!, /entry 0 of \d+ bytes over 262144/);
+    assert.match(seen[1]!, /entry 1 is older than entry 0/);
+  });
+
+  it('a full batch at the limits the engine is given stays within the API limits', async () => {
+    const limits = gcplogsFactory.batchLimits(parseGcplogsOptions({}));
+    assert.ok(limits.maxLines <= MAX_ENTRIES);
+    // As many lines as the engine puts in one batch, of the size that fills maxBytes.
+    const size = Math.floor(limits.maxBytes / limits.maxLines) - (limits.lineOverheadBytes ?? 0);
+    const text = 'x'.repeat(size - 8);
+    const lines = Array.from({ length: limits.maxLines }, (_, i) => {
+      const json = `{"i":${String(i).padStart(4, '0')}`;
+      return { ...line(json + text.slice(json.length + 1) + '}', 'stdout', '2026-11-21T23:06:40Z', i), fields: { i, pad: text } };
+    });
+    const before = endpoint.written.length;
+    await backend({}, context({ attributes: [['team', 'logs'], ['env', 'prod']] })).send(lines, signal);
+    assert.equal(endpoint.written.length - before, limits.maxLines);
+  });
+});
