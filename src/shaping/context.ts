@@ -29,6 +29,7 @@ export function containerContext(info: ContainerInfo, shaping: ShapingOptions, h
     created: info.created,
     daemonName: info.daemonName,
     tag,
+    tagSet: shaping.tagSet,
     attributes: extraAttributes(shaping.attributes, info.labels, info.env),
     hostname,
   };

@@ -12,6 +12,7 @@ export function context(overrides: Partial<ContainerContext> = {}): ContainerCon
     created: '2026-11-21T23:06:40.000000000Z',
     daemonName: 'docker',
     tag: id.slice(0, 12),
+    tagSet: false,
     attributes: [],
     hostname: 'vm',
     ...overrides,
