@@ -13,6 +13,7 @@ const container: ContainerContext = {
   created: '2026-11-21T23:06:40Z',
   daemonName: 'docker',
   tag: 'f81fcd13a82e',
+  tagSet: false,
   attributes: [['com.example.team', 'logs'], ['ENV', 'prod']],
   hostname: 'host',
 };
