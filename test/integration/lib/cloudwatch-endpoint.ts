@@ -40,16 +40,21 @@ export interface EndpointRequest {
   logsFormat: string | undefined;
   /** Events in a PutLogEvents request. */
   events: number;
+  /** From the SigV4 credential scope. */
+  accessKeyId: string;
+  region: string;
 }
 
 class ServiceError extends Error {
-  constructor(
-    readonly type: string,
-    message: string,
-    readonly status = 400,
-    readonly extra: Record<string, unknown> = {},
-  ) {
+  readonly type: string;
+  readonly status: number;
+  readonly extra: Record<string, unknown>;
+
+  constructor(type: string, message: string, status = 400, extra: Record<string, unknown> = {}) {
     super(message);
+    this.type = type;
+    this.status = status;
+    this.extra = extra;
   }
 }
 
@@ -63,6 +68,7 @@ export class CloudWatchEndpoint {
   private server: http.Server | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly injected: Injected[] = [];
+  private injectAfter = 0;
 
   constructor(options: { port?: number; strictTokens?: boolean } = {}) {
     this.port = options.port ?? CLOUDWATCH_PORT;
@@ -97,8 +103,9 @@ export class CloudWatchEndpoint {
     await closed;
   }
 
-  /** The next `count` PutLogEvents calls fail with this error (and store nothing). */
-  inject(error: Injected, count = 1): void {
+  /** The next `count` PutLogEvents calls, after `after` that go through, fail with this error (and store nothing). */
+  inject(error: Injected, count = 1, after = 0): void {
+    this.injectAfter = after;
     for (let i = 0; i < count; i++) this.injected.push(error);
   }
 
@@ -128,9 +135,12 @@ export class CloudWatchEndpoint {
       let status = 200;
       let body: unknown;
       let events = 0;
+      const scope = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/\d{8}\/([^/]+)\/logs\/aws4_request, SignedHeaders=[^,]+, Signature=[0-9a-f]{64}$/.exec(
+        String(req.headers.authorization ?? ''),
+      );
       try {
         if (req.method !== 'POST') throw new ServiceError('UnknownOperationException', `${req.method} is not supported`);
-        if (!/^AWS4-HMAC-SHA256 Credential=[^/]+\/\d{8}\/[^/]+\/logs\/aws4_request, SignedHeaders=[^,]+, Signature=[0-9a-f]{64}$/.test(String(req.headers.authorization ?? '')) || !req.headers['x-amz-date']) {
+        if (!scope || !req.headers['x-amz-date']) {
           this.violation(`${operation}: no SigV4 Authorization header`);
           throw new ServiceError('MissingAuthenticationTokenException', 'Missing Authentication Token');
         }
@@ -143,7 +153,7 @@ export class CloudWatchEndpoint {
         status = err.status;
         body = { __type: err.type, message: err.message, ...err.extra };
       }
-      this.requests.push({ operation, status, logsFormat, events });
+      this.requests.push({ operation, status, logsFormat, events, accessKeyId: scope?.[1] ?? '', region: scope?.[2] ?? '' });
       const text = JSON.stringify(body);
       res.writeHead(status, {
         'content-type': 'application/x-amz-json-1.1',
@@ -224,7 +234,7 @@ export class CloudWatchEndpoint {
     if (last - first > MAX_SPAN_MS) invalid(`the batch spans ${last - first} ms (at most 24 hours)`);
 
     const stream = this.stream(group, String(input.logStreamName ?? ''));
-    const injected = this.injected.shift();
+    const injected = this.injected.length > 0 && this.injectAfter-- <= 0 ? this.injected.shift() : undefined;
     if (injected === 'ThrottlingException') throw new ServiceError('ThrottlingException', 'Rate exceeded');
     if (injected === 'ServiceUnavailableException') throw new ServiceError('ServiceUnavailableException', 'The service cannot complete the request.', 503);
     if (injected === 'DataAlreadyAcceptedException') {
