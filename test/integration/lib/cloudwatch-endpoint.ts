@@ -109,6 +109,11 @@ export class CloudWatchEndpoint {
     for (let i = 0; i < count; i++) this.injected.push(error);
   }
 
+  /** Injected errors not met yet. */
+  get pendingInjections(): number {
+    return this.injected.length;
+  }
+
   events(group: string, stream: string): StoredEvent[] {
     return this.groups.get(group)?.get(stream)?.events ?? [];
   }
