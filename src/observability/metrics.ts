@@ -73,7 +73,7 @@ export const backendRetries = new Counter({
 
 export const backendDropped = new Counter({
   name: 'logship_backend_lines_dropped_total',
-  help: 'Store entries a backend never shipped: evicted (rotation or quota removed them first) or damaged (unreadable segment).',
+  help: 'Store entries a backend never shipped: evicted (rotation or quota removed them first), damaged (unreadable segment) or rejected (the receiver took the batch but refused to store them: CloudWatch\'s too old or too new events).',
   labelNames: ['backend', 'reason'] as const,
   registers,
 });

@@ -150,9 +150,19 @@ describe('backend=awslogs through the engine', () => {
     }
     const missing = await createContainer({ cmd: sh('echo never'), driver: PLUGIN, opts: { backend: 'awslogs', 'awslogs-region': 'us-east-1' } });
     await assert.rejects(missing.start(), /must specify a value for log opt 'awslogs-group'/);
-    // Docker's driver fails here ("failed to create Cloudwatch log stream"); logship ships when it comes up.
-    const down = await createContainer({ cmd: sh('echo while-down'), driver: PLUGIN, opts: opts('g', { 'awslogs-endpoint': 'http://127.0.0.1:14599' }) });
-    await down.start();
-    assert.equal(await waitExit(down, 30_000), 0);
+    // Docker's driver fails here ("failed to create Cloudwatch log stream"); logship ships once the endpoint is up.
+    const group = `e2e-${run}-down`;
+    await endpoint.stop();
+    try {
+      const down = await createContainer({ cmd: sh('echo while-down'), driver: PLUGIN, opts: opts(group) });
+      await down.start();
+      assert.equal(await waitExit(down, 30_000), 0);
+      await sleep(1500);
+      await endpoint.start();
+      const events = await waitUntil(() => endpoint.events(group, down.id).length > 0 && endpoint.events(group, down.id), 'the line logged while the endpoint was down', 60_000);
+      assert.deepEqual(events.map((e) => e.message), ['while-down']);
+    } finally {
+      await endpoint.start();
+    }
   });
 });
