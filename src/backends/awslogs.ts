@@ -251,26 +251,34 @@ export function configuredRegion(config: AwslogsConfig, env: NodeJS.ProcessEnv =
 const IMDS = 'http://169.254.169.254';
 const IMDS_TIMEOUT_MS = 2000;
 
-/** The instance's region from EC2 instance metadata (IMDSv2), as Docker falls back to. */
-async function instanceRegion(signal: AbortSignal): Promise<string> {
+/**
+ * The instance's region from EC2 instance metadata (IMDSv2), as Docker falls back to. The
+ * SDK's own variables apply: AWS_EC2_METADATA_SERVICE_ENDPOINT moves it, and
+ * AWS_EC2_METADATA_DISABLED=true turns it off.
+ */
+export async function instanceRegion(signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const unknown = (why: string): Error =>
+    new Error(`cannot determine the region for backend awslogs: set log opt 'awslogs-region' or the plugin's AWS_REGION; ${why}`);
+  if (env.AWS_EC2_METADATA_DISABLED?.toLowerCase() === 'true') throw unknown('EC2 instance metadata is disabled (AWS_EC2_METADATA_DISABLED)');
+  const base = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || IMDS).replace(/\/+$/, '');
   const timeout = AbortSignal.any([signal, AbortSignal.timeout(IMDS_TIMEOUT_MS)]);
   try {
-    const token = await fetch(`${IMDS}/latest/api/token`, {
+    const token = await fetch(`${base}/latest/api/token`, {
       method: 'PUT',
       headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' },
       signal: timeout,
     });
     if (!token.ok) throw new Error(`token request answered ${token.status}`);
-    const region = await fetch(`${IMDS}/latest/meta-data/placement/region`, {
+    const region = await fetch(`${base}/latest/meta-data/placement/region`, {
       headers: { 'x-aws-ec2-metadata-token': await token.text() },
       signal: timeout,
     });
     if (!region.ok) throw new Error(`region request answered ${region.status}`);
-    return (await region.text()).trim();
+    const name = (await region.text()).trim();
+    if (name === '') throw new Error('the region is empty');
+    return name;
   } catch (err) {
-    throw new Error(
-      `cannot determine the region for backend awslogs: set log opt 'awslogs-region' or the plugin's AWS_REGION; EC2 instance metadata did not answer (${(err as Error).message})`,
-    );
+    throw unknown(`EC2 instance metadata did not answer (${(err as Error).message})`);
   }
 }
 

@@ -4,14 +4,16 @@
 // lines out of order), throttling, 5xx and an outage rejecting the send for the engine to
 // retry, sequence tokens, DataAlreadyAccepted, rejected events and the json/emf header.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { awslogsFactory } from '../../src/backends/awslogs.ts';
+import { awslogsFactory, instanceRegion } from '../../src/backends/awslogs.ts';
 import type { ContainerContext, OutgoingLine } from '../../src/delivery/backend.ts';
 import { backendDropped } from '../../src/observability/metrics.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { CloudWatchEndpoint, MAX_BATCH_BYTES } from './lib/cloudwatch-endpoint.ts';
 
+const IMDS_PORT = 14568;
 const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDLOGSHIPTEST', AWS_SECRET_ACCESS_KEY: 'logship-test-secret' };
 let endpoint: CloudWatchEndpoint;
 const saved: Record<string, string | undefined> = {};
@@ -297,6 +299,34 @@ describe('awslogs backend → CloudWatch endpoint: requests', () => {
     }
     assert.deepEqual(messages(), ['regional']);
     assert.deepEqual(new Set(endpoint.requests.map((r) => r.region)), new Set(['eu-north-1']));
+  });
+
+  it('without awslogs-region nor AWS_REGION, reads the region from EC2 instance metadata (IMDSv2) at the first send', async () => {
+    const token = 'imds-session-token';
+    const imds = http.createServer((req, res) => {
+      if (req.method === 'PUT' && req.url === '/latest/api/token' && req.headers['x-aws-ec2-metadata-token-ttl-seconds']) return void res.end(token);
+      if (req.method === 'GET' && req.url === '/latest/meta-data/placement/region' && req.headers['x-aws-ec2-metadata-token'] === token) {
+        return void res.end('ap-southeast-2');
+      }
+      res.writeHead(401).end();
+    });
+    await new Promise<void>((resolve) => imds.listen(IMDS_PORT, '127.0.0.1', resolve));
+    process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = `http://127.0.0.1:${IMDS_PORT}/`;
+    try {
+      const b = awslogsFactory.create(awslogsFactory.parseOptions({ 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }), context());
+      backends.push(b);
+      await b.send([line('from imds', 'stdout', now())], signal);
+      assert.deepEqual(messages(), ['from imds']);
+      assert.deepEqual(new Set(endpoint.requests.map((r) => r.region)), new Set(['ap-southeast-2']));
+      // Metadata down or disabled: the send fails, saying what to set.
+      imds.closeAllConnections();
+      await new Promise((resolve) => imds.close(resolve));
+      await assert.rejects(instanceRegion(signal), /set log opt 'awslogs-region' or the plugin's AWS_REGION; EC2 instance metadata did not answer/);
+      await assert.rejects(instanceRegion(signal, { AWS_EC2_METADATA_DISABLED: 'true' }), /disabled/);
+    } finally {
+      delete process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+      if (imds.listening) imds.close();
+    }
   });
 
   it("signs with the plugin environment's static credentials", async () => {
