@@ -278,7 +278,9 @@ export async function instanceRegion(signal: AbortSignal, env: NodeJS.ProcessEnv
     if (name === '') throw new Error('the region is empty');
     return name;
   } catch (err) {
-    throw unknown(`EC2 instance metadata did not answer (${(err as Error).message})`);
+    // fetch says only "fetch failed"; the reason is its cause.
+    const { message, cause } = err as Error & { cause?: Error };
+    throw unknown(`EC2 instance metadata did not answer (${cause?.message ?? message})`);
   }
 }
 
@@ -289,7 +291,7 @@ function failure(operation: string, where: string, err: unknown): Error {
 }
 
 function errorName(err: unknown): string {
-  return (err as { name?: unknown }).name === undefined ? '' : String((err as { name: unknown }).name);
+  return err instanceof Error ? err.name : '';
 }
 
 class AwslogsBackend implements Backend {
