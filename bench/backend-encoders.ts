@@ -14,6 +14,7 @@ const container: ContainerContext = {
   command: '/bin/sh -c bench',
   daemonName: 'docker',
   tag: 'f81fcd13a82e',
+  tagSet: false,
   attributes: [['com.example.team', 'logs'], ['ENV', 'prod']],
   hostname: 'host',
 };

@@ -35,7 +35,7 @@ async function once(dir: string): Promise<number> {
       retry: null,
       create: () => ({ send: (lines: readonly OutgoingLine[]) => ((shipped += lines.length), Promise.resolve()), close: () => Promise.resolve() }),
     },
-    { id: 'b'.repeat(64), name: 'bench', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: 'bench', attributes: [], hostname: 'h' },
+    { id: 'b'.repeat(64), name: 'bench', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: 'bench', tagSet: false, attributes: [], hostname: 'h' },
     new CursorFile(dir, 'bench'),
   );
   store.detachProducer();

@@ -39,6 +39,11 @@ export interface ContainerContext {
   daemonName: string;
   /** The `tag` log-opt's template executed for this container (default `{{.ID}}`). */
   tag: string;
+  /**
+   * Whether the `tag` log-opt was given: a driver with a default of its own (awslogs names
+   * its stream `{{.FullID}}`) uses `tag` only then.
+   */
+  tagSet: boolean;
   /** From `labels`, `labels-regex`, `env`, `env-regex`, in the built-in drivers' order. */
   attributes: ReadonlyArray<readonly [string, string]>;
   /** The host's name, as the built-in drivers put it in their records. */

@@ -21,6 +21,8 @@ export interface StoreOptions {
 export interface ShapingOptions {
   /** `{{.ID}}` unless `tag` is set. */
   tag: TagTemplate;
+  /** `tag` was given (not empty, which Docker treats as unset). */
+  tagSet: boolean;
   attributes: AttributeSpec;
 }
 
@@ -121,6 +123,7 @@ function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
   }
   return {
     tag,
+    tagSet: Boolean(opts.tag),
     attributes: {
       labels: listOption(opts.labels),
       labelsRegex: regexOption('labels-regex', opts['labels-regex']),

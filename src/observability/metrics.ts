@@ -73,7 +73,7 @@ export const backendRetries = new Counter({
 
 export const backendDropped = new Counter({
   name: 'logship_backend_lines_dropped_total',
-  help: 'Store entries a backend never shipped: evicted (rotation or quota removed them first), damaged (unreadable segment) or rejected (the receiver refused them for good, e.g. a mapping conflict).',
+  help: 'Store entries a backend never shipped: evicted (rotation or quota removed them first), damaged (unreadable segment) or rejected (the receiver refused them for good: a mapping conflict, CloudWatch\'s too old or too new events, a Cloud Logging entry it will not take).',
   labelNames: ['backend', 'reason'] as const,
   registers,
 });

@@ -31,6 +31,7 @@ export function containerContext(info: ContainerInfo, shaping: ShapingOptions, h
     command: dockerCommand(info.entrypoint, info.args),
     daemonName: info.daemonName,
     tag,
+    tagSet: shaping.tagSet,
     attributes: extraAttributes(shaping.attributes, info.labels, info.env),
     hostname,
   };

@@ -13,6 +13,7 @@ export function context(overrides: Partial<ContainerContext> = {}): ContainerCon
     command: '/bin/sh -c echo hi',
     daemonName: 'docker',
     tag: id.slice(0, 12),
+    tagSet: false,
     attributes: [],
     hostname: 'vm',
     ...overrides,

@@ -16,7 +16,7 @@ import { ContainerStore } from '../../src/store/container-store.ts';
 import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
 
 const ID = 'c'.repeat(64);
-const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), attributes: [], hostname: 'h' };
+const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, attributes: [], hostname: 'h' };
 let dir: string;
 
 beforeEach(() => {

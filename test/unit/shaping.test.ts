@@ -87,11 +87,16 @@ describe('container context', () => {
     const wire: ContainerInfo = { ...info, created: '2026-01-01T00:00:00Z', config: { labels: 'tier', env: 'MODE' } };
     const ctx = containerContext(wire, parseLogOptions(wire.config, []).shaping, 'host-b');
     assert.equal(ctx.tag, '3f4e1a2b5c6d');
+    assert.equal(ctx.tagSet, false);
     assert.equal(ctx.name, 'web-1');
     assert.equal(ctx.hostname, 'host-b');
     assert.deepEqual(ctx.attributes, [['tier', 'front'], ['MODE', 'prod']]);
     const tagged = containerContext(wire, parseLogOptions({ tag: '{{.Name}}@{{.Hostname}}' }, []).shaping, 'host-b');
     assert.equal(tagged.tag, 'web-1@host-b');
+    assert.equal(tagged.tagSet, true);
+    // Set to the default itself still counts as set; empty is unset, as in Docker.
+    assert.equal(containerContext(wire, parseLogOptions({ tag: '{{.ID}}' }, []).shaping).tagSet, true);
+    assert.equal(containerContext(wire, parseLogOptions({ tag: '' }, []).shaping).tagSet, false);
   });
 });
 

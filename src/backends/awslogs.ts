@@ -1,0 +1,465 @@
+// CloudWatch Logs through the AWS SDK, with the events and `awslogs-*` options of Docker's
+// awslogs driver (moby daemon/logger/awslogs): one event per line (or per multiline event),
+// the raw line as its message, its time in milliseconds; the group and stream created as
+// the options say. Unlike Docker's driver nothing is dropped after a failed put: throttling,
+// 5xx and outages reject the batch and the engine retries it, and creation happens at the
+// first send, so an unreachable endpoint never fails `docker run`.
+import {
+  CloudWatchLogsClient,
+  CreateLogGroupCommand,
+  CreateLogStreamCommand,
+  PutLogEventsCommand,
+  type InputLogEvent,
+  type RejectedLogEventsInfo,
+} from '@aws-sdk/client-cloudwatch-logs';
+import { fromHttp } from '@aws-sdk/credential-provider-http';
+import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
+import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
+import { RateLimitedWarning } from '../observability/log.ts';
+import { backendDropped } from '../observability/metrics.ts';
+import { compileGoRegexp } from '../shaping/attributes.ts';
+import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';
+
+export interface AwslogsConfig {
+  /** awslogs-region; null: the plugin's AWS_REGION / AWS_DEFAULT_REGION, else EC2 instance metadata. */
+  region: string | null;
+  group: string;
+  /** awslogs-stream; null: the `tag` template if set, else the full container id. */
+  stream: string | null;
+  createGroup: boolean;
+  createStream: boolean;
+  /** From awslogs-multiline-pattern or awslogs-datetime-format: a matching line starts an event. */
+  multilineStart: RegExp | null;
+  /** awslogs-force-flush-interval-seconds: how long a batch (or an open multiline event) waits. */
+  flushIntervalMs: number;
+  endpoint: string | null;
+  /** awslogs-credentials-endpoint: a path on the ECS credentials host, 169.254.170.2. */
+  credentialsPath: string | null;
+  /** awslogs-format: sent as the x-amzn-logs-format header. */
+  format: 'json/emf' | null;
+}
+
+const OPTION_KEYS = [
+  'awslogs-region',
+  'awslogs-endpoint',
+  'awslogs-group',
+  'awslogs-stream',
+  'awslogs-create-group',
+  'awslogs-create-stream',
+  'awslogs-datetime-format',
+  'awslogs-multiline-pattern',
+  'awslogs-credentials-endpoint',
+  'awslogs-force-flush-interval-seconds',
+  'awslogs-max-buffered-events',
+  'awslogs-format',
+] as const;
+
+// PutLogEvents' limits (CloudWatch Logs API reference), as Docker's driver counts them.
+export const PER_EVENT_BYTES = 26;
+export const MAX_PUT_BYTES = 1_048_576;
+export const MAX_PUT_EVENTS = 10_000;
+export const MAX_EVENT_BYTES = 262_144 - PER_EVENT_BYTES;
+export const MAX_PUT_SPAN_MS = 24 * 3_600_000;
+
+const DEFAULT_FLUSH_INTERVAL_S = 5;
+const FORMATS = ['json/emf'] as const;
+/** Retries of one put within a send (a fresh sequence token, a re-created stream) before the engine's backoff takes over. */
+const MAX_PUT_REPAIRS = 3;
+
+export function parseAwslogsOptions(opts: Readonly<Record<string, string>>): AwslogsConfig {
+  const group = opts['awslogs-group'] ?? '';
+  if (group === '') throw new InvalidOptionError(`must specify a value for log opt 'awslogs-group'`);
+  const region = opts['awslogs-region'] || null;
+  if (region !== null && !/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(region)) {
+    throw new InvalidOptionError(`invalid value '${region}' for log opt 'awslogs-region': expected a region name such as us-east-1`);
+  }
+  const datetimeFormat = opts['awslogs-datetime-format'] ?? '';
+  const pattern = opts['awslogs-multiline-pattern'] ?? '';
+  if (datetimeFormat !== '' && pattern !== '') {
+    throw new InvalidOptionError(`you cannot configure log opt 'awslogs-datetime-format' and 'awslogs-multiline-pattern' at the same time`);
+  }
+  const format = parseFormat(opts['awslogs-format'] ?? '');
+  if (format !== null && (datetimeFormat !== '' || pattern !== '')) {
+    throw new InvalidOptionError(
+      `you cannot configure log opt 'awslogs-datetime-format' or 'awslogs-multiline-pattern' when log opt 'awslogs-format' is set to '${format}'`,
+    );
+  }
+  if (opts['awslogs-max-buffered-events']) positiveInt('awslogs-max-buffered-events', opts['awslogs-max-buffered-events']);
+  return {
+    region,
+    group,
+    stream: opts['awslogs-stream'] || null,
+    createGroup: opts['awslogs-create-group'] ? parseBool('awslogs-create-group', opts['awslogs-create-group']) : false,
+    createStream: opts['awslogs-create-stream'] ? parseBool('awslogs-create-stream', opts['awslogs-create-stream']) : true,
+    multilineStart: multilineStart(datetimeFormat, pattern),
+    flushIntervalMs:
+      1000 *
+      (opts['awslogs-force-flush-interval-seconds']
+        ? positiveInt('awslogs-force-flush-interval-seconds', opts['awslogs-force-flush-interval-seconds'])
+        : DEFAULT_FLUSH_INTERVAL_S),
+    endpoint: parseEndpoint(opts['awslogs-endpoint'] ?? ''),
+    credentialsPath: parseCredentialsPath(opts['awslogs-credentials-endpoint'] ?? ''),
+    format,
+  };
+}
+
+function parseFormat(value: string): AwslogsConfig['format'] {
+  if (value === '') return null;
+  const format = FORMATS.find((f) => f === value);
+  if (!format) throw new InvalidOptionError(`invalid value '${value}' for log opt 'awslogs-format': expected ${FORMATS.join(' or ')}`);
+  return format;
+}
+
+function positiveInt(key: string, value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': must specify a positive integer`);
+  }
+  return n;
+}
+
+function multilineStart(datetimeFormat: string, pattern: string): RegExp | null {
+  const [key, value] = datetimeFormat !== '' ? ['awslogs-datetime-format', datetimeFormat] : ['awslogs-multiline-pattern', pattern];
+  if (value === '') return null;
+  try {
+    return key === 'awslogs-datetime-format' ? datetimeFormatPattern(value) : compileGoRegexp(value);
+  } catch (err) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${(err as Error).message}`);
+  }
+}
+
+function parseEndpoint(value: string): string | null {
+  if (value === '') return null;
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    /* reported below */
+  }
+  // Credentials in the URL would be sent nowhere useful and could end up quoted.
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '') {
+    throw new InvalidOptionError(
+      `invalid value for log opt 'awslogs-endpoint': expected an http:// or https:// URL without user or password, such as https://logs.us-east-1.amazonaws.com`,
+    );
+  }
+  return value;
+}
+
+// The path carries the task's credentials id: checked, never quoted.
+function parseCredentialsPath(value: string): string | null {
+  if (value === '') return null;
+  if (!value.startsWith('/') || /\s/.test(value)) {
+    throw new InvalidOptionError(`invalid value for log opt 'awslogs-credentials-endpoint': expected a path starting with '/', such as /v2/credentials/<id>`);
+  }
+  return value;
+}
+
+/** Docker's rule: awslogs-stream, else the tag template when it is set, else the full container id. */
+export function streamName(config: AwslogsConfig, container: ContainerContext): string {
+  return config.stream ?? (container.tagSet ? container.tag : container.id);
+}
+
+/**
+ * The events of a batch, in the order the lines came. A raw line becomes UTF-8 text (each
+ * invalid byte a U+FFFD, as the SDK would send it anyway); a line parsed by `parse-json` goes
+ * as its compact JSON, so Logs Insights finds the fields; a multiline event ends in '\n' as
+ * Docker's do. Longer messages are split at character boundaries; empty ones, which the
+ * service refuses, are left out, as Docker does.
+ */
+export function toEvents(lines: readonly OutgoingLine[], multiline: boolean): InputLogEvent[] {
+  const events: InputLogEvent[] = [];
+  for (const line of lines) {
+    let message = line.fields ? JSON.stringify(line.fields) : line.line.toString('utf8');
+    if (multiline) message += '\n';
+    const timestamp = Number(line.timeNano / 1_000_000n);
+    for (const piece of splitMessage(message, MAX_EVENT_BYTES)) events.push({ timestamp, message: piece });
+  }
+  return events;
+}
+
+/** Pieces of at most maxBytes UTF-8 bytes, never cutting a character. */
+export function splitMessage(message: string, maxBytes: number): string[] {
+  if (message.length * 3 <= maxBytes || Buffer.byteLength(message) <= maxBytes) return message === '' ? [] : [message];
+  const pieces: string[] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < message.length; ) {
+    const code = message.codePointAt(i)!;
+    const units = code > 0xffff ? 2 : 1;
+    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    if (bytes + size > maxBytes) {
+      pieces.push(message.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+    i += units;
+  }
+  pieces.push(message.slice(start));
+  return pieces;
+}
+
+/**
+ * The puts that carry these events: sorted by timestamp, stably (the service requires the
+ * order, and equal times keep the lines' order, as in Docker's driver), then cut wherever a
+ * put would pass the service's count, bytes or 24-hour span.
+ */
+export function planPuts(events: readonly InputLogEvent[]): InputLogEvent[][] {
+  const sorted = [...events].sort((a, b) => a.timestamp! - b.timestamp!);
+  const puts: InputLogEvent[][] = [];
+  let put: InputLogEvent[] = [];
+  let bytes = 0;
+  for (const event of sorted) {
+    const size = Buffer.byteLength(event.message!) + PER_EVENT_BYTES;
+    const first = put[0];
+    if (first && (put.length === MAX_PUT_EVENTS || bytes + size > MAX_PUT_BYTES || event.timestamp! - first.timestamp! > MAX_PUT_SPAN_MS)) {
+      puts.push(put);
+      put = [];
+      bytes = 0;
+    }
+    put.push(event);
+    bytes += size;
+  }
+  if (put.length > 0) puts.push(put);
+  return puts;
+}
+
+/** Events the service took the put with but will not store (too old, too new, past retention). */
+export function rejectedCount(info: RejectedLogEventsInfo | undefined, events: number): number {
+  if (!info) return 0;
+  const old = Math.max(info.tooOldLogEventEndIndex ?? 0, info.expiredLogEventEndIndex ?? 0);
+  const tooNew = info.tooNewLogEventStartIndex === undefined ? 0 : events - Math.max(old, info.tooNewLogEventStartIndex);
+  return Math.min(events, old + Math.max(0, tooNew));
+}
+
+const rejectedWarning = new RateLimitedWarning(
+  'awslogs: CloudWatch Logs took a put but rejected events in it (too old, too new or past the retention); they are lost',
+);
+
+// `docker plugin set AWS_REGION=` cannot unset a variable, and the SDK reads an empty one
+// as set (a region or profile named ''). Only the ones config.json declares are touched.
+const PLUGIN_AWS_ENV = ['AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SHARED_CREDENTIALS_FILE'];
+export function dropEmptyAwsEnv(env: NodeJS.ProcessEnv = process.env): void {
+  for (const name of PLUGIN_AWS_ENV) if (env[name] === '') delete env[name];
+}
+
+/** The region the config names, else the plugin's environment's; null: ask the instance metadata. */
+export function configuredRegion(config: AwslogsConfig, env: NodeJS.ProcessEnv = process.env): string | null {
+  return config.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || null);
+}
+
+const IMDS = 'http://169.254.169.254';
+const IMDS_TIMEOUT_MS = 2000;
+
+/**
+ * The instance's region from EC2 instance metadata (IMDSv2), as Docker falls back to. The
+ * SDK's own variables apply: AWS_EC2_METADATA_SERVICE_ENDPOINT moves it, and
+ * AWS_EC2_METADATA_DISABLED=true turns it off.
+ */
+export async function instanceRegion(signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const unknown = (why: string): Error =>
+    new Error(`cannot determine the region for backend awslogs: set log opt 'awslogs-region' or the plugin's AWS_REGION; ${why}`);
+  if (env.AWS_EC2_METADATA_DISABLED?.toLowerCase() === 'true') throw unknown('EC2 instance metadata is disabled (AWS_EC2_METADATA_DISABLED)');
+  const base = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || IMDS).replace(/\/+$/, '');
+  const timeout = AbortSignal.any([signal, AbortSignal.timeout(IMDS_TIMEOUT_MS)]);
+  try {
+    const token = await fetch(`${base}/latest/api/token`, {
+      method: 'PUT',
+      headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' },
+      signal: timeout,
+    });
+    if (!token.ok) throw new Error(`token request answered ${token.status}`);
+    const region = await fetch(`${base}/latest/meta-data/placement/region`, {
+      headers: { 'x-aws-ec2-metadata-token': await token.text() },
+      signal: timeout,
+    });
+    if (!region.ok) throw new Error(`region request answered ${region.status}`);
+    const name = (await region.text()).trim();
+    if (name === '') throw new Error('the region is empty');
+    return name;
+  } catch (err) {
+    // fetch says only "fetch failed"; the reason is its cause.
+    const { message, cause } = err as Error & { cause?: Error };
+    throw unknown(`EC2 instance metadata did not answer (${cause?.message ?? message})`);
+  }
+}
+
+/** An SDK failure as the engine's warning shows it: the operation, where, the service's error name. */
+function failure(operation: string, where: string, err: unknown): Error {
+  const { name, message } = err as Error;
+  return new Error(`awslogs ${operation} ${where}: ${name === 'Error' ? '' : `${name}: `}${message}`, { cause: err });
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : '';
+}
+
+class AwslogsBackend implements Backend {
+  private readonly config: AwslogsConfig;
+  private readonly stream: string;
+  private readonly where: string;
+  private client: CloudWatchLogsClient | null = null;
+  private streamReady = false;
+  /** Only strict endpoints still check it; real CloudWatch ignores it since 2023. */
+  private sequenceToken: string | undefined;
+  /** Puts of the batch a failed send left half done: a retry of that batch starts after them. */
+  private resume: { lines: readonly OutgoingLine[]; done: number } | null = null;
+
+  constructor(config: AwslogsConfig, container: ContainerContext) {
+    this.config = config;
+    this.stream = streamName(config, container);
+    this.where = `to ${config.group}/${this.stream}`;
+  }
+
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+    const puts = planPuts(toEvents(lines, this.config.multilineStart !== null));
+    if (puts.length === 0) return;
+    const client = await this.connect(signal);
+    if (!this.streamReady) {
+      await this.createStream(client, signal);
+      this.streamReady = true;
+    }
+    const from = this.resume?.lines === lines ? this.resume.done : 0;
+    for (let i = from; i < puts.length; i++) {
+      try {
+        await this.put(client, puts[i]!, signal);
+      } catch (err) {
+        this.resume = { lines, done: i };
+        throw err;
+      }
+    }
+    this.resume = null;
+  }
+
+  async close(): Promise<void> {
+    this.client?.destroy();
+    this.client = null;
+  }
+
+  private async connect(signal: AbortSignal): Promise<CloudWatchLogsClient> {
+    if (this.client) return this.client;
+    dropEmptyAwsEnv();
+    const region = configuredRegion(this.config) ?? (await instanceRegion(signal));
+    const client = new CloudWatchLogsClient({
+      region,
+      ...(this.config.endpoint === null ? {} : { endpoint: this.config.endpoint }),
+      ...(this.config.credentialsPath === null ? {} : { credentials: fromHttp({ awsContainerCredentialsRelativeUri: this.config.credentialsPath }) }),
+      // One retry for a dropped connection; throttling and outages go back to the engine, whose backoff is the one that grows.
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 10_000, requestTimeout: 30_000 },
+    });
+    if (this.config.format !== null) {
+      const format = this.config.format;
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers['x-amzn-logs-format'] = format;
+          return next(args);
+        },
+        { step: 'build', name: 'logshipLogsFormatHeader' },
+      );
+    }
+    this.client = client;
+    return client;
+  }
+
+  /** CreateLogStream, and the group first when it is missing and awslogs-create-group allows it; existing ones are fine. */
+  private async createStream(client: CloudWatchLogsClient, signal: AbortSignal): Promise<void> {
+    if (!this.config.createStream) return;
+    const stream = (): Promise<unknown> =>
+      client.send(new CreateLogStreamCommand({ logGroupName: this.config.group, logStreamName: this.stream }), { abortSignal: signal });
+    try {
+      await stream();
+      return;
+    } catch (err) {
+      if (errorName(err) === 'ResourceAlreadyExistsException') return;
+      if (errorName(err) !== 'ResourceNotFoundException' || !this.config.createGroup) throw failure('CreateLogStream', this.where, err);
+    }
+    try {
+      await client.send(new CreateLogGroupCommand({ logGroupName: this.config.group }), { abortSignal: signal });
+    } catch (err) {
+      if (errorName(err) !== 'ResourceAlreadyExistsException') throw failure('CreateLogGroup', this.where, err);
+    }
+    try {
+      await stream();
+    } catch (err) {
+      if (errorName(err) !== 'ResourceAlreadyExistsException') throw failure('CreateLogStream', this.where, err);
+    }
+  }
+
+  private async put(client: CloudWatchLogsClient, logEvents: InputLogEvent[], signal: AbortSignal): Promise<void> {
+    for (let repairs = 0; ; repairs++) {
+      try {
+        const out = await client.send(
+          new PutLogEventsCommand({
+            logGroupName: this.config.group,
+            logStreamName: this.stream,
+            logEvents,
+            ...(this.sequenceToken === undefined ? {} : { sequenceToken: this.sequenceToken }),
+          }),
+          { abortSignal: signal },
+        );
+        this.sequenceToken = out.nextSequenceToken;
+        this.countRejected(out.rejectedLogEventsInfo, logEvents.length);
+        return;
+      } catch (err) {
+        const name = errorName(err);
+        const expected = (err as { expectedSequenceToken?: string }).expectedSequenceToken;
+        // A put the service already has (a retry after a lost answer) is done.
+        if (name === 'DataAlreadyAcceptedException') {
+          this.sequenceToken = expected;
+          return;
+        }
+        if (repairs >= MAX_PUT_REPAIRS) throw failure('PutLogEvents', this.where, err);
+        if (name === 'InvalidSequenceTokenException') {
+          // Older endpoints carry the token only as the last word of the message (Docker reads it there).
+          this.sequenceToken = expected ?? (err as Error).message.split(' ').at(-1);
+          continue;
+        }
+        if (name === 'ResourceNotFoundException' && this.config.createStream) {
+          // Deleted since it was created: create it again, as at the first send.
+          this.sequenceToken = undefined;
+          await this.createStream(client, signal);
+          continue;
+        }
+        throw failure('PutLogEvents', this.where, err);
+      }
+    }
+  }
+
+  private countRejected(info: RejectedLogEventsInfo | undefined, events: number): void {
+    const rejected = rejectedCount(info, events);
+    if (rejected === 0) return;
+    backendDropped.inc({ backend: 'awslogs', reason: 'rejected' }, rejected);
+    rejectedWarning.warn({
+      group: this.config.group,
+      stream: this.stream,
+      events: rejected,
+      tooOldEndIndex: info?.tooOldLogEventEndIndex,
+      tooNewStartIndex: info?.tooNewLogEventStartIndex,
+      expiredEndIndex: info?.expiredLogEventEndIndex,
+    });
+  }
+}
+
+export const awslogsFactory: BackendFactory<AwslogsConfig> = {
+  name: 'awslogs',
+  optionKeys: OPTION_KEYS,
+  parseOptions: parseAwslogsOptions,
+  batchLimits(config: AwslogsConfig): BatchLimits {
+    return { maxLines: MAX_PUT_EVENTS, maxBytes: MAX_PUT_BYTES, lineOverheadBytes: PER_EVENT_BYTES, maxDelayMs: config.flushIntervalMs };
+  },
+  multiline(config: AwslogsConfig): MultilineOptions | null {
+    if (config.multilineStart === null) return null;
+    return {
+      matcher: { kind: 'first-line', pattern: config.multilineStart },
+      flushTimeoutMs: config.flushIntervalMs,
+      // Never the limit: every line takes one byte at least, its '\n'.
+      maxLines: MAX_EVENT_BYTES,
+      maxBytes: MAX_EVENT_BYTES,
+    };
+  },
+  create(config: AwslogsConfig, container: ContainerContext): Backend {
+    return new AwslogsBackend(config, container);
+  },
+};

@@ -1,0 +1,168 @@
+// backend=awslogs through the real engine and plugin, with Docker's awslogs option names,
+// against the CloudWatch endpoint the test starts (static test credentials set as the
+// plugin's environment): the group and stream are created, messages and timestamps arrive,
+// the stream is named as Docker names it; 100,000 lines arrive in order with nothing lost
+// and no container waiting through throttling and a 10 s outage; a bad option fails
+// `docker run` naming it, and a down endpoint does not.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
+import { PLUGIN } from './lib/docker-client.ts';
+import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
+import { CloudWatchEndpoint } from '../integration/lib/cloudwatch-endpoint.ts';
+import { waitUntil } from '../integration/lib/servers.ts';
+
+const PORT = 14567;
+const LINES = 100_000;
+// 100,000 lines over about 10 s: ten bursts of 10,000, a second apart.
+const PACED = sh(`i=0; while [ $i -lt 10 ]; do seq $((i*10000+1)) $((i*10000+10000)); i=$((i+1)); sleep 1; done`);
+const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDLOGSHIPE2E', AWS_SECRET_ACCESS_KEY: 'logship-e2e-secret' };
+
+let endpoint: CloudWatchEndpoint;
+const run = Date.now().toString(36);
+
+function dockerCli(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
+}
+
+/** The plugin's env entries, set while it is disabled (the engine allows nothing else). */
+function setPluginEnv(values: Record<string, string>): void {
+  if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerCli('plugin', 'disable', '-f', PLUGIN);
+  dockerCli('plugin', 'set', PLUGIN, ...Object.entries(values).map(([k, v]) => `${k}=${v}`));
+  dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
+}
+
+before(async () => {
+  endpoint = new CloudWatchEndpoint({ port: PORT });
+  await endpoint.start();
+  setPluginEnv(CREDENTIALS);
+});
+
+after(async () => {
+  await removeContainers();
+  try {
+    setPluginEnv({ AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' });
+  } finally {
+    await endpoint?.stop();
+  }
+});
+
+afterEach(() => {
+  assert.deepEqual(endpoint.violations.splice(0), [], 'the endpoint saw requests that break the service limits');
+});
+
+const opts = (group: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  backend: 'awslogs',
+  'awslogs-region': 'us-east-1',
+  'awslogs-endpoint': endpoint.url,
+  'awslogs-group': group,
+  'awslogs-create-group': 'true',
+  'awslogs-force-flush-interval-seconds': '1',
+  ...extra,
+});
+
+describe('backend=awslogs through the engine', () => {
+  test('the group and stream are created; messages, times and the stream names are Docker\'s', async () => {
+    const group = `e2e-${run}-fields`;
+    const started = Date.now();
+    const [byId, byTag, byStream] = await Promise.all(
+      [{}, { tag: 'app.{{.Name}}' }, { 'awslogs-stream': 'fixed-stream' }].map(async (extra) => {
+        const container = await createContainer({ cmd: sh('echo out-line; echo err-line >&2'), driver: PLUGIN, opts: opts(group, extra) });
+        await container.start();
+        assert.equal(await waitExit(container, 60_000), 0);
+        const name = (await container.inspect()).Name.replace(/^\//, '');
+        return { id: container.id, name };
+      }),
+    );
+    const ended = Date.now();
+    const streams = {
+      [byId!.id]: 'the full container id by default',
+      [`app.${byTag!.name}`]: 'the tag when it is set',
+      'fixed-stream': 'awslogs-stream',
+    };
+    for (const [stream, rule] of Object.entries(streams)) {
+      const events = await waitUntil(() => {
+        const found = endpoint.events(group, stream);
+        return found.length >= 2 ? found : undefined;
+      }, `both events in stream ${stream} (${rule})`, 30_000);
+      assert.deepEqual(events.map((e) => e.message).sort(), ['err-line', 'out-line'], rule);
+      for (const e of events) assert.ok(e.timestamp >= started - 1000 && e.timestamp <= ended + 1000, `${e.timestamp} within the run`);
+    }
+    assert.deepEqual([...endpoint.groups.get(group)!.keys()].sort(), Object.keys(streams).sort());
+    assert.ok(endpoint.requests.every((r) => r.accessKeyId === CREDENTIALS.AWS_ACCESS_KEY_ID && r.region === 'us-east-1'));
+  });
+
+  test(`throttled and down for 10 s while a container prints ${LINES} lines: every line arrives, in order`, async (t: TestContext) => {
+    const group = `e2e-${run}-outage`;
+    endpoint.inject('ThrottlingException', 6);
+    const container = await createContainer({ cmd: PACED, driver: PLUGIN, opts: opts(group, { 'awslogs-stream': 'lines' }) });
+    const started = Date.now();
+    await container.start();
+    const exited = waitExit(container, 120_000).then((code) => ({ code, ms: Date.now() - started }));
+    await sleep(2500);
+    await endpoint.stop();
+    await sleep(10_000);
+    await endpoint.start();
+    // Throttled again once shipping has resumed (a fresh batch: the outage's long backoff is over).
+    const putsBefore = endpoint.requests.length;
+    await waitUntil(() => endpoint.requests.slice(putsBefore).some((r) => r.operation === 'PutLogEvents' && r.status === 200), 'a put after the outage', 60_000);
+    endpoint.inject('ThrottlingException', 4);
+    const { code, ms } = await exited;
+    assert.equal(code, 0);
+    // The sleeps take 10 s: a container that waited on the outage would take 10 s more.
+    assert.ok(ms < 17_000, `the container ran ${ms} ms`);
+    const seen = new Set<number>();
+    let duplicates = 0;
+    await waitUntil(() => {
+      seen.clear();
+      duplicates = 0;
+      let highest = 0;
+      for (const { message } of endpoint.events(group, 'lines')) {
+        const n = Number(message);
+        if (seen.has(n)) {
+          duplicates++;
+          continue;
+        }
+        assert.equal(n, highest + 1, `line ${highest + 1} expected next, got '${message}'`);
+        seen.add(n);
+        highest = n;
+      }
+      return seen.size === LINES;
+    }, `${LINES} lines in order`, 90_000);
+    const throttled = endpoint.requests.filter((r) => r.status === 400 && r.operation === 'PutLogEvents').length;
+    assert.equal(throttled, 10 - endpoint.pendingInjections, 'each throttled put was retried');
+    assert.ok(throttled >= 6);
+    t.diagnostic(
+      `container ran ${ms} ms (10 s of sleeps); ${throttled} puts throttled, endpoint down 10 s; all ${LINES} lines in order, ` +
+        `${duplicates} duplicates, complete ${Date.now() - started} ms after the start`,
+    );
+  });
+
+  test('a bad option fails docker run, naming it; a down endpoint does not', async () => {
+    for (const [extra, pattern] of [
+      [{ 'awslogs-create-group': 'maybe' }, /awslogs-create-group/],
+      [{ 'awslogs-format': 'json/emf', 'awslogs-multiline-pattern': '^x' }, /awslogs-format/],
+      [{ 'awslogs-grup': 'x' }, /unknown log opt 'awslogs-grup'/],
+    ] as const) {
+      const container = await createContainer({ cmd: sh('echo never'), driver: PLUGIN, opts: opts('g', extra) });
+      await assert.rejects(container.start(), (err: Error) => pattern.test(err.message), JSON.stringify(extra));
+    }
+    const missing = await createContainer({ cmd: sh('echo never'), driver: PLUGIN, opts: { backend: 'awslogs', 'awslogs-region': 'us-east-1' } });
+    await assert.rejects(missing.start(), /must specify a value for log opt 'awslogs-group'/);
+    // Docker's driver fails here ("failed to create Cloudwatch log stream"); logship ships once the endpoint is up.
+    const group = `e2e-${run}-down`;
+    await endpoint.stop();
+    try {
+      const down = await createContainer({ cmd: sh('echo while-down'), driver: PLUGIN, opts: opts(group) });
+      await down.start();
+      assert.equal(await waitExit(down, 30_000), 0);
+      await sleep(1500);
+      await endpoint.start();
+      const events = await waitUntil(() => endpoint.events(group, down.id).length > 0 && endpoint.events(group, down.id), 'the line logged while the endpoint was down', 60_000);
+      assert.deepEqual(events.map((e) => e.message), ['while-down']);
+    } finally {
+      await endpoint.start();
+    }
+  });
+});
