@@ -2,7 +2,8 @@
 #
 #   make build       npm ci (if node_modules is missing or stale), then npm run build -> dist/
 #   make plugin      assemble plugin/ (config.json + rootfs with Node 24 and the app)
-#   make install     (re)create and enable $(PLUGIN) from plugin/ on the local engine (started if none answers)
+#   make install     (re)create and enable $(PLUGIN) from plugin/ on the local engine (started if none answers),
+#                    with the settings in PLUGIN_SETTINGS='KEY=value ...' if given
 #   make uninstall   disable and remove $(PLUGIN)
 #   make push REGISTRY=host:port   build plugin/ and push it as $(REGISTRY)/$(PLUGIN)
 #   make test        the whole suite: type-check, unit tests, engine, install, end-to-end tests
@@ -18,6 +19,8 @@ REGISTRY ?=
 DOCKER   ?= docker
 ENGINE_LOG ?= /var/log/logship-dockerd.log
 NPM      ?= npm
+# Extra plugin settings for `make install`, e.g. PLUGIN_SETTINGS='LOG_LEVEL=debug METRICS_ADDRESS=:9464'.
+PLUGIN_SETTINGS ?=
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -26,7 +29,7 @@ SHELL := /bin/bash
 .PHONY: help deps build plugin engine install uninstall push test demo bench clean check-docker check-registry
 
 help:
-	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
 
 # npm ci when node_modules is missing or older than the lock file (npm ci writes this stamp).
 node_modules/.package-lock.json: package.json package-lock.json
@@ -68,6 +71,7 @@ install: engine plugin
 	$(DOCKER) plugin create $(PLUGIN) plugin
 	@[ "$(DATA_DIR)" = /var/lib/logship ] || $(DOCKER) plugin set $(PLUGIN) data.source=$(DATA_DIR)
 	@[ "$(JOURNAL_DIR)" = /run/systemd/journal ] || $(DOCKER) plugin set $(PLUGIN) journal.source=$(JOURNAL_DIR)
+	@[ -z "$(PLUGIN_SETTINGS)" ] || $(DOCKER) plugin set $(PLUGIN) $(PLUGIN_SETTINGS)
 	@# --timeout 0: otherwise the daemon cuts every plugin call, docker logs -f included, after 30 s.
 	$(DOCKER) plugin enable --timeout 0 $(PLUGIN)
 	@$(DOCKER) plugin ls --filter capability=logdriver

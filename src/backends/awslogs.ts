@@ -238,7 +238,7 @@ const rejectedWarning = new RateLimitedWarning(
 
 // `docker plugin set AWS_REGION=` cannot unset a variable, and the SDK reads an empty one
 // as set (a region or profile named ''). Only the ones config.json declares are touched.
-const PLUGIN_AWS_ENV = ['AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SHARED_CREDENTIALS_FILE'];
+const PLUGIN_AWS_ENV = ['AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_EC2_METADATA_DISABLED'];
 export function dropEmptyAwsEnv(env: NodeJS.ProcessEnv = process.env): void {
   for (const name of PLUGIN_AWS_ENV) if (env[name] === '') delete env[name];
 }
