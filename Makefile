@@ -29,7 +29,7 @@ SHELL := /bin/bash
 .PHONY: help deps build plugin engine install uninstall push test demo bench clean check-docker check-registry
 
 help:
-	@sed -n '1,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
 
 # npm ci when node_modules is missing or older than the lock file (npm ci writes this stamp).
 node_modules/.package-lock.json: package.json package-lock.json
