@@ -5,7 +5,7 @@
 // with `fluentd-request-ack` its chunk id must come back before the batch counts as sent.
 import { randomBytes } from 'node:crypto';
 import { decode } from '@msgpack/msgpack';
-import { InvalidOptionError, parseBool, parseRamInBytes } from '../lifecycle/options.ts';
+import { InvalidOptionError, parseBool, parseGoDuration, parseRamInBytes } from '../lifecycle/options.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine, RetryPolicy } from '../delivery/backend.ts';
 import { StreamConnection, abortError, describeTarget, parseHostPort, tlsOptions, type StreamTarget } from './connection.ts';
 
@@ -104,23 +104,9 @@ function parseFluentdAddress(address: string, opts: Readonly<Record<string, stri
   return { kind: 'tls', host, port: hostPort.port, tls };
 }
 
-const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go's time.ParseDuration (`1s`, `500ms`, `1m30s`), in milliseconds; negative is refused. */
-export function parseGoDuration(key: string, value: string): number {
-  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
-  let ms = 0;
-  let consumed = 0;
-  for (let m = part.exec(value); m; m = part.exec(value)) {
-    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
-    consumed = part.lastIndex;
-  }
-  if (value === '0') return 0;
-  if (value === '' || consumed !== value.length) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration such as 500ms, 1s or 1m30s`);
-  }
-  return ms;
-}
+// It lives in lifecycle/options.ts now (the multiline log-opts use it too); backends written
+// against this module import it from here.
+export { parseGoDuration };
 
 /**
  * Just enough msgpack to write a Forward-mode message. Hand-written because a line is raw

@@ -61,7 +61,14 @@ class TestBackend implements Backend {
 }
 
 function planFor(backend: TestBackend, name = 'test', maxLines = 1000, maxBytes = 1 << 20): BackendPlan {
-  return { name, limits: { maxLines, maxBytes, maxDelayMs: 5 }, retry: { initialDelayMs: 2, maxDelayMs: 10 }, create: () => backend };
+  return {
+    name,
+    limits: { maxLines, maxBytes, maxDelayMs: 5 },
+    retry: { initialDelayMs: 2, maxDelayMs: 10 },
+    multiline: null,
+    parseJson: false,
+    create: () => backend,
+  };
 }
 
 function openStore(options: StoreOptions = { maxSizeBytes: 1 << 20, maxFiles: 5, compress: false }): ContainerStore {
