@@ -273,6 +273,116 @@ describe('delivery engine', () => {
   });
 });
 
+describe('delivery engine with multiline events and parse-json', () => {
+  const TRACE = [
+    'Exception in thread "main" java.lang.IllegalStateException: boom',
+    '\tat com.example.App.run(App.java:12)',
+    '\tat com.example.App.main(App.java:5)',
+    'Caused by: java.io.IOException: reset',
+    '\t... 2 more',
+  ];
+  const java = { matcher: { kind: 'preset', preset: 'java' }, flushTimeoutMs: 60_000, maxLines: 1000, maxBytes: 1 << 20 } as const;
+  const withShaping = (plan: BackendPlan, shaping: Partial<Pick<BackendPlan, 'multiline' | 'parseJson'>>): BackendPlan => ({ ...plan, ...shaping });
+
+  it('joins a trace read across store appends and batches into one event, in order, and ends at the store end', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(backend, 'test', 2), { multiline: java }));
+    const entries = ['before', ...TRACE, 'middle', ...TRACE, 'after'].map((line, i) => ({ line, timeNano: T0 + BigInt(i) * 1000n }));
+    append(store, entries, 2);
+    await backend.received(4);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, ['before', TRACE.join('\n'), 'middle', TRACE.join('\n'), 'after']);
+    assert.equal(backend.batches.flat()[1]!.timeNano, T0 + 1000n, 'the event has its first line\'s time');
+    assert.equal(new CursorFile(dir, 'test').load()!.index, entries.length);
+    await store.close();
+  });
+
+  it('never moves the cursor past the first line of an open event: a restart re-reads it whole', async () => {
+    const pattern = { ...java, matcher: { kind: 'first-line', pattern: /^S/ } } as const;
+    const store = openStore();
+    store.attachProducer();
+    const first = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(first, 'test', 1), { multiline: pattern }));
+    append(store, [{ line: 'S out' }, { line: 'S err', source: 'stderr' }, { line: 'out 1' }, { line: 'S err 2', source: 'stderr' }], 1);
+    await first.received(1);
+    await shipper.stop();
+    assert.deepEqual(first.lines, ['S err']);
+    // 'S err' shipped, but stdout's event (record 0) is open: the cursor stays there.
+    assert.equal(new CursorFile(dir, 'test').load()!.index, 0);
+    await store.close();
+
+    const reopened = openStore();
+    reopened.attachProducer();
+    append(reopened, [{ line: 'out 2' }, { line: 'S out 2' }], 1);
+    const second = new TestBackend();
+    const resumed = ship(reopened, withShaping(planFor(second, 'test', 1), { multiline: pattern }));
+    await second.received(2);
+    reopened.detachProducer();
+    await resumed.done;
+    // At least once: 'S err' again, then the stdout event whole, then what was open at the end.
+    assert.deepEqual(second.lines, ['S err', 'S out\nout 1\nout 2', 'S out 2', 'S err 2']);
+    await reopened.close();
+  });
+
+  it('ships an open event once no line came for the flush timeout, while the container runs', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(backend), { multiline: { ...java, flushTimeoutMs: 150 } }));
+    await sleep(20);
+    const appended = Date.now();
+    append(store, TRACE.map((line) => ({ line })));
+    await backend.received(1);
+    const waited = Date.now() - appended;
+    assert.ok(waited >= 150 && waited < 2000, `shipped after ${waited} ms`);
+    assert.deepEqual(backend.lines, [TRACE.join('\n')]);
+    assert.ok(store.isLive(), 'the container still runs');
+    // Saved just after the send resolves.
+    while (new CursorFile(dir, 'test').load()!.index !== TRACE.length) await sleep(2);
+    // The next line after the timeout is an event of its own.
+    append(store, [{ line: 'later' }]);
+    await backend.received(2);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, [TRACE.join('\n'), 'later']);
+    await store.close();
+  });
+
+  it('ships the open events of a stopped container at once', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(backend), { multiline: java }));
+    append(store, [...TRACE.map((line) => ({ line })), { line: 'err', source: 'stderr' }]);
+    const stopped = Date.now();
+    store.detachProducer();
+    await shipper.done;
+    assert.ok(Date.now() - stopped < 5000, 'not held for the 60 s flush timeout');
+    assert.deepEqual(backend.lines.sort(), [TRACE.join('\n'), 'err'].sort());
+    await store.close();
+  });
+
+  it('ships a JSON object line with its fields, after multiline, and fragments untouched', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(backend), { parseJson: true }));
+    append(store, [{ line: '{"level":"info","n":1}' }, { line: 'plain' }, { line: '[1]' }, chunk('{"a":', 'z', 1, false)]);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.batches.flat().map((l) => [l.line.toString(), l.fields]), [
+      ['{"level":"info","n":1}', { level: 'info', n: 1 }],
+      ['plain', undefined],
+      ['[1]', undefined],
+      ['{"a":', undefined],
+    ]);
+    await store.close();
+  });
+});
+
 describe('retry delays', () => {
   it('double from the first, stop at the cap, and stay within [d/2, d]', () => {
     const policy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
