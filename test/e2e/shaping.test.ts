@@ -8,15 +8,14 @@
 // To cover another backend, add a receiver to RECEIVERS: its options, how to read a
 // container's events back, and how it presents a JSON line's fields.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { assertSameLogs, runPair } from './lib/compare.ts';
 import { removeContainers, sh } from './lib/containers.ts';
-import { PLUGIN } from './lib/docker-client.ts';
-import { FluentReceiver, Journald, scratchDir, waitUntil } from '../integration/lib/servers.ts';
+import { type PluginJournald, startPluginJournald } from './lib/plugin.ts';
+import { FluentReceiver, type Journald, scratchDir, waitUntil } from '../integration/lib/servers.ts';
 
 const FLUENTD_PORT = 24400;
 const JOURNAL_NAMESPACE = 'logship-shaping-e2e';
@@ -40,7 +39,7 @@ interface Receiver {
 let dir: string;
 let fluent: FluentReceiver;
 let journald: Journald;
-let pluginJournalSource = '/run/systemd/journal';
+let pluginJournald: PluginJournald | undefined;
 
 const FLUENTD_OWN_KEYS = ['container_id', 'container_name', 'source', 'log'];
 // What logship's journald backend writes itself, and what journald adds (`_*`, `__*`).
@@ -84,38 +83,20 @@ const RECEIVERS: Receiver[] = [
   },
 ];
 
-function dockerCli(...args: string[]): string {
-  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
-}
-
-/** The plugin's journal mount must be set while it is disabled. */
-function setPluginJournal(source: string): void {
-  if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerCli('plugin', 'disable', '-f', PLUGIN);
-  dockerCli('plugin', 'set', PLUGIN, `journal.source=${source}`);
-  dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
-}
-
 before(async () => {
   dir = scratchDir('shaping-e2e');
   fluent = new FluentReceiver({ listenOptions: { host: '127.0.0.1', port: FLUENTD_PORT } });
   await fluent.listen();
-  journald = new Journald(JOURNAL_NAMESPACE, path.join(dir, 'journald.out'));
-  journald.removeState();
-  await journald.start();
-  pluginJournalSource = JSON.parse(dockerCli('plugin', 'inspect', '-f', '{{json .Settings.Mounts}}', PLUGIN)).find(
-    (m: { Name: string }) => m.Name === 'journal',
-  ).Source;
-  setPluginJournal(journald.runDir);
+  pluginJournald = await startPluginJournald(JOURNAL_NAMESPACE, path.join(dir, 'journald.out'));
+  journald = pluginJournald.journald;
 });
 
 after(async () => {
   await removeContainers();
   try {
-    setPluginJournal(pluginJournalSource);
+    await pluginJournald?.stop();
   } finally {
     await fluent?.close();
-    await journald?.stop();
-    journald?.removeState();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }
 });
