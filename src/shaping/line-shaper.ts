@@ -7,7 +7,7 @@ import type { LogEntry } from '../fifo/log-entry.ts';
 import type { OutgoingLine } from '../delivery/backend.ts';
 import { jsonObjectFields } from './json-fields.ts';
 import { type GroupedLine, type MultilineOptions, MultilineGrouper } from './multiline.ts';
-import { PartialAssembler } from './partial.ts';
+import { type Line, PartialAssembler } from './partial.ts';
 
 export interface LineShaping {
   /** Null: every line is its own event. */
@@ -17,21 +17,25 @@ export interface LineShaping {
 
 export class LineShaper<M> {
   private readonly assembler = new PartialAssembler<M>();
+  /** The assembler's push: its optional-mark signature cannot be resolved for a generic M. */
+  private readonly assemble: (entry: LogEntry, mark: M) => Line<M>[];
   private readonly grouper: MultilineGrouper<M> | null;
   private readonly parseJson: boolean;
 
   constructor(shaping: LineShaping) {
+    this.assemble = this.assembler.push.bind(this.assembler) as (entry: LogEntry, mark: M) => Line<M>[];
     this.grouper = shaping.multiline ? new MultilineGrouper<M>(shaping.multiline) : null;
     this.parseJson = shaping.parseJson;
   }
 
   /** The lines or events this entry completes, in order. `mark` is the entry's position. */
   push(entry: LogEntry, mark: M, nowMs: number): OutgoingLine[] {
-    // The assembler's optional-mark signature cannot be resolved for a generic M.
-    const lines = this.assembler.push(entry, ...([mark] as unknown as M extends undefined ? [mark?: M] : [mark: M]));
-    if (lines.length === 0 || (this.grouper === null && !this.parseJson)) return lines.map(outgoing);
-    if (this.grouper === null) return lines.map((l) => this.shaped(l));
+    const lines = this.assemble(entry, mark);
     const out: OutgoingLine[] = [];
+    if (this.grouper === null) {
+      for (const line of lines) out.push(this.parseJson ? this.shaped(line) : outgoing(line));
+      return out;
+    }
     for (const line of lines) for (const event of this.grouper.push(line, nowMs)) out.push(this.shaped(event));
     return out;
   }
