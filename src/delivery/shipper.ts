@@ -8,7 +8,7 @@
 // event still open, so a restart re-reads (and may re-send) rather than skips.
 import type { BackendPlan } from '../lifecycle/options.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
-import { backendDropped, backendRetries, backendShipped } from '../observability/metrics.ts';
+import { backendDropped, backendMultilineEvents, backendRetries, backendShipped } from '../observability/metrics.ts';
 import { LineShaper } from '../shaping/line-shaper.ts';
 import type { StorePosition } from '../store/container-store.ts';
 import type { StoreView } from '../store/log-reader.ts';
@@ -71,7 +71,7 @@ export class Shipper {
     this.backendName = plan.name;
     this.containerId = container.id;
     this.cursor = cursor;
-    this.shaper = new LineShaper(plan);
+    this.shaper = new LineShaper(plan, () => backendMultilineEvents.inc({ backend: plan.name }));
     let saved: StorePosition | null = null;
     try {
       saved = cursor.load();

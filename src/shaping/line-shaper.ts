@@ -22,9 +22,10 @@ export class LineShaper<M> {
   private readonly grouper: MultilineGrouper<M> | null;
   private readonly parseJson: boolean;
 
-  constructor(shaping: LineShaping) {
+  /** `onJoined` is told of each multiline event of two lines or more. */
+  constructor(shaping: LineShaping, onJoined?: () => void) {
     this.assemble = this.assembler.push.bind(this.assembler) as (entry: LogEntry, mark: M) => Line<M>[];
-    this.grouper = shaping.multiline ? new MultilineGrouper<M>(shaping.multiline) : null;
+    this.grouper = shaping.multiline ? new MultilineGrouper<M>(shaping.multiline, onJoined) : null;
     this.parseJson = shaping.parseJson;
   }
 

@@ -157,9 +157,12 @@ export class MultilineGrouper<M> {
   private readonly options: MultilineOptions;
   private readonly streams = new Map<Source, StreamState<M>>();
   private readonly prefixBytes: number;
+  private readonly onJoined: () => void;
 
-  constructor(options: MultilineOptions) {
+  /** `onJoined` is told of each event of two lines or more (a metric). */
+  constructor(options: MultilineOptions, onJoined: () => void = () => {}) {
     this.options = options;
+    this.onJoined = onJoined;
     this.prefixBytes = options.matcher.kind === 'preset' ? PRESET_PREFIX_BYTES : Infinity;
   }
 
@@ -255,6 +258,7 @@ export class MultilineGrouper<M> {
     s.carry = true;
     const { first } = event;
     if (event.lines === 1) return first;
+    this.onJoined();
     return { source: first.source, timeNano: first.timeNano, line: Buffer.concat(event.parts, event.bytes), fragment: null, mark: first.mark };
   }
 }

@@ -11,7 +11,7 @@ import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { Shipper, retryDelay } from '../../src/delivery/shipper.ts';
 import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
-import { backendDropped, backendRetries } from '../../src/observability/metrics.ts';
+import { backendDropped, backendMultilineEvents, backendRetries } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
 
@@ -285,10 +285,12 @@ describe('delivery engine with multiline events and parse-json', () => {
   const withShaping = (plan: BackendPlan, shaping: Partial<Pick<BackendPlan, 'multiline' | 'parseJson'>>): BackendPlan => ({ ...plan, ...shaping });
 
   it('joins a trace read across store appends and batches into one event, in order, and ends at the store end', async () => {
+    const joined = async () => (await backendMultilineEvents.get()).values.find((v) => v.labels.backend === 'joins')?.value ?? 0;
+    const before = await joined();
     const store = openStore();
     store.attachProducer();
     const backend = new TestBackend();
-    const shipper = ship(store, withShaping(planFor(backend, 'test', 2), { multiline: java }));
+    const shipper = ship(store, withShaping(planFor(backend, 'joins', 2), { multiline: java }));
     const entries = ['before', ...TRACE, 'middle', ...TRACE, 'after'].map((line, i) => ({ line, timeNano: T0 + BigInt(i) * 1000n }));
     append(store, entries, 2);
     await backend.received(4);
@@ -296,7 +298,8 @@ describe('delivery engine with multiline events and parse-json', () => {
     await shipper.done;
     assert.deepEqual(backend.lines, ['before', TRACE.join('\n'), 'middle', TRACE.join('\n'), 'after']);
     assert.equal(backend.batches.flat()[1]!.timeNano, T0 + 1000n, 'the event has its first line\'s time');
-    assert.equal(new CursorFile(dir, 'test').load()!.index, entries.length);
+    assert.equal(new CursorFile(dir, 'joins').load()!.index, entries.length);
+    assert.equal((await joined()) - before, 2);
     await store.close();
   });
 
