@@ -129,7 +129,6 @@ interface OpenEvent<M> {
   parts: Buffer[];
   bytes: number;
   lines: number;
-  lastNano: bigint;
   /** When its last line reached the grouper (the flush timeout counts from it). */
   lastAtMs: number;
 }
@@ -139,6 +138,7 @@ interface StreamState<M> {
   open: OpenEvent<M> | null;
   /** The last event was closed by a cap or the timeout: a continuing line opens the next. */
   carry: boolean;
+  /** The time of the stream's last line: presets look at the gap before the next. */
   lastNano: bigint;
 }
 
@@ -240,14 +240,13 @@ export class MultilineGrouper<M> {
   }
 
   private begin(line: GroupedLine<M>, nowMs: number): OpenEvent<M> {
-    return { first: line, parts: [line.line], bytes: line.line.length, lines: 1, lastNano: line.timeNano, lastAtMs: nowMs };
+    return { first: line, parts: [line.line], bytes: line.line.length, lines: 1, lastAtMs: nowMs };
   }
 
   private append(event: OpenEvent<M>, line: GroupedLine<M>, nowMs: number): void {
     event.parts.push(NEWLINE, line.line);
     event.bytes += NEWLINE.length + line.line.length;
     event.lines++;
-    event.lastNano = line.timeNano;
     event.lastAtMs = nowMs;
   }
 
