@@ -7,7 +7,7 @@ import type { LogEntry } from '../fifo/log-entry.ts';
 import type { OutgoingLine } from '../delivery/backend.ts';
 import { jsonObjectFields } from './json-fields.ts';
 import { type GroupedLine, type MultilineOptions, MultilineGrouper } from './multiline.ts';
-import { type Line, PartialAssembler } from './partial.ts';
+import { PartialAssembler } from './partial.ts';
 
 export interface LineShaping {
   /** Null: every line is its own event. */
@@ -17,26 +17,25 @@ export interface LineShaping {
 
 export class LineShaper<M> {
   private readonly assembler = new PartialAssembler<M>();
-  /** The assembler's push: its optional-mark signature cannot be resolved for a generic M. */
-  private readonly assemble: (entry: LogEntry, mark: M) => Line<M>[];
   private readonly grouper: MultilineGrouper<M> | null;
   private readonly parseJson: boolean;
 
   /** `onJoined` is told of each multiline event of two lines or more. */
   constructor(shaping: LineShaping, onJoined?: () => void) {
-    this.assemble = this.assembler.push.bind(this.assembler) as (entry: LogEntry, mark: M) => Line<M>[];
     this.grouper = shaping.multiline ? new MultilineGrouper<M>(shaping.multiline, onJoined) : null;
     this.parseJson = shaping.parseJson;
   }
 
   /** The lines or events this entry completes, in order. `mark` is the entry's position. */
   push(entry: LogEntry, mark: M, nowMs: number): OutgoingLine[] {
-    const lines = this.assemble(entry, mark);
-    const out: OutgoingLine[] = [];
+    const lines = this.assembler.push(entry, mark);
     if (this.grouper === null) {
-      for (const line of lines) out.push(this.parseJson ? this.shaped(line) : outgoing(line));
+      // In place: the plain path allocates nothing more than the assembler did.
+      const out = lines as unknown as OutgoingLine[];
+      for (let i = 0; i < lines.length; i++) out[i] = this.parseJson ? this.shaped(lines[i]!) : outgoing(lines[i]!);
       return out;
     }
+    const out: OutgoingLine[] = [];
     for (const line of lines) for (const event of this.grouper.push(line, nowMs)) out.push(this.shaped(event));
     return out;
   }

@@ -11,7 +11,7 @@
 // delivery cursor never passes the start of a line that is not yet whole.
 import type { LogEntry, PartialMetadata, Source } from '../fifo/log-entry.ts';
 
-export interface Line<M = undefined> {
+export interface Line<M = void> {
   source: Source;
   /** The first chunk's time, as the daemon stamps every chunk of a line. */
   timeNano: bigint;
@@ -39,7 +39,7 @@ interface Group<M> {
 
 export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
 
-export class PartialAssembler<M = undefined> {
+export class PartialAssembler<M = void> {
   private readonly groups = new Map<Source, Group<M>>();
   private readonly maxLineBytes: number;
 
@@ -47,14 +47,14 @@ export class PartialAssembler<M = undefined> {
     this.maxLineBytes = maxLineBytes;
   }
 
-  /** Lines completed by this entry, in order (usually zero or one). `mark` tags a group it starts. */
-  push(entry: LogEntry, ...[mark]: M extends undefined ? [mark?: M] : [mark: M]): Line<M>[] {
+  /** Lines completed by this entry, in order (usually zero or one). `mark` tags a group it starts (optional when M is void). */
+  push(entry: LogEntry, mark: M): Line<M>[] {
     const out: Line<M>[] = [];
     const group = this.groups.get(entry.source);
     const meta = entry.partialMetadata;
     if (!entry.partial) {
       if (group) out.push(this.take(entry.source, 'cut'));
-      out.push({ source: entry.source, timeNano: entry.timeNano, line: entry.line, incomplete: false, fragment: null, mark: mark as M });
+      out.push({ source: entry.source, timeNano: entry.timeNano, line: entry.line, incomplete: false, fragment: null, mark });
       return out;
     }
     const id = meta?.id ?? '';
@@ -64,7 +64,7 @@ export class PartialAssembler<M = undefined> {
       current = undefined;
     }
     if (!current) {
-      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: 0, mark: mark as M };
+      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: 0, mark };
       this.groups.set(entry.source, current);
     }
     let line = entry.line;
@@ -74,7 +74,7 @@ export class PartialAssembler<M = undefined> {
       current.bytes += room;
       line = line.subarray(room);
       out.push(this.take(entry.source, 'cut'));
-      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: current.pieces + 1, mark: mark as M };
+      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: current.pieces + 1, mark };
       this.groups.set(entry.source, current);
     }
     current.chunks.push(line);
