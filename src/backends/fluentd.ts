@@ -4,8 +4,8 @@
 // message, `[tag, [[time, record], ...], option]`, which every forward input accepts;
 // with `fluentd-request-ack` its chunk id must come back before the batch counts as sent.
 import { randomBytes } from 'node:crypto';
-import { decode } from '@msgpack/msgpack';
-import { InvalidOptionError, parseBool, parseRamInBytes } from '../lifecycle/options.ts';
+import { decode, encode } from '@msgpack/msgpack';
+import { InvalidOptionError, parseBool, parseGoDuration, parseRamInBytes } from '../lifecycle/options.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine, RetryPolicy } from '../delivery/backend.ts';
 import { StreamConnection, abortError, describeTarget, parseHostPort, tlsOptions, type StreamTarget } from './connection.ts';
 
@@ -104,23 +104,9 @@ function parseFluentdAddress(address: string, opts: Readonly<Record<string, stri
   return { kind: 'tls', host, port: hostPort.port, tls };
 }
 
-const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go's time.ParseDuration (`1s`, `500ms`, `1m30s`), in milliseconds; negative is refused. */
-export function parseGoDuration(key: string, value: string): number {
-  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
-  let ms = 0;
-  let consumed = 0;
-  for (let m = part.exec(value); m; m = part.exec(value)) {
-    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
-    consumed = part.lastIndex;
-  }
-  if (value === '0') return 0;
-  if (value === '' || consumed !== value.length) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration such as 500ms, 1s or 1m30s`);
-  }
-  return ms;
-}
+// It lives in lifecycle/options.ts now (the multiline log-opts use it too); backends written
+// against this module import it from here.
+export { parseGoDuration };
 
 /**
  * Just enough msgpack to write a Forward-mode message. Hand-written because a line is raw
@@ -179,9 +165,10 @@ class MsgpackWriter {
     this.pos += bytes.copy(this.buf, this.pos);
   }
 
-  raw(bytes: Buffer): void {
+  raw(bytes: Uint8Array): void {
     this.reserve(bytes.length);
-    this.pos += bytes.copy(this.buf, this.pos);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
   }
 
   /** A non-negative integer in the smallest signed form, as Go's msgp writes int64. */
@@ -226,6 +213,7 @@ const PARTIAL_KEYS = {
 };
 const TRUE = utf8('true');
 const FALSE = utf8('false');
+const NO_FIELDS: [string, unknown][] = [];
 
 /** Encodes the records of one container; the parts that never change are encoded once. */
 export class FluentdEncoder {
@@ -237,6 +225,8 @@ export class FluentdEncoder {
   /** An attribute named `source` or `log` replaces that field, as in Docker's map. */
   private readonly sourceOverride: boolean;
   private readonly logOverride: boolean;
+  /** Keys a parsed JSON line may not set: Docker's own, the attributes and the partial_* ones. */
+  private readonly ownKeys: ReadonlySet<string>;
 
   constructor(container: ContainerContext, subSecond: boolean) {
     this.tag = utf8(container.tag);
@@ -255,12 +245,14 @@ export class FluentdEncoder {
     }
     this.fixedPairs = Buffer.from(writer.result());
     this.fixedCount = fields.size;
+    this.ownKeys = new Set([...fields.keys(), 'source', 'log', ...Object.values(PARTIAL_KEYS).map(String)]);
   }
 
   /** `[tag, [[time, record], ...], option]`; `chunk` is set for ack mode. */
   encode(lines: readonly OutgoingLine[], chunk: string | null): Buffer {
     let size = 64;
-    for (const line of lines) size += line.line.length + this.fixedPairs.length + 64;
+    // A line's fields come from its own bytes, so they take about as much again.
+    for (const line of lines) size += (line.fields ? 2 : 1) * line.line.length + this.fixedPairs.length + 64;
     const w = new MsgpackWriter(size);
     w.array(3);
     w.str(this.tag);
@@ -271,8 +263,9 @@ export class FluentdEncoder {
       if (this.subSecond) w.eventTime(seconds, Number(line.timeNano % 1_000_000_000n));
       else w.int(seconds);
       const partial = line.partial;
+      const extra = line.fields ? Object.entries(line.fields).filter(([key]) => !this.ownKeys.has(key)) : NO_FIELDS;
       w.map(
-        this.fixedCount + (this.sourceOverride ? 0 : 1) + (this.logOverride ? 0 : 1) + (partial ? 4 : 0),
+        this.fixedCount + (this.sourceOverride ? 0 : 1) + (this.logOverride ? 0 : 1) + (partial ? 4 : 0) + extra.length,
       );
       if (!this.sourceOverride) {
         w.str(KEY_SOURCE);
@@ -292,6 +285,11 @@ export class FluentdEncoder {
         w.str(utf8(String(partial.ordinal)));
         w.str(PARTIAL_KEYS.last);
         w.str(partial.last ? TRUE : FALSE);
+      }
+      for (const [key, value] of extra) {
+        w.str(utf8(key));
+        // Nested objects as maps, arrays, numbers, booleans and null as msgpack's own types.
+        w.raw(encode(value));
       }
     }
     w.map(chunk === null ? 1 : 2);

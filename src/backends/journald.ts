@@ -47,9 +47,31 @@ function field(key: string, value: Buffer | string): Buffer {
 
 const NEWLINE_BUF = Buffer.from([NEWLINE]);
 
+/** journald keeps a field only if its name is 1-64 of `[A-Z0-9_]`, not starting with a digit or '_'. */
+const VALID_FIELD_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/** Names this driver writes itself, which a parsed JSON line may not add to. */
+const DRIVER_FIELDS = [
+  'MESSAGE',
+  'PRIORITY',
+  'SYSLOG_TIMESTAMP',
+  'CONTAINER_ID',
+  'CONTAINER_ID_FULL',
+  'CONTAINER_NAME',
+  'CONTAINER_TAG',
+  'IMAGE_NAME',
+  'SYSLOG_IDENTIFIER',
+  'CONTAINER_PARTIAL_ID',
+  'CONTAINER_PARTIAL_ORDINAL',
+  'CONTAINER_PARTIAL_LAST',
+  'CONTAINER_PARTIAL_MESSAGE',
+];
+
 /** Builds the datagrams of one container; the fields that never change are built once. */
 export class JournalEncoder {
   private readonly fixed: Buffer;
+  /** The driver's own field names and the attributes': a JSON key never adds a second value to one. */
+  private readonly ownFields: ReadonlySet<string>;
 
   constructor(container: ContainerContext) {
     const fields = [
@@ -65,6 +87,7 @@ export class JournalEncoder {
       if (name !== '') fields.push(field(name, value));
     }
     this.fixed = Buffer.concat(fields);
+    this.ownFields = new Set([...DRIVER_FIELDS, ...container.attributes.map(([key]) => journalKey(key))]);
   }
 
   /** One datagram per entry: one per line, more for a line over MAX_MESSAGE_BYTES. */
@@ -75,7 +98,7 @@ export class JournalEncoder {
       this.fixed,
     ]);
     if (line.line.length <= MAX_MESSAGE_BYTES) {
-      return [Buffer.concat([head, field('MESSAGE', line.line), partialFields(line.partial)])];
+      return [Buffer.concat([head, field('MESSAGE', line.line), partialFields(line.partial), this.jsonFields(line.fields)])];
     }
     const id = randomBytes(32).toString('hex');
     const count = Math.ceil(line.line.length / MAX_MESSAGE_BYTES);
@@ -87,10 +110,28 @@ export class JournalEncoder {
     }
     return datagrams;
   }
+
+  /**
+   * A parsed JSON line's top-level keys as journal fields, named as attributes are; nested
+   * values as compact JSON. Only on a line that fits one entry: the fields come from the
+   * line's own bytes, so the datagram stays within twice MAX_MESSAGE_BYTES.
+   */
+  private jsonFields(fields: OutgoingLine['fields']): Buffer {
+    if (!fields) return NOTHING;
+    const out: Buffer[] = [];
+    for (const [key, value] of Object.entries(fields)) {
+      const name = journalKey(key);
+      if (!VALID_FIELD_NAME.test(name) || this.ownFields.has(name)) continue;
+      out.push(field(name, typeof value === 'string' ? value : JSON.stringify(value)));
+    }
+    return Buffer.concat(out);
+  }
 }
 
+const NOTHING = Buffer.alloc(0);
+
 function partialFields(partial: OutgoingLine['partial']): Buffer {
-  if (!partial) return Buffer.alloc(0);
+  if (!partial) return NOTHING;
   const fields = [
     field('CONTAINER_PARTIAL_ID', partial.id),
     field('CONTAINER_PARTIAL_ORDINAL', String(partial.ordinal)),

@@ -4,13 +4,12 @@
 // on the store's change events and reads what was written.
 //
 // At-least-once: the cursor only ever moves past lines a receiver acknowledged, and never
-// past the first chunk of a line still being reassembled, so a restart re-reads (and may
-// re-send) rather than skips.
-import type { Source } from '../fifo/log-entry.ts';
+// past the first chunk of a line still being reassembled nor the first line of a multiline
+// event still open, so a restart re-reads (and may re-send) rather than skips.
 import type { BackendPlan } from '../lifecycle/options.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
-import { backendDropped, backendRetries, backendShipped } from '../observability/metrics.ts';
-import { PartialAssembler } from '../shaping/partial.ts';
+import { backendDropped, backendMultilineEvents, backendRetries, backendShipped } from '../observability/metrics.ts';
+import { LineShaper } from '../shaping/line-shaper.ts';
 import type { StorePosition } from '../store/container-store.ts';
 import type { StoreView } from '../store/log-reader.ts';
 import type { Backend, ContainerContext, OutgoingLine, RetryPolicy } from './backend.ts';
@@ -59,7 +58,7 @@ export class Shipper {
   private readonly abort = new AbortController();
   private backend: Backend | null = null;
   private follower: StoreFollower | null = null;
-  private readonly assembler = new PartialAssembler<StorePosition>();
+  private readonly shaper: LineShaper<StorePosition>;
   private queue: Queued[] = [];
   private queuedBytes = 0;
   private caughtUp = false;
@@ -72,6 +71,7 @@ export class Shipper {
     this.backendName = plan.name;
     this.containerId = container.id;
     this.cursor = cursor;
+    this.shaper = new LineShaper(plan, () => backendMultilineEvents.inc({ backend: plan.name }));
     let saved: StorePosition | null = null;
     try {
       saved = cursor.load();
@@ -126,6 +126,8 @@ export class Shipper {
         if (read === null) return;
       }
       const live = this.store.isLive();
+      // An open multiline event with no new line for its flush timeout ships as it is.
+      if (this.caughtUp && live) this.enqueueAll(this.shaper.flushIdle(Date.now()));
       if (this.queue.length > 0 && (this.full() || !this.caughtUp || !live || this.expired(waitingSince, maxDelay))) {
         if (!(await this.sendBatch())) return;
         waitingSince = null;
@@ -139,7 +141,7 @@ export class Shipper {
         continue;
       }
       if (this.queue.length === 0) {
-        await this.store.nextChange(seen, this.abort.signal);
+        await this.nextChangeOrDeadline(seen);
         continue;
       }
       // A batch is started: let the store collect more until the delay is up, then read it
@@ -147,6 +149,14 @@ export class Shipper {
       waitingSince ??= Date.now();
       await sleep(waitingSince + maxDelay - Date.now(), this.abort.signal);
     }
+  }
+
+  /** Waits for the store to change, or for the shaper's next flush timeout, or for stop(). */
+  private async nextChangeOrDeadline(seen: number): Promise<void> {
+    const deadline = this.shaper.nextDeadline();
+    if (deadline === null) return this.store.nextChange(seen, this.abort.signal);
+    const timeout = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    await this.store.nextChange(seen, AbortSignal.any([this.abort.signal, timeout]));
   }
 
   private full(): boolean {
@@ -169,28 +179,35 @@ export class Shipper {
       this.caughtUp = false;
       if (read.lost) this.countLost(read.lost.count, read.lost.reason);
       const { entries } = read;
+      const now = Date.now();
       for (let i = 0; i < entries.length; i++) {
         const { entry, at } = entries[i]!;
-        const lines = this.assembler.push(entry, at);
+        const lines = this.shaper.push(entry, at, now);
         if (lines.length === 0) continue;
-        // The record after this one, unless a line still being assembled starts earlier.
+        // The record after this one, unless a line or event still open starts earlier.
         let after = entries[i + 1]?.at ?? follower.position;
-        for (const mark of this.assembler.openMarks()) if (mark.index < after.index) after = mark;
+        for (const mark of this.shaper.openMarks()) if (mark.index < after.index) after = mark;
         for (const line of lines) this.enqueue(line, after);
       }
     }
   }
 
   private flushOpenLines(): number {
-    const lines = this.assembler.flush();
+    const lines = this.shaper.flush();
     for (const line of lines) this.enqueue(line, this.follower!.position);
     return lines.length;
   }
 
-  private enqueue(line: { source: Source; timeNano: bigint; line: Buffer; fragment: OutgoingLine['partial'] | null }, after: StorePosition): void {
-    const out: OutgoingLine = { source: line.source, timeNano: line.timeNano, line: line.line };
-    if (line.fragment) out.partial = line.fragment;
-    this.queue.push({ line: out, after });
+  /** Lines the shaper released with nothing newer read: the cursor may pass all it no longer holds. */
+  private enqueueAll(lines: readonly OutgoingLine[]): void {
+    if (lines.length === 0) return;
+    let after = this.follower!.position;
+    for (const mark of this.shaper.openMarks()) if (mark.index < after.index) after = mark;
+    for (const line of lines) this.enqueue(line, after);
+  }
+
+  private enqueue(line: OutgoingLine, after: StorePosition): void {
+    this.queue.push({ line, after });
     this.queuedBytes += line.line.length + (this.plan.limits.lineOverheadBytes ?? 0);
   }
 

@@ -7,6 +7,8 @@
 // leave an address unused.
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, RetryPolicy } from '../delivery/backend.ts';
 import { type AttributeSpec, compileGoRegexp } from '../shaping/attributes.ts';
+import type { LineShaping } from '../shaping/line-shaper.ts';
+import { MULTILINE_PRESETS, type MultilineMatcher, type MultilineOptions, type MultilinePreset, datetimeFormatPattern } from '../shaping/multiline.ts';
 import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
 
 export interface StoreOptions {
@@ -18,7 +20,7 @@ export interface StoreOptions {
   compress: boolean;
 }
 
-export interface ShapingOptions {
+export interface ShapingOptions extends LineShaping {
   /** `{{.ID}}` unless `tag` is set. */
   tag: TagTemplate;
   /** `tag` was given (not empty, which Docker treats as unset). */
@@ -26,8 +28,11 @@ export interface ShapingOptions {
   attributes: AttributeSpec;
 }
 
-/** A selected backend with its validated options bound in. */
-export interface BackendPlan {
+/**
+ * A selected backend with its validated options bound in; `multiline` is the backend's own
+ * (awslogs-multiline-pattern, ...) when it has them set, the shared multiline-* otherwise.
+ */
+export interface BackendPlan extends LineShaping {
   name: string;
   limits: BatchLimits;
   retry: RetryPolicy | null;
@@ -50,7 +55,26 @@ export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxSizeBytes: 20_000_000, m
 const DAEMON_KEYS = new Set(['mode', 'max-buffer-size', 'cache-disabled']);
 const CACHE_KEYS = ['max-size', 'max-file', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag'];
 const STORE_KEYS = ['max-size', 'max-file', 'compress'];
-const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex'];
+const MULTILINE_KEYS = [
+  'multiline-pattern',
+  'datetime-format',
+  'multiline-preset',
+  'multiline-flush-timeout',
+  'multiline-max-lines',
+  'multiline-max-bytes',
+];
+const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex', ...MULTILINE_KEYS, 'parse-json'];
+
+/** Long enough for a trace printed in several writes; short enough that a last line is not held for long. */
+export const DEFAULT_MULTILINE_FLUSH_TIMEOUT_MS = 1000;
+/** A deep Java trace with its causes runs to a few hundred lines. */
+export const DEFAULT_MULTILINE_MAX_LINES = 1000;
+/**
+ * 128 KiB holds such a trace and stays under every receiver's per-record limit (CloudWatch
+ * 256 KiB, Cloud Logging 256 KB) with room for the record's metadata and for JSON escaping,
+ * which writes each '\n' and '\t' of a trace as two bytes.
+ */
+export const DEFAULT_MULTILINE_MAX_BYTES = 128 * 1024;
 
 const DRIVER = 'logship';
 export const DEFAULT_TAG = '{{.ID}}';
@@ -78,10 +102,11 @@ export function parseLogOptions(
     const accepted = ['backend', ...STORE_KEYS, ...SHAPING_KEYS, ...selected.flatMap((f) => f.optionKeys)];
     throw new InvalidOptionError(`unknown log opt '${key}' for ${DRIVER} log driver (accepted: ${accepted.join(', ')})`);
   }
+  const shaping = parseShapingOptions(opts);
   return {
     store: parseStoreOptions(opts),
-    shaping: parseShapingOptions(opts),
-    backends: selected.map((f) => plan(f, own.get(f)!)),
+    shaping,
+    backends: selected.map((f) => plan(f, own.get(f)!, shaping)),
   };
 }
 
@@ -102,12 +127,14 @@ function parseBackendList(value: string | undefined, factories: readonly Backend
   return selected;
 }
 
-function plan<Config>(factory: BackendFactory<Config>, opts: Record<string, string>): BackendPlan {
+function plan<Config>(factory: BackendFactory<Config>, opts: Record<string, string>, shaping: LineShaping): BackendPlan {
   const config = factory.parseOptions(opts);
   return {
     name: factory.name,
     limits: factory.batchLimits(config),
     retry: factory.retryPolicy?.(config) ?? null,
+    multiline: factory.multiline?.(config) ?? shaping.multiline,
+    parseJson: shaping.parseJson,
     create: (container) => factory.create(config, container),
   };
 }
@@ -130,7 +157,59 @@ function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
       env: listOption(opts.env),
       envRegex: regexOption('env-regex', opts['env-regex']),
     },
+    multiline: parseMultilineOptions(opts),
+    parseJson: opts['parse-json'] ? parseBool('parse-json', opts['parse-json']) : false,
   };
+}
+
+function parseMultilineOptions(opts: Record<string, string>): MultilineOptions | null {
+  // Empty values count as unset, as Docker treats awslogs-multiline-pattern.
+  const set = MULTILINE_KEYS.filter((key) => opts[key]);
+  const matchers = set.filter((key) => key === 'multiline-pattern' || key === 'datetime-format' || key === 'multiline-preset');
+  if (matchers.length > 1) {
+    throw new InvalidOptionError(`log opts '${matchers[0]}' and '${matchers[1]}' cannot both be set: choose one way to find the first line of an event`);
+  }
+  if (matchers.length === 0) {
+    if (set.length === 0) return null;
+    throw new InvalidOptionError(
+      `log opt '${set[0]}' needs one of 'multiline-pattern', 'datetime-format' or 'multiline-preset' (it only tunes how lines are joined into events)`,
+    );
+  }
+  const flushTimeout = opts['multiline-flush-timeout'];
+  const flushTimeoutMs = flushTimeout ? parseGoDuration('multiline-flush-timeout', flushTimeout) : DEFAULT_MULTILINE_FLUSH_TIMEOUT_MS;
+  if (flushTimeoutMs <= 0) {
+    throw new InvalidOptionError(`invalid value '${flushTimeout}' for log opt 'multiline-flush-timeout': expected a duration above 0, such as 500ms or 2s`);
+  }
+  return {
+    matcher: parseMultilineMatcher(matchers[0]!, opts[matchers[0]!]!),
+    flushTimeoutMs,
+    maxLines: opts['multiline-max-lines'] ? parseLineCount('multiline-max-lines', opts['multiline-max-lines']) : DEFAULT_MULTILINE_MAX_LINES,
+    maxBytes: opts['multiline-max-bytes'] ? parseRamInBytes('multiline-max-bytes', opts['multiline-max-bytes']) : DEFAULT_MULTILINE_MAX_BYTES,
+  };
+}
+
+function parseMultilineMatcher(key: string, value: string): MultilineMatcher {
+  if (key === 'multiline-preset') {
+    if (!(MULTILINE_PRESETS as readonly string[]).includes(value)) {
+      throw new InvalidOptionError(`invalid value '${value}' for log opt 'multiline-preset': expected ${MULTILINE_PRESETS.join(', ')}`);
+    }
+    return { kind: 'preset', preset: value as MultilinePreset };
+  }
+  try {
+    return { kind: 'first-line', pattern: key === 'datetime-format' ? datetimeFormatPattern(value) : compileGoRegexp(value) };
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    const accepted = key === 'datetime-format' ? 'expected a strftime format such as %Y-%m-%d %H:%M:%S' : 'expected a regular expression';
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${err.message}; ${accepted}`);
+  }
+}
+
+function parseLineCount(key: string, value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of lines, 1 or more`);
+  }
+  return n;
 }
 
 // As moby splits it: on ',' only, with no trimming.
@@ -200,6 +279,24 @@ function parseCount(key: string, value: string): number {
     throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of files, 1 or more`);
   }
   return n;
+}
+
+const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go's time.ParseDuration (`1s`, `500ms`, `1m30s`), in milliseconds; negative is refused. */
+export function parseGoDuration(key: string, value: string): number {
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
+  let ms = 0;
+  let consumed = 0;
+  for (let m = part.exec(value); m; m = part.exec(value)) {
+    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
+    consumed = part.lastIndex;
+  }
+  if (value === '0') return 0;
+  if (value === '' || consumed !== value.length) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration such as 500ms, 1s or 1m30s`);
+  }
+  return ms;
 }
 
 // Go's strconv.ParseBool, which the built-in drivers use.

@@ -64,6 +64,13 @@ export const backendShipped = new Counter({
   registers,
 });
 
+export const backendMultilineEvents = new Counter({
+  name: 'logship_backend_multiline_events_total',
+  help: 'Multiline events formed for a backend (two lines or more joined by the multiline log-opts); formed again when re-read after a restart.',
+  labelNames: ['backend'] as const,
+  registers,
+});
+
 export const backendRetries = new Counter({
   name: 'logship_backend_retries_total',
   help: 'Failed sends of a batch, each retried after a backoff.',

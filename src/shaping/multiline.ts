@@ -1,7 +1,9 @@
 // Multiline events: consecutive lines of one stream joined into one event (a stack trace
 // arrives as one event, not forty), for what is shipped to backends only; the local copy
 // and `docker logs` keep every line as the daemon sent it.
+import type { PartialMetadata, Source } from '../fifo/log-entry.ts';
 import { compileGoRegexp } from './attributes.ts';
+import { presetRules } from './multiline-presets.ts';
 
 /** How a line is told to start a new event or to continue the open one. */
 export type MultilineMatcher =
@@ -66,4 +68,200 @@ export function datetimeFormatPattern(format: string): RegExp {
   });
   if (/%$/.test(source)) throw new SyntaxError(`a lone '%' ends the format`);
   return compileGoRegexp(source);
+}
+
+/**
+ * How one stream's lines are told apart, with whatever memory the rules need (a preset's
+ * place in a trace). One instance per stream: stdout and stderr are grouped separately.
+ */
+export interface EventRules {
+  /** A line that no open event took: may later lines continue it (false: it ships alone)? */
+  starts(text: string): boolean;
+  /** Whether the line continues the open event; `gapNano` is the time since its last line. */
+  continues(text: string, gapNano: bigint): boolean;
+}
+
+/** A pattern's rules: a match starts an event; lines before the stream's first match go alone. */
+class FirstLineRules implements EventRules {
+  private readonly pattern: RegExp;
+  private matchedOnce = false;
+  /** The last line tested: starts() follows continues() on the same line when it does not continue. */
+  private lastText: string | null = null;
+  private lastMatch = false;
+
+  constructor(pattern: RegExp) {
+    // A global or sticky RegExp would keep lastIndex between lines.
+    this.pattern = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
+  }
+
+  private matches(text: string): boolean {
+    if (text !== this.lastText) {
+      this.lastText = text;
+      this.lastMatch = this.pattern.test(text);
+    }
+    return this.lastMatch;
+  }
+
+  starts(text: string): boolean {
+    if (this.matches(text)) this.matchedOnce = true;
+    return this.matchedOnce;
+  }
+
+  continues(text: string): boolean {
+    return !this.matches(text);
+  }
+}
+
+/** A line as the grouper takes and gives it: one whole line, or a fragment that passes through. */
+export interface GroupedLine<M> {
+  source: Source;
+  timeNano: bigint;
+  line: Buffer;
+  /** A piece of a line the partial assembler could not make whole: never joined. */
+  fragment: PartialMetadata | null;
+  /** The caller's mark (a store position) of the first record of the line or event. */
+  mark: M;
+}
+
+interface OpenEvent<M> {
+  first: GroupedLine<M>;
+  /** The lines so far, with the '\n's that join them. */
+  parts: Buffer[];
+  bytes: number;
+  lines: number;
+  /** When its last line reached the grouper (the flush timeout counts from it). */
+  lastAtMs: number;
+}
+
+interface StreamState<M> {
+  rules: EventRules;
+  open: OpenEvent<M> | null;
+  /** The last event was closed by a cap or the timeout: a continuing line opens the next. */
+  carry: boolean;
+  /** The time of the stream's last line: presets look at the gap before the next. */
+  lastNano: bigint;
+}
+
+const NEWLINE = Buffer.from('\n');
+/** Presets look at the start of a line only, so a long line costs no more than a short one. */
+const PRESET_PREFIX_BYTES = 512;
+
+/**
+ * Joins the consecutive lines of one stream that form one event, as `options` say, and
+ * hands back each event once it is closed: by a line that does not continue it, a cap, the
+ * flush timeout (flushIdle) or the end of the stream (flush). An event's time and mark are
+ * its first line's, so a delivery cursor bounded by openMarks() never passes the start of
+ * an event still open.
+ */
+export class MultilineGrouper<M> {
+  private readonly options: MultilineOptions;
+  private readonly streams = new Map<Source, StreamState<M>>();
+  private readonly prefixBytes: number;
+  private readonly onJoined: () => void;
+
+  /** `onJoined` is told of each event of two lines or more (a metric). */
+  constructor(options: MultilineOptions, onJoined: () => void = () => {}) {
+    this.options = options;
+    this.onJoined = onJoined;
+    this.prefixBytes = options.matcher.kind === 'preset' ? PRESET_PREFIX_BYTES : Infinity;
+  }
+
+  /** Events closed by this line, in order, and the line itself if it ships alone. */
+  push(line: GroupedLine<M>, nowMs: number): GroupedLine<M>[] {
+    const out: GroupedLine<M>[] = [];
+    const s = this.stream(line.source);
+    const gap = line.timeNano - s.lastNano;
+    s.lastNano = line.timeNano;
+    if (line.fragment) {
+      if (s.open) out.push(this.take(s));
+      s.carry = false;
+      out.push(line);
+      return out;
+    }
+    const text = line.line.toString('utf8', 0, Math.min(line.line.length, this.prefixBytes));
+    if ((s.open || s.carry) && s.rules.continues(text, gap)) {
+      if (s.open && s.open.bytes + NEWLINE.length + line.line.length > this.options.maxBytes) out.push(this.take(s));
+      if (s.open) this.append(s.open, line, nowMs);
+      else s.open = this.begin(line, nowMs);
+      s.carry = false;
+      if (s.open.lines >= this.options.maxLines) out.push(this.take(s));
+      return out;
+    }
+    if (s.open) out.push(this.take(s));
+    s.carry = false;
+    if (!s.rules.starts(text)) {
+      out.push(line);
+      return out;
+    }
+    s.open = this.begin(line, nowMs);
+    if (s.open.lines >= this.options.maxLines) out.push(this.take(s));
+    return out;
+  }
+
+  /** Events with no new line for the flush timeout. */
+  flushIdle(nowMs: number): GroupedLine<M>[] {
+    const out: GroupedLine<M>[] = [];
+    for (const s of this.streams.values()) {
+      if (s.open && nowMs - s.open.lastAtMs >= this.options.flushTimeoutMs) out.push(this.take(s));
+    }
+    return out;
+  }
+
+  /** When flushIdle will next have an event to give, in Date.now() time; null if none is open. */
+  nextDeadline(): number | null {
+    let next: number | null = null;
+    for (const s of this.streams.values()) {
+      if (s.open) next = Math.min(next ?? Infinity, s.open.lastAtMs + this.options.flushTimeoutMs);
+    }
+    return next;
+  }
+
+  /** Every open event: the stream has ended. */
+  flush(): GroupedLine<M>[] {
+    const out: GroupedLine<M>[] = [];
+    for (const s of this.streams.values()) if (s.open) out.push(this.take(s));
+    return out;
+  }
+
+  /** The first lines' marks of the events still open. */
+  openMarks(): M[] {
+    const marks: M[] = [];
+    for (const s of this.streams.values()) if (s.open) marks.push(s.open.first.mark);
+    return marks;
+  }
+
+  private stream(source: Source): StreamState<M> {
+    let s = this.streams.get(source);
+    if (!s) {
+      s = { rules: eventRules(this.options.matcher), open: null, carry: false, lastNano: 0n };
+      this.streams.set(source, s);
+    }
+    return s;
+  }
+
+  private begin(line: GroupedLine<M>, nowMs: number): OpenEvent<M> {
+    return { first: line, parts: [line.line], bytes: line.line.length, lines: 1, lastAtMs: nowMs };
+  }
+
+  private append(event: OpenEvent<M>, line: GroupedLine<M>, nowMs: number): void {
+    event.parts.push(NEWLINE, line.line);
+    event.bytes += NEWLINE.length + line.line.length;
+    event.lines++;
+    event.lastAtMs = nowMs;
+  }
+
+  /** Closes the stream's open event; a line that continues it after this opens the next. */
+  private take(s: StreamState<M>): GroupedLine<M> {
+    const event = s.open!;
+    s.open = null;
+    s.carry = true;
+    const { first } = event;
+    if (event.lines === 1) return first;
+    this.onJoined();
+    return { source: first.source, timeNano: first.timeNano, line: Buffer.concat(event.parts, event.bytes), fragment: null, mark: first.mark };
+  }
+}
+
+function eventRules(matcher: MultilineMatcher): EventRules {
+  return matcher.kind === 'first-line' ? new FirstLineRules(matcher.pattern) : presetRules(matcher.preset);
 }

@@ -11,7 +11,7 @@
 // delivery cursor never passes the start of a line that is not yet whole.
 import type { LogEntry, PartialMetadata, Source } from '../fifo/log-entry.ts';
 
-export interface Line {
+export interface Line<M = void> {
   source: Source;
   /** The first chunk's time, as the daemon stamps every chunk of a line. */
   timeNano: bigint;
@@ -23,6 +23,8 @@ export interface Line {
    * it ends the daemon's group (the last piece of a line the cap cut).
    */
   fragment: PartialMetadata | null;
+  /** The caller's mark of the line's first chunk. */
+  mark: M;
 }
 
 interface Group<M> {
@@ -37,7 +39,7 @@ interface Group<M> {
 
 export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
 
-export class PartialAssembler<M = undefined> {
+export class PartialAssembler<M = void> {
   private readonly groups = new Map<Source, Group<M>>();
   private readonly maxLineBytes: number;
 
@@ -45,14 +47,14 @@ export class PartialAssembler<M = undefined> {
     this.maxLineBytes = maxLineBytes;
   }
 
-  /** Lines completed by this entry, in order (usually zero or one). `mark` tags a group it starts. */
-  push(entry: LogEntry, ...[mark]: M extends undefined ? [mark?: M] : [mark: M]): Line[] {
-    const out: Line[] = [];
+  /** Lines completed by this entry, in order (usually zero or one). `mark` tags a group it starts (optional when M is void). */
+  push(entry: LogEntry, mark: M): Line<M>[] {
+    const out: Line<M>[] = [];
     const group = this.groups.get(entry.source);
     const meta = entry.partialMetadata;
     if (!entry.partial) {
       if (group) out.push(this.take(entry.source, 'cut'));
-      out.push({ source: entry.source, timeNano: entry.timeNano, line: entry.line, incomplete: false, fragment: null });
+      out.push({ source: entry.source, timeNano: entry.timeNano, line: entry.line, incomplete: false, fragment: null, mark });
       return out;
     }
     const id = meta?.id ?? '';
@@ -62,7 +64,7 @@ export class PartialAssembler<M = undefined> {
       current = undefined;
     }
     if (!current) {
-      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: 0, mark: mark as M };
+      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: 0, mark };
       this.groups.set(entry.source, current);
     }
     let line = entry.line;
@@ -72,7 +74,7 @@ export class PartialAssembler<M = undefined> {
       current.bytes += room;
       line = line.subarray(room);
       out.push(this.take(entry.source, 'cut'));
-      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: current.pieces + 1, mark: mark as M };
+      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: current.pieces + 1, mark };
       this.groups.set(entry.source, current);
     }
     current.chunks.push(line);
@@ -82,7 +84,7 @@ export class PartialAssembler<M = undefined> {
   }
 
   /** Emits every group still open, as incomplete lines: the stream has ended. */
-  flush(): Line[] {
+  flush(): Line<M>[] {
     return [...this.groups.keys()].map((source) => this.take(source, 'cut'));
   }
 
@@ -92,13 +94,13 @@ export class PartialAssembler<M = undefined> {
   }
 
   /** `last`: the daemon's last chunk ended the group; `cut`: the cap or another line did. */
-  private take(source: Source, end: 'cut' | 'last'): Line {
+  private take(source: Source, end: 'cut' | 'last'): Line<M> {
     const group = this.groups.get(source)!;
     this.groups.delete(source);
     const line = Buffer.concat(group.chunks, group.bytes);
     // A line the daemon ended and the cap never cut is whole.
-    if (end === 'last' && group.pieces === 0) return { source, timeNano: group.timeNano, line, incomplete: false, fragment: null };
+    if (end === 'last' && group.pieces === 0) return { source, timeNano: group.timeNano, line, incomplete: false, fragment: null, mark: group.mark };
     const fragment = { id: group.id, ordinal: group.pieces + 1, last: end === 'last' };
-    return { source, timeNano: group.timeNano, line, incomplete: true, fragment };
+    return { source, timeNano: group.timeNano, line, incomplete: true, fragment, mark: group.mark };
   }
 }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
+import { type PluginJournald, startPluginJournald } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import {
   FLUENTD_PORT,
@@ -35,19 +36,12 @@ let dir: string;
 let rsyslog: Rsyslog;
 let fluent: FluentReceiver | null = null;
 let journald: Journald;
-let pluginJournalSource = '/run/systemd/journal';
+let pluginJournald: PluginJournald | undefined;
 /** The CA as the plugin sees it: under its data mount. */
 let caInPlugin: string;
 
 function dockerCli(...args: string[]): string {
   return execFileSync('docker', args, { encoding: 'utf8' }).trim();
-}
-
-/** The plugin's journal mount must be set while it is disabled. */
-function setPluginJournal(source: string): void {
-  if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerCli('plugin', 'disable', '-f', PLUGIN);
-  dockerCli('plugin', 'set', PLUGIN, `journal.source=${source}`);
-  dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
 }
 
 async function startFluent(): Promise<FluentReceiver> {
@@ -67,24 +61,17 @@ before(async () => {
   rsyslog = new Rsyslog(path.join(DATA_DIR, RSYSLOG_DIR), tls);
   await rsyslog.start();
   fluent = await startFluent();
-  journald = new Journald(JOURNAL_NAMESPACE, path.join(dir, 'journald.out'));
-  journald.removeState();
-  await journald.start();
-  pluginJournalSource = JSON.parse(dockerCli('plugin', 'inspect', '-f', '{{json .Settings.Mounts}}', PLUGIN)).find(
-    (m: { Name: string }) => m.Name === 'journal',
-  ).Source;
-  setPluginJournal(journald.runDir);
+  pluginJournald = await startPluginJournald(JOURNAL_NAMESPACE, path.join(dir, 'journald.out'));
+  journald = pluginJournald.journald;
 });
 
 after(async () => {
   await removeContainers();
   try {
-    setPluginJournal(pluginJournalSource);
+    await pluginJournald?.stop();
   } finally {
     await rsyslog?.stop();
     await fluent?.close();
-    await journald?.stop();
-    journald?.removeState();
     fs.rmSync(path.join(DATA_DIR, 'bk-e2e-tls'), { recursive: true, force: true });
     fs.rmSync(path.join(DATA_DIR, RSYSLOG_DIR), { recursive: true, force: true });
     if (dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { Shipper, retryDelay } from '../../src/delivery/shipper.ts';
 import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
-import { backendDropped, backendRetries } from '../../src/observability/metrics.ts';
+import { backendDropped, backendMultilineEvents, backendRetries } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
 
@@ -61,7 +61,14 @@ class TestBackend implements Backend {
 }
 
 function planFor(backend: TestBackend, name = 'test', maxLines = 1000, maxBytes = 1 << 20): BackendPlan {
-  return { name, limits: { maxLines, maxBytes, maxDelayMs: 5 }, retry: { initialDelayMs: 2, maxDelayMs: 10 }, create: () => backend };
+  return {
+    name,
+    limits: { maxLines, maxBytes, maxDelayMs: 5 },
+    retry: { initialDelayMs: 2, maxDelayMs: 10 },
+    multiline: null,
+    parseJson: false,
+    create: () => backend,
+  };
 }
 
 function openStore(options: StoreOptions = { maxSizeBytes: 1 << 20, maxFiles: 5, compress: false }): ContainerStore {
@@ -262,6 +269,119 @@ describe('delivery engine', () => {
     await shipper.done;
     assert.deepEqual(backend.lines, ['whole', 'no newline']);
     assert.deepEqual(backend.batches.flat()[1]!.partial, { id: 'q', ordinal: 1, last: false });
+    await store.close();
+  });
+});
+
+describe('delivery engine with multiline events and parse-json', () => {
+  const TRACE = [
+    'Exception in thread "main" java.lang.IllegalStateException: boom',
+    '\tat com.example.App.run(App.java:12)',
+    '\tat com.example.App.main(App.java:5)',
+    'Caused by: java.io.IOException: reset',
+    '\t... 2 more',
+  ];
+  const java = { matcher: { kind: 'preset', preset: 'java' }, flushTimeoutMs: 60_000, maxLines: 1000, maxBytes: 1 << 20 } as const;
+  const withShaping = (plan: BackendPlan, shaping: Partial<Pick<BackendPlan, 'multiline' | 'parseJson'>>): BackendPlan => ({ ...plan, ...shaping });
+
+  it('joins a trace read across store appends and batches into one event, in order, and ends at the store end', async () => {
+    const joined = async () => (await backendMultilineEvents.get()).values.find((v) => v.labels.backend === 'joins')?.value ?? 0;
+    const before = await joined();
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(backend, 'joins', 2), { multiline: java }));
+    const entries = ['before', ...TRACE, 'middle', ...TRACE, 'after'].map((line, i) => ({ line, timeNano: T0 + BigInt(i) * 1000n }));
+    append(store, entries, 2);
+    await backend.received(4);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, ['before', TRACE.join('\n'), 'middle', TRACE.join('\n'), 'after']);
+    assert.equal(backend.batches.flat()[1]!.timeNano, T0 + 1000n, 'the event has its first line\'s time');
+    assert.equal(new CursorFile(dir, 'joins').load()!.index, entries.length);
+    assert.equal((await joined()) - before, 2);
+    await store.close();
+  });
+
+  it('never moves the cursor past the first line of an open event: a restart re-reads it whole', async () => {
+    const pattern = { ...java, matcher: { kind: 'first-line', pattern: /^S/ } } as const;
+    const store = openStore();
+    store.attachProducer();
+    const first = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(first, 'test', 1), { multiline: pattern }));
+    append(store, [{ line: 'S out' }, { line: 'S err', source: 'stderr' }, { line: 'out 1' }, { line: 'S err 2', source: 'stderr' }], 1);
+    await first.received(1);
+    await shipper.stop();
+    assert.deepEqual(first.lines, ['S err']);
+    // 'S err' shipped, but stdout's event (record 0) is open: the cursor stays there.
+    assert.equal(new CursorFile(dir, 'test').load()!.index, 0);
+    await store.close();
+
+    const reopened = openStore();
+    reopened.attachProducer();
+    append(reopened, [{ line: 'out 2' }, { line: 'S out 2' }], 1);
+    const second = new TestBackend();
+    const resumed = ship(reopened, withShaping(planFor(second, 'test', 1), { multiline: pattern }));
+    await second.received(2);
+    reopened.detachProducer();
+    await resumed.done;
+    // At least once: 'S err' again, then the stdout event whole, then what was open at the end.
+    assert.deepEqual(second.lines, ['S err', 'S out\nout 1\nout 2', 'S out 2', 'S err 2']);
+    await reopened.close();
+  });
+
+  it('ships an open event once no line came for the flush timeout, while the container runs', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(backend), { multiline: { ...java, flushTimeoutMs: 150 } }));
+    await sleep(20);
+    const appended = Date.now();
+    append(store, TRACE.map((line) => ({ line })));
+    await backend.received(1);
+    const waited = Date.now() - appended;
+    assert.ok(waited >= 150 && waited < 2000, `shipped after ${waited} ms`);
+    assert.deepEqual(backend.lines, [TRACE.join('\n')]);
+    assert.ok(store.isLive(), 'the container still runs');
+    // Saved just after the send resolves.
+    while (new CursorFile(dir, 'test').load()!.index !== TRACE.length) await sleep(2);
+    // The next line after the timeout is an event of its own.
+    append(store, [{ line: 'later' }]);
+    await backend.received(2);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, [TRACE.join('\n'), 'later']);
+    await store.close();
+  });
+
+  it('ships the open events of a stopped container at once', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(backend), { multiline: java }));
+    append(store, [...TRACE.map((line) => ({ line })), { line: 'err', source: 'stderr' }]);
+    const stopped = Date.now();
+    store.detachProducer();
+    await shipper.done;
+    assert.ok(Date.now() - stopped < 5000, 'not held for the 60 s flush timeout');
+    assert.deepEqual(backend.lines.sort(), [TRACE.join('\n'), 'err'].sort());
+    await store.close();
+  });
+
+  it('ships a JSON object line with its fields, after multiline, and fragments untouched', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const shipper = ship(store, withShaping(planFor(backend), { parseJson: true }));
+    append(store, [{ line: '{"level":"info","n":1}' }, { line: 'plain' }, { line: '[1]' }, chunk('{"a":', 'z', 1, false)]);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.batches.flat().map((l) => [l.line.toString(), l.fields]), [
+      ['{"level":"info","n":1}', { level: 'info', n: 1 }],
+      ['plain', undefined],
+      ['[1]', undefined],
+      ['{"a":', undefined],
+    ]);
     await store.close();
   });
 });

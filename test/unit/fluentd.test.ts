@@ -134,3 +134,42 @@ describe('fluentd options', () => {
     }
   });
 });
+
+describe('fluentd records with parse-json fields', () => {
+  it('add the object\'s keys as record keys with msgpack\'s own types; Docker\'s keys and the attributes win a clash', () => {
+    const ctx = context({ attributes: [['team', 'core']] });
+    const raw = '{"level":"warn","n":42,"ratio":0.5,"ok":true,"none":null,"tags":["a",1],"req":{"id":"r1","ms":12},"log":"x","source":"y","container_id":"z","team":"other","partial_id":"p"}';
+    const json = { ...line(raw, 'stdout', '2026-11-21T23:06:40Z'), fields: JSON.parse(raw) as Record<string, unknown> };
+    const [, entries] = decode(new FluentdEncoder(ctx, false).encode([json], null)) as [string, [number, Record<string, unknown>][]];
+    assert.deepEqual(entries[0]![1], {
+      source: 'stdout',
+      log: raw,
+      container_id: ctx.id,
+      container_name: '/' + ctx.name,
+      team: 'core',
+      level: 'warn',
+      n: 42,
+      ratio: 0.5,
+      ok: true,
+      none: null,
+      tags: ['a', 1],
+      req: { id: 'r1', ms: 12 },
+    });
+  });
+
+  it('encode a line without fields exactly as before', () => {
+    const ctx = context();
+    const plain = line('{"level":"warn"}', 'stdout', '2026-11-21T23:06:40Z');
+    const [, entries] = decode(new FluentdEncoder(ctx, false).encode([plain], null)) as [string, [number, Record<string, unknown>][]];
+    assert.deepEqual(Object.keys(entries[0]![1]), ['source', 'log', 'container_id', 'container_name']);
+  });
+
+  it('keep the buffer growing for a batch of large objects', () => {
+    const big = { blob: 'é'.repeat(50_000), list: Array.from({ length: 2000 }, (_, i) => i) };
+    const raw = JSON.stringify(big);
+    const lines = Array.from({ length: 5 }, () => ({ ...line(raw, 'stdout', '2026-11-21T23:06:40Z'), fields: big }));
+    const [, entries] = decode(new FluentdEncoder(context(), false).encode(lines, null)) as [string, [number, Record<string, unknown>][]];
+    assert.equal(entries.length, 5);
+    for (const [, record] of entries) assert.deepEqual({ blob: record.blob, list: record.list }, big);
+  });
+});

@@ -91,3 +91,37 @@ describe('journald entries match Docker', () => {
     assert.equal(journalKey('E1'), 'E1');
   });
 });
+
+describe('journald entries with parse-json fields', () => {
+  it('add top-level keys as fields named as attributes are, nested values as compact JSON, never over the driver\'s fields', () => {
+    const ctx = context({ attributes: [['team', 'core']] });
+    const raw = '{"level":"warn","http.status":503,"ok":false,"none":null,"req":{"id":"r1","path":"/a"},"tags":["x"],"multi":"a\\nb","message":"m","priority":"0","Team":"other","_pid":"1","9lives":"x","container_name":"evil"}';
+    const [datagram, ...rest] = new JournalEncoder(ctx).encode({ ...line(raw, 'stderr', '2026-11-21T23:06:40Z'), fields: JSON.parse(raw) as Record<string, unknown> });
+    assert.equal(rest.length, 0);
+    const fields = parseDatagram(datagram!);
+    const text = (name: string) => fields.get(name)?.toString();
+    assert.equal(text('MESSAGE'), raw);
+    assert.equal(text('PRIORITY'), '3');
+    assert.equal(text('TEAM'), 'core');
+    assert.equal(text('CONTAINER_NAME'), ctx.name);
+    assert.equal(text('LEVEL'), 'warn');
+    assert.equal(text('HTTP_STATUS'), '503');
+    assert.equal(text('OK'), 'false');
+    assert.equal(text('NONE'), 'null');
+    assert.equal(text('REQ'), '{"id":"r1","path":"/a"}');
+    assert.equal(text('TAGS'), '["x"]');
+    assert.equal(text('MULTI'), 'a\nb');
+    assert.equal(text('PID'), '1', 'a leading _ is dropped, as for attributes: a client cannot set trusted fields');
+    assert.equal(fields.has('9LIVES'), false, 'journald refuses a name starting with a digit');
+    // One value each: the JSON's message, priority, team and container_name added none.
+    const names = [...datagram!.toString('latin1').matchAll(/^([A-Z0-9_]+)[=\n]/gm)].map((m) => m[1]);
+    for (const name of ['MESSAGE', 'PRIORITY', 'TEAM', 'CONTAINER_NAME']) assert.equal(names.filter((n) => n === name).length, 1, name);
+  });
+
+  it('leaves the fields off a line split into several entries', () => {
+    const raw = JSON.stringify({ blob: 'x'.repeat(MAX_MESSAGE_BYTES) });
+    const datagrams = new JournalEncoder(context()).encode({ ...line(raw, 'stdout', '2026-11-21T23:06:40Z'), fields: JSON.parse(raw) as Record<string, unknown> });
+    assert.equal(datagrams.length, 2);
+    for (const d of datagrams) assert.equal(parseDatagram(d).has('BLOB'), false);
+  });
+});

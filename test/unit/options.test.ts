@@ -31,7 +31,7 @@ describe('log options', () => {
 
   it('names the option and the accepted values on bad input', () => {
     const cases: [Record<string, string>, RegExp][] = [
-      [{ foo: 'bar' }, /^unknown log opt 'foo' for logship log driver \(accepted: backend, max-size, max-file, compress, tag, labels, labels-regex, env, env-regex\)$/],
+      [{ foo: 'bar' }, /^unknown log opt 'foo' for logship log driver \(accepted: backend, max-size, max-file, compress, tag, labels, labels-regex, env, env-regex, multiline-pattern, datetime-format, multiline-preset, multiline-flush-timeout, multiline-max-lines, multiline-max-bytes, parse-json\)$/],
       [{ 'cache-foo': '1' }, /unknown log opt 'cache-foo'/],
       [{ 'max-size': 'lots' }, /invalid value 'lots' for log opt 'max-size': expected a positive size such as 500k, 20m or 1g/],
       [{ 'max-size': '0' }, /log opt 'max-size'/],
@@ -91,7 +91,7 @@ describe('backend selection', () => {
       [{ backend: 'syslog,syslog' }, /'syslog' is listed twice/],
       [{ 'syslog-address': 'udp://h' }, /^log opt 'syslog-address' is an option of backend 'syslog', which log opt 'backend' does not select \(backend=\)$/],
       [{ backend: 'fluentd', 'syslog-address': 'udp://h' }, /backend 'syslog'.*\(backend=fluentd\)/],
-      [{ backend: 'syslog', colour: 'x' }, /^unknown log opt 'colour' for logship log driver \(accepted: backend, .*, env-regex, syslog-address, syslog-facility\)$/],
+      [{ backend: 'syslog', colour: 'x' }, /^unknown log opt 'colour' for logship log driver \(accepted: backend, .*, env-regex, multiline-pattern, .*, parse-json, syslog-address, syslog-facility\)$/],
       [{ backend: 'syslog', 'syslog-address': 'bad' }, /invalid value 'bad' for log opt 'syslog-address'/],
       [{ tag: '{{.Nope}}' }, /^invalid value '\{\{\.Nope\}\}' for log opt 'tag': can't evaluate field Nope/],
       [{ 'labels-regex': '(' }, /invalid value '\(' for log opt 'labels-regex'/],
@@ -108,5 +108,64 @@ describe('backend selection', () => {
     assert.equal(shaping.tag.source, 'app');
     assert.deepEqual(shaping.attributes.labels, ['a', 'b']);
     assert.equal(parseLogOptions({ tag: '' }, []).shaping.tag.source, '{{.ID}}');
+  });
+});
+
+describe('multiline and parse-json options', () => {
+  const shapingOf = (opts: Record<string, string>) => parseLogOptions(opts, FACTORIES).shaping;
+
+  it('are off by default', () => {
+    assert.equal(shapingOf({}).multiline, null);
+    assert.equal(shapingOf({}).parseJson, false);
+    assert.equal(shapingOf({ 'multiline-pattern': '', 'parse-json': '' }).multiline, null);
+  });
+
+  it('parse each matcher, with the defaults for the timeout and caps', () => {
+    const pattern = shapingOf({ 'multiline-pattern': '(?i)^error' }).multiline!;
+    assert.equal(pattern.matcher.kind, 'first-line');
+    assert.ok(pattern.matcher.kind === 'first-line' && pattern.matcher.pattern.test('ERROR x') && !pattern.matcher.pattern.test('x error'));
+    assert.deepEqual({ ...pattern, matcher: null }, { matcher: null, flushTimeoutMs: 1000, maxLines: 1000, maxBytes: 128 * 1024 });
+    const datetime = shapingOf({ 'datetime-format': '%Y-%m-%d' }).multiline!;
+    assert.ok(datetime.matcher.kind === 'first-line' && datetime.matcher.pattern.test('at 2026-12-01 x'));
+    for (const preset of ['java', 'python', 'go']) {
+      assert.deepEqual(shapingOf({ 'multiline-preset': preset }).multiline!.matcher, { kind: 'preset', preset });
+    }
+    const tuned = shapingOf({ 'multiline-preset': 'go', 'multiline-flush-timeout': '1m30s', 'multiline-max-lines': '20', 'multiline-max-bytes': '64k', 'parse-json': 'true' });
+    assert.deepEqual(tuned.multiline, { matcher: { kind: 'preset', preset: 'go' }, flushTimeoutMs: 90_000, maxLines: 20, maxBytes: 65_536 });
+    assert.equal(tuned.parseJson, true);
+  });
+
+  it('bind into each backend\'s plan, unless the backend has multiline options of its own', () => {
+    const own = { matcher: { kind: 'first-line', pattern: /^\[/ }, flushTimeoutMs: 5, maxLines: 2, maxBytes: 10 } as const;
+    const awslogs: BackendFactory<Record<string, string>> = { ...factory('awslogs', ['awslogs-multiline-pattern']), multiline: (c) => (c['awslogs-multiline-pattern'] ? own : null) };
+    const opts = { backend: 'syslog,awslogs', 'multiline-preset': 'java', 'parse-json': '1' };
+    const [plain, aws] = parseLogOptions({ ...opts, 'awslogs-multiline-pattern': '^\\[' }, [syslog, awslogs]).backends;
+    assert.deepEqual(plain!.multiline!.matcher, { kind: 'preset', preset: 'java' });
+    assert.equal(aws!.multiline, own);
+    assert.equal(aws!.parseJson, true);
+    assert.deepEqual(parseLogOptions(opts, [syslog, awslogs]).backends[1]!.multiline!.matcher, { kind: 'preset', preset: 'java' });
+  });
+
+  it('fail naming the option and what it accepts', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ 'multiline-pattern': '(' }, /^invalid value '\(' for log opt 'multiline-pattern': .*; expected a regular expression$/],
+      [{ 'datetime-format': '%Y %Q' }, /^invalid value '%Y %Q' for log opt 'datetime-format': '%Q' is not a supported directive \(supported: %a .*\); expected a strftime format/],
+      [{ 'datetime-format': '%Y %' }, /log opt 'datetime-format': a lone '%' ends the format/],
+      [{ 'multiline-preset': 'ruby' }, /^invalid value 'ruby' for log opt 'multiline-preset': expected java, python, go$/],
+      [{ 'multiline-preset': 'java', 'multiline-pattern': 'x' }, /^log opts 'multiline-pattern' and 'multiline-preset' cannot both be set/],
+      [{ 'datetime-format': '%Y', 'multiline-pattern': 'x' }, /^log opts 'multiline-pattern' and 'datetime-format' cannot both be set/],
+      [{ 'multiline-max-lines': '5' }, /^log opt 'multiline-max-lines' needs one of 'multiline-pattern', 'datetime-format' or 'multiline-preset'/],
+      [{ 'multiline-flush-timeout': '2s' }, /^log opt 'multiline-flush-timeout' needs one of/],
+      [{ 'multiline-max-bytes': '1m' }, /^log opt 'multiline-max-bytes' needs one of/],
+      [{ 'multiline-preset': 'go', 'multiline-flush-timeout': 'soon' }, /^invalid value 'soon' for log opt 'multiline-flush-timeout': expected a duration such as 500ms/],
+      [{ 'multiline-preset': 'go', 'multiline-flush-timeout': '0' }, /^invalid value '0' for log opt 'multiline-flush-timeout': expected a duration above 0/],
+      [{ 'multiline-preset': 'go', 'multiline-max-lines': '0' }, /^invalid value '0' for log opt 'multiline-max-lines': expected a whole number of lines, 1 or more$/],
+      [{ 'multiline-preset': 'go', 'multiline-max-lines': '1.5' }, /log opt 'multiline-max-lines': expected a whole number/],
+      [{ 'multiline-preset': 'go', 'multiline-max-bytes': 'lots' }, /^invalid value 'lots' for log opt 'multiline-max-bytes': expected a size such as 512k or 8m/],
+      [{ 'parse-json': 'yes' }, /^invalid value 'yes' for log opt 'parse-json': expected true or false$/],
+    ];
+    for (const [config, message] of cases) {
+      assert.throws(() => parseLogOptions(config, FACTORIES), (err: Error) => err instanceof InvalidOptionError && message.test(err.message), JSON.stringify(config));
+    }
   });
 });

@@ -3,8 +3,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
+import { Journald } from '../../integration/lib/servers.ts';
 import { pollUntil } from './containers.ts';
 import { PLUGIN } from './docker-client.ts';
 
@@ -106,4 +107,47 @@ export async function drainPluginFifos(ms: number): Promise<void> {
   });
   await new Promise((r) => setTimeout(r, ms));
   for (const socket of readers) socket.destroy();
+}
+
+function dockerSync(...args: string[]): string {
+  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
+}
+
+/** The host folder the plugin's `journal` mount points at. */
+function pluginJournalSource(): string {
+  const mounts = JSON.parse(dockerSync('plugin', 'inspect', '-f', '{{json .Settings.Mounts}}', PLUGIN)) as { Name: string; Source: string }[];
+  return mounts.find((m) => m.Name === 'journal')!.Source;
+}
+
+/** Points the `journal` mount at `source` (e.g. a journald namespace's run folder); the engine allows it only while the plugin is disabled. */
+function setPluginJournal(source: string): void {
+  if (dockerSync('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerSync('plugin', 'disable', '-f', PLUGIN);
+  dockerSync('plugin', 'set', PLUGIN, `journal.source=${source}`);
+  dockerSync('plugin', 'enable', '--timeout', '0', PLUGIN);
+}
+
+export interface PluginJournald {
+  journald: Journald;
+  /** Points the mount back where it was, then stops journald and removes its state. */
+  stop(): Promise<void>;
+}
+
+/** A systemd-journald of its own namespace (fresh state), with the plugin's `journal` mount pointed at it. */
+export async function startPluginJournald(namespace: string, logFile: string): Promise<PluginJournald> {
+  const journald = new Journald(namespace, logFile);
+  journald.removeState();
+  await journald.start();
+  const previous = pluginJournalSource();
+  setPluginJournal(journald.runDir);
+  return {
+    journald,
+    async stop() {
+      try {
+        setPluginJournal(previous);
+      } finally {
+        await journald.stop();
+        journald.removeState();
+      }
+    },
+  };
 }

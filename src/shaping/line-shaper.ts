@@ -1,0 +1,84 @@
+// What a backend's shipping loop does to stored entries before batching them: partial
+// chunks reassembled into lines, then (with the multiline log-opts) lines joined into
+// events per stream, then (with parse-json) JSON objects parsed into fields. Fragments the
+// assembler could not make whole pass through untouched. Each stage keeps the mark of the
+// first record it still holds, so the delivery cursor never passes anything not yet shipped.
+import type { LogEntry } from '../fifo/log-entry.ts';
+import type { OutgoingLine } from '../delivery/backend.ts';
+import { jsonObjectFields } from './json-fields.ts';
+import { type GroupedLine, type MultilineOptions, MultilineGrouper } from './multiline.ts';
+import { PartialAssembler } from './partial.ts';
+
+export interface LineShaping {
+  /** Null: every line is its own event. */
+  multiline: MultilineOptions | null;
+  parseJson: boolean;
+}
+
+export class LineShaper<M> {
+  private readonly assembler = new PartialAssembler<M>();
+  private readonly grouper: MultilineGrouper<M> | null;
+  private readonly parseJson: boolean;
+
+  /** `onJoined` is told of each multiline event of two lines or more. */
+  constructor(shaping: LineShaping, onJoined?: () => void) {
+    this.grouper = shaping.multiline ? new MultilineGrouper<M>(shaping.multiline, onJoined) : null;
+    this.parseJson = shaping.parseJson;
+  }
+
+  /** The lines or events this entry completes, in order. `mark` is the entry's position. */
+  push(entry: LogEntry, mark: M, nowMs: number): OutgoingLine[] {
+    const lines = this.assembler.push(entry, mark);
+    if (this.grouper === null) {
+      // In place: the plain path allocates nothing more than the assembler did.
+      const out = lines as unknown as OutgoingLine[];
+      for (let i = 0; i < lines.length; i++) out[i] = this.parseJson ? this.shaped(lines[i]!) : outgoing(lines[i]!);
+      return out;
+    }
+    const out: OutgoingLine[] = [];
+    for (const line of lines) for (const event of this.grouper.push(line, nowMs)) out.push(this.shaped(event));
+    return out;
+  }
+
+  /** Events the flush timeout closed by `nowMs`. */
+  flushIdle(nowMs: number): OutgoingLine[] {
+    return this.grouper ? this.grouper.flushIdle(nowMs).map((e) => this.shaped(e)) : [];
+  }
+
+  /** When flushIdle will next close an event (Date.now() time); null if none waits. */
+  nextDeadline(): number | null {
+    return this.grouper?.nextDeadline() ?? null;
+  }
+
+  /** Everything still held, as final: the stream has ended. */
+  flush(): OutgoingLine[] {
+    const lines = this.assembler.flush();
+    if (this.grouper === null) return lines.map((l) => this.shaped(l));
+    const out: OutgoingLine[] = [];
+    for (const line of lines) for (const event of this.grouper.push(line, Date.now())) out.push(this.shaped(event));
+    for (const event of this.grouper.flush()) out.push(this.shaped(event));
+    return out;
+  }
+
+  /** Marks of the first records of lines and events still open. */
+  openMarks(): M[] {
+    const marks = this.assembler.openMarks();
+    if (this.grouper) marks.push(...this.grouper.openMarks());
+    return marks;
+  }
+
+  private shaped(line: GroupedLine<M>): OutgoingLine {
+    const out = outgoing(line);
+    if (this.parseJson && !line.fragment) {
+      const fields = jsonObjectFields(line.line);
+      if (fields) out.fields = fields;
+    }
+    return out;
+  }
+}
+
+function outgoing(line: GroupedLine<unknown>): OutgoingLine {
+  const out: OutgoingLine = { source: line.source, timeNano: line.timeNano, line: line.line };
+  if (line.fragment) out.partial = line.fragment;
+  return out;
+}
