@@ -104,9 +104,6 @@ function parseFluentdAddress(address: string, opts: Readonly<Record<string, stri
   return { kind: 'tls', host, port: hostPort.port, tls };
 }
 
-// It lives in lifecycle/options.ts now (the multiline log-opts use it too); backends written
-// against this module import it from here.
-export { parseGoDuration };
 
 /**
  * Just enough msgpack to write a Forward-mode message. Hand-written because a line is raw

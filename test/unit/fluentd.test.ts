@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { ExtensionCodec, decode, decodeMulti, encode } from '@msgpack/msgpack';
 import { InvalidOptionError } from '../../src/lifecycle/options.ts';
-import { FluentdEncoder, parseFluentdOptions, parseGoDuration } from '../../src/backends/fluentd.ts';
+import { FluentdEncoder, parseFluentdOptions } from '../../src/backends/fluentd.ts';
+import { parseGoDuration } from '../../src/lifecycle/options.ts';
 import { parseRamInBytes } from '../../src/lifecycle/options.ts';
 import { context, line } from './backend-context.ts';
 
