@@ -104,7 +104,6 @@ function parseFluentdAddress(address: string, opts: Readonly<Record<string, stri
   return { kind: 'tls', host, port: hostPort.port, tls };
 }
 
-
 /**
  * Just enough msgpack to write a Forward-mode message. Hand-written because a line is raw
  * bytes that must go as a msgpack str unchanged, as Docker's driver sends it, and a
