@@ -62,8 +62,8 @@ export async function enablePlugin(): Promise<void> {
   await run('docker', ['plugin', 'enable', '--timeout', '0', PLUGIN]);
 }
 
-/** Settings (`KEY=value`, `data.source=...`) for the duration of fn, with the old ones put back. */
-export async function withPluginSettings<T>(settings: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+/** Applies settings (`KEY=value`, `data.source=...`); resolves to a function that puts the old ones back. */
+export async function changePluginSettings(settings: Record<string, string>): Promise<() => Promise<void>> {
   const inspect = JSON.parse((await run('docker', ['plugin', 'inspect', PLUGIN])).stdout)[0] as {
     Settings: { Env: string[]; Mounts: { Name: string; Source: string }[] };
   };
@@ -83,10 +83,16 @@ export async function withPluginSettings<T>(settings: Record<string, string>, fn
     await enablePlugin();
   };
   await apply(settings);
+  return () => apply(previous);
+}
+
+/** Settings for the duration of fn, with the old ones put back. */
+export async function withPluginSettings<T>(settings: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const restore = await changePluginSettings(settings);
   try {
     return await fn();
   } finally {
-    await apply(previous);
+    await restore();
   }
 }
 
