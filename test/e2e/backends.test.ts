@@ -12,6 +12,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
 import { type PluginJournald, startPluginJournald } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
+import { LINES, PACED, checkSequence } from './lib/sequence.ts';
 import {
   FLUENTD_PORT,
   FluentReceiver,
@@ -24,9 +25,6 @@ import {
   waitUntil,
 } from '../integration/lib/servers.ts';
 
-const LINES = 100_000;
-// 100,000 lines over about 10 s: ten bursts of 10,000, a second apart.
-const PACED = sh(`i=0; while [ $i -lt 10 ]; do seq $((i*10000+1)) $((i*10000+10000)); i=$((i+1)); sleep 1; done`);
 const JOURNAL_NAMESPACE = 'logship-bk-e2e';
 const RSYSLOG_DIR = 'bk-e2e-rsyslog';
 /** The data folder as the plugin sees it (config.json's `data` mount). */
@@ -147,34 +145,6 @@ function fluentRecords(tag: string): Record<string, string>[] {
 }
 function receivedBy(tag: string): string[] {
   return fluentRecords(tag).map((r) => r.log!);
-}
-
-/**
- * Checks that 1..LINES all arrived and, counting each line at its first arrival, in order.
- * Returns how many arrived more than once (a batch resent after a failure) and how many
- * arrived after a later line (only allowed where the receiver itself may reorder).
- */
-function checkSequence(lines: string[], strictOrder = true): { duplicates: number; reordered: number } {
-  const seen = new Set<number>();
-  let duplicates = 0;
-  let reordered = 0;
-  let highest = 0;
-  for (const text of lines) {
-    const n = Number(text);
-    if (seen.has(n)) {
-      duplicates++;
-      continue;
-    }
-    if (n !== highest + 1) {
-      assert.ok(!strictOrder, `line ${highest + 1} expected next, got '${text}'`);
-      if (n < highest) reordered++;
-    }
-    seen.add(n);
-    highest = Math.max(highest, n);
-  }
-  for (let n = 1; n <= LINES; n++) assert.ok(seen.has(n), `line ${n} never arrived`);
-  assert.equal(seen.size, LINES, `${LINES} distinct lines expected, got ${seen.size}`);
-  return { duplicates, reordered };
 }
 
 async function waitForAll(receiver: Receiver, tag: string, id: string, timeoutMs = 90_000): Promise<string[]> {

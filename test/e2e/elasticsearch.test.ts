@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
+import { LINES } from './lib/sequence.ts';
 import { ElasticsearchEndpoint, type StoredDocument } from '../integration/lib/elasticsearch-endpoint.ts';
 import { makeTlsMaterial, scratchDir, waitUntil } from '../integration/lib/servers.ts';
 
@@ -21,7 +22,6 @@ const TLS_PORT = 19252;
 /** Under the data folder, which the plugin sees at /var/lib/logship (config.json's `data` mount). */
 const TLS_DIR = 'es-e2e-tls';
 const METRICS_ADDRESS = '127.0.0.1:19290';
-const LINES = 100_000;
 const USERNAME = 'logship-e2e';
 const PASSWORD = randomBytes(12).toString('hex');
 

@@ -11,14 +11,12 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { PLUGIN } from './lib/docker-client.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
+import { LINES, PACED, checkSequence } from './lib/sequence.ts';
 import { disablePlugin, enablePlugin } from './lib/plugin.ts';
 import { CloudLoggingEndpoint } from '../integration/lib/cloud-logging-endpoint.ts';
 import { GceMetadataServer, METADATA } from '../integration/lib/gce-metadata-server.ts';
 import { waitUntil } from '../integration/lib/servers.ts';
 
-const LINES = 100_000;
-// 100,000 lines over about 10 s: ten bursts of 10,000, a second apart.
-const PACED = sh(`i=0; while [ $i -lt 10 ]; do seq $((i*10000+1)) $((i*10000+10000)); i=$((i+1)); sleep 1; done`);
 
 const endpoint = new CloudLoggingEndpoint(15020);
 const metadata = new GceMetadataServer(15021);
@@ -135,18 +133,7 @@ describe('gcplogs through the engine', () => {
       const found = new Set(entriesOf(container.id).map((e) => Number(e.jsonPayload.message)));
       throw new Error(`${err.message}: ${found.size} distinct arrived`);
     });
-    const seen = new Set<number>();
-    let duplicates = 0;
-    for (const text of messages) {
-      const n = Number(text);
-      if (seen.has(n)) {
-        duplicates++;
-        continue;
-      }
-      assert.equal(n, seen.size + 1, `line ${seen.size + 1} expected next, got '${text}'`);
-      seen.add(n);
-    }
-    assert.equal(seen.size, LINES);
+    const { duplicates } = checkSequence(messages);
     assert.deepEqual(endpoint.violations, [], 'a request broke the API limits or its order');
     t.diagnostic(
       `endpoint down ${downMs} ms, 4 injected errors; container ran ${ms} ms (10 s of it sleeps); all ${LINES} lines in order, ` +
