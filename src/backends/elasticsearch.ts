@@ -220,6 +220,9 @@ function parseCredentials(env: NodeJS.ProcessEnv, flavor: Flavor): Credentials |
   return null;
 }
 
+/** Document ids: the first 22 base64url characters (132 bits) of a SHA-256. */
+const ID_LENGTH = 22;
+
 export interface BulkAction {
   create: { _index: string; _id: string };
 }
@@ -249,20 +252,29 @@ export class DocumentEncoder {
   /** Action and document for each line, in order: `[action, doc, action, doc, ...]`. */
   encode(lines: readonly OutgoingLine[]): Array<BulkAction | Record<string, unknown>> {
     const operations: Array<BulkAction | Record<string, unknown>> = [];
+    // How many lines of this batch had each identity so far.
     const seen = new Map<string, number>();
     for (const line of lines) {
-      const key = this.identity(line);
-      const ordinal = seen.get(key) ?? 0;
-      seen.set(key, ordinal + 1);
-      const _id = createHash('sha256').update(key).update(`\0${ordinal}`).digest().subarray(0, 16).toString('base64url');
+      const identity = this.identity(line);
+      const rank = seen.get(identity) ?? 0;
+      seen.set(identity, rank + 1);
+      // Identical lines in one batch are distinct documents: each after the first has its rank in its id.
+      const _id = rank === 0 ? identity : createHash('sha256').update(`${identity}\0${rank}`).digest('base64url').slice(0, ID_LENGTH);
       operations.push({ create: { _index: this.index(line.timeNano), _id } }, this.document(line));
     }
     return operations;
   }
 
-  /** What makes a line this line: the same container, time, stream and bytes. */
+  /**
+   * A digest of what makes a line this line: the same container, time, stream and bytes.
+   * Hashed from the bytes themselves, so the batch's map is keyed by short strings.
+   */
   private identity(line: OutgoingLine): string {
-    return `${this.containerId}\0${line.timeNano}\0${line.source}\0${line.line.toString('base64')}`;
+    return createHash('sha256')
+      .update(`${this.containerId}\0${line.timeNano}\0${line.source}\0`)
+      .update(line.line)
+      .digest('base64url')
+      .slice(0, ID_LENGTH);
   }
 
   document(line: OutgoingLine): Record<string, unknown> {
