@@ -272,8 +272,9 @@ class GcplogsBackend implements Backend {
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw abortError(signal);
-    const { target: t, encoder } = await this.resolve();
+    signal.throwIfAborted();
+    // The metadata server and the auth library take no signal: a lookup left behind still caches its answer.
+    const { target: t, encoder } = await abortable(this.resolve(), signal);
     const entries: object[] = [];
     const lineOf: number[] = [];
     lines.forEach((line, i) => {
