@@ -96,8 +96,10 @@ function parseEndpoint(value: string): GcpEndpoint {
   const plaintext = value.startsWith('http://');
   const hostPort = parseHostPort(plaintext ? value.slice('http://'.length) : value, plaintext ? 80 : 443);
   if (!hostPort || hostPort.host === '') {
+    // As for elasticsearch-url: a value with an @ may hold `user:password@`, so it is not quoted.
+    const shown = value.includes('@') ? '(not shown: it has an @)' : `'${value}'`;
     throw new InvalidOptionError(
-      `invalid value '${value}' for log opt 'gcp-endpoint': expected host:port (gRPC over TLS) or http://host:port (plaintext gRPC)`,
+      `invalid value ${shown} for log opt 'gcp-endpoint': expected host:port (gRPC over TLS) or http://host:port (plaintext gRPC)`,
     );
   }
   return { ...hostPort, plaintext };

@@ -55,6 +55,13 @@ describe('gcplogs options', () => {
     for (const [opts, message] of cases) assert.throws(() => parseGcplogsOptions(opts), (err) => err instanceof InvalidOptionError && message.test(err.message));
   });
 
+  it('never quotes a gcp-endpoint that may carry a password', () => {
+    assert.throws(
+      () => parseGcplogsOptions({ 'gcp-endpoint': 'http://user:s3cret@logging.example:8085' }),
+      (err: Error) => err instanceof InvalidOptionError && /invalid value \(not shown: it has an @\) for log opt 'gcp-endpoint'/.test(err.message) && !err.message.includes('s3cret'),
+    );
+  });
+
   it('is selected by backend=gcplogs; its keys are refused for another backend', () => {
     assert.equal(parseLogOptions({ backend: 'gcplogs', 'gcp-project': 'p' }, BACKENDS).backends[0]!.name, 'gcplogs');
     assert.throws(() => parseLogOptions({ backend: 'syslog', 'gcp-project': 'p' }, BACKENDS), /'gcp-project' is an option of backend 'gcplogs'/);
