@@ -15,7 +15,7 @@ import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
-import { abortError, tlsOptions } from './connection.ts';
+import { abortError, shownAddress, tlsOptions } from './connection.ts';
 import { rfc3339Nano } from './timestamp.ts';
 
 const FLAVORS = ['elasticsearch', 'opensearch'] as const;
@@ -109,8 +109,7 @@ function parseUrls(value: string): string[] {
           : null;
     if (why !== null) {
       // An address URL cannot read may still hold `user:password@`.
-      const shown = text.includes('@') ? '(not shown: it has an @)' : `'${text}'`;
-      throw new InvalidOptionError(`invalid value ${shown} for log opt 'elasticsearch-url': ${why}; expected a comma list of http(s)://host[:port][/path]`);
+      throw new InvalidOptionError(`invalid value ${shownAddress(text)} for log opt 'elasticsearch-url': ${why}; expected a comma list of http(s)://host[:port][/path]`);
     }
     return url!.href.replace(/\/$/, '');
   });

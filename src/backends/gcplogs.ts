@@ -12,7 +12,7 @@ import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
-import { abortError, parseHostPort } from './connection.ts';
+import { abortError, parseHostPort, shownAddress } from './connection.ts';
 
 export interface GcpInstance {
   zone: string;
@@ -96,10 +96,8 @@ function parseEndpoint(value: string): GcpEndpoint {
   const plaintext = value.startsWith('http://');
   const hostPort = parseHostPort(plaintext ? value.slice('http://'.length) : value, plaintext ? 80 : 443);
   if (!hostPort || hostPort.host === '') {
-    // As for elasticsearch-url: a value with an @ may hold `user:password@`, so it is not quoted.
-    const shown = value.includes('@') ? '(not shown: it has an @)' : `'${value}'`;
     throw new InvalidOptionError(
-      `invalid value ${shown} for log opt 'gcp-endpoint': expected host:port (gRPC over TLS) or http://host:port (plaintext gRPC)`,
+      `invalid value ${shownAddress(value)} for log opt 'gcp-endpoint': expected host:port (gRPC over TLS) or http://host:port (plaintext gRPC)`,
     );
   }
   return { ...hostPort, plaintext };
