@@ -400,8 +400,6 @@ function openSearchBulk(config: ElasticsearchConfig): BulkClient {
         const response = await request;
         const items = (response.body.items as Array<Record<string, BulkItem>>).map((entry) => Object.values(entry)[0]!);
         return { items };
-      } catch (err) {
-        throw signal.aborted ? abortError(signal) : err;
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
@@ -424,7 +422,13 @@ class ElasticsearchBackend implements Backend {
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
     if (lines.length === 0) return;
-    const { items } = await this.client.bulk(this.encoder.encode(lines), signal);
+    let items: BulkItem[];
+    try {
+      ({ items } = await this.client.bulk(this.encoder.encode(lines), signal));
+    } catch (err) {
+      // Either client's own abort error would hide why the engine aborted (shutdown, its send deadline).
+      throw signal.aborted ? abortError(signal) : err;
+    }
     if (items.length !== lines.length) throw new Error(`the bulk response has ${items.length} results for ${lines.length} documents`);
     const outcome = classifyItems(items);
     if (outcome.retryable.length > 0) {
