@@ -124,7 +124,7 @@ describe('gcplogs entries', () => {
     assert.equal((p.container as Record<string, unknown>).name, '/web');
   });
 
-  it('parse-json fields of a line past half an entry are left out: the message alone carries it', () => {
+  it('parse-json fields of a line over MAX_FIELDS_LINE_BYTES are left out: the message alone carries it', () => {
     const encoder = new EntryEncoder(ctx, false, null);
     const text = JSON.stringify({ big: 'x'.repeat(MAX_MESSAGE_BYTES / 2) });
     const [entry, ...more] = encoder.encode({ ...line(text, 'stdout', '2026-11-21T23:06:40Z'), fields: JSON.parse(text) });
