@@ -344,7 +344,8 @@ class AwslogsBackend implements Backend {
       region,
       ...(this.config.endpoint === null ? {} : { endpoint: this.config.endpoint }),
       ...(this.config.credentialsPath === null ? {} : { credentials: fromHttp({ awsContainerCredentialsRelativeUri: this.config.credentialsPath }) }),
-      // One retry for a dropped connection; throttling and outages go back to the engine, whose backoff is the one that grows.
+      // The SDK's standard strategy retries once (a dropped connection, a throttle, a 5xx); past that the
+      // batch goes back to the engine, whose backoff is the one that grows.
       maxAttempts: 2,
       requestHandler: { connectionTimeout: 10_000, requestTimeout: 30_000 },
     });
