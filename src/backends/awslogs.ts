@@ -19,6 +19,7 @@ import { RateLimitedWarning } from '../observability/log.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import { compileGoRegexp } from '../shaping/attributes.ts';
 import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';
+import { shownAddress } from './connection.ts';
 
 export interface AwslogsConfig {
   /** awslogs-region; null: the plugin's AWS_REGION / AWS_DEFAULT_REGION, else EC2 instance metadata. */
@@ -139,7 +140,7 @@ function parseEndpoint(value: string): string | null {
   // Credentials in the URL would be sent nowhere useful and could end up quoted.
   if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '') {
     throw new InvalidOptionError(
-      `invalid value for log opt 'awslogs-endpoint': expected an http:// or https:// URL without user or password, such as https://logs.us-east-1.amazonaws.com`,
+      `invalid value ${shownAddress(value)} for log opt 'awslogs-endpoint': expected an http:// or https:// URL without user or password, such as https://logs.us-east-1.amazonaws.com`,
     );
   }
   return value;
