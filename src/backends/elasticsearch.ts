@@ -299,8 +299,8 @@ export class DocumentEncoder {
     if (destination.kind === 'data-stream') return destination.name;
     const ms = Number(timeNano / 1_000_000n);
     const periodMs = destination.pattern.periodMs;
-    if (periodMs === null) return indexName(destination.pattern, new Date(ms));
-    const period = Math.floor(ms / periodMs);
+    // A pattern without date fields names one index: it is built once, as period 0.
+    const period = periodMs === null ? 0 : Math.floor(ms / periodMs);
     if (this.indexCache?.period !== period) this.indexCache = { period, name: indexName(destination.pattern, new Date(ms)) };
     return this.indexCache.name;
   }
