@@ -19,6 +19,7 @@ import { RateLimitedWarning } from '../observability/log.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import { compileGoRegexp } from '../shaping/attributes.ts';
 import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';
+import { BatchParts } from './batch-parts.ts';
 import { shownAddress } from './connection.ts';
 
 export interface AwslogsConfig {
@@ -303,8 +304,7 @@ class AwslogsBackend implements Backend {
   private streamReady = false;
   /** Only strict endpoints still check it; real CloudWatch ignores it since 2023. */
   private sequenceToken: string | undefined;
-  /** Puts of the batch a failed send left half done: a retry of that batch starts after them. */
-  private resume: { lines: readonly OutgoingLine[]; done: number } | null = null;
+  private readonly parts = new BatchParts();
 
   constructor(config: AwslogsConfig, container: ContainerContext) {
     this.config = config;
@@ -320,16 +320,7 @@ class AwslogsBackend implements Backend {
       await this.createStream(client, signal);
       this.streamReady = true;
     }
-    const from = this.resume?.lines === lines ? this.resume.done : 0;
-    for (let i = from; i < puts.length; i++) {
-      try {
-        await this.put(client, puts[i]!, signal);
-      } catch (err) {
-        this.resume = { lines, done: i };
-        throw err;
-      }
-    }
-    this.resume = null;
+    await this.parts.send(lines, puts, (put) => this.put(client, put, signal));
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,7 @@ import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
+import { BatchParts } from './batch-parts.ts';
 import { abortError, parseHostPort, shownAddress } from './connection.ts';
 
 export interface GcpInstance {
@@ -256,6 +257,7 @@ class GcplogsBackend implements Backend {
   private readonly container: ContainerContext;
   private readonly client: InstanceType<typeof v2.LoggingServiceV2Client>;
   private resolved: { target: Target; encoder: EntryEncoder } | null = null;
+  private readonly parts = new BatchParts();
 
   constructor(config: GcplogsConfig, container: ContainerContext) {
     this.config = config;
@@ -293,7 +295,7 @@ class GcplogsBackend implements Backend {
     signal.throwIfAborted();
     // The metadata server and the auth library take no signal: a lookup left behind still caches its answer.
     const { target: t, encoder } = await abortable(this.resolve(), signal);
-    for (const request of requests(lines)) await this.write(t, encoder, request, signal);
+    await this.parts.send(lines, requests(lines), (request) => this.write(t, encoder, request, signal));
   }
 
   /** One entries.write of these lines; per-entry rejections are counted, anything else rejects. */
@@ -335,8 +337,7 @@ class GcplogsBackend implements Backend {
 
 /**
  * The batch cut into write requests of at most MAX_REQUEST_BYTES by estimate, in order: one
- * unless parse-json fields make it heavier. A request failing after others went through
- * rejects the batch, whose retry may write those again.
+ * unless parse-json fields make it heavier.
  */
 function requests(lines: readonly OutgoingLine[]): Array<readonly OutgoingLine[]> {
   const out: Array<readonly OutgoingLine[]> = [];
