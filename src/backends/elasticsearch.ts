@@ -15,6 +15,7 @@ import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
+import { BatchParts } from './batch-parts.ts';
 import { abortError, shownAddress, tlsOptions } from './connection.ts';
 import { rfc3339Nano } from './timestamp.ts';
 
@@ -343,9 +344,42 @@ export function describeRefusal(item: BulkItem): string {
 
 const rejectedWarning = new RateLimitedWarning('elasticsearch: documents refused (mapping conflict or bad document); skipped, not retried');
 
-/** The bulk call of one client; rejects on a failed request (status, connection, abort). */
+/**
+ * Bulk body bytes one request may carry: AWS's smallest OpenSearch nodes take 10 MiB, and a
+ * document can weigh several times its line (the message escaped, beside its parse-json keys).
+ */
+const MAX_BULK_BODY_BYTES = 8 << 20;
+
+/**
+ * The operations as bulk body lines, cut into requests of at most MAX_BULK_BODY_BYTES (a
+ * document always with its action): one request unless the documents are heavy.
+ */
+export function bulkBodies(operations: ReadonlyArray<BulkAction | Record<string, unknown>>): string[][] {
+  const bodies: string[][] = [];
+  let body: string[] = [];
+  let bytes = 0;
+  for (let i = 0; i < operations.length; i += 2) {
+    const action = JSON.stringify(operations[i]);
+    const document = JSON.stringify(operations[i + 1]);
+    const size = Buffer.byteLength(action) + Buffer.byteLength(document) + 2;
+    if (body.length > 0 && bytes + size > MAX_BULK_BODY_BYTES) {
+      bodies.push(body);
+      body = [];
+      bytes = 0;
+    }
+    body.push(action, document);
+    bytes += size;
+  }
+  if (body.length > 0) bodies.push(body);
+  return bodies;
+}
+
+/**
+ * The bulk call of one client, on body lines already serialized (both clients send a string
+ * as it is); rejects on a failed request (status, connection, abort).
+ */
 interface BulkClient {
-  bulk(operations: Array<BulkAction | Record<string, unknown>>, signal: AbortSignal): Promise<{ items: BulkItem[] }>;
+  bulk(body: string[], signal: AbortSignal): Promise<{ items: BulkItem[] }>;
   close(): Promise<void>;
 }
 
@@ -365,9 +399,9 @@ function elasticBulk(config: ElasticsearchConfig): BulkClient {
       : { auth: credentials.kind === 'api-key' ? { apiKey: credentials.apiKey } : { username: credentials.username, password: credentials.password } }),
   });
   return {
-    bulk: async (operations, signal) => {
+    bulk: async (body, signal) => {
       try {
-        const response = await client.bulk({ operations }, { signal, headers: PLAIN_HEADERS });
+        const response = await client.bulk({ operations: body }, { signal, headers: PLAIN_HEADERS });
         return { items: response.items.map((entry) => Object.values(entry)[0] as BulkItem) };
       } catch (err) {
         if ((err as Error).name !== 'ProductNotSupportedError') throw err;
@@ -387,9 +421,10 @@ function openSearchBulk(config: ElasticsearchConfig): BulkClient {
     ...(credentials?.kind === 'basic' ? { auth: { username: credentials.username, password: credentials.password } } : {}),
   });
   return {
-    bulk: async (operations, signal) => {
+    bulk: async (body, signal) => {
       signal.throwIfAborted();
-      const request = client.bulk({ body: operations });
+      // Its types want objects; its serializer sends a string line as it is, as the Elastic client's does.
+      const request = client.bulk({ body: body as unknown as Array<Record<string, unknown>> });
       // Braces: abort() returns the request, a thenable, which EventTarget would await and
       // report its rejection as uncaught.
       const onAbort = (): void => {
@@ -412,6 +447,7 @@ class ElasticsearchBackend implements Backend {
   private readonly encoder: DocumentEncoder;
   private readonly client: BulkClient;
   private readonly containerId: string;
+  private readonly parts = new BatchParts();
 
   constructor(config: ElasticsearchConfig, container: ContainerContext) {
     this.encoder = new DocumentEncoder(container, config.destination);
@@ -422,19 +458,24 @@ class ElasticsearchBackend implements Backend {
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
     if (lines.length === 0) return;
+    await this.parts.send(lines, bulkBodies(this.encoder.encode(lines)), (body) => this.bulk(body, signal));
+  }
+
+  /** One bulk request; documents refused for good are counted once it goes through, not at every try. */
+  private async bulk(body: string[], signal: AbortSignal): Promise<void> {
+    const documents = body.length / 2;
     let items: BulkItem[];
     try {
-      ({ items } = await this.client.bulk(this.encoder.encode(lines), signal));
+      ({ items } = await this.client.bulk(body, signal));
     } catch (err) {
       // Either client's own abort error would hide why the engine aborted (shutdown, its send deadline).
       throw signal.aborted ? abortError(signal) : err;
     }
-    if (items.length !== lines.length) throw new Error(`the bulk response has ${items.length} results for ${lines.length} documents`);
+    if (items.length !== documents) throw new Error(`the bulk response has ${items.length} results for ${documents} documents`);
     const outcome = classifyItems(items);
     if (outcome.retryable.length > 0) {
-      // Those refused for good are counted once the batch goes through, not at every try.
       throw new Error(
-        `${outcome.retryable.length} of ${lines.length} documents were refused for now (first: ${describeRefusal(outcome.retryable[0]!)}); the batch goes again, and the ${outcome.done} taken come back as 409`,
+        `${outcome.retryable.length} of ${documents} documents were refused for now (first: ${describeRefusal(outcome.retryable[0]!)}); the batch goes again, and the ${outcome.done} taken come back as 409`,
       );
     }
     if (outcome.rejected.length > 0) {
@@ -443,7 +484,7 @@ class ElasticsearchBackend implements Backend {
       rejectedWarning.warn({
         container: this.containerId.slice(0, 12),
         documents: outcome.rejected.length,
-        of: lines.length,
+        of: documents,
         index: first._index,
         first: describeRefusal(first),
       });
@@ -460,9 +501,9 @@ export const elasticsearchFactory: BackendFactory<ElasticsearchConfig> = {
   optionKeys: OPTION_KEYS,
   parseOptions: (opts) => parseElasticsearchOptions(opts),
   batchLimits(): BatchLimits {
-    // Elastic's advice is bulk bodies of 5-15 MB, and AWS's smallest OpenSearch nodes take
-    // 10 MiB at most: 5 MiB of lines plus what a document adds to each (its action, time,
-    // container fields), in 5000 documents at most.
+    // Elastic's advice is bulk bodies of 5-15 MB: 5 MiB of lines plus what a document adds
+    // to each (its action, time, container fields), in 5000 documents at most. Heavier
+    // documents go as several requests (bulkBodies).
     return { maxLines: 5000, maxBytes: 5 << 20, lineOverheadBytes: 512 };
   },
   create(config: ElasticsearchConfig, container: ContainerContext): Backend {
