@@ -354,7 +354,7 @@ const MAX_BULK_BODY_BYTES = 8 << 20;
  * The operations as bulk body lines, cut into requests of at most MAX_BULK_BODY_BYTES (a
  * document always with its action): one request unless the documents are heavy.
  */
-export function bulkBodies(operations: ReadonlyArray<BulkAction | Record<string, unknown>>): string[][] {
+function bulkBodies(operations: ReadonlyArray<BulkAction | Record<string, unknown>>): string[][] {
   const bodies: string[][] = [];
   let body: string[] = [];
   let bytes = 0;
