@@ -19,6 +19,8 @@ import { RateLimitedWarning } from '../observability/log.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import { compileGoRegexp } from '../shaping/attributes.ts';
 import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';
+import { BatchParts } from './batch-parts.ts';
+import { shownAddress } from './connection.ts';
 
 export interface AwslogsConfig {
   /** awslogs-region; null: the plugin's AWS_REGION / AWS_DEFAULT_REGION, else EC2 instance metadata. */
@@ -139,7 +141,7 @@ function parseEndpoint(value: string): string | null {
   // Credentials in the URL would be sent nowhere useful and could end up quoted.
   if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.username !== '' || url.password !== '') {
     throw new InvalidOptionError(
-      `invalid value for log opt 'awslogs-endpoint': expected an http:// or https:// URL without user or password, such as https://logs.us-east-1.amazonaws.com`,
+      `invalid value ${shownAddress(value)} for log opt 'awslogs-endpoint': expected an http:// or https:// URL without user or password, such as https://logs.us-east-1.amazonaws.com`,
     );
   }
   return value;
@@ -302,8 +304,7 @@ class AwslogsBackend implements Backend {
   private streamReady = false;
   /** Only strict endpoints still check it; real CloudWatch ignores it since 2023. */
   private sequenceToken: string | undefined;
-  /** Puts of the batch a failed send left half done: a retry of that batch starts after them. */
-  private resume: { lines: readonly OutgoingLine[]; done: number } | null = null;
+  private readonly parts = new BatchParts();
 
   constructor(config: AwslogsConfig, container: ContainerContext) {
     this.config = config;
@@ -319,16 +320,7 @@ class AwslogsBackend implements Backend {
       await this.createStream(client, signal);
       this.streamReady = true;
     }
-    const from = this.resume?.lines === lines ? this.resume.done : 0;
-    for (let i = from; i < puts.length; i++) {
-      try {
-        await this.put(client, puts[i]!, signal);
-      } catch (err) {
-        this.resume = { lines, done: i };
-        throw err;
-      }
-    }
-    this.resume = null;
+    await this.parts.send(lines, puts, (put) => this.put(client, put, signal));
   }
 
   async close(): Promise<void> {
@@ -344,7 +336,8 @@ class AwslogsBackend implements Backend {
       region,
       ...(this.config.endpoint === null ? {} : { endpoint: this.config.endpoint }),
       ...(this.config.credentialsPath === null ? {} : { credentials: fromHttp({ awsContainerCredentialsRelativeUri: this.config.credentialsPath }) }),
-      // One retry for a dropped connection; throttling and outages go back to the engine, whose backoff is the one that grows.
+      // The SDK's standard strategy retries once (a dropped connection, a throttle, a 5xx); past that the
+      // batch goes back to the engine, whose backoff is the one that grows.
       maxAttempts: 2,
       requestHandler: { connectionTimeout: 10_000, requestTimeout: 30_000 },
     });

@@ -1,5 +1,6 @@
-// What syslog and fluentd share: parsing `scheme://host:port` / `unix:///path` addresses,
-// reading TLS material named by log-opts, and one lazily (re)connected byte stream.
+// What the backends share: parsing `scheme://host:port` / `unix:///path` addresses and
+// showing them in errors, reading TLS material named by log-opts, the error of an aborted
+// send, and one lazily (re)connected byte stream (syslog, fluentd).
 // The stream never buffers or retries on its own: a failed write destroys the socket and
 // rejects, the engine retries the batch later, and the next write dials again.
 import fs from 'node:fs';
@@ -29,6 +30,14 @@ export function parseHostPort(hostPort: string, defaultPort: number): HostPort |
   const port = match[3] === undefined ? defaultPort : Number(match[3]);
   if (port < 1 || port > 65535) return null;
   return { host, port };
+}
+
+/**
+ * An address log-opt's value as an error message shows it: quoted, unless it has an @ and
+ * so may hold `user:password@`.
+ */
+export function shownAddress(value: string): string {
+  return value.includes('@') ? '(not shown: it has an @)' : `'${value}'`;
 }
 
 /**

@@ -15,7 +15,8 @@ import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
-import { abortError, tlsOptions } from './connection.ts';
+import { BatchParts } from './batch-parts.ts';
+import { abortError, shownAddress, tlsOptions } from './connection.ts';
 import { rfc3339Nano } from './timestamp.ts';
 
 const FLAVORS = ['elasticsearch', 'opensearch'] as const;
@@ -109,8 +110,7 @@ function parseUrls(value: string): string[] {
           : null;
     if (why !== null) {
       // An address URL cannot read may still hold `user:password@`.
-      const shown = text.includes('@') ? '(not shown: it has an @)' : `'${text}'`;
-      throw new InvalidOptionError(`invalid value ${shown} for log opt 'elasticsearch-url': ${why}; expected a comma list of http(s)://host[:port][/path]`);
+      throw new InvalidOptionError(`invalid value ${shownAddress(text)} for log opt 'elasticsearch-url': ${why}; expected a comma list of http(s)://host[:port][/path]`);
     }
     return url!.href.replace(/\/$/, '');
   });
@@ -220,6 +220,9 @@ function parseCredentials(env: NodeJS.ProcessEnv, flavor: Flavor): Credentials |
   return null;
 }
 
+/** Document ids: the first 22 base64url characters (132 bits) of a SHA-256. */
+const ID_LENGTH = 22;
+
 export interface BulkAction {
   create: { _index: string; _id: string };
 }
@@ -249,20 +252,29 @@ export class DocumentEncoder {
   /** Action and document for each line, in order: `[action, doc, action, doc, ...]`. */
   encode(lines: readonly OutgoingLine[]): Array<BulkAction | Record<string, unknown>> {
     const operations: Array<BulkAction | Record<string, unknown>> = [];
+    // How many lines of this batch had each identity so far.
     const seen = new Map<string, number>();
     for (const line of lines) {
-      const key = this.identity(line);
-      const ordinal = seen.get(key) ?? 0;
-      seen.set(key, ordinal + 1);
-      const _id = createHash('sha256').update(key).update(`\0${ordinal}`).digest().subarray(0, 16).toString('base64url');
+      const identity = this.identity(line);
+      const rank = seen.get(identity) ?? 0;
+      seen.set(identity, rank + 1);
+      // Identical lines in one batch are distinct documents: each after the first has its rank in its id.
+      const _id = rank === 0 ? identity : createHash('sha256').update(`${identity}\0${rank}`).digest('base64url').slice(0, ID_LENGTH);
       operations.push({ create: { _index: this.index(line.timeNano), _id } }, this.document(line));
     }
     return operations;
   }
 
-  /** What makes a line this line: the same container, time, stream and bytes. */
+  /**
+   * A digest of what makes a line this line: the same container, time, stream and bytes.
+   * Hashed from the bytes themselves, so the batch's map is keyed by short strings.
+   */
   private identity(line: OutgoingLine): string {
-    return `${this.containerId}\0${line.timeNano}\0${line.source}\0${line.line.toString('base64')}`;
+    return createHash('sha256')
+      .update(`${this.containerId}\0${line.timeNano}\0${line.source}\0`)
+      .update(line.line)
+      .digest('base64url')
+      .slice(0, ID_LENGTH);
   }
 
   document(line: OutgoingLine): Record<string, unknown> {
@@ -288,8 +300,8 @@ export class DocumentEncoder {
     if (destination.kind === 'data-stream') return destination.name;
     const ms = Number(timeNano / 1_000_000n);
     const periodMs = destination.pattern.periodMs;
-    if (periodMs === null) return indexName(destination.pattern, new Date(ms));
-    const period = Math.floor(ms / periodMs);
+    // A pattern without date fields names one index: it is built once, as period 0.
+    const period = periodMs === null ? 0 : Math.floor(ms / periodMs);
     if (this.indexCache?.period !== period) this.indexCache = { period, name: indexName(destination.pattern, new Date(ms)) };
     return this.indexCache.name;
   }
@@ -332,9 +344,42 @@ export function describeRefusal(item: BulkItem): string {
 
 const rejectedWarning = new RateLimitedWarning('elasticsearch: documents refused (mapping conflict or bad document); skipped, not retried');
 
-/** The bulk call of one client; rejects on a failed request (status, connection, abort). */
+/**
+ * Bulk body bytes one request may carry: AWS's smallest OpenSearch nodes take 10 MiB, and a
+ * document can weigh several times its line (the message escaped, beside its parse-json keys).
+ */
+const MAX_BULK_BODY_BYTES = 8 << 20;
+
+/**
+ * The operations as bulk body lines, cut into requests of at most MAX_BULK_BODY_BYTES (a
+ * document always with its action): one request unless the documents are heavy.
+ */
+function bulkBodies(operations: ReadonlyArray<BulkAction | Record<string, unknown>>): string[][] {
+  const bodies: string[][] = [];
+  let body: string[] = [];
+  let bytes = 0;
+  for (let i = 0; i < operations.length; i += 2) {
+    const action = JSON.stringify(operations[i]);
+    const document = JSON.stringify(operations[i + 1]);
+    const size = Buffer.byteLength(action) + Buffer.byteLength(document) + 2;
+    if (body.length > 0 && bytes + size > MAX_BULK_BODY_BYTES) {
+      bodies.push(body);
+      body = [];
+      bytes = 0;
+    }
+    body.push(action, document);
+    bytes += size;
+  }
+  if (body.length > 0) bodies.push(body);
+  return bodies;
+}
+
+/**
+ * The bulk call of one client, on body lines already serialized (both clients send a string
+ * as it is); rejects on a failed request (status, connection, abort).
+ */
 interface BulkClient {
-  bulk(operations: Array<BulkAction | Record<string, unknown>>, signal: AbortSignal): Promise<{ items: BulkItem[] }>;
+  bulk(body: string[], signal: AbortSignal): Promise<{ items: BulkItem[] }>;
   close(): Promise<void>;
 }
 
@@ -354,9 +399,9 @@ function elasticBulk(config: ElasticsearchConfig): BulkClient {
       : { auth: credentials.kind === 'api-key' ? { apiKey: credentials.apiKey } : { username: credentials.username, password: credentials.password } }),
   });
   return {
-    bulk: async (operations, signal) => {
+    bulk: async (body, signal) => {
       try {
-        const response = await client.bulk({ operations }, { signal, headers: PLAIN_HEADERS });
+        const response = await client.bulk({ operations: body }, { signal, headers: PLAIN_HEADERS });
         return { items: response.items.map((entry) => Object.values(entry)[0] as BulkItem) };
       } catch (err) {
         if ((err as Error).name !== 'ProductNotSupportedError') throw err;
@@ -376,9 +421,10 @@ function openSearchBulk(config: ElasticsearchConfig): BulkClient {
     ...(credentials?.kind === 'basic' ? { auth: { username: credentials.username, password: credentials.password } } : {}),
   });
   return {
-    bulk: async (operations, signal) => {
+    bulk: async (body, signal) => {
       signal.throwIfAborted();
-      const request = client.bulk({ body: operations });
+      // Its types want objects; its serializer sends a string line as it is, as the Elastic client's does.
+      const request = client.bulk({ body: body as unknown as Array<Record<string, unknown>> });
       // Braces: abort() returns the request, a thenable, which EventTarget would await and
       // report its rejection as uncaught.
       const onAbort = (): void => {
@@ -389,8 +435,6 @@ function openSearchBulk(config: ElasticsearchConfig): BulkClient {
         const response = await request;
         const items = (response.body.items as Array<Record<string, BulkItem>>).map((entry) => Object.values(entry)[0]!);
         return { items };
-      } catch (err) {
-        throw signal.aborted ? abortError(signal) : err;
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
@@ -403,6 +447,7 @@ class ElasticsearchBackend implements Backend {
   private readonly encoder: DocumentEncoder;
   private readonly client: BulkClient;
   private readonly containerId: string;
+  private readonly parts = new BatchParts();
 
   constructor(config: ElasticsearchConfig, container: ContainerContext) {
     this.encoder = new DocumentEncoder(container, config.destination);
@@ -413,13 +458,24 @@ class ElasticsearchBackend implements Backend {
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
     if (lines.length === 0) return;
-    const { items } = await this.client.bulk(this.encoder.encode(lines), signal);
-    if (items.length !== lines.length) throw new Error(`the bulk response has ${items.length} results for ${lines.length} documents`);
+    await this.parts.send(lines, bulkBodies(this.encoder.encode(lines)), (body) => this.bulk(body, signal));
+  }
+
+  /** One bulk request; documents refused for good are counted once it goes through, not at every try. */
+  private async bulk(body: string[], signal: AbortSignal): Promise<void> {
+    const documents = body.length / 2;
+    let items: BulkItem[];
+    try {
+      ({ items } = await this.client.bulk(body, signal));
+    } catch (err) {
+      // Either client's own abort error would hide why the engine aborted (shutdown, its send deadline).
+      throw signal.aborted ? abortError(signal) : err;
+    }
+    if (items.length !== documents) throw new Error(`the bulk response has ${items.length} results for ${documents} documents`);
     const outcome = classifyItems(items);
     if (outcome.retryable.length > 0) {
-      // Those refused for good are counted once the batch goes through, not at every try.
       throw new Error(
-        `${outcome.retryable.length} of ${lines.length} documents were refused for now (first: ${describeRefusal(outcome.retryable[0]!)}); the batch goes again, and the ${outcome.done} taken come back as 409`,
+        `${outcome.retryable.length} of ${documents} documents were refused for now (first: ${describeRefusal(outcome.retryable[0]!)}); the batch goes again, and the ${outcome.done} taken come back as 409`,
       );
     }
     if (outcome.rejected.length > 0) {
@@ -428,7 +484,7 @@ class ElasticsearchBackend implements Backend {
       rejectedWarning.warn({
         container: this.containerId.slice(0, 12),
         documents: outcome.rejected.length,
-        of: lines.length,
+        of: documents,
         index: first._index,
         first: describeRefusal(first),
       });
@@ -445,9 +501,9 @@ export const elasticsearchFactory: BackendFactory<ElasticsearchConfig> = {
   optionKeys: OPTION_KEYS,
   parseOptions: (opts) => parseElasticsearchOptions(opts),
   batchLimits(): BatchLimits {
-    // Elastic's advice is bulk bodies of 5-15 MB, and AWS's smallest OpenSearch nodes take
-    // 10 MiB at most: 5 MiB of lines plus what a document adds to each (its action, time,
-    // container fields), in 5000 documents at most.
+    // Elastic's advice is bulk bodies of 5-15 MB: 5 MiB of lines plus what a document adds
+    // to each (its action, time, container fields), in 5000 documents at most. Heavier
+    // documents go as several requests (bulkBodies).
     return { maxLines: 5000, maxBytes: 5 << 20, lineOverheadBytes: 512 };
   },
   create(config: ElasticsearchConfig, container: ContainerContext): Backend {

@@ -12,7 +12,8 @@ import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
-import { abortError, parseHostPort } from './connection.ts';
+import { BatchParts } from './batch-parts.ts';
+import { abortError, parseHostPort, shownAddress } from './connection.ts';
 
 export interface GcpInstance {
   zone: string;
@@ -48,10 +49,19 @@ export const LOG_NAME = 'gcplogs-docker-driver';
  * metadata; pieces are linked by LogEntry.split, never dropped or truncated.
  */
 export const MAX_MESSAGE_BYTES = 192 * 1024;
-/** Request bytes the engine batches; a parse-json line may count twice, still under 10 MB. */
+/** Line bytes the engine batches; a batch whose parse-json fields weigh more goes as several requests. */
 const MAX_BATCH_BYTES = 4 << 20;
 /** What an entry weighs besides its message: instance, container, timestamp, severity, insertId. */
 const ENTRY_OVERHEAD_BYTES = 1024;
+/**
+ * What parse-json fields weigh at most for each byte of their line: a Struct can take 5.5
+ * times its JSON (`0,` in a list is two bytes of text and an eleven-byte Value).
+ */
+const FIELDS_BYTES_PER_LINE_BYTE = 6;
+/** The longest line whose fields go with it: fields and message stay within one LogEntry. */
+export const MAX_FIELDS_LINE_BYTES = 32 * 1024;
+/** Estimated bytes a write request may carry: the API takes 10 MB, with room for what the estimate misses. */
+const MAX_REQUEST_BYTES = 8_000_000;
 /**
  * Lines per batch. The API documents no count per request; Google's own clients bundle 1000
  * entries, and half that leaves room for the extra entries of split lines.
@@ -97,7 +107,7 @@ function parseEndpoint(value: string): GcpEndpoint {
   const hostPort = parseHostPort(plaintext ? value.slice('http://'.length) : value, plaintext ? 80 : 443);
   if (!hostPort || hostPort.host === '') {
     throw new InvalidOptionError(
-      `invalid value '${value}' for log opt 'gcp-endpoint': expected host:port (gRPC over TLS) or http://host:port (plaintext gRPC)`,
+      `invalid value ${shownAddress(value)} for log opt 'gcp-endpoint': expected host:port (gRPC over TLS) or http://host:port (plaintext gRPC)`,
     );
   }
   return { ...hostPort, plaintext };
@@ -174,9 +184,7 @@ export class EntryEncoder {
   encode(line: OutgoingLine): object[] {
     const meta = { timestamp: timestamp(line.timeNano), severity: line.source === 'stderr' ? 'ERROR' : 'INFO' };
     const pieces = utf8Pieces(line.line, MAX_MESSAGE_BYTES);
-    // A parsed line's keys would double its size: past half an entry the message alone carries it.
-    const fields = line.fields && line.line.length <= MAX_MESSAGE_BYTES / 2 ? line.fields : undefined;
-    if (pieces.length === 1) return [this.entry(meta, line.line.toString('utf8'), fields)];
+    if (pieces.length === 1) return [this.entry(meta, line.line.toString('utf8'), withFields(line) ? line.fields : undefined)];
     const uid = randomBytes(16).toString('hex');
     return pieces.map((piece, index) =>
       this.entry({ ...meta, split: { uid, index, totalSplits: pieces.length } }, piece.toString('utf8'), undefined),
@@ -191,6 +199,17 @@ export class EntryEncoder {
     if (message !== '') payload.message = message;
     return new Entry(meta, payload).toJSON();
   }
+}
+
+/** Past MAX_FIELDS_LINE_BYTES the message alone carries a parsed line. */
+function withFields(line: OutgoingLine): boolean {
+  return line.fields !== undefined && line.line.length <= MAX_FIELDS_LINE_BYTES;
+}
+
+/** At most what the line's entries weigh in a write request. */
+function requestBytes(line: OutgoingLine): number {
+  const entries = Math.max(1, Math.ceil(line.line.length / MAX_MESSAGE_BYTES));
+  return line.line.length * (withFields(line) ? 1 + FIELDS_BYTES_PER_LINE_BYTE : 1) + entries * ENTRY_OVERHEAD_BYTES;
 }
 
 interface GrpcError extends Error {
@@ -238,6 +257,7 @@ class GcplogsBackend implements Backend {
   private readonly container: ContainerContext;
   private readonly client: InstanceType<typeof v2.LoggingServiceV2Client>;
   private resolved: { target: Target; encoder: EntryEncoder } | null = null;
+  private readonly parts = new BatchParts();
 
   constructor(config: GcplogsConfig, container: ContainerContext) {
     this.config = config;
@@ -272,8 +292,14 @@ class GcplogsBackend implements Backend {
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw abortError(signal);
-    const { target: t, encoder } = await this.resolve();
+    signal.throwIfAborted();
+    // The metadata server and the auth library take no signal: a lookup left behind still caches its answer.
+    const { target: t, encoder } = await abortable(this.resolve(), signal);
+    await this.parts.send(lines, requests(lines), (request) => this.write(t, encoder, request, signal));
+  }
+
+  /** One entries.write of these lines; per-entry rejections are counted, anything else rejects. */
+  private async write(t: Target, encoder: EntryEncoder, lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
     const entries: object[] = [];
     const lineOf: number[] = [];
     lines.forEach((line, i) => {
@@ -307,6 +333,27 @@ class GcplogsBackend implements Backend {
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/**
+ * The batch cut into write requests of at most MAX_REQUEST_BYTES by estimate, in order: one
+ * unless parse-json fields make it heavier.
+ */
+function requests(lines: readonly OutgoingLine[]): Array<readonly OutgoingLine[]> {
+  const out: Array<readonly OutgoingLine[]> = [];
+  let start = 0;
+  let bytes = 0;
+  lines.forEach((line, i) => {
+    const size = requestBytes(line);
+    if (i > start && bytes + size > MAX_REQUEST_BYTES) {
+      out.push(lines.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  });
+  if (start < lines.length) out.push(start === 0 ? lines : lines.slice(start));
+  return out;
 }
 
 /** Rejects as soon as `signal` aborts; the abandoned call ends by its own timeout. */

@@ -219,6 +219,18 @@ for (const mode of ['elasticsearch', 'opensearch'] as const) {
       assert.deepEqual(es.documents().map((d) => d.index), ['logs-docker-default', 'logs-docker-default', 'logs-docker-default']);
     });
 
+    it('a full batch of parse-json lines, whose documents weigh about three times their lines, stays within a 10 MiB body limit', async () => {
+      const es = await start({ mode });
+      const limits = elasticsearchFactory.batchLimits(parseElasticsearchOptions({}, {}));
+      // As many lines as fill maxBytes; each goes as its escaped message and as its fields.
+      const object = (i: number): Record<string, string> => Object.fromEntries(Array.from({ length: 400 }, (_, k) => [`k${k}`, `${i}`.padStart(4, '0')]));
+      const count = Math.floor(limits.maxBytes / (JSON.stringify(object(0)).length + (limits.lineOverheadBytes ?? 0)));
+      const lines = Array.from({ length: count }, (_, i) => ({ ...line(JSON.stringify(object(i)), 'stdout', '2026-11-21T23:59:59.000Z', i), fields: object(i) }));
+      assert.ok(lines.reduce((sum, l) => sum + l.line.length + (limits.lineOverheadBytes ?? 0), 0) <= limits.maxBytes);
+      await sendOnce({ ...flavor, 'elasticsearch-url': es.url }, lines);
+      assert.equal(es.documents().length, count);
+    });
+
     it('the signal aborts a request the server does not answer', async () => {
       const es = await start({ mode });
       es.stall(true);
@@ -226,7 +238,7 @@ for (const mode of ['elasticsearch', 'opensearch'] as const) {
       const b = backend({ ...flavor, 'elasticsearch-url': es.url });
       const started = Date.now();
       setTimeout(() => controller.abort(new Error('send deadline')), 300);
-      await assert.rejects(b.send(numbered(1, 'stall'), controller.signal));
+      await assert.rejects(b.send(numbered(1, 'stall'), controller.signal), /send deadline/);
       assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
       es.stall(false);
       await b.close();

@@ -7,7 +7,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { v2 } from '@google-cloud/logging';
 import { counterTotal, backendDropped } from '../../src/observability/metrics.ts';
-import { gcplogsFactory, LOG_NAME, MAX_MESSAGE_BYTES, parseGcplogsOptions } from '../../src/backends/gcplogs.ts';
+import { gcplogsFactory, LOG_NAME, MAX_FIELDS_LINE_BYTES, MAX_MESSAGE_BYTES, parseGcplogsOptions } from '../../src/backends/gcplogs.ts';
 import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { CloudLoggingEndpoint, MAX_ENTRIES } from './lib/cloud-logging-endpoint.ts';
@@ -194,5 +194,27 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
     const before = endpoint.written.length;
     await backend({}, context({ attributes: [['team', 'logs'], ['env', 'prod']] })).send(lines, signal);
     assert.equal(endpoint.written.length - before, limits.maxLines);
+  });
+
+  it('a full batch of parse-json lines of numbers, whose fields weigh several times their text, stays within the API limits', async () => {
+    const limits = gcplogsFactory.batchLimits(parseGcplogsOptions({}));
+    // `0,` is two bytes of JSON and an eleven-byte Value in the entry's Struct.
+    const numbers = (i: number, bytes: number): OutgoingLine => {
+      const values = Array.from({ length: Math.floor((bytes - 24) / 2) }, () => 0);
+      const text = JSON.stringify({ i, values });
+      return { ...line(text, 'stdout', '2026-11-21T23:06:40Z', i), fields: JSON.parse(text) };
+    };
+    const size = Math.floor(limits.maxBytes / limits.maxLines) - (limits.lineOverheadBytes ?? 0);
+    const lines = [
+      numbers(0, MAX_FIELDS_LINE_BYTES),
+      numbers(1, MAX_MESSAGE_BYTES / 2),
+      ...Array.from({ length: limits.maxLines - 2 }, (_, i) => numbers(i + 2, size)),
+    ];
+    const before = endpoint.written.length;
+    await backend().send(lines, signal);
+    const written = endpoint.written.slice(before);
+    assert.deepEqual(written.map((e) => e.jsonPayload.message), lines.map((l) => l.line.toString()));
+    assert.deepEqual(written[0]!.jsonPayload.values, lines[0]!.fields!.values, 'the longest line with its fields keeps them');
+    assert.equal(written[1]!.jsonPayload.values, undefined, 'a longer one goes as its message alone');
   });
 });

@@ -55,6 +55,13 @@ describe('gcplogs options', () => {
     for (const [opts, message] of cases) assert.throws(() => parseGcplogsOptions(opts), (err) => err instanceof InvalidOptionError && message.test(err.message));
   });
 
+  it('never quotes a gcp-endpoint that may carry a password', () => {
+    assert.throws(
+      () => parseGcplogsOptions({ 'gcp-endpoint': 'http://user:s3cret@logging.example:8085' }),
+      (err: Error) => err instanceof InvalidOptionError && /invalid value \(not shown: it has an @\) for log opt 'gcp-endpoint'/.test(err.message) && !err.message.includes('s3cret'),
+    );
+  });
+
   it('is selected by backend=gcplogs; its keys are refused for another backend', () => {
     assert.equal(parseLogOptions({ backend: 'gcplogs', 'gcp-project': 'p' }, BACKENDS).backends[0]!.name, 'gcplogs');
     assert.throws(() => parseLogOptions({ backend: 'syslog', 'gcp-project': 'p' }, BACKENDS), /'gcp-project' is an option of backend 'gcplogs'/);
@@ -117,7 +124,7 @@ describe('gcplogs entries', () => {
     assert.equal((p.container as Record<string, unknown>).name, '/web');
   });
 
-  it('parse-json fields of a line past half an entry are left out: the message alone carries it', () => {
+  it('parse-json fields of a line over MAX_FIELDS_LINE_BYTES are left out: the message alone carries it', () => {
     const encoder = new EntryEncoder(ctx, false, null);
     const text = JSON.stringify({ big: 'x'.repeat(MAX_MESSAGE_BYTES / 2) });
     const [entry, ...more] = encoder.encode({ ...line(text, 'stdout', '2026-11-21T23:06:40Z'), fields: JSON.parse(text) });
