@@ -161,17 +161,22 @@ export function streamName(config: AwslogsConfig, container: ContainerContext): 
   return config.stream ?? (container.tagSet ? container.tag : container.id);
 }
 
+/** JSON's own whitespace around a value: space, tab, line feed, carriage return. */
+const JSON_BLANKS = /^[ \t\n\r]+|[ \t\n\r]+$/g;
+
 /**
  * The events of a batch, in the order the lines came. A raw line becomes UTF-8 text (each
  * invalid byte a U+FFFD, as the SDK would send it anyway); a line parsed by `parse-json` goes
- * as its compact JSON, so Logs Insights finds the fields; a multiline event ends in '\n' as
+ * without the blanks around its object, so the message is exactly the JSON object Logs
+ * Insights splits into fields, and no value is re-encoded (a big integer keeps its digits,
+ * the keys their order); a multiline event ends in '\n' as
  * Docker's do. Longer messages are split at character boundaries; empty ones, which the
  * service refuses, are left out, as Docker does.
  */
 export function toEvents(lines: readonly OutgoingLine[], multiline: boolean): InputLogEvent[] {
   const events: InputLogEvent[] = [];
   for (const line of lines) {
-    let message = line.fields ? JSON.stringify(line.fields) : line.line.toString('utf8');
+    let message = line.fields ? line.line.toString('utf8').replace(JSON_BLANKS, '') : line.line.toString('utf8');
     if (multiline) message += '\n';
     const timestamp = Number(line.timeNano / 1_000_000n);
     for (const piece of splitMessage(message, MAX_EVENT_BYTES)) events.push({ timestamp, message: piece });

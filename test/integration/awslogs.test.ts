@@ -177,10 +177,10 @@ describe('awslogs backend → CloudWatch endpoint: limits', () => {
     assert.deepEqual(messages(), ['a1', 'a2', 'b', 'c']);
   });
 
-  it('parse-json lines go as their compact JSON; a multiline event ends in a newline', async () => {
-    await backend({}).send([{ ...line('{"a": 1}', 'stdout', now()), fields: { a: 1 } }], signal);
+  it('parse-json lines go as their JSON object, without the blanks around it; a multiline event ends in a newline', async () => {
+    await backend({}).send([{ ...line('  {"a": 1}  ', 'stdout', now()), fields: { a: 1 } }], signal);
     await backend({ 'awslogs-stream': 'ml', 'awslogs-multiline-pattern': '^\\S' }).send([line('Error\n  at x', 'stdout', now())], signal);
-    assert.deepEqual(messages(), ['{"a":1}']);
+    assert.deepEqual(messages(), ['{"a": 1}']);
     assert.deepEqual(messages('g', 'ml'), ['Error\n  at x\n']);
   });
 });

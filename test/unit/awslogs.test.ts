@@ -161,9 +161,10 @@ describe('awslogs events', () => {
     assert.equal(Buffer.byteLength(events[0]!.message!), 8);
   });
 
-  it('carry a parse-json line as its compact JSON', () => {
-    const parsed = { ...line('{ "level": "info",  "n": 1 }', 'stdout', T), fields: { level: 'info', n: 1 } };
-    assert.deepEqual(toEvents([parsed, line('plain', 'stdout', T)], false).map((e) => e.message), ['{"level":"info","n":1}', 'plain']);
+  it('carry a parse-json line as its JSON object, the blanks around it left out and nothing re-encoded', () => {
+    const text = '{ "level": "info",  "n": 12345678901234567890, "n": 2 }';
+    const parsed = { ...line(` \t${text}\r `, 'stdout', T), fields: JSON.parse(text) as Record<string, unknown> };
+    assert.deepEqual(toEvents([parsed, line(' plain ', 'stdout', T)], false).map((e) => e.message), [text, ' plain ']);
   });
 
   it("end in '\\n' when multiline is configured, as Docker's multiline events", () => {
