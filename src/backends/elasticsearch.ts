@@ -3,10 +3,11 @@
 // which OpenSearch never says, so `elasticsearch-flavor=opensearch` selects opensearch-js.
 //
 // At least once without duplicates: every document has an `_id` derived from the line and
-// goes with `create`, so when the engine sends a batch again the documents already taken
-// come back 409 (done) instead of being indexed twice. Per document: 429 and 5xx reject the
-// batch (the engine retries it); any other refusal (a mapping conflict) is counted, warned
-// about and skipped, since sending it again would fail the same way forever.
+// goes with `create`, so when a batch goes again (after a restart) the documents already
+// taken come back 409 (done) instead of being indexed twice. Per document: 429 and 5xx reject
+// the send, and the engine's retry writes only those documents; any other refusal (a mapping
+// conflict) is counted, warned about and skipped, since sending it again would fail the same
+// way forever.
 import { createHash } from 'node:crypto';
 import type tls from 'node:tls';
 import { Client as ElasticClient } from '@elastic/elasticsearch';
@@ -15,7 +16,6 @@ import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
-import { BatchParts } from './batch-parts.ts';
 import { abortError, shownAddress, tlsOptions } from './connection.ts';
 import { rfc3339Nano } from './timestamp.ts';
 
@@ -319,17 +319,17 @@ export interface BulkOutcome {
   done: number;
   /** Refused for good (mapping conflict, bad document): counted and skipped. */
   rejected: BulkItem[];
-  /** 429 or 5xx: the batch must go again. */
-  retryable: BulkItem[];
+  /** 429 or 5xx, by position in the request: those documents must go again. */
+  retryable: number[];
 }
 
 export function classifyItems(items: readonly BulkItem[]): BulkOutcome {
   const outcome: BulkOutcome = { done: 0, rejected: [], retryable: [] };
-  for (const item of items) {
+  items.forEach((item, position) => {
     if ((item.status >= 200 && item.status < 300) || item.status === 409) outcome.done++;
-    else if (item.status === 429 || item.status >= 500) outcome.retryable.push(item);
+    else if (item.status === 429 || item.status >= 500) outcome.retryable.push(position);
     else outcome.rejected.push(item);
-  }
+  });
   return outcome;
 }
 
@@ -350,17 +350,22 @@ const rejectedWarning = new RateLimitedWarning('elasticsearch: documents refused
  */
 const MAX_BULK_BODY_BYTES = 8 << 20;
 
+/** The operations as bulk body lines: an action's, then its document's. */
+function bodyLines(operations: ReadonlyArray<BulkAction | Record<string, unknown>>): string[] {
+  return operations.map((operation) => JSON.stringify(operation));
+}
+
 /**
- * The operations as bulk body lines, cut into requests of at most MAX_BULK_BODY_BYTES (a
- * document always with its action): one request unless the documents are heavy.
+ * Body lines cut into requests of at most MAX_BULK_BODY_BYTES (a document always with its
+ * action): one request unless the documents are heavy.
  */
-function bulkBodies(operations: ReadonlyArray<BulkAction | Record<string, unknown>>): string[][] {
+function bulkBodies(lines: readonly string[]): string[][] {
   const bodies: string[][] = [];
   let body: string[] = [];
   let bytes = 0;
-  for (let i = 0; i < operations.length; i += 2) {
-    const action = JSON.stringify(operations[i]);
-    const document = JSON.stringify(operations[i + 1]);
+  for (let i = 0; i < lines.length; i += 2) {
+    const action = lines[i]!;
+    const document = lines[i + 1]!;
     const size = Buffer.byteLength(action) + Buffer.byteLength(document) + 2;
     if (body.length > 0 && bytes + size > MAX_BULK_BODY_BYTES) {
       bodies.push(body);
@@ -447,7 +452,13 @@ class ElasticsearchBackend implements Backend {
   private readonly encoder: DocumentEncoder;
   private readonly client: BulkClient;
   private readonly containerId: string;
-  private readonly parts = new BatchParts();
+  /**
+   * The batch a send left unfinished and the body lines of its documents not yet written:
+   * those refused for now (429, 5xx) and those of requests not sent. The engine's retry of
+   * the same batch writes only them. (The ids make even a whole batch sent again, after a
+   * restart, safe: what is stored already comes back 409.)
+   */
+  private unfinished: { lines: readonly OutgoingLine[]; body: string[] } | null = null;
 
   constructor(config: ElasticsearchConfig, container: ContainerContext) {
     this.encoder = new DocumentEncoder(container, config.destination);
@@ -458,11 +469,33 @@ class ElasticsearchBackend implements Backend {
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
     if (lines.length === 0) return;
-    await this.parts.send(lines, bulkBodies(this.encoder.encode(lines)), (body) => this.bulk(body, signal));
+    const todo = this.unfinished?.lines === lines ? this.unfinished.body : bodyLines(this.encoder.encode(lines));
+    const again: string[] = [];
+    let firstRefusal = '';
+    let sent = 0;
+    for (const body of bulkBodies(todo)) {
+      try {
+        const refused = await this.bulk(body, signal);
+        again.push(...refused.again);
+        firstRefusal ||= refused.first;
+      } catch (err) {
+        this.unfinished = { lines, body: [...again, ...todo.slice(sent)] };
+        throw err;
+      }
+      sent += body.length;
+    }
+    if (again.length > 0) {
+      this.unfinished = { lines, body: again };
+      throw new Error(`${again.length / 2} of ${todo.length / 2} documents were refused for now (first: ${firstRefusal}); they go again`);
+    }
+    this.unfinished = null;
   }
 
-  /** One bulk request; documents refused for good are counted once it goes through, not at every try. */
-  private async bulk(body: string[], signal: AbortSignal): Promise<void> {
+  /**
+   * One bulk request. Documents refused for good are counted and skipped here; those refused
+   * for now come back as the body lines to send again, with the first one's refusal.
+   */
+  private async bulk(body: string[], signal: AbortSignal): Promise<{ again: string[]; first: string }> {
     const documents = body.length / 2;
     let items: BulkItem[];
     try {
@@ -473,11 +506,6 @@ class ElasticsearchBackend implements Backend {
     }
     if (items.length !== documents) throw new Error(`the bulk response has ${items.length} results for ${documents} documents`);
     const outcome = classifyItems(items);
-    if (outcome.retryable.length > 0) {
-      throw new Error(
-        `${outcome.retryable.length} of ${documents} documents were refused for now (first: ${describeRefusal(outcome.retryable[0]!)}); the batch goes again, and the ${outcome.done} taken come back as 409`,
-      );
-    }
     if (outcome.rejected.length > 0) {
       backendDropped.inc({ backend: 'elasticsearch', reason: 'rejected' }, outcome.rejected.length);
       const first = outcome.rejected[0]!;
@@ -489,6 +517,8 @@ class ElasticsearchBackend implements Backend {
         first: describeRefusal(first),
       });
     }
+    const again = outcome.retryable.flatMap((position) => [body[2 * position]!, body[2 * position + 1]!]);
+    return { again, first: outcome.retryable.length > 0 ? describeRefusal(items[outcome.retryable[0]!]!) : '' };
   }
 
   async close(): Promise<void> {
