@@ -1,7 +1,11 @@
 // How fast each backend turns lines into its wire format (no I/O): lines per second for
-// batches of 5,000 typical 60-byte lines. Run: node bench/backend-encoders.ts
+// batches of 5,000 typical 60-byte lines. For the backends on a service's client library
+// (awslogs, gcplogs, elasticsearch) it is what logship does before the client serializes. Run: node bench/backend-encoders.ts
 import type { ContainerContext, OutgoingLine } from '../src/delivery/backend.ts';
+import { planPuts, toEvents } from '../src/backends/awslogs.ts';
+import { DocumentEncoder, parseIndexPattern } from '../src/backends/elasticsearch.ts';
 import { FluentdEncoder } from '../src/backends/fluentd.ts';
+import { EntryEncoder } from '../src/backends/gcplogs.ts';
 import { JournalEncoder } from '../src/backends/journald.ts';
 import { encodeSyslogMessage, parseSyslogOptions } from '../src/backends/syslog.ts';
 
@@ -46,3 +50,10 @@ const journal = new JournalEncoder(container);
 measure('journald (native)', () => {
   for (const line of lines) journal.encode(line);
 });
+measure('awslogs (events, puts)', () => planPuts(toEvents(lines, false)));
+const gcplogs = new EntryEncoder(container, false, null);
+measure('gcplogs (entries)', () => {
+  for (const line of lines) gcplogs.encode(line);
+});
+const elasticsearch = new DocumentEncoder(container, { kind: 'index', pattern: parseIndexPattern('logstash-YYYY.MM.DD') });
+measure('elasticsearch (bulk NDJSON)', () => elasticsearch.encode(lines).map((operation) => JSON.stringify(operation)));
