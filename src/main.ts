@@ -6,8 +6,9 @@ import { log, setLevel } from './observability/log.ts';
 import { serveMetrics } from './observability/metrics-server.ts';
 import { setLiveSources } from './observability/metrics.ts';
 import { createApp, listen } from './protocol/server.ts';
-import { type Settings, settingsFromEnv } from './settings.ts';
+import { type Settings, dropEmptySettings, settingsFromEnv } from './settings.ts';
 
+dropEmptySettings(process.env);
 let settings: Settings;
 try {
   settings = settingsFromEnv(process.env);

@@ -27,6 +27,15 @@ export class InvalidSettingError extends Error {}
 /** One week: `docker logs` of a container stopped for longer than that is gone. */
 export const DEFAULT_RETENTION = '7d';
 
+/**
+ * `docker plugin set NAME=` cannot unset a variable, so an empty setting means unset: it is
+ * removed before anything reads the environment (the AWS SDK would take an empty AWS_REGION
+ * for a region named '', an empty AWS_SHARED_CREDENTIALS_FILE for a file).
+ */
+export function dropEmptySettings(env: NodeJS.ProcessEnv): void {
+  for (const [name, value] of Object.entries(env)) if (value === '') delete env[name];
+}
+
 export function settingsFromEnv(env: NodeJS.ProcessEnv): Settings {
   const logLevel = env.LOG_LEVEL ?? 'info';
   if (!isLevel(logLevel)) {

@@ -243,13 +243,6 @@ const rejectedWarning = new RateLimitedWarning(
   'awslogs: CloudWatch Logs took a put but rejected events in it (too old, too new or past the retention); they are lost',
 );
 
-// `docker plugin set AWS_REGION=` cannot unset a variable, and the SDK reads an empty one
-// as set (a region or profile named ''). Only the ones config.json declares are touched.
-const PLUGIN_AWS_ENV = ['AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_EC2_METADATA_DISABLED'];
-export function dropEmptyAwsEnv(env: NodeJS.ProcessEnv = process.env): void {
-  for (const name of PLUGIN_AWS_ENV) if (env[name] === '') delete env[name];
-}
-
 /** The region the config names, else the plugin's environment's; null: ask the instance metadata. */
 export function configuredRegion(config: AwslogsConfig, env: NodeJS.ProcessEnv = process.env): string | null {
   return config.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || null);
@@ -335,7 +328,6 @@ class AwslogsBackend implements Backend {
 
   private async connect(signal: AbortSignal): Promise<CloudWatchLogsClient> {
     if (this.client) return this.client;
-    dropEmptyAwsEnv();
     const region = configuredRegion(this.config) ?? (await instanceRegion(signal));
     const client = new CloudWatchLogsClient({
       region,

@@ -11,7 +11,6 @@ import {
   PER_EVENT_BYTES,
   awslogsFactory,
   configuredRegion,
-  dropEmptyAwsEnv,
   parseAwslogsOptions,
   planPuts,
   rejectedCount,
@@ -233,11 +232,5 @@ describe('awslogs region and plugin environment', () => {
     assert.equal(configuredRegion(parse({}), { AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-west-2' }), 'us-east-1');
     assert.equal(configuredRegion(parse({}), { AWS_REGION: '', AWS_DEFAULT_REGION: 'us-west-2' }), 'us-west-2');
     assert.equal(configuredRegion(parse({}), {}), null);
-  });
-
-  it('drops the empty AWS_* settings the plugin declares, so the SDK does not read them as set', () => {
-    const env: NodeJS.ProcessEnv = { AWS_REGION: '', AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '', AWS_SHARED_CREDENTIALS_FILE: '', OTHER: '' };
-    dropEmptyAwsEnv(env);
-    assert.deepEqual(env, { AWS_ACCESS_KEY_ID: 'AKID', OTHER: '' });
   });
 });

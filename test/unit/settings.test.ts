@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InvalidSettingError, parseQuota, parseRetention, settingsFromEnv } from '../../src/settings.ts';
+import { InvalidSettingError, dropEmptySettings, parseQuota, parseRetention, settingsFromEnv } from '../../src/settings.ts';
 
 describe('settings', () => {
+  it('take an empty setting for unset (docker plugin set cannot unset one)', () => {
+    const env: NodeJS.ProcessEnv = { AWS_REGION: '', AWS_ACCESS_KEY_ID: 'AKID', AWS_SHARED_CREDENTIALS_FILE: '', LOG_LEVEL: '' };
+    dropEmptySettings(env);
+    assert.deepEqual(env, { AWS_ACCESS_KEY_ID: 'AKID' });
+    assert.equal(settingsFromEnv(env).logLevel, 'info');
+  });
+
   it('defaults: retention of a week, no quota', () => {
     const s = settingsFromEnv({});
     assert.equal(s.retentionMs, 7 * 86_400_000);
