@@ -4,15 +4,7 @@
 // the options say. Unlike Docker's driver nothing is dropped after a failed put: throttling,
 // 5xx and outages reject the batch and the engine retries it, and creation happens at the
 // first send, so an unreachable endpoint never fails `docker run`.
-import {
-  CloudWatchLogsClient,
-  CreateLogGroupCommand,
-  CreateLogStreamCommand,
-  PutLogEventsCommand,
-  type InputLogEvent,
-  type RejectedLogEventsInfo,
-} from '@aws-sdk/client-cloudwatch-logs';
-import { fromHttp } from '@aws-sdk/credential-provider-http';
+import type { CloudWatchLogsClient, InputLogEvent, RejectedLogEventsInfo } from '@aws-sdk/client-cloudwatch-logs';
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
 import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
@@ -294,11 +286,22 @@ function errorName(err: unknown): string {
   return err instanceof Error ? err.name : '';
 }
 
+// The SDK is loaded at the first send, not when the plugin starts: its ~10 MB of memory
+// is not for hosts that never ship to CloudWatch.
+type CloudWatchSdk = typeof import('@aws-sdk/client-cloudwatch-logs');
+let cloudWatchSdk: Promise<CloudWatchSdk> | null = null;
+const loadSdk = (): Promise<CloudWatchSdk> => (cloudWatchSdk ??= import('@aws-sdk/client-cloudwatch-logs'));
+
+interface Connection {
+  sdk: CloudWatchSdk;
+  client: CloudWatchLogsClient;
+}
+
 class AwslogsBackend implements Backend {
   private readonly config: AwslogsConfig;
   private readonly stream: string;
   private readonly where: string;
-  private client: CloudWatchLogsClient | null = null;
+  private connection: Connection | null = null;
   private streamReady = false;
   /** Only strict endpoints still check it; real CloudWatch ignores it since 2023. */
   private sequenceToken: string | undefined;
@@ -313,26 +316,31 @@ class AwslogsBackend implements Backend {
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
     const puts = planPuts(toEvents(lines, this.config.multilineStart !== null));
     if (puts.length === 0) return;
-    const client = await this.connect(signal);
+    const connection = await this.connect(signal);
     if (!this.streamReady) {
-      await this.createStream(client, signal);
+      await this.createStream(connection, signal);
       this.streamReady = true;
     }
-    await this.parts.send(lines, puts, (put) => this.put(client, put, signal));
+    await this.parts.send(lines, puts, (put) => this.put(connection, put, signal));
   }
 
   async close(): Promise<void> {
-    this.client?.destroy();
-    this.client = null;
+    this.connection?.client.destroy();
+    this.connection = null;
   }
 
-  private async connect(signal: AbortSignal): Promise<CloudWatchLogsClient> {
-    if (this.client) return this.client;
+  private async connect(signal: AbortSignal): Promise<Connection> {
+    if (this.connection) return this.connection;
     const region = configuredRegion(this.config) ?? (await instanceRegion(signal));
-    const client = new CloudWatchLogsClient({
+    const sdk = await loadSdk();
+    const credentials =
+      this.config.credentialsPath === null
+        ? {}
+        : { credentials: (await import('@aws-sdk/credential-provider-http')).fromHttp({ awsContainerCredentialsRelativeUri: this.config.credentialsPath }) };
+    const client = new sdk.CloudWatchLogsClient({
       region,
       ...(this.config.endpoint === null ? {} : { endpoint: this.config.endpoint }),
-      ...(this.config.credentialsPath === null ? {} : { credentials: fromHttp({ awsContainerCredentialsRelativeUri: this.config.credentialsPath }) }),
+      ...credentials,
       // The SDK's standard strategy retries once (a dropped connection, a throttle, a 5xx); past that the
       // batch goes back to the engine, whose backoff is the one that grows.
       maxAttempts: 2,
@@ -349,15 +357,15 @@ class AwslogsBackend implements Backend {
         { step: 'build', name: 'logshipLogsFormatHeader' },
       );
     }
-    this.client = client;
-    return client;
+    this.connection = { sdk, client };
+    return this.connection;
   }
 
   /** CreateLogStream, and the group first when it is missing and awslogs-create-group allows it; existing ones are fine. */
-  private async createStream(client: CloudWatchLogsClient, signal: AbortSignal): Promise<void> {
+  private async createStream({ sdk, client }: Connection, signal: AbortSignal): Promise<void> {
     if (!this.config.createStream) return;
     const stream = (): Promise<unknown> =>
-      client.send(new CreateLogStreamCommand({ logGroupName: this.config.group, logStreamName: this.stream }), { abortSignal: signal });
+      client.send(new sdk.CreateLogStreamCommand({ logGroupName: this.config.group, logStreamName: this.stream }), { abortSignal: signal });
     try {
       await stream();
       return;
@@ -366,7 +374,7 @@ class AwslogsBackend implements Backend {
       if (errorName(err) !== 'ResourceNotFoundException' || !this.config.createGroup) throw failure('CreateLogStream', this.where, err);
     }
     try {
-      await client.send(new CreateLogGroupCommand({ logGroupName: this.config.group }), { abortSignal: signal });
+      await client.send(new sdk.CreateLogGroupCommand({ logGroupName: this.config.group }), { abortSignal: signal });
     } catch (err) {
       if (errorName(err) !== 'ResourceAlreadyExistsException') throw failure('CreateLogGroup', this.where, err);
     }
@@ -377,11 +385,11 @@ class AwslogsBackend implements Backend {
     }
   }
 
-  private async put(client: CloudWatchLogsClient, logEvents: InputLogEvent[], signal: AbortSignal): Promise<void> {
+  private async put(connection: Connection, logEvents: InputLogEvent[], signal: AbortSignal): Promise<void> {
     for (let repairs = 0; ; repairs++) {
       try {
-        const out = await client.send(
-          new PutLogEventsCommand({
+        const out = await connection.client.send(
+          new connection.sdk.PutLogEventsCommand({
             logGroupName: this.config.group,
             logStreamName: this.stream,
             logEvents,
@@ -409,7 +417,7 @@ class AwslogsBackend implements Backend {
         if (name === 'ResourceNotFoundException' && this.config.createStream) {
           // Deleted since it was created: create it again, as at the first send.
           this.sequenceToken = undefined;
-          await this.createStream(client, signal);
+          await this.createStream(connection, signal);
           continue;
         }
         throw failure('PutLogEvents', this.where, err);

@@ -10,8 +10,6 @@
 // way forever.
 import { createHash } from 'node:crypto';
 import type tls from 'node:tls';
-import { Client as ElasticClient } from '@elastic/elasticsearch';
-import { Client as OpenSearchClient } from '@opensearch-project/opensearch';
 import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import { backendDropped } from '../observability/metrics.ts';
@@ -392,9 +390,12 @@ interface BulkClient {
 // Elasticsearch 8, and these are understood by 7.x, 8.x and 9.x alike.
 const PLAIN_HEADERS = { 'content-type': 'application/x-ndjson', accept: 'application/json' };
 
-function elasticBulk(config: ElasticsearchConfig): BulkClient {
+// Each client is loaded when a container first ships with it, not when the plugin starts:
+// they cost the plugin memory that hosts not shipping to Elasticsearch should not pay.
+async function elasticBulk(config: ElasticsearchConfig): Promise<BulkClient> {
+  const { Client } = await import('@elastic/elasticsearch');
   const credentials = config.credentials;
-  const client = new ElasticClient({
+  const client = new Client({
     nodes: config.nodes,
     // The engine's backoff governs; within one send, each address is tried once.
     maxRetries: config.nodes.length - 1,
@@ -417,9 +418,10 @@ function elasticBulk(config: ElasticsearchConfig): BulkClient {
   };
 }
 
-function openSearchBulk(config: ElasticsearchConfig): BulkClient {
+async function openSearchBulk(config: ElasticsearchConfig): Promise<BulkClient> {
+  const { Client } = await import('@opensearch-project/opensearch');
   const credentials = config.credentials;
-  const client = new OpenSearchClient({
+  const client = new Client({
     nodes: config.nodes,
     maxRetries: config.nodes.length - 1,
     ssl: config.tls,
@@ -450,7 +452,9 @@ function openSearchBulk(config: ElasticsearchConfig): BulkClient {
 
 class ElasticsearchBackend implements Backend {
   private readonly encoder: DocumentEncoder;
-  private readonly client: BulkClient;
+  private readonly config: ElasticsearchConfig;
+  /** Made at the first send (neither client connects before its first request). */
+  private client: Promise<BulkClient> | null = null;
   private readonly containerId: string;
   /**
    * The batch a send left unfinished and the body lines of its documents not yet written:
@@ -462,9 +466,13 @@ class ElasticsearchBackend implements Backend {
 
   constructor(config: ElasticsearchConfig, container: ContainerContext) {
     this.encoder = new DocumentEncoder(container, config.destination);
-    // Neither client connects before its first request.
-    this.client = config.flavor === 'opensearch' ? openSearchBulk(config) : elasticBulk(config);
+    this.config = config;
     this.containerId = container.id;
+  }
+
+  private connect(): Promise<BulkClient> {
+    this.client ??= this.config.flavor === 'opensearch' ? openSearchBulk(this.config) : elasticBulk(this.config);
+    return this.client;
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
@@ -499,7 +507,7 @@ class ElasticsearchBackend implements Backend {
     const documents = body.length / 2;
     let items: BulkItem[];
     try {
-      ({ items } = await this.client.bulk(body, signal));
+      ({ items } = await (await this.connect()).bulk(body, signal));
     } catch (err) {
       // Either client's own abort error would hide why the engine aborted (shutdown, its send deadline).
       throw signal.aborted ? abortError(signal) : err;
@@ -522,7 +530,9 @@ class ElasticsearchBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    await this.client.close();
+    const client = this.client;
+    this.client = null;
+    if (client) await (await client).close();
   }
 }
 

@@ -5,9 +5,7 @@
 // discovery, credentials and every call happen in send, so an unreachable API only
 // delays delivery (the engine retries) instead of failing `docker run`.
 import { randomBytes } from 'node:crypto';
-import { Entry, protos, v2 } from '@google-cloud/logging';
-import * as gcpMetadata from 'gcp-metadata';
-import { grpc } from 'google-gax';
+import type { Entry, protos as Protos, v2 } from '@google-cloud/logging';
 import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
 import { backendDropped } from '../observability/metrics.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
@@ -71,17 +69,20 @@ const MAX_BATCH_LINES = 500;
 /** The library's own retries are off: the engine's backoff governs; this bounds one attempt. */
 const CALL_TIMEOUT_MS = 50_000;
 
+/** The gRPC status codes used here (fixed by the gRPC protocol), without loading gRPC to name them. */
+const GRPC_STATUS = { CANCELLED: 1, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, ABORTED: 10, INTERNAL: 13, UNAVAILABLE: 14 } as const;
+
 /**
  * Per-entry codes that say "try again" rather than "this entry is bad": with one of them the
  * batch is retried whole (the engine backs off), as is any failure of the request itself.
  */
-const RETRYABLE_CODES = new Set([
-  grpc.status.UNAVAILABLE,
-  grpc.status.RESOURCE_EXHAUSTED,
-  grpc.status.DEADLINE_EXCEEDED,
-  grpc.status.INTERNAL,
-  grpc.status.ABORTED,
-  grpc.status.CANCELLED,
+const RETRYABLE_CODES = new Set<number>([
+  GRPC_STATUS.UNAVAILABLE,
+  GRPC_STATUS.RESOURCE_EXHAUSTED,
+  GRPC_STATUS.DEADLINE_EXCEEDED,
+  GRPC_STATUS.INTERNAL,
+  GRPC_STATUS.ABORTED,
+  GRPC_STATUS.CANCELLED,
 ]);
 
 export function parseGcplogsOptions(opts: Readonly<Record<string, string>>): GcplogsConfig {
@@ -170,14 +171,16 @@ export function utf8Pieces(bytes: Buffer, max: number): Buffer[] {
   return pieces;
 }
 
-/** Builds the LogEntries of one container's lines; the fixed keys are built once. */
+/** Builds the LogEntries of one container's lines (with the library's Entry); the fixed keys are built once. */
 export class EntryEncoder {
   private readonly container: Json;
   private readonly instance: Json | null;
+  private readonly Entry: typeof Entry;
 
-  constructor(container: ContainerContext, logCommand: boolean, instance: Json | null) {
+  constructor(container: ContainerContext, logCommand: boolean, instance: Json | null, entryClass: typeof Entry) {
     this.container = containerPayload(container, logCommand);
     this.instance = instance;
+    this.Entry = entryClass;
   }
 
   /** One entry per line, more for a line over MAX_MESSAGE_BYTES (linked by LogEntry.split). */
@@ -197,7 +200,7 @@ export class EntryEncoder {
     if (this.instance) payload.instance = this.instance;
     payload.container = this.container;
     if (message !== '') payload.message = message;
-    return new Entry(meta, payload).toJSON();
+    return new this.Entry(meta, payload).toJSON();
   }
 }
 
@@ -223,7 +226,7 @@ const PARTIAL_ERRORS_TYPE = 'type.googleapis.com/google.logging.v2.WriteLogEntri
  * The per-entry errors of a failed partial-success write (by entry index), or null when
  * there are none. Read from the status details here: gax skips a detail type it lacks.
  */
-export function partialErrors(err: GrpcError): Map<number, number> | null {
+export function partialErrors(err: GrpcError, protos: typeof Protos): Map<number, number> | null {
   const raw = err.metadata?.get('grpc-status-details-bin')[0];
   if (!Buffer.isBuffer(raw)) return null;
   const detail = protos.google.rpc.Status.decode(raw).details.find((d) => d.type_url === PARTIAL_ERRORS_TYPE);
@@ -236,10 +239,28 @@ export function partialErrors(err: GrpcError): Map<number, number> | null {
 
 const rejectedWarning = new RateLimitedWarning('gcplogs: Cloud Logging rejected entries; their lines are dropped');
 
+// The Google libraries (gax, gRPC, the protos) are loaded at the first send, not when the
+// plugin starts: their memory is not for hosts that never ship to Cloud Logging.
+interface Google {
+  logging: typeof import('@google-cloud/logging');
+  metadata: typeof import('gcp-metadata');
+  gax: typeof import('google-gax');
+}
+let google: Promise<Google> | null = null;
+
+function loadGoogle(): Promise<Google> {
+  google ??= Promise.all([import('@google-cloud/logging'), import('gcp-metadata'), import('google-gax')]).then(([logging, metadata, gax]) => ({
+    logging,
+    metadata,
+    gax,
+  }));
+  return google;
+}
+
 /** The GCE instance, looked up once per process as Docker does; null off GCE. */
 let gceInstance: Promise<GcpInstance | null> | null = null;
 
-function lookupGceInstance(): Promise<GcpInstance | null> {
+function lookupGceInstance(gcpMetadata: Google['metadata']): Promise<GcpInstance | null> {
   gceInstance ??= (async () => {
     if (!(await gcpMetadata.isAvailable())) return null;
     const [zone, name, id] = await Promise.all(['zone', 'name', 'id'].map((p) => gcpMetadata.instance(p)));
@@ -255,34 +276,36 @@ function lookupGceInstance(): Promise<GcpInstance | null> {
 class GcplogsBackend implements Backend {
   private readonly config: GcplogsConfig;
   private readonly container: ContainerContext;
-  private readonly client: InstanceType<typeof v2.LoggingServiceV2Client>;
-  private resolved: { target: Target; encoder: EntryEncoder } | null = null;
+  /** Made at the first send, with the libraries; constructing it opens nothing (the channel and credentials come at the first call). */
+  private client: InstanceType<typeof v2.LoggingServiceV2Client> | null = null;
+  private resolved: { target: Target; encoder: EntryEncoder; protos: typeof Protos } | null = null;
   private readonly parts = new BatchParts();
 
   constructor(config: GcplogsConfig, container: ContainerContext) {
     this.config = config;
     this.container = container;
-    // Constructing the client opens nothing: the channel and the credentials come at the first call.
-    const endpoint = config.endpoint;
-    this.client = new v2.LoggingServiceV2Client({
-      ...(config.project ? { projectId: config.project } : {}),
-      ...(endpoint ? { apiEndpoint: endpoint.host, port: endpoint.port } : {}),
-      ...(endpoint?.plaintext ? { sslCreds: grpc.credentials.createInsecure() } : {}),
-    });
   }
 
-  private async resolve(): Promise<{ target: Target; encoder: EntryEncoder }> {
+  private async resolve(): Promise<{ target: Target; encoder: EntryEncoder; protos: typeof Protos }> {
     if (this.resolved) return this.resolved;
-    const instance = (await lookupGceInstance()) ?? this.config.instance;
-    const project = this.config.project ?? (await this.discoverProject());
+    const { logging, metadata, gax } = await loadGoogle();
+    const endpoint = this.config.endpoint;
+    this.client ??= new logging.v2.LoggingServiceV2Client({
+      ...(this.config.project ? { projectId: this.config.project } : {}),
+      ...(endpoint ? { apiEndpoint: endpoint.host, port: endpoint.port } : {}),
+      ...(endpoint?.plaintext ? { sslCreds: gax.grpc.credentials.createInsecure() } : {}),
+    });
+    const instance = (await lookupGceInstance(metadata)) ?? this.config.instance;
+    const project = this.config.project ?? (await this.discoverProject(this.client));
     const resolvedTarget = target(project, instance);
-    this.resolved = { target: resolvedTarget, encoder: new EntryEncoder(this.container, this.config.logCommand, resolvedTarget.instance) };
+    const encoder = new EntryEncoder(this.container, this.config.logCommand, resolvedTarget.instance, logging.Entry);
+    this.resolved = { target: resolvedTarget, encoder, protos: logging.protos };
     return this.resolved;
   }
 
-  private async discoverProject(): Promise<string> {
+  private async discoverProject(client: InstanceType<typeof v2.LoggingServiceV2Client>): Promise<string> {
     try {
-      return await this.client.getProjectId();
+      return await client.getProjectId();
     } catch {
       throw new Error(
         "log opt 'gcp-project' is not set and no GCE metadata server answered with a project " +
@@ -294,12 +317,16 @@ class GcplogsBackend implements Backend {
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
     signal.throwIfAborted();
     // The metadata server and the auth library take no signal: a lookup left behind still caches its answer.
-    const { target: t, encoder } = await abortable(this.resolve(), signal);
-    await this.parts.send(lines, requests(lines), (request) => this.write(t, encoder, request, signal));
+    const resolved = await abortable(this.resolve(), signal);
+    await this.parts.send(lines, requests(lines), (request) => this.write(resolved, request, signal));
   }
 
   /** One entries.write of these lines; per-entry rejections are counted, anything else rejects. */
-  private async write(t: Target, encoder: EntryEncoder, lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+  private async write(
+    { target: t, encoder, protos }: { target: Target; encoder: EntryEncoder; protos: typeof Protos },
+    lines: readonly OutgoingLine[],
+    signal: AbortSignal,
+  ): Promise<void> {
     const entries: object[] = [];
     const lineOf: number[] = [];
     lines.forEach((line, i) => {
@@ -311,12 +338,12 @@ class GcplogsBackend implements Backend {
     const request = { logName: t.logName, resource: t.resource, entries, partialSuccess: true };
     try {
       await abortable(
-        this.client.writeLogEntries(request, { timeout: CALL_TIMEOUT_MS, retry: { retryCodes: [] } }),
+        this.client!.writeLogEntries(request, { timeout: CALL_TIMEOUT_MS, retry: { retryCodes: [] } }),
         signal,
       );
     } catch (err) {
       if (signal.aborted) throw abortError(signal);
-      const rejected = partialErrors(err as GrpcError);
+      const rejected = partialErrors(err as GrpcError, protos);
       // Only per-entry errors are the entries' own; any other failure (IAM, project, quota,
       // outage) is the request's and is retried, so a fixed configuration loses nothing.
       if (!rejected || [...rejected.values()].some((code) => RETRYABLE_CODES.has(code))) throw err;
@@ -331,7 +358,7 @@ class GcplogsBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    await this.client.close();
+    await this.client?.close();
   }
 }
 
