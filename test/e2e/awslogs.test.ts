@@ -5,10 +5,10 @@
 // and no container waiting through throttling and a 10 s outage; a bad option fails
 // `docker run` naming it, and a down endpoint does not.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import { PLUGIN } from './lib/docker-client.ts';
+import { changePluginSettings } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES, PACED, checkSequence } from './lib/sequence.ts';
 import { CloudWatchEndpoint } from '../integration/lib/cloudwatch-endpoint.ts';
@@ -20,27 +20,19 @@ const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDLOGSHIPE2E', AWS_SECRET_ACCESS_KEY
 let endpoint: CloudWatchEndpoint;
 const run = Date.now().toString(36);
 
-function dockerCli(...args: string[]): string {
-  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
-}
-
-/** The plugin's env entries, set while it is disabled (the engine allows nothing else). */
-function setPluginEnv(values: Record<string, string>): void {
-  if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerCli('plugin', 'disable', '-f', PLUGIN);
-  dockerCli('plugin', 'set', PLUGIN, ...Object.entries(values).map(([k, v]) => `${k}=${v}`));
-  dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
-}
+/** Puts the plugin's credentials back as they were. */
+let restoreSettings: (() => Promise<void>) | undefined;
 
 before(async () => {
   endpoint = new CloudWatchEndpoint({ port: PORT });
   await endpoint.start();
-  setPluginEnv(CREDENTIALS);
+  restoreSettings = await changePluginSettings(CREDENTIALS);
 });
 
 after(async () => {
   await removeContainers();
   try {
-    setPluginEnv({ AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' });
+    await restoreSettings?.();
   } finally {
     await endpoint?.stop();
   }

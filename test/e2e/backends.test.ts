@@ -10,7 +10,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
-import { type PluginJournald, startPluginJournald } from './lib/plugin.ts';
+import { type PluginJournald, disablePlugin, enablePlugin, startPluginJournald } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES, PACED, checkSequence } from './lib/sequence.ts';
 import {
@@ -333,8 +333,8 @@ async function killPlugin(): Promise<string> {
     await waitUntil(() => pluginPids().some((pid) => !pids.includes(pid)), 'the daemon to restart the plugin', 10_000);
     return 'restarted by the daemon';
   } catch {
-    if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerCli('plugin', 'disable', '-f', PLUGIN);
-    dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
+    if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') await disablePlugin();
+    await enablePlugin();
     return 'not restarted by the daemon within 10 s: disabled and enabled';
   }
 }

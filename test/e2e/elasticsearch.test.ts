@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
+import { changePluginSettings } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES } from './lib/sequence.ts';
 import { ElasticsearchEndpoint, type StoredDocument } from '../integration/lib/elasticsearch-endpoint.ts';
@@ -34,15 +35,8 @@ function dockerCli(...args: string[]): string {
   return execFileSync('docker', args, { encoding: 'utf8' }).trim();
 }
 
-/** Plugin settings can only change while it is disabled. */
-function setPlugin(...settings: string[]): void {
-  if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerCli('plugin', 'disable', '-f', PLUGIN);
-  try {
-    dockerCli('plugin', 'set', PLUGIN, ...settings);
-  } finally {
-    dockerCli('plugin', 'enable', '--timeout', '0', PLUGIN);
-  }
-}
+/** Puts the plugin's settings back as they were. */
+let restoreSettings: (() => Promise<void>) | undefined;
 
 before(async () => {
   es = new ElasticsearchEndpoint({ mode: 'elasticsearch', port: ES_PORT, basic: { username: USERNAME, password: PASSWORD } });
@@ -55,13 +49,13 @@ before(async () => {
   await es.listen();
   await opensearch.listen();
   await secure.listen();
-  setPlugin(`METRICS_ADDRESS=${METRICS_ADDRESS}`, `ELASTICSEARCH_USERNAME=${USERNAME}`, `ELASTICSEARCH_PASSWORD=${PASSWORD}`);
+  restoreSettings = await changePluginSettings({ METRICS_ADDRESS, ELASTICSEARCH_USERNAME: USERNAME, ELASTICSEARCH_PASSWORD: PASSWORD });
 });
 
 after(async () => {
   await removeContainers();
   try {
-    setPlugin('METRICS_ADDRESS=', 'ELASTICSEARCH_USERNAME=', 'ELASTICSEARCH_PASSWORD=');
+    await restoreSettings?.();
   } finally {
     await es?.close();
     await opensearch?.close();

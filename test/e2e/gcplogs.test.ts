@@ -12,34 +12,32 @@ import * as grpc from '@grpc/grpc-js';
 import { PLUGIN } from './lib/docker-client.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES, PACED, checkSequence } from './lib/sequence.ts';
-import { disablePlugin, enablePlugin } from './lib/plugin.ts';
+import { changePluginSettings } from './lib/plugin.ts';
 import { CloudLoggingEndpoint } from '../integration/lib/cloud-logging-endpoint.ts';
 import { GceMetadataServer, METADATA } from '../integration/lib/gce-metadata-server.ts';
 import { waitUntil } from '../integration/lib/servers.ts';
-
 
 const endpoint = new CloudLoggingEndpoint(15020);
 const metadata = new GceMetadataServer(15021);
 const OPTS = { backend: 'gcplogs', 'gcp-endpoint': `http://${endpoint.address}` };
 
-function setPluginEnv(value: string): void {
-  execFileSync('docker', ['plugin', 'set', PLUGIN, `GCE_METADATA_HOST=${value}`]);
-}
+/** Puts the plugin's GCE_METADATA_HOST back (the suite keeps it on loopback: scripts/test.sh). */
+let restoreSettings: (() => Promise<void>) | undefined;
 
 before(async () => {
   await endpoint.start();
   await metadata.start();
-  await disablePlugin();
-  setPluginEnv(metadata.host);
-  await enablePlugin();
+  restoreSettings = await changePluginSettings({ GCE_METADATA_HOST: metadata.host });
 });
 
-// GCE_METADATA_HOST stays set: re-enabled without it, a plugin resuming an undelivered store
-// would look for the metadata server off loopback (169.254.169.254); `make uninstall` removes it.
 after(async () => {
   await removeContainers();
-  endpoint.stop();
-  await metadata.stop();
+  try {
+    await restoreSettings?.();
+  } finally {
+    endpoint.stop();
+    await metadata.stop();
+  }
 });
 
 async function runContainer(cmd: string[], opts: Record<string, string>): Promise<{ id: string; ms: number }> {

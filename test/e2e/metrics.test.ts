@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { pollUntil, removeContainers, runToExit, sh } from './lib/containers.ts';
 import { PLUGIN } from './lib/docker-client.ts';
+import { enablePlugin } from './lib/plugin.ts';
 
 const exec = promisify(execFile);
 const ADDRESS = process.env.LOGSHIP_METRICS_ADDRESS ?? '127.0.0.1:9471';
@@ -16,7 +17,7 @@ async function setMetricsAddress(value: string): Promise<void> {
   try {
     await exec('docker', ['plugin', 'set', PLUGIN, `METRICS_ADDRESS=${value}`]);
   } finally {
-    await exec('docker', ['plugin', 'enable', '--timeout', '0', PLUGIN]);
+    await enablePlugin();
   }
 }
 

@@ -36,7 +36,10 @@ function storeBytes(dataDir: string): number {
   const containers = path.join(dataDir, 'containers');
   let total = 0;
   for (const id of fs.existsSync(containers) ? fs.readdirSync(containers) : []) {
-    for (const name of fs.readdirSync(path.join(containers, id))) total += fs.statSync(path.join(containers, id, name)).size;
+    for (const name of fs.readdirSync(path.join(containers, id))) {
+      // The plugin may rename or remove a file between the listing and the stat (segments.json.tmp).
+      total += fs.statSync(path.join(containers, id, name), { throwIfNoEntry: false })?.size ?? 0;
+    }
   }
   return total;
 }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Journald } from '../../integration/lib/servers.ts';
 import { pollUntil } from './containers.ts';
@@ -57,9 +57,25 @@ export async function disablePlugin(): Promise<void> {
   await run('docker', ['plugin', 'disable', '-f', PLUGIN]);
 }
 
-/** --timeout 0, as `make install` enables it: docker logs -f is not cut after 30 s. */
+/**
+ * --timeout 0, as `make install` enables it: docker logs -f is not cut after 30 s. Right
+ * after a forced disable, or a killed process, the engine may still hold the old containerd
+ * task and answer "id already in use" for a while: that is retried, for up to 30 s.
+ */
 export async function enablePlugin(): Promise<void> {
-  await run('docker', ['plugin', 'enable', '--timeout', '0', PLUGIN]);
+  for (const deadline = Date.now() + 30_000; ; ) {
+    try {
+      await run('docker', ['plugin', 'enable', '--timeout', '0', PLUGIN]);
+      return;
+    } catch (err) {
+      if (!/id already in use/.test(String((err as { stderr?: string }).stderr)) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+async function isEnabled(): Promise<boolean> {
+  return (await run('docker', ['plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN])).stdout.trim() === 'true';
 }
 
 /** Applies settings (`KEY=value`, `data.source=...`); resolves to a function that puts the old ones back. */
@@ -78,7 +94,7 @@ export async function changePluginSettings(settings: Record<string, string>): Pr
     }
   }
   const apply = async (values: Record<string, string>) => {
-    await disablePlugin();
+    if (await isEnabled()) await disablePlugin();
     await run('docker', ['plugin', 'set', PLUGIN, ...Object.entries(values).map(([k, v]) => `${k}=${v}`)]);
     await enablePlugin();
   };
@@ -115,23 +131,6 @@ export async function drainPluginFifos(ms: number): Promise<void> {
   for (const socket of readers) socket.destroy();
 }
 
-function dockerSync(...args: string[]): string {
-  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
-}
-
-/** The host folder the plugin's `journal` mount points at. */
-function pluginJournalSource(): string {
-  const mounts = JSON.parse(dockerSync('plugin', 'inspect', '-f', '{{json .Settings.Mounts}}', PLUGIN)) as { Name: string; Source: string }[];
-  return mounts.find((m) => m.Name === 'journal')!.Source;
-}
-
-/** Points the `journal` mount at `source` (e.g. a journald namespace's run folder); the engine allows it only while the plugin is disabled. */
-function setPluginJournal(source: string): void {
-  if (dockerSync('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') dockerSync('plugin', 'disable', '-f', PLUGIN);
-  dockerSync('plugin', 'set', PLUGIN, `journal.source=${source}`);
-  dockerSync('plugin', 'enable', '--timeout', '0', PLUGIN);
-}
-
 export interface PluginJournald {
   journald: Journald;
   /** Points the mount back where it was, then stops journald and removes its state. */
@@ -143,13 +142,12 @@ export async function startPluginJournald(namespace: string, logFile: string): P
   const journald = new Journald(namespace, logFile);
   journald.removeState();
   await journald.start();
-  const previous = pluginJournalSource();
-  setPluginJournal(journald.runDir);
+  const restore = await changePluginSettings({ 'journal.source': journald.runDir });
   return {
     journald,
     async stop() {
       try {
-        setPluginJournal(previous);
+        await restore();
       } finally {
         await journald.stop();
         journald.removeState();
