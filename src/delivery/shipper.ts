@@ -185,8 +185,7 @@ export class Shipper {
         const lines = this.shaper.push(entry, at, now);
         if (lines.length === 0) continue;
         // The record after this one, unless a line or event still open starts earlier.
-        let after = entries[i + 1]?.at ?? follower.position;
-        for (const mark of this.shaper.openMarks()) if (mark.index < after.index) after = mark;
+        const after = this.beforeOpen(entries[i + 1]?.at ?? follower.position);
         for (const line of lines) this.enqueue(line, after);
       }
     }
@@ -201,9 +200,15 @@ export class Shipper {
   /** Lines the shaper released with nothing newer read: the cursor may pass all it no longer holds. */
   private enqueueAll(lines: readonly OutgoingLine[]): void {
     if (lines.length === 0) return;
-    let after = this.follower!.position;
-    for (const mark of this.shaper.openMarks()) if (mark.index < after.index) after = mark;
+    const after = this.beforeOpen(this.follower!.position);
     for (const line of lines) this.enqueue(line, after);
+  }
+
+  /** `position`, or the first record of a line or event still open if that comes earlier. */
+  private beforeOpen(position: StorePosition): StorePosition {
+    let bound = position;
+    for (const mark of this.shaper.openMarks()) if (mark.index < bound.index) bound = mark;
+    return bound;
   }
 
   private enqueue(line: OutgoingLine, after: StorePosition): void {
