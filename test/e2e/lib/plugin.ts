@@ -60,15 +60,21 @@ export async function disablePlugin(): Promise<void> {
 /**
  * --timeout 0, as `make install` enables it: docker logs -f is not cut after 30 s. Right
  * after a forced disable, or a killed process, the engine may still hold the old containerd
- * task and answer "id already in use" for a while: that is retried, for up to 30 s.
+ * task and answer "id already in use" for a while: that is retried, for up to 30 s, and a
+ * retry that finds the plugin enabled (the engine finished it after all) is done.
  */
 export async function enablePlugin(): Promise<void> {
+  let retried = false;
   for (const deadline = Date.now() + 30_000; ; ) {
     try {
       await run('docker', ['plugin', 'enable', '--timeout', '0', PLUGIN]);
       return;
     } catch (err) {
-      if (!/id already in use/.test(String((err as { stderr?: string }).stderr)) || Date.now() > deadline) throw err;
+      const stderr = String((err as { stderr?: string }).stderr);
+      // The refused attempt may still have finished enabling it (the engine's own restart, late).
+      if (retried && /plugin already enabled/.test(stderr)) return;
+      if (!/id already in use/.test(stderr) || Date.now() > deadline) throw err;
+      retried = true;
       await new Promise((r) => setTimeout(r, 500));
     }
   }
