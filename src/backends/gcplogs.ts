@@ -329,7 +329,10 @@ class GcplogsBackend implements Backend {
   ): Promise<void> {
     const entries: object[] = [];
     const lineOf: number[] = [];
-    lines.forEach((line, i) => {
+    // Entries in time order, equal times in the lines' order: a multiline event takes its
+    // first line's time, so it can close after a later line of the other stream.
+    const ordered = [...lines].sort((a, b) => (a.timeNano < b.timeNano ? -1 : a.timeNano > b.timeNano ? 1 : 0));
+    ordered.forEach((line, i) => {
       for (const entry of encoder.encode(line)) {
         entries.push(entry);
         lineOf.push(i);

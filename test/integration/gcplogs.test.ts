@@ -112,6 +112,15 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
     assert.equal(payload.message, '{"level":"warn","message":"theirs"}');
   });
 
+  it('writes a batch whose lines are not in time order (a multiline event closed late) with its entries in time order', async () => {
+    const before = endpoint.written.length;
+    await backend().send(
+      [line('err 2', 'stderr', '2026-11-21T23:06:42Z'), line('out event', 'stdout', '2026-11-21T23:06:41Z'), line('err 3', 'stderr', '2026-11-21T23:06:42Z')],
+      signal,
+    );
+    assert.deepEqual(endpoint.written.slice(before).map((e) => e.jsonPayload.message), ['out event', 'err 2', 'err 3']);
+  });
+
   it('splits a line longer than a LogEntry may be into linked entries, whole and in order', async () => {
     const before = endpoint.written.length;
     const long = 'é'.repeat(MAX_MESSAGE_BYTES) + 'end'; // two bytes a character: cuts fall inside none
