@@ -85,7 +85,8 @@ skip_step() {
 is_static_busybox() {
   local b
   for b in /bin/busybox /usr/bin/busybox; do
-    [[ -x $b ]] && LC_ALL=C ldd "$b" 2>&1 | grep -q 'not a dynamic executable' && return 0
+    # ldd exits 1 on a static binary: under pipefail its status, not grep's, would be the pipeline's.
+    [[ -x $b ]] && { LC_ALL=C ldd "$b" 2>&1 || true; } | grep -q 'not a dynamic executable' && return 0
   done
   return 1
 }
