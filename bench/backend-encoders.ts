@@ -2,7 +2,7 @@
 // batches of 5,000 typical 60-byte lines. For the backends on a service's client library
 // (awslogs, gcplogs, elasticsearch) it is what logship does before the client serializes. Run: node bench/backend-encoders.ts
 import type { ContainerContext, OutgoingLine } from '../src/delivery/backend.ts';
-import { Entry } from '@google-cloud/logging';
+import { Entry, protos } from '@google-cloud/logging';
 import { planPuts, toEvents } from '../src/backends/awslogs.ts';
 import { DocumentEncoder, parseIndexPattern } from '../src/backends/elasticsearch.ts';
 import { FluentdEncoder } from '../src/backends/fluentd.ts';
@@ -52,7 +52,7 @@ measure('journald (native)', () => {
   for (const line of lines) journal.encode(line);
 });
 measure('awslogs (events, puts)', () => planPuts(toEvents(lines, false)));
-const gcplogs = new EntryEncoder(container, false, null, Entry);
+const gcplogs = new EntryEncoder(container, false, null, Entry, protos);
 measure('gcplogs (entries)', () => {
   for (const line of lines) gcplogs.encode(line);
 });

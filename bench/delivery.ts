@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { OutgoingLine } from '../src/delivery/backend.ts';
 import { CursorFile } from '../src/delivery/cursor.ts';
+import { DeadLetterFile } from '../src/delivery/dead-letters.ts';
 import { Shipper } from '../src/delivery/shipper.ts';
 import { ContainerStore } from '../src/store/container-store.ts';
 import { type EntryFields, T0, batch } from '../test/unit/frames.ts';
@@ -45,10 +46,11 @@ async function once(dir: string): Promise<{ wall: number; cpu: number }> {
       limits: { maxLines: 1000, maxBytes: 1 << 20 },
       retry: null,
       ...shaping,
-      create: () => ({ send: (lines: readonly OutgoingLine[]) => ((shipped += lines.length), Promise.resolve()), close: () => Promise.resolve() }),
+      create: () => ({ send: (lines: readonly OutgoingLine[]) => ((shipped += lines.length), Promise.resolve({})), close: () => Promise.resolve() }),
     },
     { id: 'b'.repeat(64), name: 'bench', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: 'bench', tagSet: false, attributes: [], hostname: 'h' },
     new CursorFile(dir, 'bench'),
+    new DeadLetterFile(dir, 'bench'),
   );
   store.detachProducer();
   await shipper.done;

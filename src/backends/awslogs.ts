@@ -2,17 +2,26 @@
 // awslogs driver (moby daemon/logger/awslogs): one event per line (or per multiline event),
 // the raw line as its message, its time in milliseconds; the group and stream created as
 // the options say. Unlike Docker's driver nothing is dropped after a failed put: throttling,
-// 5xx and outages reject the batch and the engine retries it, and creation happens at the
+// 5xx, outages and credential or permission errors fail the send and the engine retries
+// it; events the service refuses to store are reported rejected; creation happens at the
 // first send, so an unreachable endpoint never fails `docker run`.
 import type { CloudWatchLogsClient, InputLogEvent, RejectedLogEventsInfo } from '@aws-sdk/client-cloudwatch-logs';
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
+import {
+  type Backend,
+  type BackendFactory,
+  type BatchLimits,
+  type ContainerContext,
+  DELIVERED,
+  type OutgoingLine,
+  type Rejection,
+  type SendResult,
+  SendError,
+} from '../delivery/backend.ts';
 import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import { RateLimitedWarning } from '../observability/log.ts';
-import { backendDropped } from '../observability/metrics.ts';
 import { compileGoRegexp } from '../shaping/attributes.ts';
 import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';
-import { BatchParts } from './batch-parts.ts';
-import { shownAddress } from './connection.ts';
+import { shownAddress, transientError } from './connection.ts';
+import { type Request, sendInOrder } from './requests.ts';
 
 export interface AwslogsConfig {
   /** awslogs-region; null: the plugin's AWS_REGION / AWS_DEFAULT_REGION, else EC2 instance metadata. */
@@ -56,6 +65,8 @@ export const MAX_EVENT_BYTES = 262_144 - PER_EVENT_BYTES;
 export const MAX_PUT_SPAN_MS = 24 * 3_600_000;
 
 const DEFAULT_FLUSH_INTERVAL_S = 5;
+/** A day: the batch delay and multiline flush timeout are timers, which take at most 24.8 days. */
+const MAX_FLUSH_INTERVAL_S = 86_400;
 const FORMATS = ['json/emf'] as const;
 /** Retries of one put within a send (a fresh sequence token, a re-created stream) before the engine's backoff takes over. */
 const MAX_PUT_REPAIRS = 3;
@@ -89,7 +100,7 @@ export function parseAwslogsOptions(opts: Readonly<Record<string, string>>): Aws
     flushIntervalMs:
       1000 *
       (opts['awslogs-force-flush-interval-seconds']
-        ? positiveInt('awslogs-force-flush-interval-seconds', opts['awslogs-force-flush-interval-seconds'])
+        ? positiveInt('awslogs-force-flush-interval-seconds', opts['awslogs-force-flush-interval-seconds'], MAX_FLUSH_INTERVAL_S)
         : DEFAULT_FLUSH_INTERVAL_S),
     endpoint: parseEndpoint(opts['awslogs-endpoint'] ?? ''),
     credentialsPath: parseCredentialsPath(opts['awslogs-credentials-endpoint'] ?? ''),
@@ -104,10 +115,11 @@ function parseFormat(value: string): AwslogsConfig['format'] {
   return format;
 }
 
-function positiveInt(key: string, value: string): number {
+function positiveInt(key: string, value: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': must specify a positive integer`);
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? '' : ` up to ${max}`;
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': must specify a positive integer${range}`);
   }
   return n;
 }
@@ -165,15 +177,22 @@ const JSON_BLANKS = /^[ \t\n\r]+|[ \t\n\r]+$/g;
  * Docker's do. Longer messages are split at character boundaries; empty ones, which the
  * service refuses, are left out, as Docker does.
  */
-export function toEvents(lines: readonly OutgoingLine[], multiline: boolean): InputLogEvent[] {
-  const events: InputLogEvent[] = [];
-  for (const line of lines) {
+export function toEvents(lines: readonly OutgoingLine[], multiline: boolean): LineEvent[] {
+  const events: LineEvent[] = [];
+  lines.forEach((line, index) => {
     let message = line.fields ? line.line.toString('utf8').replace(JSON_BLANKS, '') : line.line.toString('utf8');
     if (multiline) message += '\n';
     const timestamp = Number(line.timeNano / 1_000_000n);
-    for (const piece of splitMessage(message, MAX_EVENT_BYTES)) events.push({ timestamp, message: piece });
-  }
+    for (const piece of splitMessage(message, MAX_EVENT_BYTES)) events.push({ timestamp, message: piece, line: index });
+  });
   return events;
+}
+
+/** An event and the line of the batch it comes from. */
+export interface LineEvent {
+  timestamp: number;
+  message: string;
+  line: number;
 }
 
 /** Pieces of at most maxBytes UTF-8 bytes, never cutting a character. */
@@ -203,10 +222,10 @@ export function splitMessage(message: string, maxBytes: number): string[] {
  * order, and equal times keep the lines' order, as in Docker's driver), then cut wherever a
  * put would pass the service's count, bytes or 24-hour span.
  */
-export function planPuts(events: readonly InputLogEvent[]): InputLogEvent[][] {
+export function planPuts<E extends InputLogEvent>(events: readonly E[]): E[][] {
   const sorted = [...events].sort((a, b) => a.timestamp! - b.timestamp!);
-  const puts: InputLogEvent[][] = [];
-  let put: InputLogEvent[] = [];
+  const puts: E[][] = [];
+  let put: E[] = [];
   let bytes = 0;
   for (const event of sorted) {
     const size = Buffer.byteLength(event.message!) + PER_EVENT_BYTES;
@@ -223,17 +242,25 @@ export function planPuts(events: readonly InputLogEvent[]): InputLogEvent[][] {
   return puts;
 }
 
-/** Events the service took the put with but will not store (too old, too new, past retention). */
-export function rejectedCount(info: RejectedLogEventsInfo | undefined, events: number): number {
-  if (!info) return 0;
-  const old = Math.max(info.tooOldLogEventEndIndex ?? 0, info.expiredLogEventEndIndex ?? 0);
-  const tooNew = info.tooNewLogEventStartIndex === undefined ? 0 : events - Math.max(old, info.tooNewLogEventStartIndex);
-  return Math.min(events, old + Math.max(0, tooNew));
+/**
+ * The events the service took the put with but will not store, by index in the put: older
+ * than 14 days or the group's retention, or more than 2 hours ahead.
+ */
+export function rejectedEvents(info: RejectedLogEventsInfo | undefined, events: number): Array<{ event: number; code: 'too_old' | 'too_new'; reason: string }> {
+  if (!info) return [];
+  const out: Array<{ event: number; code: 'too_old' | 'too_new'; reason: string }> = [];
+  const expired = Math.min(events, info.expiredLogEventEndIndex ?? 0);
+  const old = Math.min(events, Math.max(expired, info.tooOldLogEventEndIndex ?? 0));
+  for (let i = 0; i < old; i++) {
+    const reason = i < expired ? 'CloudWatch Logs rejected the event: older than the log group\'s retention' : 'CloudWatch Logs rejected the event: older than 14 days';
+    out.push({ event: i, code: 'too_old', reason });
+  }
+  const tooNew = info.tooNewLogEventStartIndex;
+  if (tooNew !== undefined) {
+    for (let i = Math.max(old, tooNew); i < events; i++) out.push({ event: i, code: 'too_new', reason: 'CloudWatch Logs rejected the event: more than 2 hours in the future' });
+  }
+  return out;
 }
-
-const rejectedWarning = new RateLimitedWarning(
-  'awslogs: CloudWatch Logs took a put but rejected events in it (too old, too new or past the retention); they are lost',
-);
 
 /** The region the config names, else the plugin's environment's; null: ask the instance metadata. */
 export function configuredRegion(config: AwslogsConfig, env: NodeJS.ProcessEnv = process.env): string | null {
@@ -276,10 +303,19 @@ export async function instanceRegion(signal: AbortSignal, env: NodeJS.ProcessEnv
   }
 }
 
+/**
+ * Errors of PutLogEvents that say the put itself is bad: the engine sends the batch in halves
+ * to find the line. Every other failure (throttling, 5xx, the network, credentials,
+ * permissions, a missing group) is transient: fixing its cause loses nothing.
+ */
+const BAD_REQUEST = new Set(['InvalidParameterException', 'SerializationException', 'ValidationException']);
+
 /** An SDK failure as the engine's warning shows it: the operation, where, the service's error name. */
-function failure(operation: string, where: string, err: unknown): Error {
+function failure(operation: string, where: string, err: unknown): SendError {
   const { name, message } = err as Error;
-  return new Error(`awslogs ${operation} ${where}: ${name === 'Error' ? '' : `${name}: `}${message}`, { cause: err });
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const badRequest = operation === 'PutLogEvents' && (BAD_REQUEST.has(name) || status === 413);
+  return new SendError(`awslogs ${operation} ${where}: ${name === 'Error' ? '' : `${name}: `}${message}`, { transient: !badRequest, cause: err });
 }
 
 function errorName(err: unknown): string {
@@ -305,7 +341,6 @@ class AwslogsBackend implements Backend {
   private streamReady = false;
   /** Only strict endpoints still check it; real CloudWatch ignores it since 2023. */
   private sequenceToken: string | undefined;
-  private readonly parts = new BatchParts();
 
   constructor(config: AwslogsConfig, container: ContainerContext) {
     this.config = config;
@@ -313,15 +348,22 @@ class AwslogsBackend implements Backend {
     this.where = `to ${config.group}/${this.stream}`;
   }
 
-  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
     const puts = planPuts(toEvents(lines, this.config.multilineStart !== null));
-    if (puts.length === 0) return;
-    const connection = await this.connect(signal);
-    if (!this.streamReady) {
-      await this.createStream(connection, signal);
-      this.streamReady = true;
+    if (puts.length === 0) return DELIVERED;
+    let connection: Connection;
+    try {
+      connection = await this.connect(signal);
+      if (!this.streamReady) {
+        await this.createStream(connection, signal);
+        this.streamReady = true;
+      }
+    } catch (err) {
+      // The region, the SDK, the group or stream: none of it is the lines'.
+      throw transientError(err);
     }
-    await this.parts.send(lines, puts, (put) => this.put(connection, put, signal));
+    const requests: Request<LineEvent[]>[] = puts.map((put) => ({ lines: [...new Set(put.map((e) => e.line))], payload: put }));
+    return sendInOrder(requests, (request) => this.put(connection, request.payload, signal));
   }
 
   async close(): Promise<void> {
@@ -385,7 +427,9 @@ class AwslogsBackend implements Backend {
     }
   }
 
-  private async put(connection: Connection, logEvents: InputLogEvent[], signal: AbortSignal): Promise<void> {
+  /** One PutLogEvents; the events it refuses to store are the lines it rejects. */
+  private async put(connection: Connection, put: readonly LineEvent[], signal: AbortSignal): Promise<SendResult> {
+    const logEvents: InputLogEvent[] = put.map(({ timestamp, message }) => ({ timestamp, message }));
     for (let repairs = 0; ; repairs++) {
       try {
         const out = await connection.client.send(
@@ -398,15 +442,15 @@ class AwslogsBackend implements Backend {
           { abortSignal: signal },
         );
         this.sequenceToken = out.nextSequenceToken;
-        this.countRejected(out.rejectedLogEventsInfo, logEvents.length);
-        return;
+        const rejected: Rejection[] = rejectedEvents(out.rejectedLogEventsInfo, put.length).map(({ event, code, reason }) => ({ index: put[event]!.line, code, reason }));
+        return rejected.length === 0 ? DELIVERED : { rejected };
       } catch (err) {
         const name = errorName(err);
         const expected = (err as { expectedSequenceToken?: string }).expectedSequenceToken;
         // A put the service already has (a retry after a lost answer) is done.
         if (name === 'DataAlreadyAcceptedException') {
           this.sequenceToken = expected;
-          return;
+          return DELIVERED;
         }
         if (repairs >= MAX_PUT_REPAIRS) throw failure('PutLogEvents', this.where, err);
         if (name === 'InvalidSequenceTokenException') {
@@ -417,26 +461,17 @@ class AwslogsBackend implements Backend {
         if (name === 'ResourceNotFoundException' && this.config.createStream) {
           // Deleted since it was created: create it again, as at the first send.
           this.sequenceToken = undefined;
-          await this.createStream(connection, signal);
+          try {
+            await this.createStream(connection, signal);
+          } catch (createErr) {
+            throw transientError(createErr);
+          }
           continue;
         }
+        if (signal.aborted) throw transientError(err);
         throw failure('PutLogEvents', this.where, err);
       }
     }
-  }
-
-  private countRejected(info: RejectedLogEventsInfo | undefined, events: number): void {
-    const rejected = rejectedCount(info, events);
-    if (rejected === 0) return;
-    backendDropped.inc({ backend: 'awslogs', reason: 'rejected' }, rejected);
-    rejectedWarning.warn({
-      group: this.config.group,
-      stream: this.stream,
-      events: rejected,
-      tooOldEndIndex: info?.tooOldLogEventEndIndex,
-      tooNewStartIndex: info?.tooNewLogEventStartIndex,
-      expiredEndIndex: info?.expiredLogEventEndIndex,
-    });
   }
 }
 

@@ -1,12 +1,15 @@
 // What the backends share: parsing `scheme://host:port` / `unix:///path` addresses and
-// showing them in errors, reading TLS material named by log-opts, the error of an aborted
-// send, and one lazily (re)connected byte stream (syslog, fluentd).
-// The stream never buffers or retries on its own: a failed write destroys the socket and
-// rejects, the engine retries the batch later, and the next write dials again.
+// showing them in errors, reading TLS material named by log-opts, the errors of an aborted
+// or failed send, a result told in another numbering, one lazily (re)connected byte stream
+// (syslog, fluentd) and a unix datagram socket (syslog, journald).
+// Neither buffers or retries on its own: a failed write destroys the socket and throws,
+// the engine retries later, and the next write dials again.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import os from 'node:os';
 import tls from 'node:tls';
+import { type SendResult, SendError } from '../delivery/backend.ts';
 import { InvalidOptionError } from '../lifecycle/options.ts';
 
 export type StreamTarget =
@@ -84,7 +87,52 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 /** What a send aborted by the engine (shutdown, its send deadline) fails with. */
 export function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+  return signal.reason instanceof Error ? signal.reason : new SendError('aborted', { transient: true });
+}
+
+/** `err` as a transient SendError: the receiver or the way to it failed, not the batch. */
+export function transientError(err: unknown): SendError {
+  if (err instanceof SendError && err.transient) return err;
+  return new SendError(err instanceof Error ? err.message : String(err), { transient: true, cause: err });
+}
+
+/**
+ * A result whose indexes count something else (datagrams, events, entries) told in lines:
+ * `lineOf[i]` is the line of item i. A line named more than once is named once; one both
+ * retried and delivered goes again whole.
+ */
+export function resultInLines(result: SendResult, lineOf: readonly number[]): SendResult {
+  const out: { -readonly [K in keyof SendResult]: SendResult[K] } = {};
+  const lines = (items: readonly number[]): number[] => [...new Set(items.map((i) => lineOf[i]!))].sort((a, b) => a - b);
+  if (result.rejected) {
+    const seen = new Set<number>();
+    out.rejected = result.rejected.flatMap((r) => {
+      const index = lineOf[r.index]!;
+      if (seen.has(index)) return [];
+      seen.add(index);
+      return [{ ...r, index }];
+    });
+  }
+  if (result.retry) out.retry = { ...result.retry, ...(result.retry.lines ? { lines: lines(result.retry.lines) } : {}) };
+  if (result.truncated) out.truncated = lines(result.truncated);
+  return out;
+}
+
+/** The indexes from `from` to `to` (excluded): the lines of a batch from one on. */
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+/**
+ * Seconds or an HTTP date, as a Retry-After header gives them, in milliseconds from `now`;
+ * undefined when absent or unreadable.
+ */
+export function retryAfterMs(header: string | null | undefined, now = Date.now()): number | undefined {
+  if (!header) return undefined;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /**
@@ -102,8 +150,19 @@ export class StreamConnection {
     this.onData = onData;
   }
 
-  /** Writes the buffers in order; resolves once the kernel has taken them all. */
+  /**
+   * Writes the buffers in order; resolves once the kernel has taken them all. Every failure
+   * is transient: a stream refuses no line of its own, only the connection fails.
+   */
   async write(chunks: readonly Buffer[], signal: AbortSignal): Promise<net.Socket> {
+    try {
+      return await this.writeOnce(chunks, signal);
+    } catch (err) {
+      throw transientError(err);
+    }
+  }
+
+  private async writeOnce(chunks: readonly Buffer[], signal: AbortSignal): Promise<net.Socket> {
     const socket = await this.socket(signal);
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error): void => {
@@ -211,6 +270,24 @@ function loadUnixDgram(): UnixDgramModule {
 }
 
 /**
+ * A datagram the socket did not take: `sent` datagrams before it were. EMSGSIZE (longer than
+ * the socket's send buffer, about 208 KiB by default) is the datagram's own fault; any other
+ * error is the receiver's (gone, not reading) and transient.
+ */
+export class DatagramError extends SendError {
+  readonly sent: number;
+  readonly tooLarge: boolean;
+
+  constructor(message: string, sent: number, tooLarge: boolean, cause?: unknown) {
+    super(message, { transient: !tooLarge, ...(tooLarge ? { rejectCode: 'too_large' as const } : {}), cause });
+    this.sent = sent;
+    this.tooLarge = tooLarge;
+  }
+}
+
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+
+/**
  * An AF_UNIX SOCK_DGRAM socket connected to one path (Node has none of its own). A datagram
  * the kernel cannot queue yet (the receiver is slow) is sent again once the socket is writable.
  */
@@ -222,17 +299,25 @@ export class UnixDatagramConnection {
     this.path = path;
   }
 
-  /** Sends each datagram in order; rejects at the first the receiver refuses. */
+  /** Sends each datagram in order; throws a DatagramError at the first the socket does not take. */
   async send(datagrams: readonly Buffer[], signal: AbortSignal): Promise<void> {
-    const socket = this.connected();
+    let socket: UnixDgramSocket;
     try {
-      for (let i = 0; i < datagrams.length; ) {
+      socket = this.connected();
+    } catch (err) {
+      throw new DatagramError((err as Error).message, 0, false, err);
+    }
+    let i = 0;
+    try {
+      while (i < datagrams.length) {
         if (trySend(socket, datagrams[i]!)) i++;
         else await writable(socket, signal);
       }
     } catch (err) {
+      const code = errnoName(err);
+      if (code === 'EMSGSIZE') throw new DatagramError(`unixgram://${this.path}: a ${datagrams[i]!.length}-byte datagram is longer than the socket takes (EMSGSIZE)`, i, true, err);
       this.close();
-      throw err;
+      throw new DatagramError(`sending to unixgram://${this.path} failed: ${code ?? (err as Error).message}`, i, false, err);
     }
   }
 
@@ -254,11 +339,19 @@ export class UnixDatagramConnection {
     socket.connect(this.path); // synchronous: reports through 'error' before returning
     if (failure) {
       socket.close();
-      throw new Error(`cannot connect to unixgram://${this.path}: ${(failure as Error).message}`);
+      const code = errnoName(failure);
+      throw new Error(`cannot connect to unixgram://${this.path}: ${code ?? (failure as Error).message}`);
     }
     this.socket = socket;
     return socket;
   }
+}
+
+/** unix-dgram reports the negative errno as `code`; its name (EMSGSIZE, ECONNREFUSED), if known. */
+function errnoName(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  return typeof code === 'number' ? ERRNO_NAMES.get(-code) : undefined;
 }
 
 /** True once sent, false when the socket is congested; throws what the kernel refused. */

@@ -4,18 +4,27 @@
 //
 // At least once without duplicates: every document has an `_id` derived from the line and
 // goes with `create`, so when a batch goes again (after a restart) the documents already
-// taken come back 409 (done) instead of being indexed twice. Per document: 429 and 5xx reject
-// the send, and the engine's retry writes only those documents; any other refusal (a mapping
-// conflict) is counted, warned about and skipped, since sending it again would fail the same
-// way forever.
+// taken come back 409 (done) instead of being indexed twice. Per document: 429 and 5xx (and
+// a permission error) are lines to send again, which the engine does after its backoff;
+// any other refusal (a mapping conflict) is a rejection, since sending it again would fail
+// the same way forever.
 import { createHash } from 'node:crypto';
 import type tls from 'node:tls';
 import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import { RateLimitedWarning } from '../observability/log.ts';
-import { backendDropped } from '../observability/metrics.ts';
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
-import { abortError, shownAddress, tlsOptions } from './connection.ts';
-import { rfc3339Nano } from './timestamp.ts';
+import {
+  type Backend,
+  type BackendFactory,
+  type BatchLimits,
+  type ContainerContext,
+  DELIVERED,
+  type OutgoingLine,
+  type Rejection,
+  type SendResult,
+  SendError,
+} from '../delivery/backend.ts';
+import { abortError, retryAfterMs, shownAddress, tlsOptions } from './connection.ts';
+import { type Request, sendInOrder } from './requests.ts';
+import { rfc3339Nano } from '../delivery/timestamp.ts';
 
 const FLAVORS = ['elasticsearch', 'opensearch'] as const;
 export type Flavor = (typeof FLAVORS)[number];
@@ -231,6 +240,11 @@ export class DocumentEncoder {
   private readonly containerId: string;
   private readonly fixed: Record<string, unknown>;
   private indexCache: { period: number; name: string } | null = null;
+  /**
+   * The id each line was given, so a line the engine sends again (alone, or with fewer
+   * others) keeps it: an identical line's rank in a smaller batch could name another's id.
+   */
+  private readonly ids = new WeakMap<OutgoingLine, string>();
 
   constructor(container: ContainerContext, destination: Destination) {
     this.destination = destination;
@@ -253,11 +267,15 @@ export class DocumentEncoder {
     // How many lines of this batch had each identity so far.
     const seen = new Map<string, number>();
     for (const line of lines) {
-      const identity = this.identity(line);
-      const rank = seen.get(identity) ?? 0;
-      seen.set(identity, rank + 1);
-      // Identical lines in one batch are distinct documents: each after the first has its rank in its id.
-      const _id = rank === 0 ? identity : createHash('sha256').update(`${identity}\0${rank}`).digest('base64url').slice(0, ID_LENGTH);
+      let _id = this.ids.get(line);
+      if (_id === undefined) {
+        const identity = this.identity(line);
+        const rank = seen.get(identity) ?? 0;
+        seen.set(identity, rank + 1);
+        // Identical lines in one batch are distinct documents: each after the first has its rank in its id.
+        _id = rank === 0 ? identity : createHash('sha256').update(`${identity}\0${rank}`).digest('base64url').slice(0, ID_LENGTH);
+        this.ids.set(line, _id);
+      }
       operations.push({ create: { _index: this.index(line.timeNano), _id } }, this.document(line));
     }
     return operations;
@@ -315,9 +333,9 @@ export interface BulkItem {
 export interface BulkOutcome {
   /** Created, or already there (409: an earlier send of this batch took it). */
   done: number;
-  /** Refused for good (mapping conflict, bad document): counted and skipped. */
-  rejected: BulkItem[];
-  /** 429 or 5xx, by position in the request: those documents must go again. */
+  /** Refused for good (mapping conflict, bad document), by position in the request. */
+  rejected: number[];
+  /** 429, 5xx, or a permission or missing-index error (which fixing the cluster cures), by position: those documents must go again. */
   retryable: number[];
 }
 
@@ -325,10 +343,19 @@ export function classifyItems(items: readonly BulkItem[]): BulkOutcome {
   const outcome: BulkOutcome = { done: 0, rejected: [], retryable: [] };
   items.forEach((item, position) => {
     if ((item.status >= 200 && item.status < 300) || item.status === 409) outcome.done++;
-    else if (item.status === 429 || item.status >= 500) outcome.retryable.push(position);
-    else outcome.rejected.push(item);
+    else if (transientStatus(item.status)) outcome.retryable.push(position);
+    else outcome.rejected.push(position);
   });
   return outcome;
+}
+
+/**
+ * Statuses that are the cluster's state, not the request's: busy (429, 5xx), a timeout
+ * (408), and what an operator fixes without touching the lines (401, 403, an index or
+ * data stream missing: 404).
+ */
+function transientStatus(status: number): boolean {
+  return status === 429 || status >= 500 || status === 408 || status === 401 || status === 403 || status === 404;
 }
 
 /**
@@ -340,7 +367,6 @@ export function describeRefusal(item: BulkItem): string {
   return `${item.status} ${item.error?.type ?? 'error'}${reason ? ': ' + reason.slice(0, 300) : ''}`;
 }
 
-const rejectedWarning = new RateLimitedWarning('elasticsearch: documents refused (mapping conflict or bad document); skipped, not retried');
 
 /**
  * Bulk body bytes one request may carry: AWS's smallest OpenSearch nodes take 10 MiB, and a
@@ -355,25 +381,28 @@ function bodyLines(operations: ReadonlyArray<BulkAction | Record<string, unknown
 
 /**
  * Body lines cut into requests of at most MAX_BULK_BODY_BYTES (a document always with its
- * action): one request unless the documents are heavy.
+ * action), each with the batch's lines it carries: one request unless the documents are heavy.
  */
-function bulkBodies(lines: readonly string[]): string[][] {
-  const bodies: string[][] = [];
+function bulkBodies(lines: readonly string[]): Request<string[]>[] {
+  const bodies: Request<string[]>[] = [];
   let body: string[] = [];
+  let docs: number[] = [];
   let bytes = 0;
   for (let i = 0; i < lines.length; i += 2) {
     const action = lines[i]!;
     const document = lines[i + 1]!;
     const size = Buffer.byteLength(action) + Buffer.byteLength(document) + 2;
     if (body.length > 0 && bytes + size > MAX_BULK_BODY_BYTES) {
-      bodies.push(body);
+      bodies.push({ lines: docs, payload: body });
       body = [];
+      docs = [];
       bytes = 0;
     }
     body.push(action, document);
+    docs.push(i / 2);
     bytes += size;
   }
-  if (body.length > 0) bodies.push(body);
+  if (body.length > 0) bodies.push({ lines: docs, payload: body });
   return bodies;
 }
 
@@ -450,24 +479,33 @@ async function openSearchBulk(config: ElasticsearchConfig): Promise<BulkClient> 
   };
 }
 
+/**
+ * A failed bulk request as a SendError: transient for the cluster's state and the network
+ * (see transientStatus), not for a request the server calls bad (400, 413), which the engine
+ * sends in halves.
+ */
+function requestFailure(err: unknown): SendError {
+  const meta = (err as { meta?: { statusCode?: number; headers?: Record<string, string> } }).meta;
+  const status = meta?.statusCode ?? (err as { statusCode?: number }).statusCode;
+  const transient = status === undefined || transientStatus(status);
+  const afterMs = retryAfterMs(meta?.headers?.['retry-after']);
+  return new SendError(`elasticsearch: the bulk request failed: ${(err as Error).message}`, {
+    transient,
+    ...(afterMs === undefined ? {} : { retryAfterMs: afterMs }),
+    ...(transient ? {} : { rejectCode: status === 413 ? ('too_large' as const) : ('invalid' as const) }),
+    cause: err,
+  });
+}
+
 class ElasticsearchBackend implements Backend {
   private readonly encoder: DocumentEncoder;
   private readonly config: ElasticsearchConfig;
   /** Made at the first send (neither client connects before its first request). */
   private client: Promise<BulkClient> | null = null;
-  private readonly containerId: string;
-  /**
-   * The batch a send left unfinished and the body lines of its documents not yet written:
-   * those refused for now (429, 5xx) and those of requests not sent. The engine's retry of
-   * the same batch writes only them. (The ids make even a whole batch sent again, after a
-   * restart, safe: what is stored already comes back 409.)
-   */
-  private unfinished: { lines: readonly OutgoingLine[]; body: string[] } | null = null;
 
   constructor(config: ElasticsearchConfig, container: ContainerContext) {
     this.encoder = new DocumentEncoder(container, config.destination);
     this.config = config;
-    this.containerId = container.id;
   }
 
   private connect(): Promise<BulkClient> {
@@ -475,58 +513,41 @@ class ElasticsearchBackend implements Backend {
     return this.client;
   }
 
-  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
-    if (lines.length === 0) return;
-    const todo = this.unfinished?.lines === lines ? this.unfinished.body : bodyLines(this.encoder.encode(lines));
-    const again: string[] = [];
-    let firstRefusal = '';
-    let sent = 0;
-    for (const body of bulkBodies(todo)) {
-      try {
-        const refused = await this.bulk(body, signal);
-        again.push(...refused.again);
-        firstRefusal ||= refused.first;
-      } catch (err) {
-        this.unfinished = { lines, body: [...again, ...todo.slice(sent)] };
-        throw err;
-      }
-      sent += body.length;
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
+    if (lines.length === 0) return DELIVERED;
+    let body: string[];
+    try {
+      body = bodyLines(this.encoder.encode(lines));
+    } catch (err) {
+      throw new SendError(`elasticsearch: encoding the documents failed: ${(err as Error).message}`, { transient: false, rejectCode: 'encode', cause: err });
     }
-    if (again.length > 0) {
-      this.unfinished = { lines, body: again };
-      throw new Error(`${again.length / 2} of ${todo.length / 2} documents were refused for now (first: ${firstRefusal}); they go again`);
-    }
-    this.unfinished = null;
+    return sendInOrder(bulkBodies(body), (request) => this.bulk(request, signal));
   }
 
-  /**
-   * One bulk request. Documents refused for good are counted and skipped here; those refused
-   * for now come back as the body lines to send again, with the first one's refusal.
-   */
-  private async bulk(body: string[], signal: AbortSignal): Promise<{ again: string[]; first: string }> {
-    const documents = body.length / 2;
+  /** One bulk request: what each of its documents became. */
+  private async bulk({ lines, payload }: Request<string[]>, signal: AbortSignal): Promise<SendResult> {
     let items: BulkItem[];
     try {
-      ({ items } = await (await this.connect()).bulk(body, signal));
+      ({ items } = await (await this.connect()).bulk(payload, signal));
     } catch (err) {
       // Either client's own abort error would hide why the engine aborted (shutdown, its send deadline).
-      throw signal.aborted ? abortError(signal) : err;
+      throw signal.aborted ? abortError(signal) : requestFailure(err);
     }
-    if (items.length !== documents) throw new Error(`the bulk response has ${items.length} results for ${documents} documents`);
+    if (items.length !== lines.length) {
+      throw new SendError(`the bulk response has ${items.length} results for ${lines.length} documents`, { transient: true });
+    }
     const outcome = classifyItems(items);
-    if (outcome.rejected.length > 0) {
-      backendDropped.inc({ backend: 'elasticsearch', reason: 'rejected' }, outcome.rejected.length);
-      const first = outcome.rejected[0]!;
-      rejectedWarning.warn({
-        container: this.containerId.slice(0, 12),
-        documents: outcome.rejected.length,
-        of: documents,
-        index: first._index,
-        first: describeRefusal(first),
-      });
-    }
-    const again = outcome.retryable.flatMap((position) => [body[2 * position]!, body[2 * position + 1]!]);
-    return { again, first: outcome.retryable.length > 0 ? describeRefusal(items[outcome.retryable[0]!]!) : '' };
+    if (outcome.rejected.length === 0 && outcome.retryable.length === 0) return DELIVERED;
+    const rejected: Rejection[] = outcome.rejected.map((position) => ({ index: lines[position]!, code: 'invalid', reason: describeRefusal(items[position]!) }));
+    if (outcome.retryable.length === 0) return { rejected };
+    const first = items[outcome.retryable[0]!]!;
+    return {
+      rejected,
+      retry: {
+        lines: outcome.retryable.map((position) => lines[position]!),
+        reason: `${outcome.retryable.length} of ${lines.length} documents were refused for now (first: ${describeRefusal(first)})`,
+      },
+    };
   }
 
   async close(): Promise<void> {

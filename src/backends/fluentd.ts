@@ -4,10 +4,21 @@
 // message, `[tag, [[time, record], ...], option]`, which every forward input accepts;
 // with `fluentd-request-ack` its chunk id must come back before the batch counts as sent.
 import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
 import { decode, encode } from '@msgpack/msgpack';
-import { InvalidOptionError, parseBool, parseGoDuration, parseRamInBytes } from '../lifecycle/options.ts';
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine, RetryPolicy } from '../delivery/backend.ts';
-import { StreamConnection, abortError, describeTarget, parseHostPort, tlsOptions, type StreamTarget } from './connection.ts';
+import { InvalidOptionError, parseBool, parseGoDuration, parseRamInBytes, parseTimerDuration } from '../lifecycle/options.ts';
+import {
+  type Backend,
+  type BackendFactory,
+  type BatchLimits,
+  type ContainerContext,
+  DELIVERED,
+  type OutgoingLine,
+  type RetryPolicy,
+  type SendResult,
+  SendError,
+} from '../delivery/backend.ts';
+import { StreamConnection, abortError, describeTarget, parseHostPort, tlsOptions, transientError, type StreamTarget } from './connection.ts';
 
 export interface FluentdConfig {
   target: StreamTarget;
@@ -43,7 +54,17 @@ const OPTION_KEYS = [
 const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 24224;
 const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
+/**
+ * A batch is held in memory, and forward inputs refuse or warn about larger messages
+ * (Fluent Bit's limit is 6 MB by default, fluentd warns at 8 MB).
+ */
+const MAX_BUFFER_LIMIT = 64 * 1024 * 1024;
 const DEFAULT_RETRY_WAIT_MS = 1000;
+/**
+ * What Docker's driver waits when fluentd-retry-wait is 0 (or under 1 ms, which it truncates
+ * to 0): fluent-logger-golang replaces a zero RetryWait with its default, 500 ms.
+ */
+const ZERO_RETRY_WAIT_MS = 500;
 /** Retries back off from fluentd-retry-wait up to this (the engine's usual cap), never giving up. */
 const MAX_RETRY_DELAY_MS = 30_000;
 
@@ -68,19 +89,23 @@ export function parseFluentdOptions(opts: Readonly<Record<string, string>>): Flu
     }
   }
   if (opts['fluentd-write-timeout']) parseGoDuration('fluentd-write-timeout', opts['fluentd-write-timeout']);
-  const readTimeout = opts['fluentd-read-timeout'] ? parseGoDuration('fluentd-read-timeout', opts['fluentd-read-timeout']) : 0;
+  const readTimeout = opts['fluentd-read-timeout'] ? parseTimerDuration('fluentd-read-timeout', opts['fluentd-read-timeout'], 0) : 0;
   return {
     target: parseFluentdAddress(opts['fluentd-address'] ?? '', opts, bool('fluentd-tls-skip-verify')),
     subSecondPrecision: bool('fluentd-sub-second-precision'),
     requestAck: bool('fluentd-request-ack'),
     bufferLimitBytes: opts['fluentd-buffer-limit']
-      ? parseRamInBytes('fluentd-buffer-limit', opts['fluentd-buffer-limit'])
+      ? parseRamInBytes('fluentd-buffer-limit', opts['fluentd-buffer-limit'], MAX_BUFFER_LIMIT)
       : DEFAULT_BUFFER_LIMIT,
-    retryWaitMs: opts['fluentd-retry-wait']
-      ? parseGoDuration('fluentd-retry-wait', opts['fluentd-retry-wait'])
-      : DEFAULT_RETRY_WAIT_MS,
+    retryWaitMs: opts['fluentd-retry-wait'] ? parseRetryWait(opts['fluentd-retry-wait']) : DEFAULT_RETRY_WAIT_MS,
     ackTimeoutMs: readTimeout > 0 ? readTimeout : null,
   };
+}
+
+/** Docker keeps whole milliseconds (`int(d.Seconds() * 1000)`), and its client takes 0 as its default. */
+function parseRetryWait(value: string): number {
+  const ms = Math.trunc(parseTimerDuration('fluentd-retry-wait', value, 0));
+  return ms === 0 ? ZERO_RETRY_WAIT_MS : ms;
 }
 
 function parseFluentdAddress(address: string, opts: Readonly<Record<string, string>>, skipVerify: boolean): StreamTarget {
@@ -316,16 +341,25 @@ class FluentdBackend implements Backend {
     });
   }
 
-  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
-    if (lines.length === 0) return;
-    if (!this.config.requestAck) {
-      await this.connection.write([this.encoder.encode(lines, null)], signal);
-      return;
+  /** Every failure but encoding is the connection's or the receiver's, so transient. */
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
+    if (lines.length === 0) return DELIVERED;
+    const chunk = this.config.requestAck ? randomBytes(16).toString('base64') : null;
+    let message: Buffer;
+    try {
+      message = this.encoder.encode(lines, chunk);
+    } catch (err) {
+      throw new SendError(`fluentd: encoding the records failed: ${(err as Error).message}`, { transient: false, rejectCode: 'encode', cause: err });
     }
-    const chunk = randomBytes(16).toString('base64');
     this.received = [];
-    const socket = await this.connection.write([this.encoder.encode(lines, chunk)], signal);
-    await new Promise<void>((resolve, reject) => {
+    const socket = await this.connection.write([message], signal);
+    if (chunk !== null) await this.ack(socket, chunk, signal).catch((err: unknown) => Promise.reject(transientError(err)));
+    return DELIVERED;
+  }
+
+  /** Waits for the receiver to ack `chunk`. */
+  private ack(socket: net.Socket, chunk: string, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       const finish = (err: Error | null): void => {
         if (timer) clearTimeout(timer);
         this.onReceived = null;

@@ -7,11 +7,19 @@
 import { randomBytes } from 'node:crypto';
 import type { Entry, protos as Protos, v2 } from '@google-cloud/logging';
 import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import { backendDropped } from '../observability/metrics.ts';
-import { RateLimitedWarning } from '../observability/log.ts';
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
-import { BatchParts } from './batch-parts.ts';
-import { abortError, parseHostPort, shownAddress } from './connection.ts';
+import {
+  type Backend,
+  type BackendFactory,
+  type BatchLimits,
+  type ContainerContext,
+  DELIVERED,
+  type OutgoingLine,
+  type Rejection,
+  type SendResult,
+  SendError,
+} from '../delivery/backend.ts';
+import { abortError, parseHostPort, shownAddress, transientError } from './connection.ts';
+import { type Request, sendInOrder } from './requests.ts';
 
 export interface GcpInstance {
   zone: string;
@@ -47,10 +55,15 @@ export const LOG_NAME = 'gcplogs-docker-driver';
  * metadata; pieces are linked by LogEntry.split, never dropped or truncated.
  */
 export const MAX_MESSAGE_BYTES = 192 * 1024;
-/** Line bytes the engine batches; a batch whose parse-json fields weigh more goes as several requests. */
+/**
+ * Line bytes the engine batches; a batch whose entries weigh more (the container's keys and
+ * attributes, which every entry carries, or parse-json fields) goes as several requests.
+ */
 const MAX_BATCH_BYTES = 4 << 20;
-/** What an entry weighs besides its message: instance, container, timestamp, severity, insertId. */
+/** What the engine counts per line against MAX_BATCH_BYTES; the requests are sized on what each entry really carries. */
 const ENTRY_OVERHEAD_BYTES = 1024;
+/** The message's own framing in an entry (its key, the Value and the varints), and a split's fields. */
+const MESSAGE_FRAMING_BYTES = 64;
 /**
  * What parse-json fields weigh at most for each byte of their line: a Struct can take 5.5
  * times its JSON (`0,` in a list is two bytes of text and an eleven-byte Value).
@@ -70,20 +83,15 @@ const MAX_BATCH_LINES = 500;
 const CALL_TIMEOUT_MS = 50_000;
 
 /** The gRPC status codes used here (fixed by the gRPC protocol), without loading gRPC to name them. */
-const GRPC_STATUS = { CANCELLED: 1, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, ABORTED: 10, INTERNAL: 13, UNAVAILABLE: 14 } as const;
+const GRPC_STATUS = { INVALID_ARGUMENT: 3, OUT_OF_RANGE: 11 } as const;
 
 /**
- * Per-entry codes that say "try again" rather than "this entry is bad": with one of them the
- * batch is retried whole (the engine backs off), as is any failure of the request itself.
+ * The codes that say the request or entry itself is bad: an entry with one is rejected, a
+ * request failing with one is sent in halves by the engine to find the entry. Any other
+ * code (UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, INTERNAL, and also a permission,
+ * project or credential error, which fixing the configuration must not lose) is transient.
  */
-const RETRYABLE_CODES = new Set<number>([
-  GRPC_STATUS.UNAVAILABLE,
-  GRPC_STATUS.RESOURCE_EXHAUSTED,
-  GRPC_STATUS.DEADLINE_EXCEEDED,
-  GRPC_STATUS.INTERNAL,
-  GRPC_STATUS.ABORTED,
-  GRPC_STATUS.CANCELLED,
-]);
+const BAD_REQUEST_CODES = new Set<number>([GRPC_STATUS.INVALID_ARGUMENT, GRPC_STATUS.OUT_OF_RANGE]);
 
 export function parseGcplogsOptions(opts: Readonly<Record<string, string>>): GcplogsConfig {
   const project = opts['gcp-project'] ?? '';
@@ -176,11 +184,26 @@ export class EntryEncoder {
   private readonly container: Json;
   private readonly instance: Json | null;
   private readonly Entry: typeof Entry;
+  /**
+   * What every entry of this container weighs on the wire without its message: the
+   * container's keys and attributes, the instance, time, severity, insertId. Measured once.
+   */
+  readonly entryBytes: number;
 
-  constructor(container: ContainerContext, logCommand: boolean, instance: Json | null, entryClass: typeof Entry) {
+  constructor(container: ContainerContext, logCommand: boolean, instance: Json | null, entryClass: typeof Entry, protos: typeof Protos) {
     this.container = containerPayload(container, logCommand);
     this.instance = instance;
     this.Entry = entryClass;
+    const LogEntry = protos.google.logging.v2.LogEntry;
+    const empty = this.encode({ source: 'stdout', timeNano: 0n, line: Buffer.alloc(0) })[0]!;
+    this.entryBytes = LogEntry.encode(LogEntry.fromObject(empty)).finish().length;
+  }
+
+  /** At most what a line's entries weigh in a write request. */
+  requestBytes(line: OutgoingLine): number {
+    const entries = Math.max(1, Math.ceil(line.line.length / MAX_MESSAGE_BYTES));
+    const fields = withFields(line) ? FIELDS_BYTES_PER_LINE_BYTE * line.line.length : 0;
+    return line.line.length + fields + entries * (this.entryBytes + MESSAGE_FRAMING_BYTES);
   }
 
   /** One entry per line, more for a line over MAX_MESSAGE_BYTES (linked by LogEntry.split). */
@@ -209,12 +232,6 @@ function withFields(line: OutgoingLine): boolean {
   return line.fields !== undefined && line.line.length <= MAX_FIELDS_LINE_BYTES;
 }
 
-/** At most what the line's entries weigh in a write request. */
-function requestBytes(line: OutgoingLine): number {
-  const entries = Math.max(1, Math.ceil(line.line.length / MAX_MESSAGE_BYTES));
-  return line.line.length * (withFields(line) ? 1 + FIELDS_BYTES_PER_LINE_BYTE : 1) + entries * ENTRY_OVERHEAD_BYTES;
-}
-
 interface GrpcError extends Error {
   code?: number;
   metadata?: { get(key: string): Array<string | Buffer> };
@@ -226,18 +243,22 @@ const PARTIAL_ERRORS_TYPE = 'type.googleapis.com/google.logging.v2.WriteLogEntri
  * The per-entry errors of a failed partial-success write (by entry index), or null when
  * there are none. Read from the status details here: gax skips a detail type it lacks.
  */
-export function partialErrors(err: GrpcError, protos: typeof Protos): Map<number, number> | null {
+export function partialErrors(err: GrpcError, protos: typeof Protos): Map<number, { code: number; message: string }> | null {
   const raw = err.metadata?.get('grpc-status-details-bin')[0];
   if (!Buffer.isBuffer(raw)) return null;
   const detail = protos.google.rpc.Status.decode(raw).details.find((d) => d.type_url === PARTIAL_ERRORS_TYPE);
   if (!(detail?.value instanceof Uint8Array)) return null;
   const decoded = protos.google.logging.v2.WriteLogEntriesPartialErrors.decode(detail.value);
-  const codes = new Map<number, number>();
-  for (const [index, status] of Object.entries(decoded.logEntryErrors)) codes.set(Number(index), status.code ?? 0);
-  return codes.size > 0 ? codes : null;
+  const errors = new Map<number, { code: number; message: string }>();
+  for (const [index, status] of Object.entries(decoded.logEntryErrors)) errors.set(Number(index), { code: status.code ?? 0, message: status.message ?? '' });
+  return errors.size > 0 ? errors : null;
 }
 
-const rejectedWarning = new RateLimitedWarning('gcplogs: Cloud Logging rejected entries; their lines are dropped');
+/** A failed request as a SendError: transient unless its code says the request is bad. */
+function requestFailure(err: GrpcError): SendError {
+  const code = err.code;
+  return new SendError(`gcplogs: entries.write failed: ${err.message}`, { transient: code === undefined || !BAD_REQUEST_CODES.has(code), cause: err });
+}
 
 // The Google libraries (gax, gRPC, the protos) are loaded at the first send, not when the
 // plugin starts: their memory is not for hosts that never ship to Cloud Logging.
@@ -273,20 +294,25 @@ function lookupGceInstance(gcpMetadata: Google['metadata']): Promise<GcpInstance
   return gceInstance;
 }
 
+interface Resolved {
+  target: Target;
+  encoder: EntryEncoder;
+  protos: typeof Protos;
+}
+
 class GcplogsBackend implements Backend {
   private readonly config: GcplogsConfig;
   private readonly container: ContainerContext;
   /** Made at the first send, with the libraries; constructing it opens nothing (the channel and credentials come at the first call). */
   private client: InstanceType<typeof v2.LoggingServiceV2Client> | null = null;
-  private resolved: { target: Target; encoder: EntryEncoder; protos: typeof Protos } | null = null;
-  private readonly parts = new BatchParts();
+  private resolved: Resolved | null = null;
 
   constructor(config: GcplogsConfig, container: ContainerContext) {
     this.config = config;
     this.container = container;
   }
 
-  private async resolve(): Promise<{ target: Target; encoder: EntryEncoder; protos: typeof Protos }> {
+  private async resolve(): Promise<Resolved> {
     if (this.resolved) return this.resolved;
     const { logging, metadata, gax } = await loadGoogle();
     const endpoint = this.config.endpoint;
@@ -298,7 +324,7 @@ class GcplogsBackend implements Backend {
     const instance = (await lookupGceInstance(metadata)) ?? this.config.instance;
     const project = this.config.project ?? (await this.discoverProject(this.client));
     const resolvedTarget = target(project, instance);
-    const encoder = new EntryEncoder(this.container, this.config.logCommand, resolvedTarget.instance, logging.Entry);
+    const encoder = new EntryEncoder(this.container, this.config.logCommand, resolvedTarget.instance, logging.Entry, logging.protos);
     this.resolved = { target: resolvedTarget, encoder, protos: logging.protos };
     return this.resolved;
   }
@@ -314,75 +340,90 @@ class GcplogsBackend implements Backend {
     }
   }
 
-  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
     signal.throwIfAborted();
-    // The metadata server and the auth library take no signal: a lookup left behind still caches its answer.
-    const resolved = await abortable(this.resolve(), signal);
-    await this.parts.send(lines, requests(lines), (request) => this.write(resolved, request, signal));
+    let resolved: Resolved;
+    try {
+      // The metadata server and the auth library take no signal: a lookup left behind still caches its answer.
+      resolved = await abortable(this.resolve(), signal);
+    } catch (err) {
+      // The libraries, the project, the instance: none of it is the lines'.
+      throw transientError(err);
+    }
+    return sendInOrder(requests(lines, resolved.encoder), (request) => this.write(resolved, lines, request.lines, signal));
   }
 
-  /** One entries.write of these lines; per-entry rejections are counted, anything else rejects. */
-  private async write(
-    { target: t, encoder, protos }: { target: Target; encoder: EntryEncoder; protos: typeof Protos },
-    lines: readonly OutgoingLine[],
-    signal: AbortSignal,
-  ): Promise<void> {
+  /** One entries.write of these lines of the batch; entries the API refuses are their lines' rejections. */
+  private async write({ target: t, encoder, protos }: Resolved, batch: readonly OutgoingLine[], lines: readonly number[], signal: AbortSignal): Promise<SendResult> {
     const entries: object[] = [];
     const lineOf: number[] = [];
     // Entries in time order, equal times in the lines' order: a multiline event takes its
     // first line's time, so it can close after a later line of the other stream.
-    const ordered = [...lines].sort((a, b) => (a.timeNano < b.timeNano ? -1 : a.timeNano > b.timeNano ? 1 : 0));
-    ordered.forEach((line, i) => {
-      for (const entry of encoder.encode(line)) {
-        entries.push(entry);
-        lineOf.push(i);
+    const ordered = [...lines].sort((a, b) => (batch[a]!.timeNano < batch[b]!.timeNano ? -1 : batch[a]!.timeNano > batch[b]!.timeNano ? 1 : 0));
+    for (const index of ordered) {
+      let encoded: object[];
+      try {
+        encoded = encoder.encode(batch[index]!);
+      } catch (err) {
+        throw new SendError(`gcplogs: encoding an entry failed: ${(err as Error).message}`, { transient: false, rejectCode: 'encode', cause: err });
       }
-    });
+      for (const entry of encoded) {
+        entries.push(entry);
+        lineOf.push(index);
+      }
+    }
     const request = { logName: t.logName, resource: t.resource, entries, partialSuccess: true };
     try {
       await abortable(
         this.client!.writeLogEntries(request, { timeout: CALL_TIMEOUT_MS, retry: { retryCodes: [] } }),
         signal,
       );
+      return DELIVERED;
     } catch (err) {
       if (signal.aborted) throw abortError(signal);
-      const rejected = partialErrors(err as GrpcError, protos);
-      // Only per-entry errors are the entries' own; any other failure (IAM, project, quota,
-      // outage) is the request's and is retried, so a fixed configuration loses nothing.
-      if (!rejected || [...rejected.values()].some((code) => RETRYABLE_CODES.has(code))) throw err;
-      const droppedLines = new Set([...rejected.keys()].map((index) => lineOf[index]));
-      backendDropped.inc({ backend: 'gcplogs', reason: 'rejected' }, droppedLines.size);
-      rejectedWarning.warn({
-        container: this.container.id.slice(0, 12),
-        lines: droppedLines.size,
-        error: (err as Error).message,
-      });
+      const perEntry = partialErrors(err as GrpcError, protos);
+      // Only per-entry errors are the entries' own; any other failure is the request's.
+      if (!perEntry) throw requestFailure(err as GrpcError);
+      const rejected: Rejection[] = [];
+      const again = new Set<number>();
+      for (const [entry, { code, message }] of perEntry) {
+        const line = lineOf[entry];
+        if (line === undefined) continue;
+        if (BAD_REQUEST_CODES.has(code)) rejected.push({ index: line, code: 'invalid', reason: `Cloud Logging refused the entry (code ${code}): ${message.slice(0, 300)}` });
+        else again.add(line);
+      }
+      if (again.size === 0) return { rejected };
+      return { rejected, retry: { lines: [...again].sort((a, b) => a - b), reason: `Cloud Logging refused ${again.size} entries for now: ${(err as Error).message}` } };
     }
   }
 
   async close(): Promise<void> {
-    await this.client?.close();
+    const client = this.client;
+    this.client = null;
+    await client?.close();
   }
 }
 
 /**
- * The batch cut into write requests of at most MAX_REQUEST_BYTES by estimate, in order: one
- * unless parse-json fields make it heavier.
+ * The batch cut into write requests of at most MAX_REQUEST_BYTES, in order, each line's entries
+ * weighed from what they carry: one request unless the container's keys or parse-json
+ * fields make the lines heavy.
  */
-function requests(lines: readonly OutgoingLine[]): Array<readonly OutgoingLine[]> {
-  const out: Array<readonly OutgoingLine[]> = [];
-  let start = 0;
+function requests(lines: readonly OutgoingLine[], encoder: EntryEncoder): Request<null>[] {
+  const out: Request<null>[] = [];
+  let current: number[] = [];
   let bytes = 0;
   lines.forEach((line, i) => {
-    const size = requestBytes(line);
-    if (i > start && bytes + size > MAX_REQUEST_BYTES) {
-      out.push(lines.slice(start, i));
-      start = i;
+    const size = encoder.requestBytes(line);
+    if (current.length > 0 && bytes + size > MAX_REQUEST_BYTES) {
+      out.push({ lines: current, payload: null });
+      current = [];
       bytes = 0;
     }
+    current.push(i);
     bytes += size;
   });
-  if (start < lines.length) out.push(start === 0 ? lines : lines.slice(start));
+  if (current.length > 0) out.push({ lines: current, payload: null });
   return out;
 }
 

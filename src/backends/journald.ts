@@ -4,9 +4,18 @@
 // line's own time: a delivery delayed by an outage would otherwise only carry the time
 // journald received it.
 import { randomBytes } from 'node:crypto';
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
-import { UnixDatagramConnection } from './connection.ts';
-import { rfc3339Nano } from './timestamp.ts';
+import {
+  type Backend,
+  type BackendFactory,
+  type BatchLimits,
+  type ContainerContext,
+  type OutgoingLine,
+  type Rejection,
+  type SendResult,
+  SendError,
+} from '../delivery/backend.ts';
+import { DatagramError, UnixDatagramConnection, range } from './connection.ts';
+import { rfc3339Nano } from '../delivery/timestamp.ts';
 
 export interface JournaldConfig {
   socketPath: string;
@@ -150,10 +159,44 @@ class JournaldBackend implements Backend {
     this.connection = new UnixDatagramConnection(config.socketPath);
   }
 
-  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+  /**
+   * Datagrams the socket took are never sent twice: after a failure only the lines from the
+   * one it hit go again, and a line whose entry the socket refuses as too long (its
+   * attributes too) is rejected while the rest go on.
+   */
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
     const datagrams: Buffer[] = [];
-    for (const line of lines) datagrams.push(...this.encoder.encode(line));
-    await this.connection.send(datagrams, signal);
+    const lineOf: number[] = [];
+    lines.forEach((line, i) => {
+      let encoded: Buffer[];
+      try {
+        encoded = this.encoder.encode(line);
+      } catch (err) {
+        throw new SendError(`journald: encoding an entry failed: ${(err as Error).message}`, { transient: false, rejectCode: 'encode', cause: err });
+      }
+      for (const datagram of encoded) {
+        datagrams.push(datagram);
+        lineOf.push(i);
+      }
+    });
+    const rejected: Rejection[] = [];
+    for (let from = 0; from < datagrams.length; ) {
+      try {
+        await this.connection.send(from === 0 ? datagrams : datagrams.slice(from), signal);
+        break;
+      } catch (err) {
+        if (!(err instanceof DatagramError)) throw err;
+        const line = lineOf[from + err.sent]!;
+        if (!err.tooLarge) {
+          if (from + err.sent === 0) throw err;
+          return { retry: { lines: range(line, lines.length), reason: err.message }, rejected };
+        }
+        rejected.push({ index: line, code: 'too_large', reason: err.message });
+        from += err.sent;
+        while (from < datagrams.length && lineOf[from] === line) from++;
+      }
+    }
+    return { rejected };
   }
 
   async close(): Promise<void> {

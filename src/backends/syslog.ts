@@ -5,12 +5,25 @@
 import dgram from 'node:dgram';
 import { InvalidOptionError } from '../lifecycle/options.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, OutgoingLine } from '../delivery/backend.ts';
 import {
+  type Backend,
+  type BackendFactory,
+  type BatchLimits,
+  type ContainerContext,
+  DELIVERED,
+  type OutgoingLine,
+  type Rejection,
+  type SendResult,
+} from '../delivery/backend.ts';
+import {
+  DatagramError,
   StreamConnection,
   UnixDatagramConnection,
   parseHostPort,
+  range,
+  resultInLines,
   tlsOptions,
+  transientError,
   type StreamTarget,
 } from './connection.ts';
 
@@ -59,9 +72,12 @@ export const LOCAL_SYSLOG_SOCKET = '/run/systemd/journal/dev-log';
 const SEVERITY_INFO = 6;
 const SEVERITY_ERR = 3;
 
-/** The largest UDP payload over IPv4; a longer message is cut to fit. */
-const MAX_UDP_PAYLOAD = 65_507;
-const udpTruncation = new RateLimitedWarning('syslog: cut messages longer than one UDP datagram');
+/**
+ * The largest UDP payload over IPv4: a longer message is cut to fit, and so is one a unix
+ * datagram socket refuses as too long (over its send buffer, about 208 KiB by default).
+ */
+export const MAX_UDP_PAYLOAD = 65_507;
+const datagramTruncation = new RateLimitedWarning('syslog: cut messages longer than one datagram takes');
 
 export function parseSyslogOptions(opts: Readonly<Record<string, string>>): SyslogConfig {
   const address = opts['syslog-address'] ?? '';
@@ -171,18 +187,26 @@ export function encodeSyslogMessage(
 
 const NEWLINE = Buffer.from('\n');
 
+/** A message cut to `max` bytes, still ending in the newline every message ends with. */
+function cut(message: Buffer, max: number): Buffer {
+  return Buffer.concat([message.subarray(0, max - 1), NEWLINE]);
+}
+
+/** Sends framed messages; the result's indexes are the messages'. */
 interface Transport {
-  send(messages: Buffer[], signal: AbortSignal): Promise<void>;
+  send(messages: Buffer[], signal: AbortSignal): Promise<SendResult>;
   close(): void;
 }
 
+/** tcp, tls and unix streams: no receiver refuses a line, so a failure is the connection's and the batch goes again whole. */
 class StreamTransport implements Transport {
   private readonly connection: StreamConnection;
   constructor(target: StreamTarget) {
     this.connection = new StreamConnection(target);
   }
-  async send(messages: Buffer[], signal: AbortSignal): Promise<void> {
+  async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
     await this.connection.write(messages, signal);
+    return DELIVERED;
   }
   close(): void {
     this.connection.close();
@@ -200,28 +224,42 @@ class UdpTransport implements Transport {
     this.port = port;
   }
 
-  async send(messages: Buffer[], signal: AbortSignal): Promise<void> {
+  async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
     signal.throwIfAborted();
-    const socket = await this.connected();
+    let socket: dgram.Socket;
+    try {
+      socket = await this.connected();
+    } catch (err) {
+      throw transientError(err);
+    }
+    const truncated: number[] = [];
+    const failed: number[] = [];
     let firstError: Error | null = null;
     await new Promise<void>((resolve) => {
       let pending = messages.length;
-      for (const message of messages) {
+      messages.forEach((message, i) => {
         let datagram = message;
         if (datagram.length > MAX_UDP_PAYLOAD) {
-          udpTruncation.warn({ bytes: datagram.length, max: MAX_UDP_PAYLOAD });
-          datagram = Buffer.concat([datagram.subarray(0, MAX_UDP_PAYLOAD - 1), NEWLINE]);
+          datagramTruncation.warn({ transport: 'udp', bytes: datagram.length, max: MAX_UDP_PAYLOAD });
+          datagram = cut(datagram, MAX_UDP_PAYLOAD);
+          truncated.push(i);
         }
         socket.send(datagram, (err) => {
-          firstError ??= err;
+          if (err) {
+            firstError ??= err;
+            failed.push(i);
+          }
           if (--pending === 0) resolve();
         });
-      }
+      });
     });
-    if (firstError) {
-      this.close();
-      throw firstError;
-    }
+    if (firstError) this.close();
+    // Each datagram goes on its own: only those the socket refused go again.
+    if (failed.length === messages.length) throw transientError(firstError);
+    const result: { retry?: NonNullable<SendResult['retry']>; truncated?: number[] } = {};
+    if (failed.length > 0) result.retry = { lines: failed.sort((a, b) => a - b), reason: String((firstError as Error | null)?.message) };
+    if (truncated.length > 0) result.truncated = truncated.filter((i) => !failed.includes(i));
+    return result;
   }
 
   close(): void {
@@ -246,14 +284,47 @@ class UdpTransport implements Transport {
   }
 }
 
+/**
+ * unixgram: a message the socket refuses as too long is cut to one UDP payload, as over udp,
+ * and sent again; one refused even so is rejected. The datagrams the socket took are never
+ * sent twice: after any other failure only the messages from the one refused on go again.
+ */
 class DatagramTransport implements Transport {
   private readonly connection: UnixDatagramConnection;
   constructor(path: string) {
     this.connection = new UnixDatagramConnection(path);
   }
-  send(messages: Buffer[], signal: AbortSignal): Promise<void> {
-    return this.connection.send(messages, signal);
+
+  async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
+    const datagrams = [...messages];
+    const truncated: number[] = [];
+    const rejected: Rejection[] = [];
+    for (let from = 0; from < datagrams.length; ) {
+      try {
+        await this.connection.send(from === 0 ? datagrams : datagrams.slice(from), signal);
+        break;
+      } catch (err) {
+        if (!(err instanceof DatagramError)) throw err;
+        const at = from + err.sent;
+        if (!err.tooLarge) {
+          if (at === 0) throw err;
+          return { retry: { lines: range(at, datagrams.length), reason: err.message }, truncated, rejected };
+        }
+        if (truncated.at(-1) !== at && datagrams[at]!.length > MAX_UDP_PAYLOAD) {
+          datagramTruncation.warn({ transport: 'unixgram', bytes: datagrams[at]!.length, max: MAX_UDP_PAYLOAD });
+          datagrams[at] = cut(datagrams[at]!, MAX_UDP_PAYLOAD);
+          truncated.push(at);
+          from = at;
+          continue;
+        }
+        if (truncated.at(-1) === at) truncated.pop();
+        rejected.push({ index: at, code: 'too_large', reason: err.message });
+        from = at + 1;
+      }
+    }
+    return { truncated, rejected };
   }
+
   close(): void {
     this.connection.close();
   }
@@ -281,13 +352,17 @@ class SyslogBackend implements Backend {
     this.transport = transportFor(config.target);
   }
 
-  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
     const messages: Buffer[] = [];
+    const lineOf: number[] = [];
     // Docker's syslog driver drops empty lines.
-    for (const line of lines) {
-      if (line.line.length > 0) messages.push(encodeSyslogMessage(this.config, this.container, process.pid, line));
-    }
-    if (messages.length > 0) await this.transport.send(messages, signal);
+    lines.forEach((line, i) => {
+      if (line.line.length === 0) return;
+      messages.push(encodeSyslogMessage(this.config, this.container, process.pid, line));
+      lineOf.push(i);
+    });
+    if (messages.length === 0) return DELIVERED;
+    return resultInLines(await this.transport.send(messages, signal), lineOf);
   }
 
   async close(): Promise<void> {

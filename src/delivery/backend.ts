@@ -1,6 +1,7 @@
 // The contract between the delivery engine and the backends (one file per backend in
 // src/backends/). A backend only turns lines into its receiver's wire format and sends
-// them; the engine owns batching, retry, cursors and ordering, so no backend has a queue.
+// them and says what became of each line; the engine owns batching, retry, bisection,
+// cursors, ordering, counting and dead letters, so no backend has a queue.
 import type { Source } from '../fifo/log-entry.ts';
 import type { MultilineOptions } from '../shaping/multiline.ts';
 
@@ -50,16 +51,120 @@ export interface ContainerContext {
   hostname: string;
 }
 
+/**
+ * Why a receiver refused a line for good: a label of `logship_backend_lines_rejected_total`,
+ * so one of a few fixed words. `invalid`: the receiver refused the record (a mapping conflict,
+ * a malformed entry); `too_large`: over what the receiver or transport takes; `too_old`,
+ * `too_new`: outside the receiver's time window or retention; `encode`: the backend could
+ * not encode it; `failed`: it failed alone, twice, with an error not known to be transient.
+ */
+export type RejectCode = 'invalid' | 'too_large' | 'too_old' | 'too_new' | 'encode' | 'failed';
+
+export interface Rejection {
+  /** The line's index in the batch given to send. */
+  index: number;
+  code: RejectCode;
+  /** For the operator: what the receiver said. Never the line's content, never a secret. */
+  reason: string;
+}
+
+/**
+ * What happened to a batch. Every line it does not name was delivered: an empty result is
+ * the whole batch delivered.
+ */
+export interface SendResult {
+  /** Lines not delivered, to send again later (after the engine's backoff). */
+  retry?: {
+    /** Indexes in the batch, ascending; absent: every line not rejected. */
+    lines?: readonly number[];
+    /** How long the receiver asked to be left alone (Retry-After, throttling); the engine caps it. */
+    afterMs?: number;
+    reason: string;
+  };
+  /** Lines refused for good: the engine dead-letters and counts them, and never sends them again. */
+  rejected?: readonly Rejection[];
+  /** Lines delivered cut short to fit the transport (a datagram); the engine counts them. */
+  truncated?: readonly number[];
+}
+
+export const DELIVERED: SendResult = Object.freeze({});
+
+/**
+ * What a send that failed as a whole throws, classified. Transient: the receiver or the way to
+ * it is failing (refused or reset connections, timeouts, 5xx, 429, throttling, and a
+ * configuration or permission error, which an operator may fix: retried as it is, forever).
+ * Not transient: this batch itself is refused (an encoder exception, a datagram too long, a
+ * 4xx that names the request as bad): the engine sends it in halves to find the line.
+ */
+export class SendError extends Error {
+  readonly transient: boolean;
+  /** How long the receiver asked to be left alone (Retry-After); the engine caps it. */
+  readonly retryAfterMs: number | undefined;
+  /** The rejection code of a line found to fail alone with this error. */
+  readonly rejectCode: RejectCode | undefined;
+
+  constructor(message: string, options: { transient: boolean; retryAfterMs?: number; rejectCode?: RejectCode; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SendError';
+    this.transient = options.transient;
+    this.retryAfterMs = options.retryAfterMs;
+    this.rejectCode = options.rejectCode;
+  }
+}
+
+/**
+ * Node's codes for a connection that could not be made or was lost, and for names that did
+ * not resolve (a DNS outage): the receiver or the network, never the batch.
+ */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTCONN',
+  'ENOENT', // a unix socket not there (yet)
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ENOBUFS',
+  'EAGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+/**
+ * Whether a send's failure says nothing about the batch: a SendError says so itself; an abort
+ * or timeout, and Node's connection and DNS errors (on the error or its cause), are transient;
+ * anything else (an exception from encoding, say) is not.
+ */
+export function isTransient(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof SendError) return e.transient;
+    if (e.name === 'AbortError' || e.name === 'TimeoutError') return true;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  }
+  return false;
+}
+
 export interface Backend {
   /**
-   * Ships one batch, in order. Resolves once the receiver has it (as far as its protocol
-   * can tell: an ack, a completed write); rejects to have the engine retry the whole batch
-   * later, so a backend never retries by itself and never drops. The engine calls send
-   * once at a time per backend instance. `signal` aborts on plugin shutdown or when the
-   * send has taken 60 s: stop and reject then.
+   * Ships one batch, in order, and says what became of each line (see SendResult): a backend
+   * never retries, drops or counts by itself. Throws when the batch failed as a whole, best
+   * with a SendError saying whether that is transient. The engine calls send once at a time
+   * per backend instance, possibly with fewer lines than before (only those to send again).
+   * `signal` aborts on plugin shutdown or when the send has taken 60 s: stop and throw then.
    */
-  send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void>;
-  /** Releases connections; pending sends may be abandoned (the engine retries them). */
+  send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult>;
+  /** Releases connections; pending sends may be abandoned (the engine retries them). Safe to call twice. */
   close(): Promise<void>;
 }
 

@@ -1,5 +1,5 @@
 // The delivery engine: per container, one Shipper per selected backend, each with its own
-// cursor, so a slow or unreachable receiver delays only its own backend. The registry
+// cursor and dead-letter file, so a slow or unreachable receiver delays only its own backend. The registry
 // says what to ship; a shipper holds its store open until it has caught up with a
 // container that stopped, then lets the registry release it.
 import fs from 'node:fs';
@@ -10,6 +10,7 @@ import type { BackendLag } from '../observability/metrics.ts';
 import type { ContainerStore } from '../store/container-store.ts';
 import type { ContainerContext } from './backend.ts';
 import { CursorFile } from './cursor.ts';
+import { DeadLetterFile } from './dead-letters.ts';
 import { Shipper } from './shipper.ts';
 
 export class Delivery {
@@ -28,7 +29,7 @@ export class Delivery {
     for (const plan of plans) {
       if (mine.has(plan.name)) continue;
       store.attachConsumer();
-      const shipper = new Shipper(store, plan, container, new CursorFile(store.dir, plan.name));
+      const shipper = new Shipper(store, plan, container, new CursorFile(store.dir, plan.name), new DeadLetterFile(store.dir, plan.name));
       mine.set(plan.name, shipper);
       void shipper.ended.then(() => {
         mine.delete(plan.name);

@@ -1,25 +1,36 @@
 // One backend's delivery loop for one container: store → reassembled lines → batches →
-// backend.send, one batch in flight, retried with backoff until the receiver takes it,
-// then the cursor moves past it. Nothing here is awaited by the FIFO path: the loop wakes
-// on the store's change events and reads what was written.
+// backend.send, one batch in flight until every line in it is settled (settle.ts: retries,
+// bisection), the cursor moving past each settled stretch. Lines refused for good go to the
+// dead-letter file and are counted here. Nothing here is awaited by the FIFO path: the
+// loop wakes on the store's change events and reads what was written.
 //
-// At-least-once: the cursor only ever moves past lines a receiver acknowledged, and never
-// past the first chunk of a line still being reassembled nor the first line of a multiline
-// event still open, so a restart re-reads (and may re-send) rather than skips.
+// At-least-once: the cursor only ever moves past lines a receiver acknowledged or refused
+// for good, and never past the first chunk of a line still being reassembled nor the first
+// line of a multiline event still open, so a restart re-reads (and may re-send) rather than
+// skips. No error ends the loop but shutdown: a step that fails is retried after a backoff.
 import type { BackendPlan } from '../lifecycle/options.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
-import { backendDropped, backendMultilineEvents, backendRetries, backendShipped } from '../observability/metrics.ts';
+import {
+  backendDropped,
+  backendJsonTooDeep,
+  backendMultilineEvents,
+  backendRejected,
+  backendRetries,
+  backendShipped,
+  backendTruncated,
+  deadLettersDropped,
+} from '../observability/metrics.ts';
 import { LineShaper } from '../shaping/line-shaper.ts';
 import type { StorePosition } from '../store/container-store.ts';
 import type { StoreView } from '../store/log-reader.ts';
 import type { Backend, ContainerContext, OutgoingLine, RetryPolicy } from './backend.ts';
 import type { CursorFile } from './cursor.ts';
+import type { DeadLetterFile } from './dead-letters.ts';
+import { type Setback, type Settled, settleBatch, sleep, retryDelay } from './settle.ts';
 import { StoreFollower } from './store-follower.ts';
 
 export const DEFAULT_MAX_DELAY_MS = 200;
 export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
-/** A send that neither resolves nor rejects in this time is aborted and retried. */
-export const SEND_TIMEOUT_MS = 60_000;
 
 /** The store a shipper reads: the reader's view, plus where a new cursor starts. */
 export interface ShipperStore extends StoreView {
@@ -34,12 +45,11 @@ interface Queued {
 
 const retryWarning = new RateLimitedWarning('delivery: a step failed (see step); retrying after a backoff');
 const lostWarning = new RateLimitedWarning('delivery: store entries were gone before a backend shipped them');
-
-/** The delay before retry `attempt` (0-based): doubling, capped, then jittered into [d/2, d]. */
-export function retryDelay(policy: RetryPolicy, attempt: number, random = Math.random): number {
-  const d = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt, 30));
-  return d / 2 + (d / 2) * random();
-}
+const bisectWarning = new RateLimitedWarning(
+  'delivery: a batch keeps failing with an error not known to be transient; sending it in halves to find the line at fault',
+);
+const rejectedWarning = new RateLimitedWarning('delivery: a receiver refused lines for good; they are kept in the dead-letter file');
+const deadLetterWarning = new RateLimitedWarning('delivery: could not write rejected lines to the dead-letter file');
 
 export class Shipper {
   readonly backendName: string;
@@ -55,6 +65,7 @@ export class Shipper {
   private readonly plan: BackendPlan;
   private readonly store: ShipperStore;
   private readonly cursor: CursorFile;
+  private readonly deadLetters: DeadLetterFile;
   private readonly abort = new AbortController();
   private backend: Backend | null = null;
   private follower: StoreFollower | null = null;
@@ -64,14 +75,20 @@ export class Shipper {
   private caughtUp = false;
   /** The cursor as last saved. */
   private acked: StorePosition | null = null;
+  /** When the batch being collected got its first line. */
+  private waitingSince: number | null = null;
 
-  constructor(store: ShipperStore, plan: BackendPlan, container: ContainerContext, cursor: CursorFile) {
+  constructor(store: ShipperStore, plan: BackendPlan, container: ContainerContext, cursor: CursorFile, deadLetters: DeadLetterFile) {
     this.store = store;
     this.plan = plan;
     this.backendName = plan.name;
     this.containerId = container.id;
     this.cursor = cursor;
-    this.shaper = new LineShaper(plan, () => backendMultilineEvents.inc({ backend: plan.name }));
+    this.deadLetters = deadLetters;
+    this.shaper = new LineShaper(plan, {
+      joined: () => backendMultilineEvents.inc({ backend: plan.name }),
+      tooDeep: () => backendJsonTooDeep.inc({ backend: plan.name }),
+    });
     let saved: StorePosition | null = null;
     try {
       saved = cursor.load();
@@ -116,46 +133,60 @@ export class Shipper {
     this.follower = new StoreFollower(this.store, from);
     this.backend = await this.retrying('create the backend', async () => this.plan.create(container));
     if (this.backend === null) return;
-    const limits = this.plan.limits;
-    const maxDelay = limits.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
-    let waitingSince: number | null = null;
-    while (!this.abort.signal.aborted) {
-      const seen = this.store.changeCount();
-      if (!this.full()) {
-        const read = await this.retrying('read the store', () => this.fill());
-        if (read === null) return;
+    for (let failures = 0; !this.abort.signal.aborted; ) {
+      try {
+        if (await this.step()) return;
+        failures = 0;
+      } catch (err) {
+        // A step that has no failure of its own to expect threw: the loop goes on after a
+        // backoff rather than stopping this backend for good.
+        if (this.abort.signal.aborted) return;
+        const delay = retryDelay(this.plan.retry ?? DEFAULT_RETRY, failures++);
+        retryWarning.warn({ ...this.who(), step: 'ship', error: redact(String(err)), attempt: failures, retryInMs: Math.round(delay) });
+        await sleep(delay, this.abort.signal);
       }
-      const live = this.store.isLive();
-      // An open multiline event with no new line for its flush timeout ships as it is.
-      if (this.caughtUp && live) this.enqueueAll(this.shaper.flushIdle(Date.now()));
-      if (this.queue.length > 0 && (this.full() || !this.caughtUp || !live || this.expired(waitingSince, maxDelay))) {
-        if (!(await this.sendBatch())) return;
-        waitingSince = null;
-        continue;
-      }
-      if (!this.caughtUp) continue;
-      if (!live) {
-        // The container stopped and everything is read: lines still open are final.
-        if (this.flushOpenLines() > 0) continue;
-        if (!this.store.isLive()) return;
-        continue;
-      }
-      if (this.queue.length === 0) {
-        await this.nextChangeOrDeadline(seen);
-        continue;
-      }
-      // A batch is started: let the store collect more until the delay is up, then read it
-      // all at once, rather than reading after every FIFO chunk.
-      waitingSince ??= Date.now();
-      await sleep(waitingSince + maxDelay - Date.now(), this.abort.signal);
     }
+  }
+
+  /** One turn of the loop: read, maybe send, maybe wait. True once there is nothing more to ship. */
+  private async step(): Promise<boolean> {
+    const maxDelay = this.plan.limits.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+    const seen = this.store.changeCount();
+    if (!this.full()) {
+      const read = await this.retrying('read the store', () => this.fill());
+      if (read === null) return true;
+    }
+    const live = this.store.isLive();
+    // An open multiline event with no new line for its flush timeout ships as it is.
+    if (this.caughtUp && live) this.enqueueAll(this.shaper.flushIdle(Date.now()));
+    if (this.queue.length > 0 && (this.full() || !this.caughtUp || !live || this.expired(maxDelay))) {
+      if (!(await this.sendBatch())) return true;
+      this.waitingSince = null;
+      return false;
+    }
+    if (!this.caughtUp) return false;
+    if (!live) {
+      // The container stopped and everything is read: lines still open are final.
+      if (this.flushOpenLines() > 0) return false;
+      return !this.store.isLive();
+    }
+    if (this.queue.length === 0) {
+      await this.nextChangeOrDeadline(seen);
+      return false;
+    }
+    // A batch is started: let the store collect more until the delay is up, then read it
+    // all at once, rather than reading after every FIFO chunk.
+    this.waitingSince ??= Date.now();
+    await sleep(this.waitingSince + maxDelay - Date.now(), this.abort.signal);
+    return false;
   }
 
   /** Waits for the store to change, or for the shaper's next flush timeout, or for stop(). */
   private async nextChangeOrDeadline(seen: number): Promise<void> {
     const deadline = this.shaper.nextDeadline();
     if (deadline === null) return this.store.nextChange(seen, this.abort.signal);
-    const timeout = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    // Whole milliseconds: AbortSignal.timeout throws on a fraction.
+    const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(deadline - Date.now())));
     await this.store.nextChange(seen, AbortSignal.any([this.abort.signal, timeout]));
   }
 
@@ -163,8 +194,8 @@ export class Shipper {
     return this.queue.length >= this.plan.limits.maxLines || this.queuedBytes >= this.plan.limits.maxBytes;
   }
 
-  private expired(since: number | null, maxDelay: number): boolean {
-    return since !== null && Date.now() - since >= maxDelay;
+  private expired(maxDelay: number): boolean {
+    return this.waitingSince !== null && Date.now() - this.waitingSince >= maxDelay;
   }
 
   /** Reads what the store holds until a batch is full or the store is caught up. */
@@ -221,7 +252,7 @@ export class Shipper {
     lostWarning.warn({ container: this.containerId.slice(0, 12), backend: this.backendName, entries: count, reason });
   }
 
-  /** Sends the head of the queue until the receiver takes it; false if stopped first. */
+  /** Sends the head of the queue until every line of it is settled; false if stopped first. */
   private async sendBatch(): Promise<boolean> {
     const { maxLines, maxBytes, lineOverheadBytes = 0 } = this.plan.limits;
     let n = 0;
@@ -233,23 +264,76 @@ export class Shipper {
       n++;
     }
     const batch = this.queue.slice(0, n);
-    const lines = batch.map((q) => q.line);
-    const sent = await this.retrying('send', async () => {
-      const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(SEND_TIMEOUT_MS)]);
-      await this.backend!.send(lines, signal);
-    });
-    if (sent === null) return false;
+    const done = new Uint8Array(n);
+    let prefix = 0;
+    const settled = await settleBatch(
+      batch.map((q) => q.line),
+      {
+        send: (lines, signal) => this.backend!.send(lines, signal),
+        policy: this.plan.retry ?? DEFAULT_RETRY,
+        stop: this.abort.signal,
+        settled: (s) => {
+          this.count(s, batch);
+          for (const i of s.delivered) done[i] = 1;
+          for (const r of s.rejected) done[r.index] = 1;
+          const before = prefix;
+          while (prefix < n && done[prefix]) prefix++;
+          if (prefix > before) this.saveCursor(batch[prefix - 1]!.after);
+        },
+        setback: (s) => this.setback(s),
+      },
+    );
+    if (!settled) return false;
     this.queue = this.queue.slice(n);
     this.queuedBytes -= bytes;
-    backendShipped.inc({ backend: this.backendName }, n);
-    this.acked = batch.at(-1)!.after;
+    return true;
+  }
+
+  /** Counts what a send settled and keeps the rejected lines in the dead-letter file. */
+  private count({ delivered, rejected, truncated }: Settled, batch: readonly Queued[]): void {
+    const backend = this.backendName;
+    if (delivered.length > 0) backendShipped.inc({ backend }, delivered.length);
+    if (truncated.length > 0) backendTruncated.inc({ backend }, truncated.length);
+    if (rejected.length === 0) return;
+    for (const r of rejected) backendRejected.inc({ backend, reason: r.code });
+    const first = rejected[0]!;
+    rejectedWarning.warn({ ...this.who(), lines: rejected.length, code: first.code, reason: redact(first.reason), file: this.deadLetters.path });
     try {
-      this.cursor.save(this.acked);
+      const dropped = this.deadLetters.append(rejected.map((r) => ({ line: batch[r.index]!.line, code: r.code, reason: redact(r.reason) })));
+      if (dropped > 0) deadLettersDropped.inc({ backend }, dropped);
     } catch (err) {
-      // The lines are shipped; a stale cursor only means they may ship again after a restart.
+      deadLetterWarning.warn({ ...this.who(), lines: rejected.length, file: this.deadLetters.path, error: String(err) });
+    }
+  }
+
+  private setback(s: Setback): void {
+    backendRetries.inc({ backend: this.backendName });
+    if (s.kind === 'bisect') {
+      bisectWarning.warn({ ...this.who(), error: redact(s.reason), lines: s.lines });
+      return;
+    }
+    retryWarning.warn({
+      ...this.who(),
+      step: s.kind === 'retry' ? 'send (lines the receiver asked to have again)' : 'send',
+      error: redact(s.reason),
+      lines: s.lines,
+      attempt: s.attempt,
+      retryInMs: Math.round(s.delayMs),
+    });
+  }
+
+  private saveCursor(position: StorePosition): void {
+    this.acked = position;
+    try {
+      this.cursor.save(position);
+    } catch (err) {
+      // The lines are settled; a stale cursor only means they may ship again after a restart.
       log.warn('delivery: could not save a cursor', { file: this.cursor.path, error: String(err) });
     }
-    return true;
+  }
+
+  private who(): { container: string; backend: string } {
+    return { container: this.containerId.slice(0, 12), backend: this.backendName };
   }
 
   /** Runs `step` until it succeeds, backing off between failures; null if stopped first. */
@@ -261,16 +345,8 @@ export class Shipper {
         return await step();
       } catch (err) {
         if (this.abort.signal.aborted) return null;
-        if (what === 'send') backendRetries.inc({ backend: this.backendName });
         const delay = retryDelay(policy, attempt);
-        retryWarning.warn({
-          container: this.containerId.slice(0, 12),
-          backend: this.backendName,
-          step: what,
-          error: redact(String((err as Error).message)),
-          attempt: attempt + 1,
-          retryInMs: Math.round(delay),
-        });
+        retryWarning.warn({ ...this.who(), step: what, error: redact(String((err as Error).message)), attempt: attempt + 1, retryInMs: Math.round(delay) });
         await sleep(delay, this.abort.signal);
       }
     }
@@ -282,17 +358,4 @@ export class Shipper {
       log.warn('delivery: closing a backend failed', { backend: this.backendName, error: redact(String(err)) }),
     );
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

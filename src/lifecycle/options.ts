@@ -75,6 +75,10 @@ export const DEFAULT_MULTILINE_MAX_LINES = 1000;
  * which writes each '\n' and '\t' of a trace as two bytes.
  */
 export const DEFAULT_MULTILINE_MAX_BYTES = 128 * 1024;
+/** An event is held in memory until it closes: no bigger than the longest line reassembled (1 MiB). */
+export const MAX_MULTILINE_MAX_BYTES = 1024 * 1024;
+/** Every line takes one byte at least, its '\n': more lines than bytes is no limit. */
+export const MAX_MULTILINE_MAX_LINES = MAX_MULTILINE_MAX_BYTES;
 
 const DRIVER = 'logship';
 export const DEFAULT_TAG = '{{.ID}}';
@@ -176,15 +180,14 @@ function parseMultilineOptions(opts: Record<string, string>): MultilineOptions |
     );
   }
   const flushTimeout = opts['multiline-flush-timeout'];
-  const flushTimeoutMs = flushTimeout ? parseGoDuration('multiline-flush-timeout', flushTimeout) : DEFAULT_MULTILINE_FLUSH_TIMEOUT_MS;
-  if (flushTimeoutMs <= 0) {
-    throw new InvalidOptionError(`invalid value '${flushTimeout}' for log opt 'multiline-flush-timeout': expected a duration above 0, such as 500ms or 2s`);
-  }
+  const flushTimeoutMs = flushTimeout ? parseTimerDuration('multiline-flush-timeout', flushTimeout, 1) : DEFAULT_MULTILINE_FLUSH_TIMEOUT_MS;
   return {
     matcher: parseMultilineMatcher(matchers[0]!, opts[matchers[0]!]!),
     flushTimeoutMs,
     maxLines: opts['multiline-max-lines'] ? parseLineCount('multiline-max-lines', opts['multiline-max-lines']) : DEFAULT_MULTILINE_MAX_LINES,
-    maxBytes: opts['multiline-max-bytes'] ? parseRamInBytes('multiline-max-bytes', opts['multiline-max-bytes']) : DEFAULT_MULTILINE_MAX_BYTES,
+    maxBytes: opts['multiline-max-bytes']
+      ? parseRamInBytes('multiline-max-bytes', opts['multiline-max-bytes'], MAX_MULTILINE_MAX_BYTES)
+      : DEFAULT_MULTILINE_MAX_BYTES,
   };
 }
 
@@ -206,8 +209,8 @@ function parseMultilineMatcher(key: string, value: string): MultilineMatcher {
 
 function parseLineCount(key: string, value: string): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of lines, 1 or more`);
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_MULTILINE_MAX_LINES) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of lines from 1 to ${MAX_MULTILINE_MAX_LINES}`);
   }
   return n;
 }
@@ -264,13 +267,22 @@ export function parseSize(key: string, value: string): number {
   return bytes;
 }
 
-/** go-units RAMInBytes, as Docker parses fluentd-buffer-limit: binary units, `1m` = 1,048,576. */
-export function parseRamInBytes(key: string, value: string): number {
+/**
+ * go-units RAMInBytes, as Docker parses fluentd-buffer-limit: binary units, `1m` = 1,048,576;
+ * at most `max` bytes.
+ */
+export function parseRamInBytes(key: string, value: string, max = Number.MAX_SAFE_INTEGER): number {
   const bytes = sizeInBytes(value, BINARY_UNITS);
-  if (Number.isNaN(bytes)) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a size such as 512k or 8m (binary units)`);
+  if (Number.isNaN(bytes) || bytes > max) {
+    const what = max === Number.MAX_SAFE_INTEGER ? 'a size such as 512k or 8m' : `a size of at most ${humanBytes(max)}, such as 512k`;
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected ${what} (binary units)`);
   }
   return bytes;
+}
+
+function humanBytes(n: number): string {
+  for (const [unit, size] of [['g', 2 ** 30], ['m', 2 ** 20], ['k', 2 ** 10]] as const) if (n % size === 0) return `${n / size}${unit}`;
+  return String(n);
 }
 
 function parseCount(key: string, value: string): number {
@@ -282,6 +294,8 @@ function parseCount(key: string, value: string): number {
 }
 
 const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Go's time.Duration is an int64 of nanoseconds: ParseDuration refuses anything longer (about 2,562,047 h). */
+const MAX_GO_DURATION_MS = 9_223_372_036_854.775807;
 
 /** Go's time.ParseDuration (`1s`, `500ms`, `1m30s`), in milliseconds; negative is refused. */
 export function parseGoDuration(key: string, value: string): number {
@@ -293,8 +307,29 @@ export function parseGoDuration(key: string, value: string): number {
     consumed = part.lastIndex;
   }
   if (value === '0') return 0;
-  if (value === '' || consumed !== value.length) {
+  if (value === '' || consumed !== value.length || ms > MAX_GO_DURATION_MS) {
     throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration such as 500ms, 1s or 1m30s`);
+  }
+  return ms;
+}
+
+/**
+ * Durations the plugin sets a timer for are whole milliseconds (AbortSignal.timeout throws on
+ * a fraction, and a timer truncates one), and timers take at most 2^31-1 ms, about 24.8 days:
+ * past that Node fires them at once. A day is the bound; no log-opt needs longer.
+ */
+export const MAX_TIMER_DURATION_MS = 24 * 3_600_000;
+
+/**
+ * A Go duration for a timer: rounded up to whole milliseconds (so `1500us` is 2 ms), then
+ * from `minMs` (0 allowed when 0) to MAX_TIMER_DURATION_MS.
+ */
+export function parseTimerDuration(key: string, value: string, minMs: number): number {
+  const ms = Math.ceil(parseGoDuration(key, value));
+  if (ms < minMs || ms > MAX_TIMER_DURATION_MS) {
+    throw new InvalidOptionError(
+      `invalid value '${value}' for log opt '${key}': expected a duration from ${minMs === 0 ? '0' : `${minMs}ms`} to 24h, such as 500ms, 2s or 1m30s`,
+    );
   }
   return ms;
 }

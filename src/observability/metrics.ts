@@ -80,8 +80,36 @@ export const backendRetries = new Counter({
 
 export const backendDropped = new Counter({
   name: 'logship_backend_lines_dropped_total',
-  help: 'Store entries a backend never shipped: evicted (rotation or quota removed them first), damaged (unreadable segment) or rejected (the receiver refused them for good: a mapping conflict, CloudWatch\'s too old or too new events, a Cloud Logging entry it will not take).',
+  help: 'Store entries a backend never shipped: evicted (rotation or quota removed them first) or damaged (unreadable segment).',
   labelNames: ['backend', 'reason'] as const,
+  registers,
+});
+
+export const backendRejected = new Counter({
+  name: 'logship_backend_lines_rejected_total',
+  help: 'Lines a backend\'s receiver refused for good, by the backend\'s reason code (invalid, too_large, too_old, too_new, encode, failed); each is kept in the container\'s dead-letter file.',
+  labelNames: ['backend', 'reason'] as const,
+  registers,
+});
+
+export const deadLettersDropped = new Counter({
+  name: 'logship_backend_dead_letters_dropped_total',
+  help: 'Dead-letter records removed, oldest first, to keep a container\'s dead-letter file of a backend within its size cap.',
+  labelNames: ['backend'] as const,
+  registers,
+});
+
+export const backendTruncated = new Counter({
+  name: 'logship_backend_lines_truncated_total',
+  help: 'Lines delivered cut short to fit the transport (syslog over udp or unixgram: one datagram).',
+  labelNames: ['backend'] as const,
+  registers,
+});
+
+export const backendJsonTooDeep = new Counter({
+  name: 'logship_backend_json_too_deep_total',
+  help: 'parse-json lines shipped as plain text, without fields, because their JSON nests deeper than the bound every backend can encode.',
+  labelNames: ['backend'] as const,
   registers,
 });
 

@@ -5,7 +5,7 @@
 // first record it still holds, so the delivery cursor never passes anything not yet shipped.
 import type { LogEntry } from '../fifo/log-entry.ts';
 import type { OutgoingLine } from '../delivery/backend.ts';
-import { jsonObjectFields } from './json-fields.ts';
+import { TOO_DEEP, jsonObjectFields } from './json-fields.ts';
 import { type GroupedLine, type MultilineOptions, MultilineGrouper } from './multiline.ts';
 import { PartialAssembler } from './partial.ts';
 
@@ -15,14 +15,23 @@ export interface LineShaping {
   parseJson: boolean;
 }
 
+/** What the shaper tells as it goes, for counting. */
+export interface ShapingEvents {
+  /** A multiline event of two lines or more was formed. */
+  joined?(): void;
+  /** A parse-json line nested too deep for the backends ships as plain text. */
+  tooDeep?(): void;
+}
+
 export class LineShaper<M> {
   private readonly assembler = new PartialAssembler<M>();
   private readonly grouper: MultilineGrouper<M> | null;
   private readonly parseJson: boolean;
+  private readonly events: ShapingEvents;
 
-  /** `onJoined` is told of each multiline event of two lines or more. */
-  constructor(shaping: LineShaping, onJoined?: () => void) {
-    this.grouper = shaping.multiline ? new MultilineGrouper<M>(shaping.multiline, onJoined) : null;
+  constructor(shaping: LineShaping, events: ShapingEvents = {}) {
+    this.events = events;
+    this.grouper = shaping.multiline ? new MultilineGrouper<M>(shaping.multiline, () => events.joined?.()) : null;
     this.parseJson = shaping.parseJson;
   }
 
@@ -71,7 +80,8 @@ export class LineShaper<M> {
     const out = outgoing(line);
     if (this.parseJson && !line.fragment) {
       const fields = jsonObjectFields(line.line);
-      if (fields) out.fields = fields;
+      if (fields === TOO_DEEP) this.events.tooDeep?.();
+      else if (fields) out.fields = fields;
     }
     return out;
   }

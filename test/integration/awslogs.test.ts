@@ -1,15 +1,15 @@
 // The awslogs backend (the real AWS SDK) against a CloudWatch Logs endpoint that speaks the
 // JSON 1.1 protocol and enforces PutLogEvents' limits: group and stream creation as the
 // options say, batches cut within the limits (big lines, invalid UTF-8, a span over 24 h,
-// lines out of order), throttling, 5xx and an outage rejecting the send for the engine to
-// retry, sequence tokens, DataAlreadyAccepted, rejected events and the json/emf header.
+// lines out of order), throttling, 5xx and an outage failing the send (transient) for the
+// engine to retry, puts that went through not sent again, sequence tokens,
+// DataAlreadyAccepted, rejected events and the json/emf header.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { awslogsFactory, instanceRegion } from '../../src/backends/awslogs.ts';
-import type { ContainerContext, OutgoingLine } from '../../src/delivery/backend.ts';
-import { backendDropped } from '../../src/observability/metrics.ts';
+import { type ContainerContext, type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { CloudWatchEndpoint, MAX_BATCH_BYTES } from './lib/cloudwatch-endpoint.ts';
 
@@ -66,6 +66,7 @@ const numbered = (from: number, count: number, iso = now()): OutgoingLine[] =>
   Array.from({ length: count }, (_, i) => line(String(from + i), 'stdout', iso));
 const messages = (group = 'g', stream = 's'): string[] => endpoint.events(group, stream).map((e) => e.message);
 const operations = (): string[] => endpoint.requests.map((r) => `${r.operation} ${r.status}`);
+const transient = (pattern: RegExp) => (err: unknown) => err instanceof SendError && err.transient && pattern.test(err.message);
 
 describe('awslogs backend → CloudWatch endpoint: creation', () => {
   it('creates the stream in an existing group at the first send, not before', async () => {
@@ -97,7 +98,8 @@ describe('awslogs backend → CloudWatch endpoint: creation', () => {
 
   it('without awslogs-create-group, a missing group rejects the send, naming it, until the group exists', async () => {
     const b = backend({});
-    await assert.rejects(b.send([line('waits', 'stdout', now())], signal), /CreateLogStream to g\/s: ResourceNotFoundException/);
+    // Transient: creating the group loses nothing.
+    await assert.rejects(b.send([line('waits', 'stdout', now())], signal), transient(/CreateLogStream to g\/s: ResourceNotFoundException/));
     endpoint.createGroup('g');
     await b.send([line('waits', 'stdout', now())], signal);
     assert.deepEqual(messages(), ['waits']);
@@ -106,7 +108,7 @@ describe('awslogs backend → CloudWatch endpoint: creation', () => {
   it('with awslogs-create-stream=false, never creates the stream', async () => {
     endpoint.createGroup('g');
     const b = backend({ 'awslogs-create-stream': 'false' });
-    await assert.rejects(b.send([line('x', 'stdout', now())], signal), /PutLogEvents to g\/s: ResourceNotFoundException/);
+    await assert.rejects(b.send([line('x', 'stdout', now())], signal), transient(/PutLogEvents to g\/s: ResourceNotFoundException/));
     assert.deepEqual(operations(), ['PutLogEvents 400']);
   });
 
@@ -193,24 +195,27 @@ describe('awslogs backend → CloudWatch endpoint: failures', () => {
       const b = backend({});
       endpoint.inject(error, 2); // the SDK's own retry takes one
       const lines = numbered(1, 100);
-      await assert.rejects(b.send(lines, signal), new RegExp(`PutLogEvents to g/s: ${error}`));
+      await assert.rejects(b.send(lines, signal), transient(new RegExp(`PutLogEvents to g/s: ${error}`)));
       assert.deepEqual(messages(), []);
       await b.send(lines, signal);
       assert.deepEqual(messages(), lines.map((l) => l.line.toString()));
     });
   }
 
-  it('a retried batch starts after the puts that already went through', async () => {
+  it('a put that fails after one that went through: the lines of the failed puts are the ones to send again', async () => {
     const b = backend({});
     const lines = numbered(1, 25_000);
     await b.send(lines.slice(0, 1), signal); // the stream exists: the next requests are all puts
     endpoint.requests.length = 0;
     endpoint.groups.get('g')!.get('s')!.events.length = 0;
-    // The second put of three fails (and the SDK's retry of it): the engine retries the batch.
+    // The second put of three fails (and the SDK's retry of it).
     endpoint.inject('ServiceUnavailableException', 2, 1);
-    await assert.rejects(b.send(lines, signal), /ServiceUnavailableException/);
+    const result = await b.send(lines, signal);
     assert.equal(messages().length, 10_000);
-    await b.send(lines, signal);
+    assert.deepEqual(result.retry?.lines, lines.map((_, i) => i).slice(10_000));
+    assert.match(result.retry!.reason, /request 2 of 3 failed: .*ServiceUnavailableException/);
+    // What the engine does: only those lines again.
+    assert.deepEqual(await b.send(result.retry!.lines!.map((i) => lines[i]!), signal), {});
     const got = messages().map(Number);
     assert.equal(new Set(got).size, 25_000);
     assert.equal(got.length, 25_000, 'no put sent twice');
@@ -223,7 +228,7 @@ describe('awslogs backend → CloudWatch endpoint: failures', () => {
     await endpoint.stop();
     try {
       const started = Date.now();
-      await assert.rejects(b.send([line('during', 'stdout', now())], signal), /PutLogEvents to g\/s: .*ECONNREFUSED/);
+      await assert.rejects(b.send([line('during', 'stdout', now())], signal), transient(/PutLogEvents to g\/s: .*ECONNREFUSED/));
       assert.ok(Date.now() - started < 5000);
     } finally {
       await endpoint.start();
@@ -262,17 +267,15 @@ describe('awslogs backend → CloudWatch endpoint: failures', () => {
     assert.deepEqual(messages(), ['1', '2']);
   });
 
-  it('events the service rejects (too old, too new) are counted as dropped, not retried', async () => {
-    const dropped = async (): Promise<number> =>
-      (await backendDropped.get()).values.find((v) => v.labels.backend === 'awslogs' && v.labels.reason === 'rejected')?.value ?? 0;
-    const before = await dropped();
+  it('events the service rejects (too old, too new) are rejected lines, not sent again', async () => {
     const b = backend({});
-    await b.send(
+    const result = await b.send(
       [line('ancient', 'stdout', now(-15 * 24 * 3_600_000)), line('ok', 'stdout', now()), line('future', 'stdout', now(3 * 3_600_000))],
       signal,
     );
     assert.deepEqual(messages(), ['ok']);
-    assert.equal((await dropped()) - before, 2);
+    assert.deepEqual(result.rejected?.map((r) => [r.index, r.code]), [[0, 'too_old'], [2, 'too_new']]);
+    assert.equal(result.retry, undefined);
     assert.equal(endpoint.requests.filter((r) => r.operation === 'PutLogEvents').length, 2, 'one put per 24 h, none again');
   });
 });

@@ -1,15 +1,14 @@
 // The elasticsearch backend with the real clients (@elastic/elasticsearch, opensearch-js)
 // against the bulk endpoint of lib/elasticsearch-endpoint.ts, in Elasticsearch mode and in
 // OpenSearch mode (no product header): documents and their index, the media types, the
-// retry semantics (409 done, 429/5xx again, mapping conflicts skipped and counted), auth,
-// TLS, several addresses and abort.
+// outcomes (409 done, 429/5xx to send again, mapping conflicts rejected, a whole request
+// refused transient or not), auth, TLS, several addresses and abort.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { OutgoingLine } from '../../src/delivery/backend.ts';
+import { type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { elasticsearchFactory, parseElasticsearchOptions } from '../../src/backends/elasticsearch.ts';
-import { backendDropped } from '../../src/observability/metrics.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { ElasticsearchEndpoint, type EndpointMode, type EndpointOptions } from './lib/elasticsearch-endpoint.ts';
 import { makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
@@ -52,19 +51,16 @@ function backend(opts: Record<string, string>, env: NodeJS.ProcessEnv = {}, ctx 
   return elasticsearchFactory.create(parseElasticsearchOptions(opts, env), ctx);
 }
 
-async function sendOnce(opts: Record<string, string>, lines: OutgoingLine[], env: NodeJS.ProcessEnv = {}, signal = new AbortController().signal): Promise<void> {
+async function sendOnce(opts: Record<string, string>, lines: OutgoingLine[], env: NodeJS.ProcessEnv = {}, signal = new AbortController().signal): Promise<SendResult> {
   const b = backend(opts, env);
   try {
-    await b.send(lines, signal);
+    return await b.send(lines, signal);
   } finally {
     await b.close();
   }
 }
 
-async function rejected(): Promise<number> {
-  const metric = await backendDropped.get();
-  return metric.values.find((v) => v.labels.backend === 'elasticsearch' && v.labels.reason === 'rejected')?.value ?? 0;
-}
+const transient = (pattern: RegExp) => (err: unknown) => err instanceof SendError && err.transient && pattern.test(err.message);
 
 function numbered(count: number, prefix: string, iso = '2026-11-21T23:59:59.000Z'): OutgoingLine[] {
   return Array.from({ length: count }, (_, i) => line(`${prefix} ${i + 1}`, i % 2 === 0 ? 'stdout' : 'stderr', iso, i));
@@ -107,87 +103,90 @@ for (const mode of ['elasticsearch', 'opensearch'] as const) {
       assert.equal(bulk.headers.authorization, undefined);
     });
 
-    it('a retry writes only the documents refused for now; a whole batch sent again is stored once (409)', async () => {
+    it('documents refused for now are the lines to send again; sent again alone they keep their ids; a whole batch sent again is stored once (409)', async () => {
       const es = await start({ mode });
-      const lines = numbered(50, 'again');
-      // Every third document is refused with 429 or 500 on its first offer only.
-      const offered = new Set<string>();
+      // Two identical lines (same time, stream and bytes): distinct documents by their rank.
+      const lines = [...numbered(50, 'again'), line('twin', 'stdout', '2026-11-21T23:59:59.000Z'), line('twin', 'stdout', '2026-11-21T23:59:59.000Z')];
+      // Every third document, and the second twin, is refused with 429 or 500 on its first offer only.
+      const offered = new Map<string, number>();
       es.refuseItems((doc) => {
-        const n = Number(String(doc.message).split(' ')[1]);
-        const first = !offered.has(String(doc.message));
-        offered.add(String(doc.message));
-        return first && n % 3 === 0 ? { status: n % 2 === 0 ? 429 : 500 } : null;
+        const text = String(doc.message);
+        const seen = offered.get(text) ?? 0;
+        offered.set(text, seen + 1);
+        if (text === 'twin') return seen === 1 ? { status: 429 } : null;
+        const n = Number(text.split(' ')[1]);
+        return seen === 0 && n % 3 === 0 ? { status: n % 2 === 0 ? 429 : 500 } : null;
       });
       const b = backend({ ...flavor, 'elasticsearch-url': es.url });
-      await assert.rejects(b.send(lines, new AbortController().signal), /16 of 50 documents were refused for now \(first: 500 node_not_connected_exception: injected\)/);
-      assert.equal(es.documents().length, 34);
-      await b.send(lines, new AbortController().signal);
+      const result = await b.send(lines, new AbortController().signal);
+      const again = lines.map((_, i) => i).filter((i) => i === 51 || (i < 50 && (i + 1) % 3 === 0));
+      assert.deepEqual(result.retry?.lines, again);
+      assert.match(result.retry!.reason, /17 of 52 documents were refused for now \(first: 500 node_not_connected_exception: injected\)/);
+      assert.equal(result.rejected?.length ?? 0, 0);
+      assert.equal(es.documents().length, 35);
+      // What the engine does: only those lines again.
+      assert.deepEqual(await b.send(again.map((i) => lines[i]!), new AbortController().signal), {});
       await b.close();
-      assert.deepEqual(es.documents().map((d) => d.source.message), [
-        ...lines.filter((_, i) => (i + 1) % 3 !== 0).map((l) => l.line.toString()),
-        ...lines.filter((_, i) => (i + 1) % 3 === 0).map((l) => l.line.toString()),
-      ]);
-      assert.equal(es.refused.get(409) ?? 0, 0, 'the retry sent none of the 34 already stored');
+      assert.equal(es.documents().length, 52, 'the second twin is a document of its own, not taken for the first');
+      assert.equal(es.refused.get(409) ?? 0, 0, 'the retry sent none of those already stored');
       // A restarted plugin knows nothing of the first send: the whole batch goes, and is stored once.
       const restarted = backend({ ...flavor, 'elasticsearch-url': es.url });
       await restarted.send(lines, new AbortController().signal);
       await restarted.close();
-      assert.equal(es.documents().length, 50);
-      assert.equal(es.refused.get(409), 50, 'every document of the batch sent again was already stored');
+      assert.equal(es.documents().length, 52);
+      assert.equal(es.refused.get(409), 52, 'every document of the batch sent again was already stored');
     });
 
-    it('a whole request refused with 429 or 503 rejects the send; the next goes through', async () => {
+    it('a whole request refused with 429 or 503 fails the send as transient; the next goes through', async () => {
       const es = await start({ mode });
       es.refuseRequests(429, 1);
       es.refuseRequests(503, 1);
       const b = backend({ ...flavor, 'elasticsearch-url': es.url });
       const lines = numbered(10, 'whole');
-      await assert.rejects(b.send(lines, new AbortController().signal), /429|es_rejected_execution_exception/);
-      await assert.rejects(b.send(lines, new AbortController().signal), /503|unavailable_shards_exception/);
+      await assert.rejects(b.send(lines, new AbortController().signal), transient(/429|es_rejected_execution_exception/));
+      await assert.rejects(b.send(lines, new AbortController().signal), transient(/503|unavailable_shards_exception/));
       await b.send(lines, new AbortController().signal);
       await b.close();
       assert.equal(es.documents().length, 10);
       assert.deepEqual(es.requests.filter((r) => r.url.startsWith('/_bulk')).map((r) => r.status), [429, 503, 200]);
     });
 
-    it('a mapping conflict is counted and skipped, never retried; the warning quotes no document', async () => {
+    it('a body over the server\'s limit (413) fails the send as not transient, so the engine bisects it', async () => {
+      const es = await start({ mode, maxBodyBytes: 64 * 1024 });
+      const b = backend({ ...flavor, 'elasticsearch-url': es.url });
+      await assert.rejects(
+        b.send([line('x'.repeat(100 * 1024), 'stdout', '2026-11-21T10:00:00Z')], new AbortController().signal),
+        (err: unknown) => err instanceof SendError && !err.transient && err.rejectCode === 'too_large',
+      );
+      await b.close();
+      es.violations.splice(0); // the endpoint records the oversized body it refused
+    });
+
+    it('a mapping conflict is a rejected line, never sent again; its reason quotes no document', async () => {
       const es = await start({ mode });
       es.conflictWhen((doc) => String(doc.message).includes('poison'));
-      const before = await rejected();
-      const warnings: string[] = [];
-      const write = process.stderr.write;
-      process.stderr.write = ((chunk: string | Uint8Array) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
-      try {
-        await sendOnce({ ...flavor, 'elasticsearch-url': es.url }, [
-          line('fine 1', 'stdout', '2026-11-21T10:00:00Z'),
-          line('poison secret-content', 'stdout', '2026-11-21T10:00:01Z'),
-          line('fine 2', 'stdout', '2026-11-21T10:00:02Z'),
-        ]);
-      } finally {
-        process.stderr.write = write;
-      }
-      assert.equal((await rejected()) - before, 1);
+      const result = await sendOnce({ ...flavor, 'elasticsearch-url': es.url }, [
+        line('fine 1', 'stdout', '2026-11-21T10:00:00Z'),
+        line('poison secret-content', 'stdout', '2026-11-21T10:00:01Z'),
+        line('fine 2', 'stdout', '2026-11-21T10:00:02Z'),
+      ]);
+      assert.deepEqual(result.rejected?.map((r) => [r.index, r.code]), [[1, 'invalid']]);
+      assert.match(result.rejected![0]!.reason, /^400 document_parsing_exception/);
+      assert.ok(!result.rejected![0]!.reason.includes('secret-content'), result.rejected![0]!.reason);
+      assert.equal(result.retry, undefined);
       assert.deepEqual(es.documents().map((d) => d.source.message), ['fine 1', 'fine 2']);
       assert.equal(es.requests.filter((r) => r.url.startsWith('/_bulk')).length, 1, 'not retried');
-      const warning = warnings.find((w) => w.includes('documents refused'));
-      // The warning is rate-limited process-wide (one per 10 s): only the first run sees it.
-      if (mode === 'elasticsearch') {
-        assert.ok(warning, warnings.join(''));
-        assert.match(warning, /document_parsing_exception/);
-      }
-      for (const w of warnings) assert.ok(!w.includes('secret-content') && !w.includes('poison'), w);
     });
 
     it("parse-json fields that clash with the index's mapping are refused like any mapping conflict", async () => {
       const es = await start({ mode });
       const json = (text: string, iso: string): OutgoingLine => ({ ...line(text, 'stdout', iso), fields: JSON.parse(text) });
-      const before = await rejected();
-      await sendOnce({ ...flavor, 'elasticsearch-url': es.url }, [
+      const result = await sendOnce({ ...flavor, 'elasticsearch-url': es.url }, [
         json('{"code":5,"level":"info"}', '2026-11-21T10:00:00Z'),
         json('{"code":"not a number"}', '2026-11-21T10:00:01Z'),
         json('{"code":"7"}', '2026-11-21T10:00:02Z'),
       ]);
-      assert.equal((await rejected()) - before, 1);
+      assert.deepEqual(result.rejected?.map((r) => r.index), [1]);
       assert.deepEqual(es.documents().map((d) => d.source.code), [5, '7']);
       assert.equal(es.documents()[0]!.source.level, 'info');
     });
@@ -198,7 +197,8 @@ for (const mode of ['elasticsearch', 'opensearch'] as const) {
       assert.equal(es.documents().length, 2);
       await assert.rejects(
         sendOnce({ ...flavor, 'elasticsearch-url': es.url }, numbered(2, 'auth'), { ELASTICSEARCH_USERNAME: 'logship', ELASTICSEARCH_PASSWORD: 'wrong-secret' }),
-        (err: Error) => /401|security_exception/.test(err.message) && !err.message.includes('wrong-secret'),
+        (err: Error) => transient(/401|security_exception/)(err) && !err.message.includes('wrong-secret'),
+        'wrong credentials are transient: fixing them loses nothing',
       );
     });
 

@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { v2 } from '@google-cloud/logging';
-import { counterTotal, backendDropped } from '../../src/observability/metrics.ts';
 import { gcplogsFactory, LOG_NAME, MAX_FIELDS_LINE_BYTES, MAX_MESSAGE_BYTES, parseGcplogsOptions } from '../../src/backends/gcplogs.ts';
-import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
+import { type Backend, type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { CloudLoggingEndpoint, MAX_ENTRIES } from './lib/cloud-logging-endpoint.ts';
 
@@ -27,13 +26,13 @@ function backend(opts: Record<string, string> = {}, ctx = context()): Backend {
   return created;
 }
 
-/** What the engine would do: send until the receiver takes the batch, with a short pause. */
-async function sendUntilTaken(b: Backend, lines: OutgoingLine[]): Promise<number> {
-  for (let failures = 0; ; failures++) {
+/** Until the receiver takes the batch, with a short pause, as the engine would on a transient error. */
+async function sendUntilTaken(b: Backend, lines: OutgoingLine[]): Promise<SendResult> {
+  for (;;) {
     try {
-      await b.send(lines, signal);
-      return failures;
-    } catch {
+      return await b.send(lines, signal);
+    } catch (err) {
+      assert.ok(err instanceof SendError && err.transient, `${String(err)} is transient`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -134,29 +133,47 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
     assert.equal(entries[3]!.jsonPayload.message, 'after');
   });
 
-  it('rejects on throttling and 5xx errors, one call each (no retries of its own), then delivers', async () => {
+  it('fails transiently on throttling, 5xx and permission errors, one call each (no retries of its own), then delivers', async () => {
     const b = backend();
     const lines = [line('retried', 'stdout', '2026-11-21T23:06:40Z')];
-    for (const code of [grpc.status.RESOURCE_EXHAUSTED, grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.status.DEADLINE_EXCEEDED]) {
+    const codes = [grpc.status.RESOURCE_EXHAUSTED, grpc.status.UNAVAILABLE, grpc.status.INTERNAL, grpc.status.DEADLINE_EXCEEDED, grpc.status.PERMISSION_DENIED, grpc.status.UNAUTHENTICATED, grpc.status.NOT_FOUND];
+    for (const code of codes) {
       endpoint.failNext(code, 1);
       const calls = endpoint.calls;
-      await assert.rejects(b.send(lines, signal), (err: { code?: number }) => err.code === code);
+      await assert.rejects(b.send(lines, signal), (err: SendError) => err.transient && (err.cause as { code?: number }).code === code);
       assert.equal(endpoint.calls, calls + 1, `${grpc.status[code]}: one call per send`);
     }
+    endpoint.failNext(grpc.status.INVALID_ARGUMENT, 1);
+    await assert.rejects(b.send(lines, signal), (err: SendError) => !err.transient, 'a request the API calls invalid is not transient: the engine bisects');
     const before = endpoint.written.length;
     await b.send(lines, signal);
     assert.deepEqual(endpoint.messages().slice(before), ['retried']);
   });
 
-  it('counts entries the API rejects one by one as dropped and writes the rest, never retrying them', async () => {
-    const dropped = await counterTotal(backendDropped);
+  it('reports entries the API rejects one by one as rejected lines and writes the rest in the same call', async () => {
     endpoint.rejectEntries((e) => e.jsonPayload.message === 'poison');
     const before = endpoint.written.length;
     const calls = endpoint.calls;
-    await backend().send(['a', 'poison', 'b'].map((t, i) => line(t, 'stdout', `2026-11-21T23:06:4${i}Z`)), signal);
+    // Out of time order in the batch: the rejection still names the poison line's own index.
+    const lines = [line('a', 'stdout', '2026-11-21T23:06:41Z'), line('poison', 'stdout', '2026-11-21T23:06:40Z'), line('b', 'stdout', '2026-11-21T23:06:42Z')];
+    const result = await backend().send(lines, signal);
     assert.equal(endpoint.calls, calls + 1);
     assert.deepEqual(endpoint.messages().slice(before), ['a', 'b']);
-    assert.equal((await counterTotal(backendDropped)) - dropped, 1);
+    assert.deepEqual(result.rejected?.map((r) => [r.index, r.code]), [[1, 'invalid']]);
+    assert.equal(result.retry, undefined);
+  });
+
+  // Finding 11 of issue 11: with a flat 1 KiB per entry, 500 short lines of a container with
+  // ~20 KB of labels made a request over 10 MB, refused and retried forever.
+  it("sizes requests from what each entry carries: 500 lines with 20 KB of attributes stay within 10 MB", async () => {
+    const attributes = Array.from({ length: 20 }, (_, i) => [`label-${i}`, 'v'.repeat(1000)] as const);
+    const lines = Array.from({ length: 500 }, (_, i) => line(`short ${i}`, 'stdout', '2026-11-21T23:06:40Z', i));
+    const before = endpoint.written.length;
+    const requests = endpoint.accepted.length;
+    const result = await backend({}, context({ attributes })).send(lines, signal);
+    assert.deepEqual(result, {});
+    assert.deepEqual(endpoint.messages().slice(before), lines.map((l) => l.line.toString()));
+    assert.ok(endpoint.accepted.length - requests >= 2, 'the batch went as several requests');
   });
 
   it('a full outage rejects until the endpoint is back; signal aborts a send', async () => {

@@ -13,7 +13,7 @@ import {
   configuredRegion,
   parseAwslogsOptions,
   planPuts,
-  rejectedCount,
+  rejectedEvents,
   splitMessage,
   streamName,
   toEvents,
@@ -147,10 +147,10 @@ describe('awslogs multiline hook', () => {
 const T = '2026-11-21T23:06:40.000Z';
 
 describe('awslogs events', () => {
-  it('are the raw line and its time in milliseconds, nothing added', () => {
+  it('are the raw line and its time in milliseconds, nothing added (beside the line they come from)', () => {
     assert.deepEqual(toEvents([line('hello', 'stdout', T, 987_654_321), line('err', 'stderr', T)], false), [
-      { timestamp: Date.parse(T) + 987, message: 'hello' },
-      { timestamp: Date.parse(T), message: 'err' },
+      { timestamp: Date.parse(T) + 987, message: 'hello', line: 0 },
+      { timestamp: Date.parse(T), message: 'err', line: 1 },
     ]);
   });
 
@@ -217,12 +217,14 @@ describe('awslogs puts', () => {
 });
 
 describe('awslogs rejected events', () => {
-  it('count what the indices exclude', () => {
-    assert.equal(rejectedCount(undefined, 10), 0);
-    assert.equal(rejectedCount({ tooOldLogEventEndIndex: 3 }, 10), 3);
-    assert.equal(rejectedCount({ tooNewLogEventStartIndex: 8 }, 10), 2);
-    assert.equal(rejectedCount({ expiredLogEventEndIndex: 2, tooOldLogEventEndIndex: 4, tooNewLogEventStartIndex: 9 }, 10), 5);
-    assert.equal(rejectedCount({ tooOldLogEventEndIndex: 6, tooNewLogEventStartIndex: 4 }, 10), 10);
+  it('are the events the indices exclude, each with its code', () => {
+    const codes = (info: Parameters<typeof rejectedEvents>[0]): string[] => rejectedEvents(info, 10).map((r) => `${r.event}:${r.code}`);
+    assert.deepEqual(codes(undefined), []);
+    assert.deepEqual(codes({ tooOldLogEventEndIndex: 3 }), ['0:too_old', '1:too_old', '2:too_old']);
+    assert.deepEqual(codes({ tooNewLogEventStartIndex: 8 }), ['8:too_new', '9:too_new']);
+    assert.deepEqual(codes({ expiredLogEventEndIndex: 2, tooOldLogEventEndIndex: 4, tooNewLogEventStartIndex: 9 }), ['0:too_old', '1:too_old', '2:too_old', '3:too_old', '9:too_new']);
+    assert.equal(rejectedEvents({ tooOldLogEventEndIndex: 6, tooNewLogEventStartIndex: 4 }, 10).length, 10);
+    assert.match(rejectedEvents({ expiredLogEventEndIndex: 1 }, 10)[0]!.reason, /retention/);
   });
 });
 

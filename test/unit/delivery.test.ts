@@ -7,9 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
+import { type Backend, type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
-import { Shipper, retryDelay } from '../../src/delivery/shipper.ts';
+import { DeadLetterFile } from '../../src/delivery/dead-letters.ts';
+import { retryDelay } from '../../src/delivery/settle.ts';
+import { Shipper } from '../../src/delivery/shipper.ts';
 import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
 import { backendDropped, backendMultilineEvents, backendRetries } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
@@ -34,16 +36,16 @@ class TestBackend implements Backend {
   failures = 0;
   private waiters: (() => void)[] = [];
 
-  send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<void> {
+  send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
     this.attempts++;
     if (this.stuck) return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
     if (this.down || this.failures > 0) {
       this.failures = Math.max(0, this.failures - 1);
-      return Promise.reject(new Error('connection refused'));
+      return Promise.reject(new SendError('connection refused', { transient: true }));
     }
     this.batches.push([...lines]);
     for (const w of this.waiters.splice(0)) w();
-    return Promise.resolve();
+    return Promise.resolve({});
   }
 
   close(): Promise<void> {
@@ -82,7 +84,7 @@ function append(store: ContainerStore, entries: EntryFields[], batch = 7): void 
 }
 
 function ship(store: ContainerStore, plan: BackendPlan): Shipper {
-  return new Shipper(store, plan, CONTEXT, new CursorFile(dir, plan.name));
+  return new Shipper(store, plan, CONTEXT, new CursorFile(dir, plan.name), new DeadLetterFile(dir, plan.name));
 }
 
 const numbered = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);

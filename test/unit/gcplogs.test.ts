@@ -103,7 +103,7 @@ describe('gcplogs entries', () => {
   });
 
   it('timestamp to the nanosecond, severity INFO for stdout and ERROR for stderr', () => {
-    const encoder = new EntryEncoder(ctx, false, null, Entry);
+    const encoder = new EntryEncoder(ctx, false, null, Entry, protos);
     const [out] = encoder.encode(line('a', 'stdout', '2026-11-21T23:06:40Z', 5)) as Array<Record<string, unknown>>;
     const [err] = encoder.encode(line('b', 'stderr', '2026-11-21T23:06:40Z')) as Array<Record<string, unknown>>;
     assert.deepEqual(out!.timestamp, { seconds: Date.parse('2026-11-21T23:06:40Z') / 1000, nanos: 5 });
@@ -113,7 +113,7 @@ describe('gcplogs entries', () => {
   });
 
   it("parse-json: the line's keys beside Docker's, Docker's winning a clash, the line kept as message", () => {
-    const encoder = new EntryEncoder(ctx, false, { zone: 'z' }, Entry);
+    const encoder = new EntryEncoder(ctx, false, { zone: 'z' }, Entry, protos);
     const text = '{"message":"mine","container":"x","instance":1,"level":"warn","n":2}';
     const [entry] = encoder.encode({ ...line(text, 'stdout', '2026-11-21T23:06:40Z'), fields: JSON.parse(text) });
     const p = payload(entry!);
@@ -125,7 +125,7 @@ describe('gcplogs entries', () => {
   });
 
   it('parse-json fields of a line over MAX_FIELDS_LINE_BYTES are left out: the message alone carries it', () => {
-    const encoder = new EntryEncoder(ctx, false, null, Entry);
+    const encoder = new EntryEncoder(ctx, false, null, Entry, protos);
     const text = JSON.stringify({ big: 'x'.repeat(MAX_MESSAGE_BYTES / 2) });
     const [entry, ...more] = encoder.encode({ ...line(text, 'stdout', '2026-11-21T23:06:40Z'), fields: JSON.parse(text) });
     assert.equal(more.length, 0);
@@ -134,7 +134,7 @@ describe('gcplogs entries', () => {
   });
 
   it('a long line becomes entries linked by LogEntry.split, cut between UTF-8 characters', () => {
-    const encoder = new EntryEncoder(ctx, false, null, Entry);
+    const encoder = new EntryEncoder(ctx, false, null, Entry, protos);
     const text = 'a' + '€'.repeat(MAX_MESSAGE_BYTES / 3 + 10);
     const entries = encoder.encode(line(text, 'stderr', '2026-11-21T23:06:40Z')) as Array<Record<string, unknown>>;
     assert.equal(entries.length, 2);
@@ -153,7 +153,7 @@ describe('gcplogs entries', () => {
   });
 
   it('a line that is not UTF-8 goes with U+FFFD in place of the bad bytes, as Go’s JSON encoder does', () => {
-    const [entry] = new EntryEncoder(ctx, false, null, Entry).encode(line(Buffer.from([0x61, 0xff, 0x62]), 'stdout', '2026-11-21T23:06:40Z'));
+    const [entry] = new EntryEncoder(ctx, false, null, Entry, protos).encode(line(Buffer.from([0x61, 0xff, 0x62]), 'stdout', '2026-11-21T23:06:40Z'));
     assert.equal(payload(entry!).message, 'a\ufffdb');
   });
 });
@@ -165,9 +165,9 @@ describe('gcplogs per-entry errors', () => {
   }
 
   it('reads WriteLogEntriesPartialErrors from the status details', () => {
-    const value = protos.google.logging.v2.WriteLogEntriesPartialErrors.encode({ logEntryErrors: { 2: { code: 3 }, 5: { code: 7 } } }).finish();
-    const codes = partialErrors(errorWith([{ type_url: 'type.googleapis.com/google.logging.v2.WriteLogEntriesPartialErrors', value }]), protos);
-    assert.deepEqual([...codes!], [[2, 3], [5, 7]]);
+    const value = protos.google.logging.v2.WriteLogEntriesPartialErrors.encode({ logEntryErrors: { 2: { code: 3, message: 'bad entry' }, 5: { code: 7 } } }).finish();
+    const errors = partialErrors(errorWith([{ type_url: 'type.googleapis.com/google.logging.v2.WriteLogEntriesPartialErrors', value }]), protos);
+    assert.deepEqual([...errors!], [[2, { code: 3, message: 'bad entry' }], [5, { code: 7, message: '' }]]);
   });
 
   it('none without that detail: the failure is the whole request’s', () => {

@@ -57,7 +57,7 @@ function factory(name: string, keys: string[]): BackendFactory<Record<string, st
       return { ...opts };
     },
     batchLimits: () => ({ maxLines: 10, maxBytes: 1000 }),
-    create: () => ({ send: () => Promise.resolve(), close: () => Promise.resolve() }),
+    create: () => ({ send: () => Promise.resolve({}), close: () => Promise.resolve() }),
   };
 }
 const syslog = factory('syslog', ['syslog-address', 'syslog-facility']);
@@ -158,10 +158,10 @@ describe('multiline and parse-json options', () => {
       [{ 'multiline-flush-timeout': '2s' }, /^log opt 'multiline-flush-timeout' needs one of/],
       [{ 'multiline-max-bytes': '1m' }, /^log opt 'multiline-max-bytes' needs one of/],
       [{ 'multiline-preset': 'go', 'multiline-flush-timeout': 'soon' }, /^invalid value 'soon' for log opt 'multiline-flush-timeout': expected a duration such as 500ms/],
-      [{ 'multiline-preset': 'go', 'multiline-flush-timeout': '0' }, /^invalid value '0' for log opt 'multiline-flush-timeout': expected a duration above 0/],
-      [{ 'multiline-preset': 'go', 'multiline-max-lines': '0' }, /^invalid value '0' for log opt 'multiline-max-lines': expected a whole number of lines, 1 or more$/],
+      [{ 'multiline-preset': 'go', 'multiline-flush-timeout': '0' }, /^invalid value '0' for log opt 'multiline-flush-timeout': expected a duration from 1ms to 24h/],
+      [{ 'multiline-preset': 'go', 'multiline-max-lines': '0' }, /^invalid value '0' for log opt 'multiline-max-lines': expected a whole number of lines from 1 to 1048576$/],
       [{ 'multiline-preset': 'go', 'multiline-max-lines': '1.5' }, /log opt 'multiline-max-lines': expected a whole number/],
-      [{ 'multiline-preset': 'go', 'multiline-max-bytes': 'lots' }, /^invalid value 'lots' for log opt 'multiline-max-bytes': expected a size such as 512k or 8m/],
+      [{ 'multiline-preset': 'go', 'multiline-max-bytes': 'lots' }, /^invalid value 'lots' for log opt 'multiline-max-bytes': expected a size of at most 1m, such as 512k \(binary units\)$/],
       [{ 'parse-json': 'yes' }, /^invalid value 'yes' for log opt 'parse-json': expected true or false$/],
     ];
     for (const [config, message] of cases) {

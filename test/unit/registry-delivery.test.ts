@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { BackendFactory, OutgoingLine } from '../../src/delivery/backend.ts';
+import { type BackendFactory, type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
 import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
 import type { ContainerInfo } from '../../src/protocol/wire.ts';
@@ -30,9 +30,9 @@ const testFactory: BackendFactory<{ address: string }> = {
   retryPolicy: () => ({ initialDelayMs: 5, maxDelayMs: 20 }),
   create: (_config, container) => ({
     send(batch: readonly OutgoingLine[]) {
-      if (!receiver.up) return Promise.reject(new Error('connection refused'));
+      if (!receiver.up) return Promise.reject(new SendError('connection refused', { transient: true }));
       for (const l of batch) receiver.lines.push({ tag: container.tag, line: l.line.toString() });
-      return Promise.resolve();
+      return Promise.resolve({});
     },
     close: () => Promise.resolve(),
   }),
