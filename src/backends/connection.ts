@@ -85,9 +85,10 @@ export function describeTarget(target: StreamTarget): string {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-/** What a send aborted by the engine (shutdown, its send deadline) fails with. */
-export function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new SendError('aborted', { transient: true });
+/** What a send aborted by the engine (shutdown, its send deadline) fails with: transient, saying why. */
+export function abortError(signal: AbortSignal): SendError {
+  const reason: unknown = signal.reason;
+  return new SendError(reason instanceof Error ? reason.message : 'aborted', { transient: true, cause: reason });
 }
 
 /** `err` as a transient SendError: the receiver or the way to it failed, not the batch. */

@@ -486,8 +486,9 @@ async function openSearchBulk(config: ElasticsearchConfig): Promise<BulkClient> 
  */
 function requestFailure(err: unknown): SendError {
   const meta = (err as { meta?: { statusCode?: number; headers?: Record<string, string> } }).meta;
-  const status = meta?.statusCode ?? (err as { statusCode?: number }).statusCode;
-  const transient = status === undefined || transientStatus(status);
+  // A connection error has no status (the Elastic client says 0): only a 4xx answer names the request.
+  const status = meta?.statusCode || (err as { statusCode?: number }).statusCode || 0;
+  const transient = status < 400 || status >= 500 || transientStatus(status);
   const afterMs = retryAfterMs(meta?.headers?.['retry-after']);
   return new SendError(`elasticsearch: the bulk request failed: ${(err as Error).message}`, {
     transient,

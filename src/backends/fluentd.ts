@@ -104,7 +104,8 @@ export function parseFluentdOptions(opts: Readonly<Record<string, string>>): Flu
 
 /** Docker keeps whole milliseconds (`int(d.Seconds() * 1000)`), and its client takes 0 as its default. */
 function parseRetryWait(value: string): number {
-  const ms = Math.trunc(parseTimerDuration('fluentd-retry-wait', value, 0));
+  parseTimerDuration('fluentd-retry-wait', value, 0); // within what a timer takes
+  const ms = Math.trunc(parseGoDuration('fluentd-retry-wait', value));
   return ms === 0 ? ZERO_RETRY_WAIT_MS : ms;
 }
 

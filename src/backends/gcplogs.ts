@@ -341,7 +341,7 @@ class GcplogsBackend implements Backend {
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
-    signal.throwIfAborted();
+    if (signal.aborted) throw abortError(signal);
     let resolved: Resolved;
     try {
       // The metadata server and the auth library take no signal: a lookup left behind still caches its answer.

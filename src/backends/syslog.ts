@@ -17,6 +17,7 @@ import {
 } from '../delivery/backend.ts';
 import {
   DatagramError,
+  abortError,
   StreamConnection,
   UnixDatagramConnection,
   parseHostPort,
@@ -225,7 +226,7 @@ class UdpTransport implements Transport {
   }
 
   async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
-    signal.throwIfAborted();
+    if (signal.aborted) throw abortError(signal);
     let socket: dgram.Socket;
     try {
       socket = await this.connected();

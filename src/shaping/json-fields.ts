@@ -7,13 +7,14 @@ import { isUtf8 } from 'node:buffer';
 
 /**
  * Levels of objects and arrays a parsed line may have, the line's own object being the first.
- * The encoders give out far deeper (measured: the msgpack encoder of fluentd records at 100,
- * JSON.stringify (Elasticsearch, journald) at about 4,400, the Struct of a Cloud Logging
- * entry at about 3,100), but Elasticsearch refuses a document with objects deeper than
- * `index.mapping.depth.limit`, 20 by default, and Google's servers parse requests with
- * protobuf's recursion limit of 100, which a Struct reaches at about 32 levels: 20 is the
- * strictest of these, and a log line nested deeper is not a record anyone queries by field.
- * No size bound is needed: every encoder takes the longest line (1 MiB) whole.
+ * The encoders give out far deeper (measured on lines of nested objects: fluentd's msgpack
+ * encoder at 101 levels, JSON.stringify (Elasticsearch, journald) at about 4,400, the Struct
+ * of a Cloud Logging entry at about 3,100), but Elasticsearch refuses a document with objects
+ * deeper than `index.mapping.depth.limit`, 20 by default, and protobuf's parsers default to
+ * a recursion limit of 100 messages, which a Struct (three messages a level) reaches at about
+ * 32 levels: 20 is the strictest of these, and a log line nested deeper is not a record
+ * anyone queries by field. No size bound is needed: every encoder takes the longest line
+ * (1 MiB) whole.
  */
 export const MAX_JSON_DEPTH = 20;
 

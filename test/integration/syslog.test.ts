@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ContainerContext, OutgoingLine } from '../../src/delivery/backend.ts';
-import { syslogFactory } from '../../src/backends/syslog.ts';
+import { type ContainerContext, type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { MAX_UDP_PAYLOAD, syslogFactory } from '../../src/backends/syslog.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { Rsyslog, SYSLOG_PORT, SYSLOG_TLS_PORT, makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
 
@@ -26,10 +26,10 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function send(opts: Record<string, string>, ctx: ContainerContext, lines: OutgoingLine[]): Promise<void> {
+async function send(opts: Record<string, string>, ctx: ContainerContext, lines: OutgoingLine[]): Promise<SendResult> {
   const backend = syslogFactory.create(syslogFactory.parseOptions(opts), ctx);
   try {
-    await backend.send(lines, signal);
+    return await backend.send(lines, signal);
   } finally {
     await backend.close();
   }
@@ -81,6 +81,35 @@ describe('syslog backend → rsyslog', () => {
     await assert.rejects(send({ ...opts, 'syslog-tls-ca-cert': other.ca }, context(), [line(marker, 'stdout', now())]), /certificate/);
     await send({ ...opts, 'syslog-tls-skip-verify': '' }, context(), [line(marker, 'stdout', now())]);
     await rsyslog.waitFor(marker, 1);
+  });
+
+  // Finding 3 of issue 11: over unix datagrams (Docker's default address) a line over ~208 KB
+  // failed with EMSGSIZE at every retry, and every retry sent the datagrams before it again.
+  it('unixgram: a line longer than the socket takes is cut as over udp, reported truncated; the lines around it arrive once each', async () => {
+    const marker = `bk-dgram-big-${Date.now()}`;
+    const big = `${marker} big ` + 'x'.repeat(300 * 1024);
+    const lines = [line(`${marker} before`, 'stdout', now()), line(big, 'stdout', now()), line(`${marker} after`, 'stdout', now())];
+    const result = await send({ 'syslog-address': `unixgram://${rsyslog.dgramSocket}` }, context(), lines);
+    assert.deepEqual(result, { truncated: [1], rejected: [] });
+    const messages = await rsyslog.waitFor(marker, 3);
+    assert.deepEqual(messages.map((m) => m.msg.trim().split(' ')[1]), ['before', 'big', 'after']);
+    assert.ok(messages[1]!.rawmsg.length < MAX_UDP_PAYLOAD && messages[1]!.rawmsg.length > MAX_UDP_PAYLOAD - 200, `${messages[1]!.rawmsg.length} bytes`);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(rsyslog.parsed().filter((m) => m.rawmsg.includes(marker)).length, 3, 'nothing sent twice');
+  });
+
+  it('udp: a line longer than a datagram is cut and reported truncated', async () => {
+    const marker = `bk-udp-big-${Date.now()}`;
+    const result = await send({ 'syslog-address': `udp://127.0.0.1:${SYSLOG_PORT}` }, context(), [line(`${marker} ` + 'y'.repeat(70_000), 'stdout', now())]);
+    assert.deepEqual(result, { truncated: [0] });
+    await rsyslog.waitFor(marker, 1);
+  });
+
+  it('unixgram: a receiver gone fails the send as transient', async () => {
+    await assert.rejects(
+      send({ 'syslog-address': `unixgram://${rsyslog.dir}/nobody.sock` }, context(), [line('x', 'stdout', now())]),
+      (err: unknown) => err instanceof SendError && err.transient,
+    );
   });
 
   it('a batch fails while rsyslog is down and goes through on the same backend once it is back', async () => {

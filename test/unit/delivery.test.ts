@@ -1,6 +1,8 @@
 // The delivery engine over a real on-disk store, with an in-process backend at the
 // Backend interface: batching limits, order, backoff, at-least-once across a restart,
-// eviction counted as dropped, partial lines across batches and restarts.
+// eviction counted as dropped, partial lines across batches and restarts, a poison line
+// found and dead-lettered while the rest ships, and the findings of issue 11 that the
+// engine answers (2: a parse-json line no encoder takes; 9: a fractional flush timeout).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,7 +15,9 @@ import { DeadLetterFile } from '../../src/delivery/dead-letters.ts';
 import { retryDelay } from '../../src/delivery/settle.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
 import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
-import { backendDropped, backendMultilineEvents, backendRetries } from '../../src/observability/metrics.ts';
+import { FluentdEncoder } from '../../src/backends/fluentd.ts';
+import type { DeadLetterRecord } from '../../src/delivery/dead-letters.ts';
+import { backendDropped, backendJsonTooDeep, backendMultilineEvents, backendRejected, backendRetries } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
 
@@ -80,6 +84,17 @@ function openStore(options: StoreOptions = { maxSizeBytes: 1 << 20, maxFiles: 5,
 function append(store: ContainerStore, entries: EntryFields[], batch = 7): void {
   for (let i = 0; i < entries.length; i += batch) {
     store.append(frameBatch(entries.slice(i, i + batch)));
+  }
+}
+
+/** `promise`, or a failure saying `what` after 10 s. */
+async function within<T>(promise: Promise<T>, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what())), 10_000)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -384,6 +399,110 @@ describe('delivery engine with multiline events and parse-json', () => {
       ['[1]', undefined],
       ['{"a":', undefined],
     ]);
+    await store.close();
+  });
+});
+
+describe('delivery engine: lines a receiver will not take', () => {
+  const counter = async (c: typeof backendRejected | typeof backendJsonTooDeep, labels: Record<string, string>): Promise<number> =>
+    (await c.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k as 'backend'] === x))?.value ?? 0;
+  const deadLetters = (name: string): DeadLetterRecord[] => {
+    const file = path.join(dir, 'dead-letters', `${name}.jsonl`);
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as DeadLetterRecord) : [];
+  };
+
+  it('a line the backend cannot send alone is rejected into the dead-letter file and counted; the rest ships once, in order, and the cursor passes it', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    // The receiver refuses every send that holds the poison line, with an error that is not transient.
+    const send = backend.send.bind(backend);
+    backend.send = (batch, signal) => (batch.some((l) => l.line.includes('poison')) ? Promise.reject(new Error('400 bad request')) : send(batch, signal));
+    const before = await counter(backendRejected, { backend: 'poison', reason: 'failed' });
+    const shipper = ship(store, planFor(backend, 'poison', 50));
+    const poison = Buffer.from([0x70, 0x6f, 0x69, 0x73, 0x6f, 0x6e, 0xff]); // 'poison' and a byte that is not UTF-8
+    append(store, [...lines(20), { line: poison }, ...lines(20, T0, 21)]);
+    await backend.received(40);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, numbered(1, 40), 'every other line, once, in order');
+    assert.equal((await counter(backendRejected, { backend: 'poison', reason: 'failed' })) - before, 1);
+    const [letter, ...more] = deadLetters('poison');
+    assert.equal(more.length, 0);
+    assert.equal(letter!.encoding, 'base64', 'not UTF-8: base64');
+    assert.deepEqual(Buffer.from(letter!.line, 'base64'), poison);
+    assert.equal(letter!.stream, 'stdout');
+    assert.equal(letter!.code, 'failed');
+    assert.match(letter!.reason, /400 bad request/);
+    assert.equal(fs.statSync(path.join(dir, 'dead-letters', 'poison.jsonl')).mode & 0o777, 0o600);
+    assert.equal(new CursorFile(dir, 'poison').load()!.index, 41, 'the cursor is past the rejected line');
+    await store.close();
+  });
+
+  it('lines a backend reports rejected go to the dead-letter file with their reason; those it asks to have again are sent again alone', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const send = backend.send.bind(backend);
+    let first = true;
+    backend.send = (batch, signal) => {
+      if (!first) return send(batch, signal);
+      first = false;
+      void send(batch.filter((_, i) => i !== 1 && i !== 3), signal);
+      return Promise.resolve({ rejected: [{ index: 1, code: 'invalid', reason: 'mapping conflict' }], retry: { lines: [3], reason: 'busy' } });
+    };
+    const shipper = ship(store, planFor(backend, 'partial', 10));
+    append(store, lines(5));
+    await backend.received(4);
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, ['line 1', 'line 3', 'line 5', 'line 4']);
+    assert.deepEqual(deadLetters('partial').map((l) => [l.line, l.code, l.reason, l.backend]), [['line 2', 'invalid', 'mapping conflict', 'partial']]);
+    await store.close();
+  });
+
+  // Finding 2 of issue 11: with parse-json, a deeply nested JSON line made every send of its
+  // batch throw in fluentd's encoder (msgpack at depth 101), retried forever: nothing after it shipped.
+  it('finding 2: a parse-json line nested deeper than the encoders take ships as plain text, counted, and the lines after it ship', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const encoder = new FluentdEncoder(CONTEXT, false);
+    const send = backend.send.bind(backend);
+    backend.send = (batch, signal) => {
+      encoder.encode(batch, null); // throws as the real backend's send would
+      return send(batch, signal);
+    };
+    const before = await counter(backendJsonTooDeep, { backend: 'deep' });
+    const shipper = ship(store, { ...planFor(backend, 'deep', 10), parseJson: true });
+    const deep = '{"a":'.repeat(200) + '1' + '}'.repeat(200);
+    append(store, [{ line: '{"n":1}' }, { line: deep }, { line: '{"n":2}' }, { line: 'after' }]);
+    const received = backend.received(4);
+    await within(received, () => `stuck: ${backend.lines.length} lines shipped`);
+    store.detachProducer();
+    await shipper.done;
+    const shipped = backend.batches.flat();
+    assert.deepEqual(shipped.map((l) => l.line.toString()), ['{"n":1}', deep, '{"n":2}', 'after']);
+    assert.deepEqual(shipped.map((l) => l.fields), [{ n: 1 }, undefined, { n: 2 }, undefined]);
+    assert.equal((await counter(backendJsonTooDeep, { backend: 'deep' })) - before, 1);
+    await store.close();
+  });
+
+  // Finding 9 of issue 11: multiline-flush-timeout=1500us passed validation as 1.5 ms; the
+  // shipper's AbortSignal.timeout(1.5) threw a RangeError and its loop ended for good.
+  it('finding 9: a flush timeout that is not a whole number of milliseconds does not end the loop', async () => {
+    const store = openStore();
+    store.attachProducer();
+    const backend = new TestBackend();
+    const multiline = { matcher: { kind: 'first-line', pattern: /^S/ }, flushTimeoutMs: 1.5, maxLines: 100, maxBytes: 1 << 20 } as const;
+    const shipper = ship(store, { ...planFor(backend, 'fraction', 10), multiline });
+    append(store, [{ line: 'S start' }, { line: 'continued' }]);
+    await within(backend.received(1), () => 'the open event never shipped');
+    append(store, [{ line: 'S next' }]);
+    await within(backend.received(2), () => 'the loop ended');
+    store.detachProducer();
+    await shipper.done;
+    assert.deepEqual(backend.lines, ['S start\ncontinued', 'S next']);
     await store.close();
   });
 });

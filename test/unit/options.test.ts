@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BackendFactory } from '../../src/delivery/backend.ts';
+import { parseFluentdOptions } from '../../src/backends/fluentd.ts';
+import { BACKENDS } from '../../src/backends/index.ts';
 import { DEFAULT_STORE_OPTIONS, InvalidOptionError, parseLogOptions, parseSize } from '../../src/lifecycle/options.ts';
 
 describe('log options', () => {
@@ -167,5 +169,91 @@ describe('multiline and parse-json options', () => {
     for (const [config, message] of cases) {
       assert.throws(() => parseLogOptions(config, FACTORIES), (err: Error) => err instanceof InvalidOptionError && message.test(err.message), JSON.stringify(config));
     }
+  });
+});
+
+// Every numeric log-opt, shared and of every backend, at both ends of what it takes: the
+// lowest value accepted and the next one down refused, the highest accepted and the next
+// one up refused (finding 9 of issue 11: a duration a timer cannot take passed validation).
+describe('numeric options: lower and upper bounds', () => {
+  type Plan = ReturnType<typeof parseLogOptions>;
+  interface Bound {
+    key: string;
+    /** Other options the key needs (a backend, a matcher). */
+    with: Record<string, string>;
+    lowest: [string, (plan: Plan) => unknown, unknown];
+    below: string;
+    highest: [string, (plan: Plan) => unknown, unknown];
+    above: string;
+  }
+  const store = (plan: Plan) => plan.store;
+  const first = (plan: Plan) => plan.backends[0]!;
+  const JAVA = { 'multiline-preset': 'java' };
+  const AWS = { backend: 'awslogs', 'awslogs-group': 'g', 'awslogs-region': 'us-east-1' };
+  const bounds: Bound[] = [
+    { key: 'max-size', with: {}, lowest: ['1', (p) => store(p).maxSizeBytes, 1], below: '0', highest: ['9p', (p) => store(p).maxSizeBytes, 9e15], above: '10p' },
+    { key: 'max-file', with: {}, lowest: ['1', (p) => store(p).maxFiles, 1], below: '0', highest: ['9007199254740991', (p) => store(p).maxFiles, 2 ** 53 - 1], above: '9007199254740992' },
+    {
+      key: 'multiline-flush-timeout',
+      with: JAVA,
+      lowest: ['1ns', (p) => p.shaping.multiline!.flushTimeoutMs, 1], // rounded up to a whole millisecond
+      below: '0',
+      highest: ['24h', (p) => p.shaping.multiline!.flushTimeoutMs, 86_400_000],
+      above: '24h1ms',
+    },
+    { key: 'multiline-max-lines', with: JAVA, lowest: ['1', (p) => p.shaping.multiline!.maxLines, 1], below: '0', highest: ['1048576', (p) => p.shaping.multiline!.maxLines, 1_048_576], above: '1048577' },
+    { key: 'multiline-max-bytes', with: JAVA, lowest: ['1', (p) => p.shaping.multiline!.maxBytes, 1], below: '0', highest: ['1m', (p) => p.shaping.multiline!.maxBytes, 1_048_576], above: '1048577' },
+    { key: 'syslog-facility', with: { backend: 'syslog' }, lowest: ['0', () => 0, 0], below: '-1', highest: ['23', () => 23, 23], above: '24' },
+    {
+      key: 'fluentd-retry-wait',
+      with: { backend: 'fluentd' },
+      lowest: ['0', (p) => first(p).retry!.initialDelayMs, 500], // as Docker's client takes 0: its default
+      below: '-1ms',
+      highest: ['24h', (p) => first(p).retry!.initialDelayMs, 86_400_000],
+      above: '24h1ms',
+    },
+    { key: 'fluentd-read-timeout', with: { backend: 'fluentd' }, lowest: ['0', () => 0, 0], below: '-1s', highest: ['24h', () => 0, 0], above: '25h' },
+    { key: 'fluentd-write-timeout', with: { backend: 'fluentd' }, lowest: ['0', () => 0, 0], below: '-1s', highest: ['2562047h', () => 0, 0], above: '2562048h' },
+    { key: 'fluentd-async-reconnect-interval', with: { backend: 'fluentd' }, lowest: ['100ms', () => 0, 0], below: '99ms', highest: ['10s', () => 0, 0], above: '10001ms' },
+    { key: 'fluentd-max-retries', with: { backend: 'fluentd' }, lowest: ['0', () => 0, 0], below: '-1', highest: ['2147483647', () => 0, 0], above: '2147483648' },
+    { key: 'fluentd-buffer-limit', with: { backend: 'fluentd' }, lowest: ['1', (p) => first(p).limits.maxBytes, 1], below: '0', highest: ['64m', (p) => first(p).limits.maxBytes, 64 << 20], above: '67108865' },
+    {
+      key: 'awslogs-force-flush-interval-seconds',
+      with: AWS,
+      lowest: ['1', (p) => first(p).limits.maxDelayMs, 1000],
+      below: '0',
+      highest: ['86400', (p) => first(p).limits.maxDelayMs, 86_400_000],
+      above: '86401',
+    },
+    { key: 'awslogs-max-buffered-events', with: AWS, lowest: ['1', () => 0, 0], below: '0', highest: ['9007199254740991', () => 0, 0], above: '9007199254740992' },
+  ];
+
+  for (const b of bounds) {
+    it(`${b.key}: from ${b.lowest[0]} to ${b.highest[0]}`, () => {
+      const parse = (value: string): Plan => parseLogOptions({ ...b.with, [b.key]: value }, BACKENDS);
+      for (const [value, read, expected] of [b.lowest, b.highest]) assert.equal(read(parse(value)), expected, `${b.key}=${value}`);
+      for (const value of [b.below, b.above]) {
+        assert.throws(() => parse(value), (err: Error) => err instanceof InvalidOptionError && err.message.includes(`log opt '${b.key}'`), `${b.key}=${value} is refused`);
+      }
+    });
+  }
+
+  it('fluentd-retry-wait: below 1 ms is 0 to Docker (it keeps whole milliseconds), so 500 ms as well (finding 10)', () => {
+    const wait = (value: string): number => parseLogOptions({ backend: 'fluentd', 'fluentd-retry-wait': value }, BACKENDS).backends[0]!.retry!.initialDelayMs;
+    assert.equal(wait('999us'), 500);
+    assert.equal(wait('1ms'), 1);
+    assert.equal(wait('1500us'), 1);
+    assert.equal(wait('2s'), 2000);
+  });
+
+  it('fluentd-read-timeout and multiline-flush-timeout are whole milliseconds, rounded up (finding 9)', () => {
+    assert.equal(parseFluentdOptions({ 'fluentd-read-timeout': '1500us' }).ackTimeoutMs, 2);
+    assert.equal(parseFluentdOptions({ 'fluentd-read-timeout': '0' }).ackTimeoutMs, null);
+    assert.equal(parseLogOptions({ ...JAVA, 'multiline-flush-timeout': '1500us' }, []).shaping.multiline!.flushTimeoutMs, 2);
+  });
+
+  it('lists only options the backends have', () => {
+    const known = new Set(['max-size', 'max-file', 'multiline-flush-timeout', 'multiline-max-lines', 'multiline-max-bytes', ...BACKENDS.flatMap((f) => f.optionKeys)]);
+    for (const b of bounds) assert.ok(known.has(b.key), b.key);
   });
 });

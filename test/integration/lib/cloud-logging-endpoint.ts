@@ -88,7 +88,7 @@ function fromStruct(struct: Record<string, unknown> | undefined): StructValue {
   return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, fromValue(v)]));
 }
 
-type Fault = { kind: 'status'; code: grpc.status; count: number } | { kind: 'reject'; match: (entry: ReceivedEntry) => boolean };
+type Fault = { kind: 'status'; code: grpc.status; count: number; after: number } | { kind: 'reject'; match: (entry: ReceivedEntry) => boolean };
 
 export class CloudLoggingEndpoint {
   readonly port: number;
@@ -137,9 +137,14 @@ export class CloudLoggingEndpoint {
     this.server = null;
   }
 
-  /** The next `count` requests fail with `code` (RESOURCE_EXHAUSTED for throttling, UNAVAILABLE, INTERNAL). */
-  failNext(code: grpc.status, count: number): void {
-    this.faults.push({ kind: 'status', code, count });
+  /** The next `count` requests, after `after` that go through, fail with `code` (RESOURCE_EXHAUSTED for throttling, UNAVAILABLE, INTERNAL). */
+  failNext(code: grpc.status, count: number, after = 0): void {
+    this.faults.push({ kind: 'status', code, count, after });
+  }
+
+  /** No more injected faults. */
+  clearFaults(): void {
+    this.faults = [];
   }
 
   /** Entries matching `match` are rejected one by one, as Cloud Logging rejects an invalid entry. */
@@ -172,7 +177,7 @@ export class CloudLoggingEndpoint {
       return done({ code: grpc.status.INVALID_ARGUMENT, details: broken.join('; ') });
     }
     const status = this.faults.find((f): f is Extract<Fault, { kind: 'status' }> => f.kind === 'status' && f.count > 0);
-    if (status) {
+    if (status && status.after-- <= 0) {
       status.count--;
       return done({ code: status.code, details: `injected ${grpc.status[status.code]}` });
     }

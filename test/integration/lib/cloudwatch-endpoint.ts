@@ -3,8 +3,9 @@
 // backends.md §3), groups, streams and their events kept in memory. It enforces every
 // PutLogEvents limit and records each breach in `violations`, which a test asserts empty;
 // it can check sequence tokens strictly, refuse the next puts with ThrottlingException,
-// ServiceUnavailableException (503) or DataAlreadyAcceptedException, and go down entirely
-// (stop listening) and come back on the same port with its state.
+// ServiceUnavailableException (503) or DataAlreadyAcceptedException, refuse credentials it
+// does not know (UnrecognizedClientException), and go down entirely (stop listening) and
+// come back on the same port with its state.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -64,6 +65,8 @@ export class CloudWatchEndpoint {
   readonly violations: string[] = [];
   readonly requests: EndpointRequest[] = [];
   strictTokens = false;
+  /** When set, a request signed with another access key is refused as the service refuses unknown credentials. */
+  requiredAccessKeyId: string | null = null;
   private readonly port: number;
   private server: http.Server | null = null;
   private readonly sockets = new Set<Socket>();
@@ -148,6 +151,9 @@ export class CloudWatchEndpoint {
         if (!scope || !req.headers['x-amz-date']) {
           this.violation(`${operation}: no SigV4 Authorization header`);
           throw new ServiceError('MissingAuthenticationTokenException', 'Missing Authentication Token');
+        }
+        if (this.requiredAccessKeyId !== null && scope[1] !== this.requiredAccessKeyId) {
+          throw new ServiceError('UnrecognizedClientException', 'The security token included in the request is invalid.');
         }
         if (req.headers['content-type'] !== 'application/x-amz-json-1.1') this.violation(`${operation}: content-type ${req.headers['content-type']}`);
         const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
