@@ -300,6 +300,40 @@ export class UnixDatagramConnection {
     this.path = path;
   }
 
+  /**
+   * Sends each datagram in order, going on past one the socket refuses as too long: `tooLong`
+   * gives a shorter one to try in its place, or null to give it up. At any other failure it
+   * stops: that is the first datagram's (nothing was taken), it throws; else it resolves
+   * with where it stopped and why (the datagrams before were taken). Resolves to the
+   * datagrams given up, with why.
+   */
+  async sendAll(
+    datagrams: readonly Buffer[],
+    signal: AbortSignal,
+    tooLong: (index: number, datagram: Buffer) => Buffer | null,
+  ): Promise<{ givenUp: Array<{ index: number; reason: string }>; stopped: { at: number; reason: string } | null }> {
+    const queue = [...datagrams];
+    const givenUp: Array<{ index: number; reason: string }> = [];
+    for (let from = 0; from < queue.length; ) {
+      try {
+        await this.send(from === 0 ? queue : queue.slice(from), signal);
+        break;
+      } catch (err) {
+        if (!(err instanceof DatagramError)) throw err;
+        const at = from + err.sent;
+        if (!err.tooLarge) {
+          if (at === 0) throw err;
+          return { givenUp, stopped: { at, reason: err.message } };
+        }
+        const shorter = tooLong(at, queue[at]!);
+        if (shorter === null) givenUp.push({ index: at, reason: err.message });
+        else queue[at] = shorter;
+        from = shorter === null ? at + 1 : at;
+      }
+    }
+    return { givenUp, stopped: null };
+  }
+
   /** Sends each datagram in order; throws a DatagramError at the first the socket does not take. */
   async send(datagrams: readonly Buffer[], signal: AbortSignal): Promise<void> {
     let socket: UnixDgramSocket;

@@ -10,11 +10,10 @@ import {
   type BatchLimits,
   type ContainerContext,
   type OutgoingLine,
-  type Rejection,
   type SendResult,
   SendError,
 } from '../delivery/backend.ts';
-import { DatagramError, UnixDatagramConnection, range } from './connection.ts';
+import { UnixDatagramConnection, range, resultInLines } from './connection.ts';
 import { rfc3339Nano } from '../delivery/timestamp.ts';
 
 export interface JournaldConfig {
@@ -179,24 +178,11 @@ class JournaldBackend implements Backend {
         lineOf.push(i);
       }
     });
-    const rejected: Rejection[] = [];
-    for (let from = 0; from < datagrams.length; ) {
-      try {
-        await this.connection.send(from === 0 ? datagrams : datagrams.slice(from), signal);
-        break;
-      } catch (err) {
-        if (!(err instanceof DatagramError)) throw err;
-        const line = lineOf[from + err.sent]!;
-        if (!err.tooLarge) {
-          if (from + err.sent === 0) throw err;
-          return { retry: { lines: range(line, lines.length), reason: err.message }, rejected };
-        }
-        rejected.push({ index: line, code: 'too_large', reason: err.message });
-        from += err.sent;
-        while (from < datagrams.length && lineOf[from] === line) from++;
-      }
-    }
-    return { rejected };
+    const { givenUp, stopped } = await this.connection.sendAll(datagrams, signal, () => null);
+    const result = resultInLines({ rejected: givenUp.map(({ index, reason }) => ({ index, code: 'too_large', reason })) }, lineOf);
+    // A line some of whose entries went goes again whole: its pieces are marked partial.
+    if (stopped) return { ...result, retry: { lines: range(lineOf[stopped.at]!, lines.length), reason: stopped.reason } };
+    return result;
   }
 
   async close(): Promise<void> {

@@ -12,11 +12,9 @@ import {
   type ContainerContext,
   DELIVERED,
   type OutgoingLine,
-  type Rejection,
   type SendResult,
 } from '../delivery/backend.ts';
 import {
-  DatagramError,
   abortError,
   StreamConnection,
   UnixDatagramConnection,
@@ -297,33 +295,20 @@ class DatagramTransport implements Transport {
   }
 
   async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
-    const datagrams = [...messages];
-    const truncated: number[] = [];
-    const rejected: Rejection[] = [];
-    for (let from = 0; from < datagrams.length; ) {
-      try {
-        await this.connection.send(from === 0 ? datagrams : datagrams.slice(from), signal);
-        break;
-      } catch (err) {
-        if (!(err instanceof DatagramError)) throw err;
-        const at = from + err.sent;
-        if (!err.tooLarge) {
-          if (at === 0) throw err;
-          return { retry: { lines: range(at, datagrams.length), reason: err.message }, truncated, rejected };
-        }
-        if (truncated.at(-1) !== at && datagrams[at]!.length > MAX_UDP_PAYLOAD) {
-          datagramTruncation.warn({ transport: 'unixgram', bytes: datagrams[at]!.length, max: MAX_UDP_PAYLOAD });
-          datagrams[at] = cut(datagrams[at]!, MAX_UDP_PAYLOAD);
-          truncated.push(at);
-          from = at;
-          continue;
-        }
-        if (truncated.at(-1) === at) truncated.pop();
-        rejected.push({ index: at, code: 'too_large', reason: err.message });
-        from = at + 1;
-      }
-    }
-    return { truncated, rejected };
+    const cuts = new Set<number>();
+    const { givenUp, stopped } = await this.connection.sendAll(messages, signal, (i, datagram) => {
+      if (datagram.length <= MAX_UDP_PAYLOAD) return null;
+      datagramTruncation.warn({ transport: 'unixgram', bytes: datagram.length, max: MAX_UDP_PAYLOAD });
+      cuts.add(i);
+      return cut(datagram, MAX_UDP_PAYLOAD);
+    });
+    for (const { index } of givenUp) cuts.delete(index);
+    const result: { -readonly [K in keyof SendResult]: SendResult[K] } = {
+      truncated: [...cuts].filter((i) => stopped === null || i < stopped.at),
+      rejected: givenUp.map(({ index, reason }) => ({ index, code: 'too_large', reason })),
+    };
+    if (stopped) result.retry = { lines: range(stopped.at, messages.length), reason: stopped.reason };
+    return result;
   }
 
   close(): void {

@@ -158,10 +158,13 @@ export function isTransient(err: unknown): boolean {
 export interface Backend {
   /**
    * Ships one batch, in order, and says what became of each line (see SendResult): a backend
-   * never retries, drops or counts by itself. Throws when the batch failed as a whole, best
-   * with a SendError saying whether that is transient. The engine calls send once at a time
-   * per backend instance, possibly with fewer lines than before (only those to send again).
-   * `signal` aborts on plugin shutdown or when the send has taken 60 s: stop and throw then.
+   * never retries, drops or counts by itself. Throws when the batch failed as a whole: with
+   * a SendError saying whether that is transient. Anything else but an abort or one of
+   * Node's connection errors is taken for the batch's fault and the batch is bisected, so a
+   * backend marks every failure of its receiver or connection transient. The engine calls
+   * send once at a time per backend instance, possibly with fewer lines than before (only
+   * those to send again). `signal` aborts on plugin shutdown or when the send has taken
+   * 60 s: stop and throw then.
    */
   send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult>;
   /** Releases connections; pending sends may be abandoned (the engine retries them). Safe to call twice. */
