@@ -3,7 +3,8 @@
 // with elasticsearch-flavor=opensearch), with basic auth from the plugin settings: the
 // documents and their dated index; 100,000 lines arrive exactly once and in order through
 // injected per-document and whole-request 429s, without the container waiting; a mapping
-// conflict is skipped and counted, not retried; a bad option fails `docker run` naming it.
+// conflict is rejected into the container's dead-letter file and counted, not retried; a bad
+// option fails `docker run` naming it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -100,7 +101,7 @@ async function scrape(name: string): Promise<number> {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line ? Number(line.slice(name.length + 1)) : 0;
 }
-const REJECTED = 'logship_backend_lines_dropped_total{backend="elasticsearch",reason="rejected"}';
+const REJECTED = 'logship_backend_lines_rejected_total{backend="elasticsearch",reason="invalid"}';
 
 describe('backend=elasticsearch through the engine', () => {
   test("documents carry the line, its time, the container, in the index of the line's day (Elasticsearch and OpenSearch)", async () => {
@@ -222,7 +223,7 @@ describe('backend=elasticsearch through the engine', () => {
     }
   });
 
-  test('a document refused for a mapping conflict is skipped and counted, not retried', async () => {
+  test('a document refused for a mapping conflict is dead-lettered and counted, not retried', async () => {
     let offers = 0;
     es.conflictWhen((doc) => {
       const poisoned = String(doc.message).startsWith('poison-');
@@ -243,6 +244,12 @@ describe('backend=elasticsearch through the engine', () => {
       assert.equal(offers, 1, 'the refused document was sent once');
       assert.equal((await scrape(REJECTED)) - before, 1);
       assert.equal(ofContainer(es, id).length, 2);
+      // The README's place for it: the container's store, readable by root only.
+      const file = path.join(DATA_DIR, 'containers', id, 'dead-letters', 'elasticsearch.jsonl');
+      const letters = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>);
+      assert.deepEqual(letters.map((l) => [l.line, l.stream, l.backend, l.code]), [[`poison-${marker}`, 'stdout', 'elasticsearch', 'invalid']]);
+      assert.match(letters[0]!.reason!, /^400 /);
+      assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     } finally {
       es.conflictWhen(null);
     }
