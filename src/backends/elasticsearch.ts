@@ -363,10 +363,14 @@ function transientStatus(status: number): boolean {
  * reason ("Preview of field's value", a parser's "[Source: ...]"), which is cut off.
  */
 export function describeRefusal(item: BulkItem): string {
-  const reason = (item.error?.reason ?? '').replace(/\s*(Preview of field's value|\[Source:)[\s\S]*$/, '');
-  return `${item.status} ${item.error?.type ?? 'error'}${reason ? ': ' + reason.slice(0, 300) : ''}`;
+  const reason = withoutContent(item.error?.reason ?? '');
+  return `${item.status} ${item.error?.type ?? 'error'}${reason ? ': ' + reason : ''}`;
 }
 
+/** An Elasticsearch error text without the document's content it may quote, and not too long. */
+function withoutContent(text: string): string {
+  return text.replace(/\s*(Preview of field's value|\[Source:)[\s\S]*$/, '').slice(0, 300);
+}
 
 /**
  * Bulk body bytes one request may carry: AWS's smallest OpenSearch nodes take 10 MiB, and a
@@ -490,7 +494,7 @@ function requestFailure(err: unknown): SendError {
   const status = meta?.statusCode || (err as { statusCode?: number }).statusCode || 0;
   const transient = status < 400 || status >= 500 || transientStatus(status);
   const afterMs = retryAfterMs(meta?.headers?.['retry-after']);
-  return new SendError(`elasticsearch: the bulk request failed: ${(err as Error).message}`, {
+  return new SendError(`elasticsearch: the bulk request failed: ${withoutContent((err as Error).message)}`, {
     transient,
     ...(afterMs === undefined ? {} : { retryAfterMs: afterMs }),
     ...(transient ? {} : { rejectCode: status === 413 ? ('too_large' as const) : ('invalid' as const) }),
