@@ -12,7 +12,7 @@ import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
 import type { FrameBatch } from './frame-batch.ts';
-import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, encodeRecords, recordsBytes } from './record-format.ts';
+import { RECORD_OVERHEAD, encodeRecords, recordsBytes, scanForward } from './record-format.ts';
 import {
   type SegmentInfo,
   type StoreSnapshot,
@@ -46,37 +46,23 @@ interface CurrentSegment {
 
 /**
  * Reads an existing current segment once: its records and time bounds, and where its
- * whole records end (a crash can cut the last write short).
+ * whole records end (a crash can cut the last write short, or leave garbage after it).
  */
 async function scanSegment(file: FileHandle, seq: number, firstIndex: number, size: number, maxPayload: number): Promise<CurrentSegment> {
   const desc: CurrentSegment = { seq, firstIndex, fd: -1, size: 0, count: 0, minNano: 0n, maxNano: 0n };
-  const parser = new RecordParser(maxPayload);
-  const chunk = Buffer.allocUnsafe(1 << 20);
   const scan = new EntryScan();
   let timed = 0;
-  for (let pos = 0; pos < size; ) {
-    const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - pos), pos);
-    if (bytesRead === 0) break;
-    pos += bytesRead;
-    let payloads: Buffer[];
-    try {
-      payloads = parser.push(chunk.subarray(0, bytesRead));
-    } catch (err) {
-      if (err instanceof CorruptRecordError) break;
-      throw err;
-    }
-    for (const payload of payloads) {
-      desc.size += payload.length + RECORD_OVERHEAD;
-      desc.count++;
-      // Damage inside a record must not keep the store from opening: such a record has no
-      // time to count, and readers skip it.
-      if (!scanEntry(payload, 0, payload.length, scan)) continue;
-      const t = scan.timeNano();
-      if (timed === 0 || t < desc.minNano) desc.minNano = t;
-      if (timed === 0 || t > desc.maxNano) desc.maxNano = t;
-      timed++;
-    }
-  }
+  const { end, count } = await scanForward(file, size, maxPayload, (payload) => {
+    // Damage inside a record must not keep the store from opening: such a record has no
+    // time to count, and readers skip it.
+    if (!scanEntry(payload, 0, payload.length, scan)) return;
+    const t = scan.timeNano();
+    if (timed === 0 || t < desc.minNano) desc.minNano = t;
+    if (timed === 0 || t > desc.maxNano) desc.maxNano = t;
+    timed++;
+  });
+  desc.size = end;
+  desc.count = count;
   return desc;
 }
 
