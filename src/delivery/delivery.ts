@@ -28,7 +28,7 @@ export class Delivery {
     for (const plan of plans) {
       if (mine.has(plan.name)) continue;
       store.attachConsumer();
-      const shipper = new Shipper(store, plan, container, new CursorFile(store.dir, plan.name));
+      const shipper = new Shipper(store, plan, container, new CursorFile(store.dir, plan.name, () => store.syncData()));
       mine.set(plan.name, shipper);
       void shipper.ended.then(() => {
         mine.delete(plan.name);

@@ -2,13 +2,15 @@
 // (the FIFO readers of its current and past loggers), reads for `docker logs`, and the
 // wake-ups that let followers see new records without polling.
 import { EventEmitter, once } from 'node:events';
+import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
 import { linesStored } from '../observability/metrics.ts';
 import type { FrameBatch } from './frame-batch.ts';
 import { AppendError, LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
-import { type StoreSnapshot, snapshotFromDisk } from './segments.ts';
+import { type StoreSnapshot, segmentPath, snapshotFromDisk } from './segments.ts';
 
 /** Where the next record will be: its index, and its segment and byte offset there. */
 export interface StorePosition {
@@ -179,6 +181,29 @@ export class ContainerStore implements StoreView {
       return freed;
     } finally {
       this.evicting--;
+    }
+  }
+
+  /**
+   * Puts the records written so far on disk: the current segment's data (rotated segments
+   * were when they closed). A delivery cursor counts a position as durable only after this,
+   * so a power cut never leaves a cursor past the records it has shipped.
+   */
+  async syncData(): Promise<void> {
+    const { current } = this.snapshot();
+    if (!current) return;
+    let file: FileHandle;
+    try {
+      file = await fs.promises.open(segmentPath(this.dir, current.seq, false), 'r');
+    } catch (err) {
+      // Rotated and compressed meanwhile (synced as it closed), or removed with max-file=1.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    try {
+      await file.datasync(); // any descriptor of the file flushes all of its data
+    } finally {
+      await file.close();
     }
   }
 

@@ -207,6 +207,9 @@ export class LogWriter {
     // the current file, so record indexes (delivery cursors) never go back.
     if (!keepsCurrent) writeManifest(this.dir, this.closed, nextFirstIndex);
     if (keepsCurrent) {
+      // On disk before the manifest names it closed: a closed segment is never torn, and a
+      // cursor that points into it never points past its records.
+      if (cur.fd !== -1) fs.fdatasyncSync(cur.fd);
       const closing: SegmentInfo = {
         seq: cur.seq,
         compressed: false,
@@ -278,7 +281,9 @@ export class LogWriter {
       await pipeline(
         fs.createReadStream(plain, { highWaterMark: GZIP_READ_BYTES }),
         zlib.createGzip({ level: 1, chunkSize: GZIP_OUTPUT_BYTES }),
-        fs.createWriteStream(tmp, { highWaterMark: GZIP_OUTPUT_BYTES }),
+        // Flushed to disk before the rename: the manifest then says compressed and the plain
+        // file goes, so a power cut must not leave a .gz without its data.
+        fs.createWriteStream(tmp, { highWaterMark: GZIP_OUTPUT_BYTES, flush: true }),
       );
     } catch (err) {
       fs.rmSync(tmp, { force: true }); // a disk-full leftover would only take more space

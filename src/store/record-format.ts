@@ -6,6 +6,7 @@
 // backward from the end of a file without reading the rest of it. Payloads are kept
 // verbatim, so nothing the daemon sent (raw bytes, partial metadata, exact time_nano) is lost.
 // The layout is the one of moby's `local` driver.
+import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { MIN_FRAME_PAYLOAD } from '../fifo/deframer.ts';
 import type { FrameBatch } from './frame-batch.ts';
@@ -101,40 +102,92 @@ export class RecordParser {
 
 /** Where the whole records at the start of a file end, and what ended them. */
 export interface ForwardScan {
-  /** The byte after the last whole record. */
+  /** The byte after the last record counted. */
   end: number;
   count: number;
-  /** Null when the records run to `size`, or only the last one is cut short there. */
+  /** Null when the records run to `size` (or the limit), or only the last one is cut short there. */
   damage: CorruptRecordError | null;
 }
 
 const FORWARD_CHUNK = 1 << 20;
 
+/** Counts the records of a plain segment's bytes as they are read from its start. */
+class ForwardCount {
+  end = 0;
+  count = 0;
+  private readonly parser: RecordParser;
+  private readonly limit: number;
+  private readonly visit: (payload: Buffer, offset: number) => void;
+
+  constructor(maxPayload: number, limit: number, visit: (payload: Buffer, offset: number) => void) {
+    this.parser = new RecordParser(maxPayload);
+    this.limit = limit;
+    this.visit = visit;
+  }
+
+  get done(): boolean {
+    return this.count >= this.limit || this.parser.damage !== null;
+  }
+
+  feed(chunk: Buffer): void {
+    for (const payload of this.parser.push(chunk)) {
+      if (this.count >= this.limit) return;
+      this.visit(payload, this.end);
+      this.end += payload.length + RECORD_OVERHEAD;
+      this.count++;
+    }
+  }
+
+  result(): ForwardScan {
+    return { end: this.end, count: this.count, damage: this.count >= this.limit ? null : this.parser.damage };
+  }
+}
+
 /**
- * Reads a plain segment's records forward from its start up to `size`, handing each payload
- * to `visit`, and stops at the first damaged one: everything before it is whole.
+ * Reads a plain segment's records forward from its start up to `size` (or `limit` records),
+ * handing each payload to `visit`, and stops at the first damaged one: everything before it
+ * is whole.
  */
 export async function scanForward(
   file: FileHandle,
   size: number,
   maxPayload: number,
   visit: (payload: Buffer, offset: number) => void = () => {},
+  limit = Infinity,
 ): Promise<ForwardScan> {
-  const parser = new RecordParser(maxPayload);
+  const counted = new ForwardCount(maxPayload, limit, visit);
   const chunk = Buffer.allocUnsafe(Math.min(FORWARD_CHUNK, size));
-  let end = 0;
-  let count = 0;
-  for (let pos = 0; pos < size && !parser.damage; ) {
+  for (let pos = 0; pos < size && !counted.done; ) {
     const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - pos), pos);
     if (bytesRead === 0) break;
     pos += bytesRead;
-    for (const payload of parser.push(chunk.subarray(0, bytesRead))) {
-      visit(payload, end);
-      end += payload.length + RECORD_OVERHEAD;
-      count++;
-    }
+    counted.feed(chunk.subarray(0, bytesRead));
   }
-  return { end, count, damage: parser.damage };
+  return counted.result();
+}
+
+/** scanForward without visits, blocking: for a check that must see the file as it is now. */
+export function scanForwardSync(fd: number, size: number, maxPayload: number, limit = Infinity): ForwardScan {
+  const counted = new ForwardCount(maxPayload, limit, () => {});
+  const chunk = Buffer.allocUnsafe(Math.min(FORWARD_CHUNK, size));
+  for (let pos = 0; pos < size && !counted.done; ) {
+    const bytesRead = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - pos), pos);
+    if (bytesRead === 0) break;
+    pos += bytesRead;
+    counted.feed(chunk.subarray(0, bytesRead));
+  }
+  return counted.result();
+}
+
+/** Whether a whole record ends at `offset` of a plain segment: the trailer there and its header agree. */
+export function recordEndsAt(fd: number, offset: number, maxPayload: number): boolean {
+  if (offset === 0) return true;
+  const word = Buffer.alloc(4);
+  if (offset < RECORD_OVERHEAD + MIN_PAYLOAD || fs.readSync(fd, word, 0, 4, offset - 4) !== 4) return false;
+  const n = word.readUInt32BE(0);
+  const start = offset - n - RECORD_OVERHEAD;
+  if (n < MIN_PAYLOAD || n > maxPayload || start < 0) return false;
+  return fs.readSync(fd, word, 0, 4, start) === 4 && word.readUInt32BE(0) === n;
 }
 
 const SCAN_BLOCK = 64 * 1024;

@@ -74,7 +74,13 @@ export function readManifest(dir: string): SegmentInfo[] {
   return readManifestFile(dir).closed;
 }
 
-/** Replaces the manifest atomically, so a crash leaves the old or the new one, never half. */
+/**
+ * Replaces the manifest atomically, so a crash leaves the old or the new one, never half, and
+ * durably before the writer goes on: a rotation creates the next segment right after, and a
+ * power cut that kept the new file but not the new manifest would leave the closed segment
+ * looking like a stray (removed at the next open) and give its indexes to the next one.
+ * Once per rotation, compression or eviction.
+ */
 export function writeManifest(dir: string, segments: readonly SegmentInfo[], currentFirstIndex: number): void {
   const json: ManifestJson = {
     version: 1,
@@ -83,11 +89,22 @@ export function writeManifest(dir: string, segments: readonly SegmentInfo[], cur
   };
   const tmp = path.join(dir, `${MANIFEST}.tmp`);
   try {
-    fs.writeFileSync(tmp, JSON.stringify(json));
+    fs.writeFileSync(tmp, JSON.stringify(json), { flush: true });
     fs.renameSync(tmp, path.join(dir, MANIFEST));
   } catch (err) {
     fs.rmSync(tmp, { force: true }); // a half-written copy would hold space on a full disk
     throw err;
+  }
+  syncDir(dir);
+}
+
+/** Makes the folder's entries (a rename, a new file) durable. */
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
