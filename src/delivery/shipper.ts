@@ -14,7 +14,7 @@ import type { StorePosition } from '../store/container-store.ts';
 import type { StoreView } from '../store/log-reader.ts';
 import type { Backend, ContainerContext, OutgoingLine, RetryPolicy } from './backend.ts';
 import type { CursorFile } from './cursor.ts';
-import { StoreFollower } from './store-follower.ts';
+import { StoreFollower, oldestHeld } from './store-follower.ts';
 
 export const DEFAULT_MAX_DELAY_MS = 200;
 export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
@@ -76,7 +76,9 @@ export class Shipper {
     try {
       saved = cursor.load();
     } catch (err) {
-      log.warn('delivery: unreadable cursor; shipping from the end of the store', { file: cursor.path, error: String(err) });
+      // At least once: what shipped before may ship again, but nothing is skipped.
+      saved = oldestHeld(store);
+      log.warn('delivery: unreadable cursor; shipping again from the oldest record held', { file: cursor.path, error: String(err), index: saved.index });
     }
     // Taken now, before this StartLogging's first append, so a new cursor misses nothing.
     const end = saved ? null : store.endPosition();

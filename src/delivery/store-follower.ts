@@ -52,6 +52,19 @@ function segmentBounds(snap: StoreSnapshot): SegmentBounds[] {
   return out;
 }
 
+/** Where a follower starts to ship everything the store still holds. */
+export function oldestHeld(view: StoreView): StorePosition {
+  let snap: StoreSnapshot;
+  try {
+    snap = view.snapshot();
+  } catch {
+    return { index: 0, seq: 0, offset: 0 }; // the follower's first read meets the same trouble, and retries
+  }
+  const first = snap.closed[0] ?? snap.current;
+  if (first) return { index: first.firstIndex, seq: first.seq, offset: 0 };
+  return { index: snap.endIndex ?? 0, seq: endPosition(snap).seq, offset: 0 };
+}
+
 export class StoreFollower {
   private readonly view: StoreView;
   /** The next record to read. */

@@ -1,6 +1,6 @@
 // Delivery cursors against the store after a crash or a power cut, on real files: a cursor
-// that points past what reached the disk, an offset that is not at a record boundary, and
-// the order in which data and cursor are made durable.
+// that points past what reached the disk, an offset that is not at a record boundary, a
+// cursor that cannot be read, and the order in which data and cursor are made durable.
 // The power cut is made the way it ends: the current segment cut back (with a torn tail)
 // below what the cursor had passed, then the container logs on and the store gives the lost
 // records' indexes to its new lines.
@@ -13,6 +13,7 @@ import type { Backend, OutgoingLine } from '../../src/delivery/backend.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
 import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
+import { backendDropped } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { readManifest, segmentPath } from '../../src/store/segments.ts';
 import { T0, batch, frame, lines } from './frames.ts';
@@ -174,5 +175,21 @@ describe('cursor durability', () => {
     for (let i = 0; i < 2000 && !fs.readFileSync(cursor.path, 'utf8').includes('durable'); i++) await new Promise((r) => setTimeout(r, 5));
     assert.deepEqual(JSON.parse(fs.readFileSync(cursor.path, 'utf8')).durable, { index: 100, seq: 1, offset: recordBytes(1, 100) });
     await store.close();
+  });
+});
+
+describe('an unreadable cursor (finding 7)', () => {
+  it('ships again from the oldest record held, and counts nothing as lost', async () => {
+    const small = { ...OPTIONS, maxSizeBytes: 5000, maxFiles: 3 };
+    await write(1, 1000, small);
+    const oldest = readManifest(dir)[0]!;
+    assert.ok(oldest.firstIndex > 0, 'the fixture evicted its oldest segments');
+    fs.mkdirSync(path.join(dir, 'cursors'));
+    fs.writeFileSync(path.join(dir, 'cursors', 'test.json'), '{"version":1,"index":');
+    const lost = async () => (await backendDropped.get()).values.filter((v) => v.labels.backend === 'test').reduce((n, v) => n + v.value, 0);
+    const before = await lost();
+    const got = await restartAndLog(1001, 1010, small);
+    assert.deepEqual(got, numbered(oldest.firstIndex + 1, 1010));
+    assert.equal(await lost(), before, 'nothing counted as dropped');
   });
 });
