@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RateLimitedWarning } from '../observability/log.ts';
 import type { StorePosition } from '../store/container-store.ts';
+import { STORE_DIR_MODE, STORE_FILE_MODE } from '../store/segments.ts';
 
 const SYNC_INTERVAL_MS = 1000;
 
@@ -111,8 +112,8 @@ export class CursorFile {
     if (this.durable) json.durable = this.durable;
     const tmp = `${this.path}.tmp`;
     // Not recursive: a store folder removed meanwhile (retention) must not be brought back.
-    if (!fs.existsSync(path.dirname(this.path))) fs.mkdirSync(path.dirname(this.path));
-    const fd = fs.openSync(tmp, 'w');
+    if (!fs.existsSync(path.dirname(this.path))) fs.mkdirSync(path.dirname(this.path), { mode: STORE_DIR_MODE });
+    const fd = fs.openSync(tmp, 'w', STORE_FILE_MODE);
     try {
       fs.writeSync(fd, JSON.stringify(json));
       if (fsync) fs.fsyncSync(fd);

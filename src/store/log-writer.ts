@@ -14,6 +14,8 @@ import { log } from '../observability/log.ts';
 import type { FrameBatch } from './frame-batch.ts';
 import { RECORD_OVERHEAD, encodeRecords, recordsBytes, scanForward } from './record-format.ts';
 import {
+  STORE_DIR_MODE,
+  STORE_FILE_MODE,
   type SegmentInfo,
   type StoreSnapshot,
   listSegmentFiles,
@@ -97,7 +99,7 @@ export class LogWriter {
    * are queued for compression again.
    */
   static async open(dir: string, options: StoreOptions, maxPayload: number): Promise<LogWriter> {
-    await fs.promises.mkdir(dir, { recursive: true });
+    await fs.promises.mkdir(dir, { recursive: true, mode: STORE_DIR_MODE });
     const files = listSegmentFiles(dir);
     // An eviction whose manifest could not be written (disk full) leaves entries with no file.
     const manifest = readManifestFile(dir);
@@ -106,7 +108,7 @@ export class LogWriter {
     const currentSeq = files.filter((f) => !f.compressed && f.seq > lastClosed).at(-1)?.seq ?? lastClosed + 1;
 
     const currentPath = segmentPath(dir, currentSeq, false);
-    const file = await fs.promises.open(currentPath, fs.existsSync(currentPath) ? 'r+' : 'w+');
+    const file = await fs.promises.open(currentPath, fs.existsSync(currentPath) ? 'r+' : 'w+', STORE_FILE_MODE);
     let current: CurrentSegment;
     try {
       const { size } = await file.stat();
@@ -118,7 +120,7 @@ export class LogWriter {
     } finally {
       await file.close();
     }
-    current.fd = fs.openSync(currentPath, 'a');
+    current.fd = fs.openSync(currentPath, 'a', STORE_FILE_MODE);
     const writer = new LogWriter(dir, options, closed, current);
     writer.removeStrays(files);
     for (const seg of closed) {
@@ -173,7 +175,7 @@ export class LogWriter {
   private writePiece(batch: FrameBatch, from: number, to: number): void {
     if (from === to) return;
     const cur = this.current;
-    if (cur.fd === -1) cur.fd = fs.openSync(segmentPath(this.dir, cur.seq, false), 'a');
+    if (cur.fd === -1) cur.fd = fs.openSync(segmentPath(this.dir, cur.seq, false), 'a', STORE_FILE_MODE);
     const bytes = recordsBytes(batch, from, to);
     const out = bytes <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafe(bytes);
     const buf = out.subarray(0, encodeRecords(batch, from, to, out));
@@ -233,7 +235,7 @@ export class LogWriter {
       // Also those whose compression failed earlier (disk full): there may be space now.
       for (const seg of this.closed) if (!seg.compressed) this.scheduleCompression(seg.seq);
     }
-    this.current.fd = fs.openSync(segmentPath(this.dir, this.current.seq, false), 'a');
+    this.current.fd = fs.openSync(segmentPath(this.dir, this.current.seq, false), 'a', STORE_FILE_MODE);
   }
 
   /**
@@ -283,7 +285,7 @@ export class LogWriter {
         zlib.createGzip({ level: 1, chunkSize: GZIP_OUTPUT_BYTES }),
         // Flushed to disk before the rename: the manifest then says compressed and the plain
         // file goes, so a power cut must not leave a .gz without its data.
-        fs.createWriteStream(tmp, { highWaterMark: GZIP_OUTPUT_BYTES, flush: true }),
+        fs.createWriteStream(tmp, { highWaterMark: GZIP_OUTPUT_BYTES, flush: true, mode: STORE_FILE_MODE }),
       );
     } catch (err) {
       fs.rmSync(tmp, { force: true }); // a disk-full leftover would only take more space

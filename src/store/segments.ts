@@ -44,6 +44,14 @@ export interface Manifest {
   currentFirstIndex: number;
 }
 
+/**
+ * A store is private to root, as json-file keeps a container's logs (moby creates the
+ * container folder 0710 and its log files 0640): the folders are not listed or entered by
+ * others, and the files are not read by them. The group (root's) may only traverse and read.
+ */
+export const STORE_DIR_MODE = 0o710;
+export const STORE_FILE_MODE = 0o640;
+
 const MANIFEST = 'segments.json';
 const SEGMENT_FILE = /^(\d{8,})\.log(\.gz)?$/;
 
@@ -89,7 +97,7 @@ export function writeManifest(dir: string, segments: readonly SegmentInfo[], cur
   };
   const tmp = path.join(dir, `${MANIFEST}.tmp`);
   try {
-    fs.writeFileSync(tmp, JSON.stringify(json), { flush: true });
+    fs.writeFileSync(tmp, JSON.stringify(json), { flush: true, mode: STORE_FILE_MODE });
     fs.renameSync(tmp, path.join(dir, MANIFEST));
   } catch (err) {
     fs.rmSync(tmp, { force: true }); // a half-written copy would hold space on a full disk
