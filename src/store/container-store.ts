@@ -5,7 +5,7 @@ import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { StoreOptions } from '../lifecycle/options.ts';
-import { log } from '../observability/log.ts';
+import { RateLimitedWarning, log } from '../observability/log.ts';
 import { linesStored } from '../observability/metrics.ts';
 import type { FrameBatch } from './frame-batch.ts';
 import { AppendError, LogWriter } from './log-writer.ts';
@@ -18,6 +18,15 @@ export interface StorePosition {
   seq: number;
   offset: number;
 }
+
+/**
+ * Records reach the disk at most this long after their write (plus the sync's own time): a
+ * power cut costs at most about the last second of lines. The sync runs on the thread pool,
+ * once a second for a container that keeps logging, and not at all for an idle one.
+ */
+const SYNC_AFTER_MS = 1000;
+
+const syncWarning = new RateLimitedWarning('store: could not sync a segment to disk');
 
 export class ContainerStore implements StoreView {
   readonly dir: string;
@@ -37,6 +46,10 @@ export class ContainerStore implements StoreView {
   private readonly changes = new EventEmitter();
   private changesSoFar = 0;
   private readonly onDropped: (lines: number, err: unknown) => void;
+  /** Set from a write until the sync that puts it on disk starts. */
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> | null = null;
+  private syncNext: Promise<void> | null = null;
   private readonly onRotated: () => void;
 
   constructor(
@@ -165,6 +178,10 @@ export class ContainerStore implements StoreView {
     }
     this.changed();
     if (writer.currentSeq !== seq) this.onRotated();
+    this.syncTimer ??= setTimeout(() => {
+      this.syncTimer = null;
+      this.syncData().catch((err: unknown) => syncWarning.warn({ dir: this.dir, error: String(err) }));
+    }, SYNC_AFTER_MS).unref();
   }
 
   /**
@@ -185,18 +202,33 @@ export class ContainerStore implements StoreView {
   }
 
   /**
-   * Puts the records written so far on disk: the current segment's data (rotated segments
-   * were when they closed). A delivery cursor counts a position as durable only after this,
-   * so a power cut never leaves a cursor past the records it has shipped.
+   * Puts the records written before this call on disk: the current segment's data (rotated
+   * segments were synced as they closed). Calls while a sync runs share the next one, which
+   * starts once it is done: one that began before a call may have missed its records.
    */
-  async syncData(): Promise<void> {
+  syncData(): Promise<void> {
+    if (!this.syncing) {
+      this.syncing = this.syncCurrent().finally(() => (this.syncing = null));
+      return this.syncing;
+    }
+    this.syncNext ??= this.syncing
+      .catch(() => {})
+      .then(() => {
+        this.syncNext = null;
+        return this.syncData();
+      });
+    return this.syncNext;
+  }
+
+  private async syncCurrent(): Promise<void> {
     const { current } = this.snapshot();
     if (!current) return;
     let file: FileHandle;
     try {
       file = await fs.promises.open(segmentPath(this.dir, current.seq, false), 'r');
     } catch (err) {
-      // Rotated and compressed meanwhile (synced as it closed), or removed with max-file=1.
+      // Rotated and compressed meanwhile (synced as it closed), removed with max-file=1, or
+      // the whole store removed (retention).
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
