@@ -46,11 +46,11 @@ export class ContainerStore implements StoreView {
   private readonly changes = new EventEmitter();
   private changesSoFar = 0;
   private readonly onDropped: (lines: number, err: unknown) => void;
+  private readonly onRotated: () => void;
   /** Set from a write until the sync that puts it on disk starts. */
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
   private syncNext: Promise<void> | null = null;
-  private readonly onRotated: () => void;
 
   constructor(
     dir: string,
