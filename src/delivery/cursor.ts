@@ -11,7 +11,7 @@
 // the lines of the last second or two before a reboot may ship twice.
 import fs from 'node:fs';
 import path from 'node:path';
-import { RateLimitedWarning } from '../observability/log.ts';
+import { RateLimitedWarning, log } from '../observability/log.ts';
 import type { StorePosition } from '../store/container-store.ts';
 import { STORE_DIR_MODE, STORE_FILE_MODE } from '../store/segments.ts';
 
@@ -84,7 +84,13 @@ export class CursorFile {
     this.durable = isPosition(durable) && durable.index <= latest.index ? { index: durable.index, seq: durable.seq, offset: durable.offset } : null;
     // A cursor of an earlier version, or one never synced, is checked against the store by its follower.
     const fromThisBoot = json.boot === undefined || json.boot === bootId();
-    return fromThisBoot || !this.durable ? latest : this.durable;
+    if (fromThisBoot || !this.durable) return latest;
+    log.info('delivery: the machine restarted; a cursor resumes from its last position known to be on disk', {
+      file: this.path,
+      index: this.durable.index,
+      mayShipAgain: latest.index - this.durable.index,
+    });
+    return this.durable;
   }
 
   save(position: StorePosition): void {
