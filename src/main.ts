@@ -24,6 +24,7 @@ const registry = new Registry(settings.dataDir, settings.fifoDir, settings);
 const resumed = registry.reattach(BACKENDS);
 // Before the janitor's first sweep: a store with lines left to ship is held, not removed.
 registry.resumeDelivery(BACKENDS);
+registry.tightenStoreModes();
 const live = registry.liveSources();
 setLiveSources(live);
 const server = await listen(createApp(registry), settings.socketPath);

@@ -8,6 +8,7 @@ import type { BackendPlan } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
 import type { BackendLag } from '../observability/metrics.ts';
 import type { ContainerStore } from '../store/container-store.ts';
+import { STORE_DIR_MODE } from '../store/segments.ts';
 import type { ContainerContext } from './backend.ts';
 import { CursorFile } from './cursor.ts';
 import { DeadLetterFile } from './dead-letters.ts';
@@ -29,7 +30,13 @@ export class Delivery {
     for (const plan of plans) {
       if (mine.has(plan.name)) continue;
       store.attachConsumer();
-      const shipper = new Shipper(store, plan, container, new CursorFile(store.dir, plan.name), new DeadLetterFile(store.dir, plan.name));
+      const shipper = new Shipper(
+        store,
+        plan,
+        container,
+        new CursorFile(store.dir, plan.name, () => store.syncData()),
+        new DeadLetterFile(store.dir, plan.name),
+      );
       mine.set(plan.name, shipper);
       void shipper.ended.then(() => {
         mine.delete(plan.name);
@@ -66,7 +73,7 @@ export interface DeliveryState {
 }
 
 export function saveDeliveryState(storeDir: string, state: DeliveryState): void {
-  fs.mkdirSync(storeDir, { recursive: true });
+  fs.mkdirSync(storeDir, { recursive: true, mode: STORE_DIR_MODE });
   const file = path.join(storeDir, STATE_FILE);
   fs.writeFileSync(`${file}.tmp`, JSON.stringify({ version: 1, ...state }), { mode: 0o600 });
   fs.renameSync(`${file}.tmp`, file);

@@ -27,7 +27,7 @@ import type { Backend, ContainerContext, OutgoingLine, RetryPolicy } from './bac
 import type { CursorFile } from './cursor.ts';
 import type { DeadLetterFile } from './dead-letters.ts';
 import { type Setback, type Settled, settleBatch, sleep, retryDelay } from './settle.ts';
-import { StoreFollower } from './store-follower.ts';
+import { StoreFollower, oldestHeld } from './store-follower.ts';
 
 export const DEFAULT_MAX_DELAY_MS = 200;
 export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
@@ -93,7 +93,9 @@ export class Shipper {
     try {
       saved = cursor.load();
     } catch (err) {
-      log.warn('delivery: unreadable cursor; shipping from the end of the store', { file: cursor.path, error: String(err) });
+      // At least once: what shipped before may ship again, but nothing is skipped.
+      saved = oldestHeld(store);
+      log.warn('delivery: unreadable cursor; shipping again from the oldest record held', { file: cursor.path, error: String(err), index: saved.index });
     }
     // Taken now, before this StartLogging's first append, so a new cursor misses nothing.
     const end = saved ? null : store.endPosition();
@@ -168,7 +170,9 @@ export class Shipper {
     if (!live) {
       // The container stopped and everything is read: lines still open are final.
       if (this.flushOpenLines() > 0) return false;
-      return !this.store.isLive();
+      // Appends that landed with the producer's exit, after the follower's last snapshot, are
+      // read in another turn rather than left for the next plugin start.
+      return !this.store.isLive() && this.store.changeCount() === seen;
     }
     if (this.queue.length === 0) {
       await this.nextChangeOrDeadline(seen);

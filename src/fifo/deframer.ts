@@ -8,7 +8,8 @@ export const MAX_FRAME_BYTES = 1 << 20;
 const HEADER = 4;
 // Every daemon frame starts its payload with field 1 (source): 0x0a 0x06 "stdout"|"stderr".
 const SOURCE_PREFIX = Buffer.from([0x0a, 0x06, 0x73, 0x74, 0x64]); // \n \x06 s t d
-const MIN_PAYLOAD = 8;
+/** No LogEntry the daemon sends is shorter: its source field alone takes 8 bytes. */
+export const MIN_FRAME_PAYLOAD = 8;
 
 export interface DeframeResult {
   /** The bytes the frames are in: the chunk, or the bytes held back joined with it. */
@@ -91,7 +92,7 @@ export class Deframer {
         this.resyncing = false;
       }
       const length = buf.readUInt32BE(pos);
-      if (length < MIN_PAYLOAD || length > this.maxFrame) {
+      if (length < MIN_FRAME_PAYLOAD || length > this.maxFrame) {
         // A length no daemon writes: never allocate it; find the next frame start instead.
         this.resyncing = true;
         skippedBytes += 1;
@@ -126,7 +127,7 @@ export class Deframer {
       const hit = buf.indexOf(SOURCE_PREFIX, at);
       if (hit < 0) break;
       const length = buf.readUInt32BE(hit - HEADER);
-      if (length >= MIN_PAYLOAD && length <= this.maxFrame) return hit - HEADER;
+      if (length >= MIN_FRAME_PAYLOAD && length <= this.maxFrame) return hit - HEADER;
       at = hit + 1;
     }
     return Math.max(from, buf.length - (HEADER + SOURCE_PREFIX.length - 1));

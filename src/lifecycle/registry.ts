@@ -17,7 +17,7 @@ import type { ContainerInfo } from '../protocol/wire.ts';
 import { Attachments } from './attachments.ts';
 import { ContainerLog } from './container-log.ts';
 import { DEFAULT_STORE_OPTIONS, InvalidOptionError, type LogOptions, parseLogOptions } from './options.ts';
-import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult } from './store-janitor.ts';
+import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult, tightenModes } from './store-janitor.ts';
 
 export class LoggingError extends Error {}
 
@@ -135,6 +135,16 @@ export class Registry implements StoreHolder {
       }
       this.delivery.ensure(this.storeFor(containerId, null), options.backends, state.container);
       this.release(containerId);
+    }
+  }
+
+  /** At plugin start: makes stores written by earlier versions readable by root only (see tightenModes). */
+  tightenStoreModes(): void {
+    try {
+      const changed = tightenModes(this.containersDir);
+      if (changed > 0) log.info('store: made the files and folders of earlier versions\' stores private to root', { changed });
+    } catch (err) {
+      log.warn('store: could not make every store private to root', { error: String(err) });
     }
   }
 

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { bytesFreed, segmentsEvicted, storesRemoved } from '../observability/metrics.ts';
-import { type SegmentInfo, readManifest } from '../store/segments.ts';
+import { STORE_DIR_MODE, STORE_FILE_MODE, type SegmentInfo, readManifest } from '../store/segments.ts';
 
 export interface StoreLimits {
   /** 0 = keep forever. */
@@ -206,4 +206,54 @@ function scanStores(containersDir: string): StoreOnDisk[] {
     }
   }
   return stores;
+}
+
+/**
+ * Takes from the store folders and files every permission this version does not give them
+ * (STORE_DIR_MODE, STORE_FILE_MODE): stores written by earlier versions were readable by any
+ * local user. Only modes change; no file is read or rewritten, and a file already stricter
+ * (delivery.json) stays so. One lstat per entry and a chmod where needed (0.4 s for 2,000
+ * stores of 10 files on a shared 2-core machine), and once: the containers folder is
+ * tightened last, and once it is private nobody else reaches anything in it (not even a
+ * store an earlier version writes after a downgrade), so later starts stop there. Returns
+ * how many entries changed.
+ */
+export function tightenModes(containersDir: string): number {
+  const top = fs.lstatSync(containersDir, { throwIfNoEntry: false });
+  if (!top?.isDirectory() || (top.mode & 0o7777 & ~STORE_DIR_MODE) === 0) return 0;
+  let changed = 0;
+  const walk = (dir: string, depth: number): void => {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // removed meanwhile (retention)
+      throw err;
+    }
+    for (const name of names) {
+      const entry = path.join(dir, name);
+      const st = fs.lstatSync(entry, { throwIfNoEntry: false });
+      if (!st || st.isSymbolicLink()) continue; // chmod would follow it out of the store
+      if (st.isDirectory()) {
+        if (depth < 2) walk(entry, depth + 1);
+        changed += tighten(entry, STORE_DIR_MODE, st.mode);
+      } else if (st.isFile()) {
+        changed += tighten(entry, STORE_FILE_MODE, st.mode);
+      }
+    }
+  };
+  walk(containersDir, 0);
+  return changed + tighten(containersDir, STORE_DIR_MODE, top.mode);
+}
+
+/** Clears the permission bits of `file` that `allowed` does not have; 1 if it changed. */
+function tighten(file: string, allowed: number, mode: number): number {
+  if ((mode & 0o7777 & ~allowed) === 0) return 0;
+  try {
+    fs.chmodSync(file, mode & allowed);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  return 1;
 }

@@ -7,6 +7,12 @@
 // flush() (EOF: a final line without '\n' never gets a last chunk). A group that grows
 // past the cap is emitted in pieces of at most the cap rather than held without bound.
 //
+// Chunks must come with consecutive ordinals. One can be missing: dropped with garbage on
+// the FIFO, or damaged or evicted in the store before it was shipped (each counted where it
+// was lost). The line can then never be whole: what came before the hole is emitted as a
+// piece, the rest as the next pieces, and the hole takes a piece number of its own, so a
+// receiver that joins pieces by ordinal sees it.
+//
 // Each group remembers a caller's mark (a store position) of its first chunk, so a
 // delivery cursor never passes the start of a line that is not yet whole.
 import type { LogEntry, PartialMetadata, Source } from '../fifo/log-entry.ts';
@@ -16,7 +22,7 @@ export interface Line<M = void> {
   /** The first chunk's time, as the daemon stamps every chunk of a line. */
   timeNano: bigint;
   line: Buffer;
-  /** Not a whole line: the cap cut it, or the stream ended before its last chunk. */
+  /** Not a whole line: the cap cut it, a chunk of it is missing, or the stream ended before its last chunk. */
   incomplete: boolean;
   /**
    * For an incomplete line: the daemon's partial id, the piece's number from 1, and whether
@@ -32,8 +38,10 @@ interface Group<M> {
   timeNano: bigint;
   chunks: Buffer[];
   bytes: number;
-  /** Pieces of this daemon group already emitted (the cap cut them). */
+  /** Pieces of this daemon group already emitted or missing. */
   pieces: number;
+  /** The daemon's ordinal the next chunk must have; 0 when it sends none. */
+  next: number;
   mark: M;
 }
 
@@ -58,15 +66,19 @@ export class PartialAssembler<M = void> {
       return out;
     }
     const id = meta?.id ?? '';
+    const ordinal = meta?.ordinal ?? 0;
     let current = group;
     if (current && current.id !== id) {
       out.push(this.take(entry.source, 'cut'));
       current = undefined;
     }
-    if (!current) {
-      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: 0, mark };
-      this.groups.set(entry.source, current);
+    if (current && ordinal > 0 && current.next > 0 && ordinal !== current.next) {
+      const pieces = current.pieces + 2; // the hole is a piece too
+      if (current.bytes > 0) out.push(this.take(entry.source, 'cut'));
+      current = this.open(entry, id, pieces, mark);
     }
+    // A line whose first chunks are missing starts at piece 2.
+    current ??= this.open(entry, id, ordinal > 1 ? 1 : 0, mark);
     let line = entry.line;
     while (current.bytes + line.length > this.maxLineBytes) {
       const room = this.maxLineBytes - current.bytes;
@@ -74,13 +86,19 @@ export class PartialAssembler<M = void> {
       current.bytes += room;
       line = line.subarray(room);
       out.push(this.take(entry.source, 'cut'));
-      current = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces: current.pieces + 1, mark };
-      this.groups.set(entry.source, current);
+      current = this.open(entry, id, current.pieces + 1, mark);
     }
     current.chunks.push(line);
     current.bytes += line.length;
+    current.next = ordinal > 0 ? ordinal + 1 : 0;
     if (meta?.last) out.push(this.take(entry.source, 'last'));
     return out;
+  }
+
+  private open(entry: LogEntry, id: string, pieces: number, mark: M): Group<M> {
+    const group = { id, timeNano: entry.timeNano, chunks: [], bytes: 0, pieces, next: 0, mark };
+    this.groups.set(entry.source, group);
+    return group;
   }
 
   /** Emits every group still open, as incomplete lines: the stream has ended. */
@@ -93,12 +111,12 @@ export class PartialAssembler<M = void> {
     return [...this.groups.values()].map((g) => g.mark);
   }
 
-  /** `last`: the daemon's last chunk ended the group; `cut`: the cap or another line did. */
+  /** `last`: the daemon's last chunk ended the group; `cut`: the cap, a hole or another line did. */
   private take(source: Source, end: 'cut' | 'last'): Line<M> {
     const group = this.groups.get(source)!;
     this.groups.delete(source);
     const line = Buffer.concat(group.chunks, group.bytes);
-    // A line the daemon ended and the cap never cut is whole.
+    // A line the daemon ended, with no piece emitted or missing before, is whole.
     if (end === 'last' && group.pieces === 0) return { source, timeNano: group.timeNano, line, incomplete: false, fragment: null, mark: group.mark };
     const fragment = { id: group.id, ordinal: group.pieces + 1, last: end === 'last' };
     return { source, timeNano: group.timeNano, line, incomplete: true, fragment, mark: group.mark };

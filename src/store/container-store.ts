@@ -2,13 +2,15 @@
 // (the FIFO readers of its current and past loggers), reads for `docker logs`, and the
 // wake-ups that let followers see new records without polling.
 import { EventEmitter, once } from 'node:events';
+import fs from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { StoreOptions } from '../lifecycle/options.ts';
-import { log } from '../observability/log.ts';
+import { RateLimitedWarning, log } from '../observability/log.ts';
 import { linesStored } from '../observability/metrics.ts';
 import type { FrameBatch } from './frame-batch.ts';
 import { AppendError, LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
-import { type StoreSnapshot, snapshotFromDisk } from './segments.ts';
+import { type StoreSnapshot, segmentPath, snapshotFromDisk } from './segments.ts';
 
 /** Where the next record will be: its index, and its segment and byte offset there. */
 export interface StorePosition {
@@ -16,6 +18,15 @@ export interface StorePosition {
   seq: number;
   offset: number;
 }
+
+/**
+ * Records reach the disk at most this long after their write (plus the sync's own time): a
+ * power cut costs at most about the last second of lines. The sync runs on the thread pool,
+ * once a second for a container that keeps logging, and not at all for an idle one.
+ */
+const SYNC_AFTER_MS = 1000;
+
+const syncWarning = new RateLimitedWarning('store: could not sync a segment to disk');
 
 export class ContainerStore implements StoreView {
   readonly dir: string;
@@ -36,6 +47,10 @@ export class ContainerStore implements StoreView {
   private changesSoFar = 0;
   private readonly onDropped: (lines: number, err: unknown) => void;
   private readonly onRotated: () => void;
+  /** Set from a write until the sync that puts it on disk starts. */
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> | null = null;
+  private syncNext: Promise<void> | null = null;
 
   constructor(
     dir: string,
@@ -163,6 +178,10 @@ export class ContainerStore implements StoreView {
     }
     this.changed();
     if (writer.currentSeq !== seq) this.onRotated();
+    this.syncTimer ??= setTimeout(() => {
+      this.syncTimer = null;
+      this.syncData().catch((err: unknown) => syncWarning.warn({ dir: this.dir, error: String(err) }));
+    }, SYNC_AFTER_MS).unref();
   }
 
   /**
@@ -179,6 +198,44 @@ export class ContainerStore implements StoreView {
       return freed;
     } finally {
       this.evicting--;
+    }
+  }
+
+  /**
+   * Puts the records written before this call on disk: the current segment's data (rotated
+   * segments were synced as they closed). Calls while a sync runs share the next one, which
+   * starts once it is done: one that began before a call may have missed its records.
+   */
+  syncData(): Promise<void> {
+    if (!this.syncing) {
+      this.syncing = this.syncCurrent().finally(() => (this.syncing = null));
+      return this.syncing;
+    }
+    this.syncNext ??= this.syncing
+      .catch(() => {})
+      .then(() => {
+        this.syncNext = null;
+        return this.syncData();
+      });
+    return this.syncNext;
+  }
+
+  private async syncCurrent(): Promise<void> {
+    const { current } = this.snapshot();
+    if (!current) return;
+    let file: FileHandle;
+    try {
+      file = await fs.promises.open(segmentPath(this.dir, current.seq, false), 'r');
+    } catch (err) {
+      // Rotated and compressed meanwhile (synced as it closed), removed with max-file=1, or
+      // the whole store removed (retention).
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    try {
+      await file.datasync(); // any descriptor of the file flushes all of its data
+    } finally {
+      await file.close();
     }
   }
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 import { log } from '../observability/log.ts';
-import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, scanBackward } from './record-format.ts';
+import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, scanBackward, scanForward } from './record-format.ts';
 import { type SegmentInfo, type StoreSnapshot, segmentPath } from './segments.ts';
 
 export interface ReadRequest {
@@ -133,7 +133,7 @@ async function tailPosition(view: StoreView, snap: StoreSnapshot, tail: number):
   if (snap.current && snap.current.size > 0) {
     const file = await fs.promises.open(segmentPath(view.dir, snap.current.seq, false), 'r');
     try {
-      const { offset, count } = await scanBackward(file, snap.current.size, remaining);
+      const { offset, count } = await tailOfSegment(file, snap.current.size, remaining, view);
       if (count === remaining) return { seq: snap.current.seq, offset, skipRecords: 0 };
       remaining -= count;
     } finally {
@@ -146,6 +146,27 @@ async function tailPosition(view: StoreView, snap: StoreSnapshot, tail: number):
     remaining -= seg.count;
   }
   return { seq: snap.closed[0]?.seq ?? snap.current?.seq ?? 0, offset: 0, skipRecords: 0 };
+}
+
+/**
+ * Where the last `limit` records of a plain segment start. A segment no writer has open may
+ * end in a torn record (a crash in the middle of a write, a power cut): the walk back from
+ * its end finds that, and the whole records before the tear are found by reading forward.
+ */
+async function tailOfSegment(
+  file: fs.promises.FileHandle,
+  size: number,
+  limit: number,
+  view: Pick<StoreView, 'dir' | 'maxPayload'>,
+): Promise<{ offset: number; count: number }> {
+  try {
+    return await scanBackward(file, size, limit, view.maxPayload);
+  } catch (err) {
+    if (!isDamage(err)) throw err;
+  }
+  const { end } = await scanForward(file, size, view.maxPayload);
+  log.warn('store: a segment ends in a torn record; reading the whole records before it', { dir: view.dir, bytes: size - end });
+  return scanBackward(file, end, limit, view.maxPayload);
 }
 
 export interface Range {
@@ -206,9 +227,12 @@ export async function* rangeRecords(
       toSkip -= skipped.length;
       payloads = payloads.slice(skipped.length);
     }
-    if (payloads.length === 0) continue;
-    yield { offset, payloads };
-    for (const p of payloads) offset += p.length + RECORD_OVERHEAD;
+    if (payloads.length > 0) {
+      yield { offset, payloads };
+      for (const p of payloads) offset += p.length + RECORD_OVERHEAD;
+    }
+    // The whole records before the damage were handed on first.
+    if (parser.damage) throw parser.damage;
   }
 }
 

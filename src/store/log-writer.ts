@@ -12,8 +12,10 @@ import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
 import type { StoreOptions } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
 import type { FrameBatch } from './frame-batch.ts';
-import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, encodeRecords, recordsBytes } from './record-format.ts';
+import { RECORD_OVERHEAD, encodeRecords, recordsBytes, scanForward } from './record-format.ts';
 import {
+  STORE_DIR_MODE,
+  STORE_FILE_MODE,
   type SegmentInfo,
   type StoreSnapshot,
   listSegmentFiles,
@@ -46,37 +48,23 @@ interface CurrentSegment {
 
 /**
  * Reads an existing current segment once: its records and time bounds, and where its
- * whole records end (a crash can cut the last write short).
+ * whole records end (a crash can cut the last write short, or leave garbage after it).
  */
 async function scanSegment(file: FileHandle, seq: number, firstIndex: number, size: number, maxPayload: number): Promise<CurrentSegment> {
   const desc: CurrentSegment = { seq, firstIndex, fd: -1, size: 0, count: 0, minNano: 0n, maxNano: 0n };
-  const parser = new RecordParser(maxPayload);
-  const chunk = Buffer.allocUnsafe(1 << 20);
   const scan = new EntryScan();
   let timed = 0;
-  for (let pos = 0; pos < size; ) {
-    const { bytesRead } = await file.read(chunk, 0, Math.min(chunk.length, size - pos), pos);
-    if (bytesRead === 0) break;
-    pos += bytesRead;
-    let payloads: Buffer[];
-    try {
-      payloads = parser.push(chunk.subarray(0, bytesRead));
-    } catch (err) {
-      if (err instanceof CorruptRecordError) break;
-      throw err;
-    }
-    for (const payload of payloads) {
-      desc.size += payload.length + RECORD_OVERHEAD;
-      desc.count++;
-      // Damage inside a record must not keep the store from opening: such a record has no
-      // time to count, and readers skip it.
-      if (!scanEntry(payload, 0, payload.length, scan)) continue;
-      const t = scan.timeNano();
-      if (timed === 0 || t < desc.minNano) desc.minNano = t;
-      if (timed === 0 || t > desc.maxNano) desc.maxNano = t;
-      timed++;
-    }
-  }
+  const { end, count } = await scanForward(file, size, maxPayload, (payload) => {
+    // Damage inside a record must not keep the store from opening: such a record has no
+    // time to count, and readers skip it.
+    if (!scanEntry(payload, 0, payload.length, scan)) return;
+    const t = scan.timeNano();
+    if (timed === 0 || t < desc.minNano) desc.minNano = t;
+    if (timed === 0 || t > desc.maxNano) desc.maxNano = t;
+    timed++;
+  });
+  desc.size = end;
+  desc.count = count;
   return desc;
 }
 
@@ -111,7 +99,7 @@ export class LogWriter {
    * are queued for compression again.
    */
   static async open(dir: string, options: StoreOptions, maxPayload: number): Promise<LogWriter> {
-    await fs.promises.mkdir(dir, { recursive: true });
+    await fs.promises.mkdir(dir, { recursive: true, mode: STORE_DIR_MODE });
     const files = listSegmentFiles(dir);
     // An eviction whose manifest could not be written (disk full) leaves entries with no file.
     const manifest = readManifestFile(dir);
@@ -120,7 +108,7 @@ export class LogWriter {
     const currentSeq = files.filter((f) => !f.compressed && f.seq > lastClosed).at(-1)?.seq ?? lastClosed + 1;
 
     const currentPath = segmentPath(dir, currentSeq, false);
-    const file = await fs.promises.open(currentPath, fs.existsSync(currentPath) ? 'r+' : 'w+');
+    const file = await fs.promises.open(currentPath, fs.existsSync(currentPath) ? 'r+' : 'w+', STORE_FILE_MODE);
     let current: CurrentSegment;
     try {
       const { size } = await file.stat();
@@ -132,7 +120,7 @@ export class LogWriter {
     } finally {
       await file.close();
     }
-    current.fd = fs.openSync(currentPath, 'a');
+    current.fd = fs.openSync(currentPath, 'a', STORE_FILE_MODE);
     const writer = new LogWriter(dir, options, closed, current);
     writer.removeStrays(files);
     for (const seg of closed) {
@@ -187,7 +175,7 @@ export class LogWriter {
   private writePiece(batch: FrameBatch, from: number, to: number): void {
     if (from === to) return;
     const cur = this.current;
-    if (cur.fd === -1) cur.fd = fs.openSync(segmentPath(this.dir, cur.seq, false), 'a');
+    if (cur.fd === -1) cur.fd = fs.openSync(segmentPath(this.dir, cur.seq, false), 'a', STORE_FILE_MODE);
     const bytes = recordsBytes(batch, from, to);
     const out = bytes <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafe(bytes);
     const buf = out.subarray(0, encodeRecords(batch, from, to, out));
@@ -221,6 +209,9 @@ export class LogWriter {
     // the current file, so record indexes (delivery cursors) never go back.
     if (!keepsCurrent) writeManifest(this.dir, this.closed, nextFirstIndex);
     if (keepsCurrent) {
+      // On disk before the manifest names it closed: a closed segment is never torn, and a
+      // cursor that points into it never points past its records.
+      if (cur.fd !== -1) fs.fdatasyncSync(cur.fd);
       const closing: SegmentInfo = {
         seq: cur.seq,
         compressed: false,
@@ -244,7 +235,7 @@ export class LogWriter {
       // Also those whose compression failed earlier (disk full): there may be space now.
       for (const seg of this.closed) if (!seg.compressed) this.scheduleCompression(seg.seq);
     }
-    this.current.fd = fs.openSync(segmentPath(this.dir, this.current.seq, false), 'a');
+    this.current.fd = fs.openSync(segmentPath(this.dir, this.current.seq, false), 'a', STORE_FILE_MODE);
   }
 
   /**
@@ -292,7 +283,9 @@ export class LogWriter {
       await pipeline(
         fs.createReadStream(plain, { highWaterMark: GZIP_READ_BYTES }),
         zlib.createGzip({ level: 1, chunkSize: GZIP_OUTPUT_BYTES }),
-        fs.createWriteStream(tmp, { highWaterMark: GZIP_OUTPUT_BYTES }),
+        // Flushed to disk before the rename: the manifest then says compressed and the plain
+        // file goes, so a power cut must not leave a .gz without its data.
+        fs.createWriteStream(tmp, { highWaterMark: GZIP_OUTPUT_BYTES, flush: true, mode: STORE_FILE_MODE }),
       );
     } catch (err) {
       fs.rmSync(tmp, { force: true }); // a disk-full leftover would only take more space

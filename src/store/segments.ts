@@ -44,6 +44,14 @@ export interface Manifest {
   currentFirstIndex: number;
 }
 
+/**
+ * A store is private to root, as json-file keeps a container's logs (moby creates the
+ * container folder 0710 and its log files 0640): the folders are not listed or entered by
+ * others, and the files are not read by them. The group (root's) may only traverse and read.
+ */
+export const STORE_DIR_MODE = 0o710;
+export const STORE_FILE_MODE = 0o640;
+
 const MANIFEST = 'segments.json';
 const SEGMENT_FILE = /^(\d{8,})\.log(\.gz)?$/;
 
@@ -74,7 +82,13 @@ export function readManifest(dir: string): SegmentInfo[] {
   return readManifestFile(dir).closed;
 }
 
-/** Replaces the manifest atomically, so a crash leaves the old or the new one, never half. */
+/**
+ * Replaces the manifest atomically, so a crash leaves the old or the new one, never half, and
+ * durably before the writer goes on: a rotation creates the next segment right after, and a
+ * power cut that kept the new file but not the new manifest would leave the closed segment
+ * looking like a stray (removed at the next open) and give its indexes to the next one.
+ * Once per rotation, compression or eviction.
+ */
 export function writeManifest(dir: string, segments: readonly SegmentInfo[], currentFirstIndex: number): void {
   const json: ManifestJson = {
     version: 1,
@@ -83,11 +97,22 @@ export function writeManifest(dir: string, segments: readonly SegmentInfo[], cur
   };
   const tmp = path.join(dir, `${MANIFEST}.tmp`);
   try {
-    fs.writeFileSync(tmp, JSON.stringify(json));
+    fs.writeFileSync(tmp, JSON.stringify(json), { flush: true, mode: STORE_FILE_MODE });
     fs.renameSync(tmp, path.join(dir, MANIFEST));
   } catch (err) {
     fs.rmSync(tmp, { force: true }); // a half-written copy would hold space on a full disk
     throw err;
+  }
+  syncDir(dir);
+}
+
+/** Makes the folder's entries (a rename, a new file) durable. */
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { LogEntry } from '../../src/fifo/log-entry.ts';
+import { LineShaper } from '../../src/shaping/line-shaper.ts';
 import { PartialAssembler } from '../../src/shaping/partial.ts';
 
 function chunk(source: 'stdout' | 'stderr', line: string, id: string, ordinal: number, last: boolean, timeNano = 1n): LogEntry {
@@ -85,5 +86,55 @@ describe('PartialAssembler', () => {
     assert.deepEqual(a.openMarks().sort(), [10, 11]);
     a.push(chunk('stdout', 'd', 'x', 3, true), 13);
     assert.deepEqual(a.openMarks(), [11]);
+  });
+});
+
+describe('PartialAssembler: a chunk missing (finding 12: ordinals are checked)', () => {
+  it('ships the pieces around a hole as fragments, the hole taking a piece number of its own', () => {
+    const a = new PartialAssembler();
+    assert.deepEqual(a.push(chunk('stdout', 'ab', 'x', 1, false)), []);
+    assert.deepEqual(a.push(chunk('stdout', 'cd', 'x', 2, false)), []);
+    // Chunk 3 was dropped (resynchronisation on the FIFO, a damaged record).
+    const before = a.push(chunk('stdout', 'gh', 'x', 4, false));
+    assert.deepEqual(text(before), ['abcd']);
+    assert.deepEqual(before[0]!.fragment, { id: 'x', ordinal: 1, last: false });
+    assert.equal(before[0]!.incomplete, true);
+    const after = a.push(chunk('stdout', 'ij', 'x', 5, true));
+    assert.deepEqual(text(after), ['ghij']);
+    assert.deepEqual(after[0]!.fragment, { id: 'x', ordinal: 3, last: true });
+  });
+
+  it('a line whose first chunks are missing is a fragment from piece 2', () => {
+    const a = new PartialAssembler();
+    a.push(chunk('stdout', 'cd', 'x', 3, false));
+    const [line] = a.push(chunk('stdout', 'ef', 'x', 4, true));
+    assert.equal(line!.line.toString(), 'cdef');
+    assert.deepEqual(line!.fragment, { id: 'x', ordinal: 2, last: true });
+  });
+
+  it('a chunk repeated or out of order breaks the line too', () => {
+    const a = new PartialAssembler();
+    a.push(chunk('stdout', 'ab', 'x', 1, false));
+    assert.deepEqual(text(a.push(chunk('stdout', 'ab', 'x', 1, false))), ['ab']);
+    const [rest] = a.push(chunk('stdout', 'cd', 'x', 2, true));
+    assert.deepEqual(rest!.fragment, { id: 'x', ordinal: 3, last: true });
+  });
+
+  it('reaches the backends marked partial (LineShaper)', () => {
+    const shaper = new LineShaper<number>({ multiline: null, parseJson: true });
+    shaper.push(chunk('stdout', '{"a":', 'x', 1, false), 1, 0);
+    const out = [...shaper.push(chunk('stdout', '1}', 'x', 3, true), 3, 0)];
+    assert.deepEqual(out.map((l) => [l.line.toString(), l.partial, l.fields]), [
+      ['{"a":', { id: 'x', ordinal: 1, last: false }, undefined],
+      ['1}', { id: 'x', ordinal: 3, last: true }, undefined],
+    ]);
+  });
+
+  it('chunks without ordinals (daemons that send none) are joined as before', () => {
+    const a = new PartialAssembler();
+    a.push({ ...chunk('stdout', 'ab', 'x', 0, false) });
+    const [line] = a.push(chunk('stdout', 'cd', 'x', 0, true));
+    assert.equal(line!.line.toString(), 'abcd');
+    assert.equal(line!.incomplete, false);
   });
 });
