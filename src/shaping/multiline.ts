@@ -131,6 +131,14 @@ interface StreamState<M> {
 const NEWLINE = Buffer.from('\n');
 /** Presets look at the start of a line only, so a long line costs no more than a short one. */
 const PRESET_PREFIX_BYTES = 512;
+/**
+ * What a first-line pattern sees of a line. Docker's awslogs driver matches its pattern
+ * against each message the daemon hands it, and the daemon splits a longer line into 16 KiB
+ * partial messages: a pattern there never sees more than 16 KiB at once, and a long line's
+ * first message is its first 16 KiB. Lines here are made whole first (up to 1 MiB), so a
+ * pattern sees the same start and a line costs no more than 16 KiB of matching.
+ */
+const FIRST_LINE_PREFIX_BYTES = 16 * 1024;
 
 /**
  * Joins the consecutive lines of one stream that form one event, as `options` say, and
@@ -149,7 +157,7 @@ export class MultilineGrouper<M> {
   constructor(options: MultilineOptions, onJoined: () => void = () => {}) {
     this.options = options;
     this.onJoined = onJoined;
-    this.prefixBytes = options.matcher.kind === 'preset' ? PRESET_PREFIX_BYTES : Infinity;
+    this.prefixBytes = options.matcher.kind === 'preset' ? PRESET_PREFIX_BYTES : FIRST_LINE_PREFIX_BYTES;
   }
 
   /** Events closed by this line, in order, and the line itself if it ships alone. */
@@ -164,6 +172,8 @@ export class MultilineGrouper<M> {
       out.push(line);
       return out;
     }
+    // Each invalid UTF-8 sequence reads as one U+FFFD; Go's regexp, on the bytes Docker gives
+    // it, reads one per invalid byte: the same outcome unless a pattern counts characters there.
     const text = line.line.toString('utf8', 0, Math.min(line.line.length, this.prefixBytes));
     if ((s.open || s.carry) && s.rules.continues(text, gap)) {
       if (s.open && s.open.bytes + NEWLINE.length + line.line.length > this.options.maxBytes) out.push(this.take(s));

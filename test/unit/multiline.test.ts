@@ -110,6 +110,12 @@ describe('multiline first-line patterns', () => {
     assert.deepEqual(events, ['Dec 01, 2026 19:40:12 start\ndetail: Dec 01, 2026 19:40:12', 'Dec 01, 2026 19:40:13 next']);
   });
 
+  it("sees a line's first 16 KiB, what Docker's awslogs matches of a longer line (its first partial message)", () => {
+    const within = 'x'.repeat(16 * 1024 - 'START'.length) + 'START';
+    const beyond = 'x'.repeat(16 * 1024) + 'START';
+    assert.deepEqual(group(options(pattern('START')), ['START', within, beyond]), ['START', `${within}\n${beyond}`]);
+  });
+
   it('reads invalid UTF-8 as U+FFFD, as Go reads the bytes Docker matches', () => {
     const grouper = new MultilineGrouper<number>(options(pattern(String.raw`^A\x{FFFD}B$`)));
     const bad = { ...entry('', 0), line: Buffer.from([0x41, 0xff, 0x42]) };
