@@ -18,7 +18,7 @@ import {
   SendError,
 } from '../delivery/backend.ts';
 import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import { compileGoRegexp } from '../shaping/attributes.ts';
+import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
 import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';
 import { shownAddress, transientError } from './connection.ts';
 import { type Request, sendInOrder } from './requests.ts';
@@ -32,7 +32,7 @@ export interface AwslogsConfig {
   createGroup: boolean;
   createStream: boolean;
   /** From awslogs-multiline-pattern or awslogs-datetime-format: a matching line starts an event. */
-  multilineStart: RegExp | null;
+  multilineStart: GoRegexp | null;
   /** awslogs-force-flush-interval-seconds: how long a batch (or an open multiline event) waits. */
   flushIntervalMs: number;
   endpoint: string | null;
@@ -124,13 +124,14 @@ function positiveInt(key: string, value: string, max = Number.MAX_SAFE_INTEGER):
   return n;
 }
 
-function multilineStart(datetimeFormat: string, pattern: string): RegExp | null {
+function multilineStart(datetimeFormat: string, pattern: string): GoRegexp | null {
   const [key, value] = datetimeFormat !== '' ? ['awslogs-datetime-format', datetimeFormat] : ['awslogs-multiline-pattern', pattern];
   if (value === '') return null;
   try {
     return key === 'awslogs-datetime-format' ? datetimeFormatPattern(value) : compileGoRegexp(value);
   } catch (err) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${(err as Error).message}`);
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${err.message}`);
   }
 }
 

@@ -6,9 +6,11 @@
 // of a backend that is not selected is an error, so a typo in `backend` cannot silently
 // leave an address unused.
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, RetryPolicy } from '../delivery/backend.ts';
-import { type AttributeSpec, compileGoRegexp } from '../shaping/attributes.ts';
+import type { AttributeSpec } from '../shaping/attributes.ts';
+import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
 import type { LineShaping } from '../shaping/line-shaper.ts';
-import { MULTILINE_PRESETS, type MultilineMatcher, type MultilineOptions, type MultilinePreset, datetimeFormatPattern } from '../shaping/multiline.ts';
+import { type MultilineMatcher, type MultilineOptions, datetimeFormatPattern } from '../shaping/multiline.ts';
+import { MULTILINE_PRESETS, type MultilinePreset } from '../shaping/multiline-presets.ts';
 import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
 
 export interface StoreOptions {
@@ -202,7 +204,7 @@ function parseMultilineMatcher(key: string, value: string): MultilineMatcher {
     return { kind: 'first-line', pattern: key === 'datetime-format' ? datetimeFormatPattern(value) : compileGoRegexp(value) };
   } catch (err) {
     if (!(err instanceof SyntaxError)) throw err;
-    const accepted = key === 'datetime-format' ? 'expected a strftime format such as %Y-%m-%d %H:%M:%S' : 'expected a regular expression';
+    const accepted = key === 'datetime-format' ? 'expected a strftime format such as %Y-%m-%d %H:%M:%S' : `expected a Go regular expression (RE2 syntax)`;
     throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${err.message}; ${accepted}`);
   }
 }
@@ -220,12 +222,13 @@ function listOption(value: string | undefined): string[] {
   return value ? value.split(',') : [];
 }
 
-function regexOption(key: string, value: string | undefined): RegExp | null {
+function regexOption(key: string, value: string | undefined): GoRegexp | null {
   if (!value) return null;
   try {
     return compileGoRegexp(value);
   } catch (err) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${(err as Error).message}`);
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${err.message}; expected a Go regular expression (RE2 syntax)`);
   }
 }
 

@@ -1,22 +1,13 @@
 // The `labels`, `labels-regex`, `env` and `env-regex` log-opts: container labels and env
 // vars every backend adds to each line, as moby's logger.Info.ExtraAttributes picks them.
-// The regexps are Go RE2 in Docker; JavaScript's RegExp agrees on the syntax people write
-// for key names (classes, anchors, alternation), and a leading (?i)-style flag group is
-// translated. Lookarounds and backreferences work here though RE2 would reject them.
+// The regexps are Go's, as in Docker (go-regexp.ts).
+import type { GoRegexp } from './go-regexp.ts';
 
 export interface AttributeSpec {
   labels: string[];
-  labelsRegex: RegExp | null;
+  labelsRegex: GoRegexp | null;
   env: string[];
-  envRegex: RegExp | null;
-}
-
-/** Compiles an RE2 pattern as Go's regexp.Compile would accept it; throws SyntaxError. */
-export function compileGoRegexp(pattern: string): RegExp {
-  // Go's i, m and s flags mean what JavaScript's do.
-  const flags = /^\(\?([ims]+)\)/.exec(pattern);
-  if (!flags) return new RegExp(pattern);
-  return new RegExp(pattern.slice(flags[0].length), [...new Set(flags[1])].join(''));
+  envRegex: GoRegexp | null;
 }
 
 /**

@@ -1,7 +1,13 @@
 // The `multiline-preset` rules: which lines continue an event in the traces that the Java,
 // Python and Go runtimes print. Each preset looks at a line's start only and at the time
-// since the previous line of its stream; none needs a pattern from the operator.
-import type { EventRules, MultilinePreset } from './multiline.ts';
+// since the previous line of its stream; none needs a pattern from the operator. Their
+// patterns run on the engine operators' patterns run on (go-regexp.ts), in linear time;
+// the other tests are fixed strings.
+import type { EventRules } from './event-rules.ts';
+import { compileGoRegexp } from './go-regexp.ts';
+
+export const MULTILINE_PRESETS = ['java', 'python', 'go'] as const;
+export type MultilinePreset = (typeof MULTILINE_PRESETS)[number];
 
 /**
  * Lines written in the same write (a logger's message and the trace it prints with it)
@@ -13,9 +19,9 @@ export const SAME_WRITE_GAP_NANO = 10_000_000n;
 
 // `\tat com.example.App.run(App.java:12)`, `\t... 12 more`, `... 3 common frames omitted`
 // (logback), `Caused by: ...` (nested under `Suppressed:` it is indented), `\tSuppressed: ...`.
-const JAVA_FRAME = /^(?:\s+at \S|\s*\.\.\. \d+ (?:more|common frames omitted)$|\s*Caused by: \S|\s+Suppressed: \S)/;
+const JAVA_FRAME = compileGoRegexp(String.raw`^(?:\s+at \S|\s*\.\.\. \d+ (?:more|common frames omitted)$|\s*Caused by: \S|\s+Suppressed: \S)`);
 // `java.lang.IllegalStateException: boom` as loggers print it under their message line.
-const JAVA_EXCEPTION = /^(?:[a-zA-Z_$][\w$]*\.)+[\w$]*(?:Exception|Error|Throwable)(?::|$)/;
+const JAVA_EXCEPTION = compileGoRegexp(String.raw`^(?:[a-zA-Z_$][\w$]*\.)+[\w$]*(?:Exception|Error|Throwable)(?::|$)`);
 
 /** Java: frames and causes join the line before them, whatever it is (`Exception in thread ...`, a log line). */
 class JavaRules implements EventRules {
@@ -60,7 +66,7 @@ class PythonRules implements EventRules {
         return true;
       case 'frames':
         // Frames and source lines are indented; the first line that is not is the exception.
-        if (!/^[ \t]/.test(text)) this.state = 'raised';
+        if (text[0] !== ' ' && text[0] !== '\t') this.state = 'raised';
         return true;
       case 'raised':
         if (text !== '' || gapNano > SAME_WRITE_GAP_NANO) return false;
@@ -78,20 +84,22 @@ class PythonRules implements EventRules {
   }
 }
 
-const GO_START = /^(?:panic: |fatal error: )/;
+const GO_STARTS = ['panic: ', 'fatal error: '];
 // Blank lines between goroutines, `goroutine 1 [running]:`, `main.main()` and
 // `main.(*T).Run(0xc000012345, {0x4b2c3e, 0x5})`, `\t/src/main.go:12 +0x1d`, `created by ...`,
 // `[signal SIGSEGV: ...]`, `runtime stack:`, `...additional frames elided...`, and
 // `exit status 2` from `go run`, which ends the trace.
-const GO_TRACE = /^(?:$|goroutine \d+ .*\]:$|[\t ]|created by \S|\[signal |runtime stack:$|\.\.\.additional frames elided\.\.\.$|[^\s(][^\s]*\(.*\)$)/;
-const GO_EXIT = /^exit status \d+$/;
+const GO_TRACE = compileGoRegexp(
+  String.raw`^(?:$|goroutine \d+ .*\]:$|[\t ]|created by \S|\[signal |runtime stack:$|\.\.\.additional frames elided\.\.\.$|[^\s(][^\s]*\(.*\)$)`,
+);
+const GO_EXIT = compileGoRegexp(String.raw`^exit status \d+$`);
 
 /** Go: `panic:` or `fatal error:` through its goroutine dumps; other lines ship alone at once. */
 class GoRules implements EventRules {
   private inTrace = false;
 
   starts(text: string): boolean {
-    this.inTrace = GO_START.test(text);
+    this.inTrace = GO_STARTS.some((start) => text.startsWith(start));
     return this.inTrace;
   }
 
@@ -115,3 +123,11 @@ export function presetRules(preset: MultilinePreset): EventRules {
       return new GoRules();
   }
 }
+
+/** The presets' patterns, for bench/patterns.ts. */
+export const PRESET_PATTERNS = {
+  JAVA_FRAME: JAVA_FRAME.pattern(),
+  JAVA_EXCEPTION: JAVA_EXCEPTION.pattern(),
+  GO_TRACE: GO_TRACE.pattern(),
+  GO_EXIT: GO_EXIT.pattern(),
+};

@@ -2,18 +2,16 @@
 // arrives as one event, not forty), for what is shipped to backends only; the local copy
 // and `docker logs` keep every line as the daemon sent it.
 import type { PartialMetadata, Source } from '../fifo/log-entry.ts';
-import { compileGoRegexp } from './attributes.ts';
-import { presetRules } from './multiline-presets.ts';
+import type { EventRules } from './event-rules.ts';
+import { type GoRegexp, compileGoRegexp } from './go-regexp.ts';
+import { type MultilinePreset, presetRules } from './multiline-presets.ts';
 
 /** How a line is told to start a new event or to continue the open one. */
 export type MultilineMatcher =
   /** A line matching `pattern` starts an event; any other line continues the open one. */
-  | { kind: 'first-line'; pattern: RegExp }
+  | { kind: 'first-line'; pattern: GoRegexp }
   /** Built-in rules for the traces of a language runtime. */
   | { kind: 'preset'; preset: MultilinePreset };
-
-export const MULTILINE_PRESETS = ['java', 'python', 'go'] as const;
-export type MultilinePreset = (typeof MULTILINE_PRESETS)[number];
 
 export interface MultilineOptions {
   matcher: MultilineMatcher;
@@ -58,7 +56,7 @@ export const STRFTIME_DIRECTIVES = Object.keys(STRFTIME);
  * directive it does not know; here it is an error (a SyntaxError naming it), since a
  * dropped directive makes a pattern that matches lines it should not.
  */
-export function datetimeFormatPattern(format: string): RegExp {
+export function datetimeFormatPattern(format: string): GoRegexp {
   const source = format.replace(/%./g, (directive) => {
     const re = STRFTIME[directive];
     if (re === undefined) {
@@ -70,28 +68,16 @@ export function datetimeFormatPattern(format: string): RegExp {
   return compileGoRegexp(source);
 }
 
-/**
- * How one stream's lines are told apart, with whatever memory the rules need (a preset's
- * place in a trace). One instance per stream: stdout and stderr are grouped separately.
- */
-export interface EventRules {
-  /** A line that no open event took: may later lines continue it (false: it ships alone)? */
-  starts(text: string): boolean;
-  /** Whether the line continues the open event; `gapNano` is the time since its last line. */
-  continues(text: string, gapNano: bigint): boolean;
-}
-
 /** A pattern's rules: a match starts an event; lines before the stream's first match go alone. */
 class FirstLineRules implements EventRules {
-  private readonly pattern: RegExp;
+  private readonly pattern: GoRegexp;
   private matchedOnce = false;
   /** The last line tested: starts() follows continues() on the same line when it does not continue. */
   private lastText: string | null = null;
   private lastMatch = false;
 
-  constructor(pattern: RegExp) {
-    // A global or sticky RegExp would keep lastIndex between lines.
-    this.pattern = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
+  constructor(pattern: GoRegexp) {
+    this.pattern = pattern;
   }
 
   private matches(text: string): boolean {
@@ -145,6 +131,14 @@ interface StreamState<M> {
 const NEWLINE = Buffer.from('\n');
 /** Presets look at the start of a line only, so a long line costs no more than a short one. */
 const PRESET_PREFIX_BYTES = 512;
+/**
+ * What a first-line pattern sees of a line. Docker's awslogs driver matches its pattern
+ * against each message the daemon hands it, and the daemon splits a longer line into 16 KiB
+ * partial messages: a pattern there never sees more than 16 KiB at once, and a long line's
+ * first message is its first 16 KiB. Lines here are made whole first (up to 1 MiB), so a
+ * pattern sees the same start and a line costs no more than 16 KiB of matching.
+ */
+const FIRST_LINE_PREFIX_BYTES = 16 * 1024;
 
 /**
  * Joins the consecutive lines of one stream that form one event, as `options` say, and
@@ -163,7 +157,7 @@ export class MultilineGrouper<M> {
   constructor(options: MultilineOptions, onJoined: () => void = () => {}) {
     this.options = options;
     this.onJoined = onJoined;
-    this.prefixBytes = options.matcher.kind === 'preset' ? PRESET_PREFIX_BYTES : Infinity;
+    this.prefixBytes = options.matcher.kind === 'preset' ? PRESET_PREFIX_BYTES : FIRST_LINE_PREFIX_BYTES;
   }
 
   /** Events closed by this line, in order, and the line itself if it ships alone. */
@@ -178,6 +172,8 @@ export class MultilineGrouper<M> {
       out.push(line);
       return out;
     }
+    // Each invalid UTF-8 sequence reads as one U+FFFD; Go's regexp, on the bytes Docker gives
+    // it, reads one per invalid byte: the same outcome unless a pattern counts characters there.
     const text = line.line.toString('utf8', 0, Math.min(line.line.length, this.prefixBytes));
     if ((s.open || s.carry) && s.rules.continues(text, gap)) {
       if (s.open && s.open.bytes + NEWLINE.length + line.line.length > this.options.maxBytes) out.push(this.take(s));

@@ -60,7 +60,7 @@ describe('awslogs options', () => {
     assert.equal(config.stream, 's');
     assert.equal(config.createGroup, true);
     assert.equal(config.createStream, false);
-    assert.equal(config.multilineStart?.source, '^\\[');
+    assert.equal(config.multilineStart?.pattern(), '^\\[');
     assert.equal(config.flushIntervalMs, 2000);
     assert.equal(config.endpoint, 'https://logs.eu-west-3.amazonaws.com');
     assert.equal(config.credentialsPath, '/v2/credentials/abc');
@@ -126,8 +126,8 @@ describe('awslogs multiline hook', () => {
 
   it('gives a first-line matcher from awslogs-multiline-pattern, unanchored', () => {
     const options = awslogsFactory.multiline!(parse({ 'awslogs-multiline-pattern': 'INFO|ERROR', 'awslogs-force-flush-interval-seconds': '3' }))!;
-    assert.equal(options.matcher.kind, 'first-line');
-    const pattern = (options.matcher as { pattern: RegExp }).pattern;
+    assert.ok(options.matcher.kind === 'first-line');
+    const { pattern } = options.matcher;
     assert.ok(pattern.test('2026-01-01 ERROR boom'));
     assert.ok(!pattern.test('    at Foo.bar'));
     assert.equal(options.flushTimeoutMs, 3000);
@@ -137,7 +137,8 @@ describe('awslogs multiline hook', () => {
 
   it('gives the datetime format as Docker converts it', () => {
     const options = awslogsFactory.multiline!(parse({ 'awslogs-datetime-format': '\\[%b %d, %Y %H:%M:%S\\]' }))!;
-    const pattern = (options.matcher as { pattern: RegExp }).pattern;
+    assert.ok(options.matcher.kind === 'first-line');
+    const { pattern } = options.matcher;
     assert.ok(pattern.test('[May 01, 2017 19:00:01] A message was logged'));
     assert.ok(!pattern.test('A message was logged'));
     assert.equal(options.flushTimeoutMs, 5000);

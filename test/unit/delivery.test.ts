@@ -18,6 +18,7 @@ import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
 import { FluentdEncoder } from '../../src/backends/fluentd.ts';
 import type { DeadLetterRecord } from '../../src/delivery/dead-letters.ts';
 import { backendDropped, backendJsonTooDeep, backendMultilineEvents, backendRejected, backendRetries } from '../../src/observability/metrics.ts';
+import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
 
@@ -321,7 +322,7 @@ describe('delivery engine with multiline events and parse-json', () => {
   });
 
   it('never moves the cursor past the first line of an open event: a restart re-reads it whole', async () => {
-    const pattern = { ...java, matcher: { kind: 'first-line', pattern: /^S/ } } as const;
+    const pattern = { ...java, matcher: { kind: 'first-line', pattern: compileGoRegexp('^S') } } as const;
     const store = openStore();
     store.attachProducer();
     const first = new TestBackend();
@@ -494,7 +495,7 @@ describe('delivery engine: lines a receiver will not take', () => {
     const store = openStore();
     store.attachProducer();
     const backend = new TestBackend();
-    const multiline = { matcher: { kind: 'first-line', pattern: /^S/ }, flushTimeoutMs: 1.5, maxLines: 100, maxBytes: 1 << 20 } as const;
+    const multiline = { matcher: { kind: 'first-line', pattern: compileGoRegexp('^S') }, flushTimeoutMs: 1.5, maxLines: 100, maxBytes: 1 << 20 } as const;
     const shipper = ship(store, { ...planFor(backend, 'fraction', 10), multiline });
     append(store, [{ line: 'S start' }, { line: 'continued' }]);
     await within(backend.received(1), () => 'the open event never shipped');

@@ -8,6 +8,7 @@ import type { Source } from '../../src/fifo/log-entry.ts';
 import { jsonObjectFields } from '../../src/shaping/json-fields.ts';
 import { LineShaper } from '../../src/shaping/line-shaper.ts';
 import { type GroupedLine, type MultilineMatcher, type MultilineOptions, MultilineGrouper, datetimeFormatPattern } from '../../src/shaping/multiline.ts';
+import { type GoRegexp, compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 import { SAME_WRITE_GAP_NANO } from '../../src/shaping/multiline-presets.ts';
 
 const trace = (name: string): string[] =>
@@ -18,7 +19,7 @@ function options(matcher: MultilineMatcher, overrides: Partial<MultilineOptions>
 }
 
 const preset = (name: 'java' | 'python' | 'go'): MultilineMatcher => ({ kind: 'preset', preset: name });
-const pattern = (re: RegExp): MultilineMatcher => ({ kind: 'first-line', pattern: re });
+const pattern = (re: string | GoRegexp): MultilineMatcher => ({ kind: 'first-line', pattern: typeof re === 'string' ? compileGoRegexp(re) : re });
 
 /** Feeds lines 1 µs apart (after the first, `firstGapNano` later) and ends the stream; the events' texts. */
 function group(opts: MultilineOptions, lines: string[], { source = 'stdout' as Source, firstGapNano = 1000n } = {}): string[] {
@@ -94,12 +95,12 @@ describe('multiline presets on real traces', () => {
 
 describe('multiline first-line patterns', () => {
   it('a matching line starts an event, others continue it; lines before the first match go alone', () => {
-    const events = group(options(pattern(/^\d{4}-\d\d-\d\d /)), ['banner', '  more banner', '2026-12-01 a', '  a.1', '  a.2', '2026-12-01 b', '2026-12-01 c', '  c.1']);
+    const events = group(options(pattern(String.raw`^\d{4}-\d\d-\d\d `)), ['banner', '  more banner', '2026-12-01 a', '  a.1', '  a.2', '2026-12-01 b', '2026-12-01 c', '  c.1']);
     assert.deepEqual(events, ['banner', '  more banner', '2026-12-01 a\n  a.1\n  a.2', '2026-12-01 b', '2026-12-01 c\n  c.1']);
   });
 
   it('is unanchored: the pattern may match anywhere in the line, as awslogs\' does', () => {
-    assert.deepEqual(group(options(pattern(/INFO|ERROR/)), ['x ERROR y', 'cont', 'z INFO']), ['x ERROR y\ncont', 'z INFO']);
+    assert.deepEqual(group(options(pattern('INFO|ERROR')), ['x ERROR y', 'cont', 'z INFO']), ['x ERROR y\ncont', 'z INFO']);
   });
 
   it('datetime-format builds awslogs\' pattern', () => {
@@ -109,23 +110,33 @@ describe('multiline first-line patterns', () => {
     assert.deepEqual(events, ['Dec 01, 2026 19:40:12 start\ndetail: Dec 01, 2026 19:40:12', 'Dec 01, 2026 19:40:13 next']);
   });
 
-  it('a global pattern does not skip matches between lines', () => {
-    assert.deepEqual(group(options(pattern(/^S/g)), ['S1', 'S2', 'S3', 'c']), ['S1', 'S2', 'S3\nc']);
+  it("sees a line's first 16 KiB, what Docker's awslogs matches of a longer line (its first partial message)", () => {
+    const within = 'x'.repeat(16 * 1024 - 'START'.length) + 'START';
+    const beyond = 'x'.repeat(16 * 1024) + 'START';
+    assert.deepEqual(group(options(pattern('START')), ['START', within, beyond]), ['START', `${within}\n${beyond}`]);
+  });
+
+  it('reads invalid UTF-8 as U+FFFD, as Go reads the bytes Docker matches', () => {
+    const grouper = new MultilineGrouper<number>(options(pattern(String.raw`^A\x{FFFD}B$`)));
+    const bad = { ...entry('', 0), line: Buffer.from([0x41, 0xff, 0x42]) };
+    assert.deepEqual(grouper.push(bad, 0), []);
+    assert.deepEqual(grouper.push(entry('more', 1), 0), []);
+    assert.deepEqual(grouper.flush().map((e) => e.line), [Buffer.from([0x41, 0xff, 0x42, 0x0a, 0x6d, 0x6f, 0x72, 0x65])]);
   });
 });
 
 describe('multiline caps and timeout', () => {
   it('max-lines closes an event; the next continuing line starts another', () => {
     const lines = ['S', 'c1', 'c2', 'c3', 'c4', 'S'];
-    assert.deepEqual(group(options(pattern(/^S/), { maxLines: 2 }), lines), ['S\nc1', 'c2\nc3', 'c4', 'S']);
-    assert.deepEqual(group(options(pattern(/^S/), { maxLines: 1 }), lines), lines);
+    assert.deepEqual(group(options(pattern('^S'), { maxLines: 2 }), lines), ['S\nc1', 'c2\nc3', 'c4', 'S']);
+    assert.deepEqual(group(options(pattern('^S'), { maxLines: 1 }), lines), lines);
   });
 
   it('max-bytes, counting the joining newlines, closes an event before it would grow past', () => {
     // 'S123' + '\n' + 'c1234' = 10 bytes: fits; another '\n' + 'c1234' would be 16.
-    assert.deepEqual(group(options(pattern(/^S/), { maxBytes: 11 }), ['S123', 'c1234', 'c1234', 'c1234']), ['S123\nc1234', 'c1234\nc1234']);
+    assert.deepEqual(group(options(pattern('^S'), { maxBytes: 11 }), ['S123', 'c1234', 'c1234', 'c1234']), ['S123\nc1234', 'c1234\nc1234']);
     // A line longer than the cap is an event on its own, whole.
-    assert.deepEqual(group(options(pattern(/^S/), { maxBytes: 4 }), ['S', 'c'.repeat(10), 'c']), ['S', 'c'.repeat(10), 'c']);
+    assert.deepEqual(group(options(pattern('^S'), { maxBytes: 4 }), ['S', 'c'.repeat(10), 'c']), ['S', 'c'.repeat(10), 'c']);
   });
 
   it('caps keep a preset\'s place in the trace', () => {
@@ -137,7 +148,7 @@ describe('multiline caps and timeout', () => {
   });
 
   it('the flush timeout ships an event with no new line for that long, and says when it is due', () => {
-    const grouper = new MultilineGrouper<number>(options(pattern(/^S/), { flushTimeoutMs: 500 }));
+    const grouper = new MultilineGrouper<number>(options(pattern('^S'), { flushTimeoutMs: 500 }));
     assert.equal(grouper.nextDeadline(), null);
     grouper.push(entry('S', 0), 1000);
     grouper.push(entry('c', 1), 1200);
@@ -154,7 +165,7 @@ describe('multiline caps and timeout', () => {
 
 describe('multiline streams, fragments and marks', () => {
   it('groups stdout and stderr apart, each event with its first line\'s time and mark', () => {
-    const grouper = new MultilineGrouper<number>(options(pattern(/^S/)));
+    const grouper = new MultilineGrouper<number>(options(pattern('^S')));
     const out = [
       ...grouper.push(entry('S out', 0, 'stdout', 10n), 0),
       ...grouper.push(entry('S err', 1, 'stderr', 11n), 0),
@@ -171,7 +182,7 @@ describe('multiline streams, fragments and marks', () => {
   });
 
   it('passes a fragment through alone, after closing the open event of its stream', () => {
-    const grouper = new MultilineGrouper<number>(options(pattern(/^S/)));
+    const grouper = new MultilineGrouper<number>(options(pattern('^S')));
     grouper.push(entry('S', 0), 0);
     grouper.push(entry('c', 1), 0);
     const fragment = { ...entry('c'.repeat(20), 2), fragment: { id: 'p', ordinal: 1, last: false } };
@@ -190,7 +201,7 @@ describe('parse-json', () => {
   });
 
   it('parses events after multiline, and never a fragment', () => {
-    const shaper = new LineShaper<number>({ multiline: options(pattern(/^\{/)), parseJson: true });
+    const shaper = new LineShaper<number>({ multiline: options(pattern(String.raw`^\{`)), parseJson: true });
     const stored = (line: string, partial = false) => ({
       source: 'stdout' as const,
       timeNano: 1n,

@@ -4,6 +4,7 @@ import type { BackendFactory } from '../../src/delivery/backend.ts';
 import { parseFluentdOptions } from '../../src/backends/fluentd.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
 import { DEFAULT_STORE_OPTIONS, InvalidOptionError, parseLogOptions, parseSize } from '../../src/lifecycle/options.ts';
+import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 
 describe('log options', () => {
   it('defaults to 20m x 5 files, compressed', () => {
@@ -138,7 +139,7 @@ describe('multiline and parse-json options', () => {
   });
 
   it('bind into each backend\'s plan, unless the backend has multiline options of its own', () => {
-    const own = { matcher: { kind: 'first-line', pattern: /^\[/ }, flushTimeoutMs: 5, maxLines: 2, maxBytes: 10 } as const;
+    const own = { matcher: { kind: 'first-line', pattern: compileGoRegexp('^\\[') }, flushTimeoutMs: 5, maxLines: 2, maxBytes: 10 } as const;
     const awslogs: BackendFactory<Record<string, string>> = { ...factory('awslogs', ['awslogs-multiline-pattern']), multiline: (c) => (c['awslogs-multiline-pattern'] ? own : null) };
     const opts = { backend: 'syslog,awslogs', 'multiline-preset': 'java', 'parse-json': '1' };
     const [plain, aws] = parseLogOptions({ ...opts, 'awslogs-multiline-pattern': '^\\[' }, [syslog, awslogs]).backends;
@@ -150,7 +151,7 @@ describe('multiline and parse-json options', () => {
 
   it('fail naming the option and what it accepts', () => {
     const cases: [Record<string, string>, RegExp][] = [
-      [{ 'multiline-pattern': '(' }, /^invalid value '\(' for log opt 'multiline-pattern': .*; expected a regular expression$/],
+      [{ 'multiline-pattern': '(' }, /^invalid value '\(' for log opt 'multiline-pattern': error parsing regexp: missing closing \): `\(`; expected a Go regular expression \(RE2 syntax\)$/],
       [{ 'datetime-format': '%Y %Q' }, /^invalid value '%Y %Q' for log opt 'datetime-format': '%Q' is not a supported directive \(supported: %a .*\); expected a strftime format/],
       [{ 'datetime-format': '%Y %' }, /log opt 'datetime-format': a lone '%' ends the format/],
       [{ 'multiline-preset': 'ruby' }, /^invalid value 'ruby' for log opt 'multiline-preset': expected java, python, go$/],

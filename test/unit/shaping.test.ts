@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileGoRegexp, extraAttributes } from '../../src/shaping/attributes.ts';
+import { extraAttributes } from '../../src/shaping/attributes.ts';
+import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 import { containerContext } from '../../src/shaping/context.ts';
 import { type TagInfo, TemplateError, compileTag } from '../../src/shaping/tag.ts';
 import { parseLogOptions } from '../../src/lifecycle/options.ts';
