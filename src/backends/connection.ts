@@ -302,10 +302,11 @@ export class UnixDatagramConnection {
 
   /**
    * Sends each datagram in order, going on past one the socket refuses as too long: `tooLong`
-   * gives a shorter one to try in its place, or null to give it up. At any other failure it
-   * stops: that is the first datagram's (nothing was taken), it throws; else it resolves
-   * with where it stopped and why (the datagrams before were taken). Resolves to the
-   * datagrams given up, with why.
+   * gives a shorter one to try in its place, or null to give it up. Any other failure means
+   * the receiver went away, and the datagrams the kernel had queued for it are lost with it
+   * (a datagram socket has no acknowledgement): the whole batch must go again. It throws
+   * then, unless datagrams were given up: then it resolves with `stopped` at 0, so that the
+   * caller sends everything again but those. Resolves to the datagrams given up, with why.
    */
   async sendAll(
     datagrams: readonly Buffer[],
@@ -322,8 +323,8 @@ export class UnixDatagramConnection {
         if (!(err instanceof DatagramError)) throw err;
         const at = from + err.sent;
         if (!err.tooLarge) {
-          if (at === 0) throw err;
-          return { givenUp, stopped: { at, reason: err.message } };
+          if (givenUp.length === 0) throw err;
+          return { givenUp, stopped: { at: 0, reason: err.message } };
         }
         const shorter = tooLong(at, queue[at]!);
         if (shorter === null) givenUp.push({ index: at, reason: err.message });

@@ -180,8 +180,10 @@ class JournaldBackend implements Backend {
     });
     const { givenUp, stopped } = await this.connection.sendAll(datagrams, signal, () => null);
     const result = resultInLines({ rejected: givenUp.map(({ index, reason }) => ({ index, code: 'too_large', reason })) }, lineOf);
-    // A line some of whose entries went goes again whole: its pieces are marked partial.
-    if (stopped) return { ...result, retry: { lines: range(lineOf[stopped.at]!, lines.length), reason: stopped.reason } };
+    if (stopped) {
+      const rejected = new Set(result.rejected?.map((r) => r.index));
+      return { ...result, retry: { lines: range(0, lines.length).filter((i) => !rejected.has(i)), reason: stopped.reason } };
+    }
     return result;
   }
 

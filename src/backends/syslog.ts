@@ -307,7 +307,10 @@ class DatagramTransport implements Transport {
       truncated: [...cuts].filter((i) => stopped === null || i < stopped.at),
       rejected: givenUp.map(({ index, reason }) => ({ index, code: 'too_large', reason })),
     };
-    if (stopped) result.retry = { lines: range(stopped.at, messages.length), reason: stopped.reason };
+    if (stopped) {
+      const given = new Set(givenUp.map((g) => g.index));
+      result.retry = { lines: range(stopped.at, messages.length).filter((i) => !given.has(i)), reason: stopped.reason };
+    }
     return result;
   }
 
