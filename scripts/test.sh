@@ -6,12 +6,15 @@
 #   3. unit       npm run test:unit
 #   4. backend-tools  rsyslog, rsyslog-gnutls, systemd-journald and openssl (apt-installed if root on Debian)
 #   5. integration    npm run test:integration: the backends against real rsyslog, journald and fluentd servers
-#   6. e2e-tools  busybox-static, docker-registry, openssl, docker.io (the 20.10 engine, runc, tini),
+#   6. arm64      make plugin ARCH=arm64 (Node for linux-arm64 from npm, Debian's arm64 libraries, the
+#                 native addon cross-built), then npm run test:platform: its Node runs the app under
+#                 qemu-user-static in a chroot of its rootfs (as root; the tools apt-installed)
+#   7. e2e-tools  busybox-static, docker-registry, openssl, docker.io (the 20.10 engine, runc, tini),
 #                 iproute2 and binutils (installed with apt if root on Debian)
-#   7. engine-28.5    Debian unstable's docker.io 28.5 and containerd 2, downloaded and unpacked into
+#   8. engine-28.5    Debian unstable's docker.io 28.5 and containerd 2, downloaded and unpacked into
 #                     build/engines/28.5 once (scripts/fetch-engine.sh)
-#   8. plugin     make plugin: built once for every engine
-#   9. e2e-ENGINE npm run test:e2e against each real engine, all engines at once: each is started by
+#   9. plugin     make plugin: built once for every engine
+#  10. e2e-ENGINE npm run test:e2e against each real engine, all engines at once: each is started by
 #                 scripts/e2e-engine.sh in namespaces of its own (scripts/isolate.sh: private /run,
 #                 network, PIDs, /var/lib/docker, /var/lib/containerd, /var/lib/logship), stopped by
 #                 its PID, its output in build/test/e2e-ENGINE.log (printed when it is done)
@@ -180,6 +183,14 @@ if run_step backend-tools backend_tools; then
   run_step integration npm run --silent test:integration
 else
   skip_step integration "rsyslog or systemd-journald is missing"
+fi
+
+if [[ $(id -u) != 0 ]]; then
+  skip_step arm64 "the arm64 plugin runs in a chroot, which needs root"
+elif run_step arm64-tools scripts/need-packages.sh "the arm64 plugin" qemu-user-static g++-aarch64-linux-gnu binutils; then
+  run_step arm64 bash -c 'make --no-print-directory plugin ARCH=arm64 && npm run --silent test:platform'
+else
+  skip_step arm64 "qemu-user-static or g++-aarch64-linux-gnu is missing"
 fi
 
 if [[ $ENGINE == running ]]; then
