@@ -12,6 +12,7 @@
 #                    that answers)
 #   make demo        build, install, run a container logging through logship, show docker logs
 #   make bench       compare logship with json-file, local, none and a discard-only plugin (built here)
+#   make bench-footprint   the plugin's size (rootfs, pushed), start time and memory, against that floor
 #   make clean       remove dist/, plugin/ and build/
 
 PLUGIN   ?= logship:latest
@@ -29,10 +30,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help deps build plugin engine install uninstall push test demo bench clean check-docker check-registry
+.PHONY: help deps build plugin engine install uninstall push test demo bench bench-footprint clean check-docker check-registry
 
 help:
-	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,18p' Makefile | sed 's/^# \{0,1\}//'
 
 # npm ci when node_modules is missing or older than the lock file (npm ci writes this stamp).
 node_modules/.package-lock.json: package.json package-lock.json
@@ -160,6 +161,9 @@ bench: check-docker plugin
 	@$(DOCKER) plugin inspect -f '{{.Enabled}}' $(PLUGIN) 2>/dev/null | grep -qx true \
 	  || { echo "make: error: $(PLUGIN) is not installed and enabled; run 'make install' first" >&2; exit 1; }
 	PLUGIN=$(PLUGIN) DISCARD=$(DISCARD) $(NPM) run --silent bench
+
+bench-footprint: check-docker plugin
+	$(NPM) run --silent bench:footprint
 
 clean:
 	rm -rf dist plugin plugin.new plugin-arm64 plugin-arm64.new build
