@@ -15,7 +15,8 @@ import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
 import { frame, lines } from '../unit/frames.ts';
 
 const run = promisify(execFile);
-const ROOTFS = path.resolve(import.meta.dirname, '..', '..', 'plugin-arm64', 'rootfs');
+const REPO = path.resolve(import.meta.dirname, '..', '..');
+const ROOTFS = path.join(REPO, 'plugin-arm64', 'rootfs');
 const QEMU = '/usr/bin/qemu-aarch64-static';
 // Found on the machine's PATH, which the commands below do not get (theirs is the rootfs's).
 const CHROOT = execFileSync('sh', ['-c', 'command -v chroot'], { encoding: 'utf8' }).trim();
@@ -47,8 +48,9 @@ describe('the arm64 plugin under qemu', () => {
   before(() => {
     assert.ok(fs.existsSync(path.join(ROOTFS, 'usr', 'bin', 'node')), `${ROOTFS} is missing: run 'make plugin ARCH=arm64'`);
     assert.ok(fs.existsSync(QEMU), `${QEMU} is missing: apt-get install qemu-user-static`);
-    // A copy (hard links; qemu and what the app writes are new files), so plugin-arm64/ stays as built.
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-arm64-'));
+    // A copy (hard links, so beside plugin-arm64/ on the same mount; qemu and what the app
+    // writes are new files), so plugin-arm64/ stays as built.
+    root = fs.mkdtempSync(path.join(REPO, 'build', 'platform-arm64-'));
     fs.rmdirSync(root);
     execFileSync('cp', ['-al', ROOTFS, root]);
     fs.copyFileSync(QEMU, path.join(root, 'qemu-aarch64-static'));
