@@ -52,7 +52,7 @@ trap 'exit 143' TERM
 [[ -f $WORK/dockerd.pid ]] || die "an engine already answered on the default socket: run this in namespaces of its own (scripts/isolate.sh)"
 version=$(docker version --format '{{.Server.Version}}') || die "docker version failed"
 [[ $version == "$ENGINE".* ]] || die "dockerd is $version, not $ENGINE (for 20.10 the machine needs Debian bookworm's docker.io)"
-say "dockerd $version, containerd $(PATH=$engine_path containerd --version | awk '{ print $3 }'), runc $(runc --version | awk 'NR == 1 { print $3 }'), open files $(awk '/^Max open files/ { print $4 "/" $5 }' "/proc/$(cat "$WORK/dockerd.pid")/limits")"
+say "dockerd $version, containerd $(PATH=$engine_path containerd --version | awk '{ print $3 }'), runc $(runc --version | awk 'NR == 1 { print $3 }'), started with an open-file limit of ${soft_files:-$(ulimit -S -n)} (hard $(ulimit -H -n))"
 # The plugin's own log is in the engine's (test/e2e/engine.test.ts reads it).
 export LOGSHIP_DOCKERD_LOG=$WORK/dockerd.log
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { FileBudget, openFiles, readFileLimit } from '../../src/observability/file-limit.ts';
 
@@ -18,6 +19,15 @@ describe('open-file limit', () => {
     // Node raised the soft limit to the hard one when it started (an unlimited hard one: as far as the kernel allows).
     if (Number.isFinite(own.hard)) assert.equal(own.soft, own.hard);
     assert.ok(openFiles() >= 3);
+  });
+
+  it('is raised by Node itself from a soft limit of 1024 (what systemd gives containerd 2) to the hard one', () => {
+    const hard = readFileLimit()!.hard;
+    if (!Number.isFinite(hard) || hard <= 1024) return;
+    const child = execFileSync('sh', ['-c', 'ulimit -S -n 1024 && exec "$0" -p "require(\'fs\').readFileSync(\'/proc/self/limits\', \'utf8\')"', process.execPath], {
+      encoding: 'utf8',
+    });
+    assert.deepEqual(readFileLimit(child), { soft: hard, hard });
   });
 
   it('warns, with the numbers, when the files in use pass 80% of the limit, once until they fall below 70%', () => {
