@@ -5,8 +5,9 @@
 //
 // For each plugin folder of PLUGIN_DIRS (default plugin; a comma list compares builds, e.g. an
 // older one's and this one's) and for the floor:
-// 1. size: the rootfs as files, and as it is pushed: `docker plugin push` to a private registry
-//    on 127.0.0.1 (Debian's docker-registry), the sizes its manifest lists;
+// 1. size: the rootfs as files (apparent size), gzipped as a tarball (`tar c | gzip -6`), and as
+//    it is pushed: `docker plugin push` to a private registry on 127.0.0.1 (Debian's
+//    docker-registry), the sizes its manifest lists (the engine's Go gzip: a few % larger);
 // 2. start: the seconds `docker plugin enable` takes (the engine waits for the plugin's socket to
 //    answer), median of ROUNDS enables;
 // 3. memory: the plugin process's RSS 2 s after it started, and with IDLE containers attached and
@@ -15,7 +16,6 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
-import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { docker } from '../test/e2e/lib/docker-client.ts';
@@ -32,13 +32,15 @@ const MB = 1e6;
 interface Footprint {
   label: string;
   rootfsBytes: number;
+  gzipBytes: number;
   pushedBytes: number;
   enableSeconds: number;
   rssStartMb: number;
   rssIdleMb: number;
 }
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-footprint-'));
+// Beside the plugin folders, on their mount: the copies are hard links.
+const work = fs.mkdtempSync(path.join(ROOT, 'build', 'footprint-'));
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 function du(dir: string): number {
@@ -128,7 +130,8 @@ async function measure(label: string, dir: string, registry: Registry, image: st
       }
       await new Promise((r) => setTimeout(r, 3000));
       const rssIdleMb = plugin.rssMb();
-      return { label, rootfsBytes: du(path.join(dir, 'rootfs')), pushedBytes, enableSeconds: median(enables), rssStartMb, rssIdleMb };
+      const gzipBytes = Number(execFileSync('sh', ['-c', 'tar -C "$0" -cf - . | gzip -6 | wc -c', path.join(dir, 'rootfs')], { encoding: 'utf8' }));
+      return { label, rootfsBytes: du(path.join(dir, 'rootfs')), gzipBytes, pushedBytes, enableSeconds: median(enables), rssStartMb, rssIdleMb };
     } finally {
       for (let i = 0; i < containers.length; i += 20) {
         await Promise.all(containers.slice(i, i + 20).map((c) => c.remove({ force: true }).catch(() => {})));
@@ -145,24 +148,26 @@ async function measure(label: string, dir: string, registry: Registry, image: st
 }
 
 const image = await ensureTestImage();
+// logship's journal mount needs its source, as `make install` makes it.
+fs.mkdirSync('/run/systemd/journal', { recursive: true });
 for (const dir of PLUGIN_DIRS) {
   if (!fs.existsSync(path.join(dir, 'rootfs'))) throw new Error(`${dir} is not a plugin folder (no rootfs): run 'make plugin'`);
 }
-// The floor: the discard-only plugin, built from plugin/ (bench/discard-plugin/install.sh).
-run('bench/discard-plugin/install.sh', ['logship-footprint-discard:latest']);
-run('docker', ['plugin', 'disable', '-f', 'logship-footprint-discard:latest']);
-run('docker', ['plugin', 'rm', '-f', 'logship-footprint-discard:latest']);
+// The floor: the discard-only plugin, assembled from plugin/ (bench/discard-plugin/install.sh).
+const floorDir = path.join(ROOT, 'build', 'footprint-discard');
+run('bench/discard-plugin/install.sh', ['--assemble', floorDir]);
 
-const registry = await startRegistry(path.join(work, 'registry'));
+const registry = await startRegistry(fs.mkdtempSync(path.join(work, 'registry-')));
 const results: Footprint[] = [];
 try {
-  results.push(await measure('floor', path.join(ROOT, 'build', 'discard-plugin'), registry, image));
+  results.push(await measure('floor', floorDir, registry, image));
   for (const [i, dir] of PLUGIN_DIRS.entries()) {
     results.push(await measure(PLUGIN_DIRS.length > 1 ? `${i + 1}` : 'logship', dir, registry, image));
   }
 } finally {
   await registry.stop();
   fs.rmSync(work, { recursive: true, force: true });
+  fs.rmSync(floorDir, { recursive: true, force: true });
 }
 
 const floor = results[0]!;
@@ -171,7 +176,7 @@ for (const r of results) {
   const name = r.label === 'floor' ? 'floor (discard)' : r.label === 'logship' ? path.relative(ROOT, PLUGIN_DIRS[0]!) : path.relative(ROOT, PLUGIN_DIRS[Number(r.label) - 1]!);
   const vs = (x: number, f: number) => (r === floor ? '' : ` (${(x / f).toFixed(2)}x)`);
   console.log(
-    `  ${name.padEnd(28)} rootfs ${(r.rootfsBytes / MB).toFixed(1)} MB, pushed ${(r.pushedBytes / MB).toFixed(1)} MB; ` +
+    `  ${name.padEnd(28)} rootfs ${(r.rootfsBytes / MB).toFixed(1)} MB, gzipped ${(r.gzipBytes / MB).toFixed(2)} MB, pushed ${(r.pushedBytes / MB).toFixed(2)} MB; ` +
       `enable ${r.enableSeconds.toFixed(2)} s${vs(r.enableSeconds, floor.enableSeconds)}; ` +
       `RSS ${r.rssStartMb.toFixed(1)} MB at start${vs(r.rssStartMb, floor.rssStartMb)}, ` +
       `${r.rssIdleMb.toFixed(1)} MB with ${IDLE} idle containers${vs(r.rssIdleMb, floor.rssIdleMb)}`,

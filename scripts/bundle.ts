@@ -12,8 +12,8 @@
 //                         from dist/ as from anywhere
 //
 // Every output file is at the top of dist/, so a path relative to import.meta.url means the same
-// from any chunk. Identifiers keep their names (stack traces in the daemon's log stay readable);
-// whitespace and syntax are minified.
+// from any chunk. Minified, functions and classes keeping their names (`err.name`, stack traces):
+// the plugin is what every `docker plugin install` downloads.
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
@@ -21,6 +21,28 @@ import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'dist');
+
+/**
+ * Packages a dependency requires that never run in logship, replaced by a module that says so
+ * if they ever do. iconv-lite (a third of the core, its charset tables) decodes request bodies
+ * for body-parser, and express.raw() without a charset, all the LogDriver API needs, never asks.
+ */
+const NEVER_RUN: Record<string, string> = {
+  'iconv-lite': "express.raw() keeps the LogDriver API's bodies as bytes",
+};
+
+const neverRun: esbuild.Plugin = {
+  name: 'logship-never-run',
+  setup(build) {
+    const filter = new RegExp(`^(${Object.keys(NEVER_RUN).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`);
+    build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'never-run' }));
+    build.onLoad({ filter: /.*/, namespace: 'never-run' }, (args) => ({
+      contents: `const why = ${JSON.stringify(`${args.path} is left out of logship's bundle: ${NEVER_RUN[args.path]}`)};
+module.exports = new Proxy({}, { get(_, key) { if (key === '__esModule' || typeof key === 'symbol') return undefined; throw new Error(why + ' (asked for ' + String(key) + ')'); } });`,
+      loader: 'js',
+    }));
+  },
+};
 
 /** Packages with a compiled addon: loaded from node_modules at run time, never bundled. */
 const NATIVE = ['unix-dgram'];
@@ -116,13 +138,12 @@ const result = await esbuild.build({
   target: 'node24',
   external: NATIVE,
   banner: { js: banner },
-  minifyWhitespace: true,
-  minifySyntax: true,
-  keepNames: true,
+  minify: true,
+  charset: 'utf8',
   legalComments: 'none',
   chunkNames: '[name]-[hash]',
   metafile: true,
-  plugins: [assets, dynamicImports],
+  plugins: [assets, dynamicImports, neverRun],
   logLevel: 'warning',
 });
 
