@@ -23,21 +23,31 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const OUT = path.join(ROOT, 'dist');
 
 /**
- * Packages a dependency requires that never run in logship, replaced by a module that says so
- * if they ever do. iconv-lite (a third of the core, its charset tables) decodes request bodies
- * for body-parser, and express.raw() without a charset, all the LogDriver API needs, never asks.
+ * Modules a dependency requires that never run in logship, replaced by one that says so if they
+ * ever do (keyed by the package and the file, as a dependency names it):
+ * - iconv-lite (a third of the core: its charset tables) decodes request bodies for body-parser,
+ *   and express.raw() without a charset, all the LogDriver API needs, never asks;
+ * - google-gax's IAM, Locations and long-running Operations protos are for the clients of those
+ *   mixins and for long-running calls, which generated clients of other APIs make;
+ *   gcplogs' LoggingServiceV2Client has none of them;
+ * - undici's llhttp without wasm SIMD is the fallback for a CPU without it (ppc64 before Node
+ *   24.12, x86-64 without SSE4.1): every host logship's x64 and arm64 builds run on has SIMD.
  */
-const NEVER_RUN: Record<string, string> = {
-  'iconv-lite': "express.raw() keeps the LogDriver API's bodies as bytes",
-};
+const NEVER_RUN: { pkg: string; file: RegExp; why: string }[] = [
+  { pkg: 'iconv-lite', file: /^iconv-lite$/, why: "express.raw() keeps the LogDriver API's bodies as bytes" },
+  { pkg: 'google-gax', file: /^(\.\.\/)+protos\/(iam_service|locations|operations)$/, why: 'logship makes no IAM, Locations or long-running call' },
+  { pkg: 'undici', file: /^\.\.\/llhttp\/llhttp-wasm\.js$/, why: "this CPU has no wasm SIMD, which llhttp's build logship keeps needs" },
+];
 
 const neverRun: esbuild.Plugin = {
   name: 'logship-never-run',
   setup(build) {
-    const filter = new RegExp(`^(${Object.keys(NEVER_RUN).map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`);
-    build.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'never-run' }));
+    build.onResolve({ filter: /.*/ }, (args) => {
+      const left = NEVER_RUN.find((n) => n.file.test(args.path) && (args.path === n.pkg || args.resolveDir.includes(`/node_modules/${n.pkg}/`)));
+      return left ? { path: `${left.pkg}:${args.path}`, namespace: 'never-run', pluginData: left.why } : undefined;
+    });
     build.onLoad({ filter: /.*/, namespace: 'never-run' }, (args) => ({
-      contents: `const why = ${JSON.stringify(`${args.path} is left out of logship's bundle: ${NEVER_RUN[args.path]}`)};
+      contents: `const why = ${JSON.stringify(`${args.path} is left out of logship's bundle: ${String(args.pluginData)}`)};
 module.exports = new Proxy({}, { get(_, key) { if (key === '__esModule' || typeof key === 'symbol') return undefined; throw new Error(why + ' (asked for ' + String(key) + ')'); } });`,
       loader: 'js',
     }));
