@@ -3,8 +3,9 @@
 #
 #   scripts/fetch-engine.sh DIR
 #
-# Downloads unstable's docker.io and containerd packages (apt-get download, with a private
-# sources list and cache, so the machine's apt state is untouched), unpacks them into DIR/root
+# Downloads unstable's docker.io and containerd packages (scripts/apt-download.sh: apt-get
+# download with a private sources list and cache, so the machine's apt state is untouched),
+# unpacks them into DIR/root
 # and links the binaries dockerd needs into DIR/bin: dockerd, docker-proxy, containerd and
 # containerd-shim-runc-v2 from the packages, runc and docker-init from the machine (bookworm's
 # runc 1.1.5 works with containerd 2; unstable's needs a newer glibc). Start it with
@@ -49,23 +50,12 @@ for f in /usr/sbin/runc /usr/bin/docker-init; do
   [[ -x $f ]] || die "$f is missing: apt-get install runc tini (the engine uses the machine's runc and docker-init)"
 done
 
-uri=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-[[ -n $uri ]] || uri=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' /etc/apt/sources.list 2>/dev/null || true)
-[[ -n $uri ]] || die "no Debian archive found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
-
 # take SUITE: downloads and unpacks SUITE's docker.io and containerd; fails if they do not run here.
 take() {
-  local suite=$1 apt=$DIR/apt-$1
+  local suite=$1
   rm -rf "$DIR/root" "$DIR/bin" "$DIR"/*.deb "$DIR/version"
-  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" > "$apt/sources.list"
-  local A=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$apt/lists"
-           -o "Dir::Cache=$apt/cache" -o Debug::NoLocking=1)
-  say "apt-get update ($suite, lists in $apt)"
-  apt-get "${A[@]}" update -q >"$apt/update.log" 2>&1 || { tail -n 20 "$apt/update.log" >&2; die "apt-get update for $suite failed"; }
   say "apt-get download docker.io containerd ($suite)"
-  (cd "$DIR" && apt-get "${A[@]}" download docker.io containerd >"$apt/download.log" 2>&1) \
-    || { tail -n 20 "$apt/download.log" >&2; die "apt-get download from $suite failed"; }
+  "$(dirname "${BASH_SOURCE[0]}")/apt-download.sh" "$DIR" "$(dpkg --print-architecture)" "$suite" docker.io containerd || return 1
   local deb
   for deb in "$DIR"/*.deb; do dpkg -x "$deb" "$DIR/root"; done
   mkdir -p "$DIR/bin"
@@ -73,8 +63,7 @@ take() {
          "$DIR/root/usr/sbin/docker-proxy" "$DIR/bin/"
   ln -sf /usr/sbin/runc /usr/bin/docker-init "$DIR/bin/"
   for deb in "$DIR"/*.deb; do dpkg-deb -W --showformat='${Package} ${Version}\n' "$deb"; done | paste -sd',' > "$DIR/version.new"
-  # The lists (tens of MB) were needed for the download only.
-  rm -rf "$DIR"/*.deb "$apt"
+  rm -f "$DIR"/*.deb
   if ! binaries_run; then
     say "$suite's binaries do not run here (glibc $glibc_have; dockerd needs $(glibc_needed "$DIR/bin/dockerd"))"
     return 1
