@@ -4,7 +4,8 @@
 #   scripts/ensure-docker.sh PIDFILE [LOGFILE]
 #
 # * If `docker info` answers: does nothing (and leaves PIDFILE absent).
-# * Otherwise, as root on Debian (no systemd needed): installs docker.io if dockerd is missing,
+# * Otherwise, as root on Debian (no systemd needed): installs docker.io if dockerd is missing
+#   (scripts/need-packages.sh),
 #   starts dockerd in the background with stdout and stderr going to LOGFILE (never to ours: a
 #   server holding CI's stdout open hangs CI), waits until it answers, and writes its PID to
 #   PIDFILE. The caller owns that process and should stop it, e.g.
@@ -33,13 +34,13 @@ if [[ -S /var/run/docker.sock ]] && command -v pgrep >/dev/null && pgrep -x dock
   die "a dockerd is running but does not answer on /var/run/docker.sock; not starting a second one (pgrep -a dockerd)"
 fi
 
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
-  say "installing docker.io with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null || die "apt-get update failed"
-  apt-get install -y -q --no-install-recommends docker.io >/dev/null || die "apt-get install docker.io failed"
-fi
+"$(dirname "${BASH_SOURCE[0]}")/need-packages.sh" "a Docker engine" docker.io || die "no Docker engine to start"
 command -v dockerd >/dev/null 2>&1 || die "dockerd is still missing after installing docker.io"
+# On a machine with an init system the package starts its own engine.
+if docker info >/dev/null 2>&1; then
+  say "the Docker engine the package started answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
+  exit 0
+fi
 
 # cgroups: the VM's init normally mounts them; a bare machine may not.
 if [[ ! -e /sys/fs/cgroup/cgroup.controllers ]] && [[ -z $(ls -A /sys/fs/cgroup 2>/dev/null) ]]; then

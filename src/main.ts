@@ -2,6 +2,7 @@
 // and shuts down in order on SIGTERM (the daemon allows 10 s before SIGKILL).
 import { BACKENDS } from './backends/index.ts';
 import { Registry } from './lifecycle/registry.ts';
+import { watchFileLimit } from './observability/file-limit.ts';
 import { log, setLevel } from './observability/log.ts';
 import { serveMetrics } from './observability/metrics-server.ts';
 import { setLiveSources } from './observability/metrics.ts';
@@ -28,12 +29,15 @@ registry.tightenStoreModes();
 const live = registry.liveSources();
 setLiveSources(live);
 const server = await listen(createApp(registry), settings.socketPath);
+const fileLimit = watchFileLimit(() => live.openContainers());
 log.info('listening', {
   socket: settings.socketPath,
   dataDir: settings.dataDir,
   retentionMs: settings.retentionMs,
   diskQuotaBytes: settings.diskQuotaBytes,
   resumed,
+  openFilesLimit: fileLimit?.soft,
+  openFilesHardLimit: fileLimit?.hard,
   node: process.version,
 });
 if (settings.metricsAddress) {

@@ -4,17 +4,24 @@
 # libraries) with this program and logship's FIFO reader added and its own config.json.
 # The copy is hard-linked; every file that changes is replaced, never written through.
 # Usage (from the repository root): bench/discard-plugin/install.sh PLUGIN_NAME
+#   or bench/discard-plugin/install.sh --assemble DIR: the plugin folder only, in DIR
 set -euo pipefail
 
-NAME=${1:?usage: bench/discard-plugin/install.sh PLUGIN_NAME}
-OUT=build/discard-plugin
+usage="usage: bench/discard-plugin/install.sh PLUGIN_NAME | --assemble DIR"
+if [[ ${1:-} == --assemble ]]; then
+  NAME=logship-discard
+  OUT=${2:?$usage}
+else
+  NAME=${1:?$usage}
+  OUT=build/discard-plugin
+fi
 DOCKER=${DOCKER:-docker}
 
 [[ -f plugin/config.json && -x plugin/rootfs/usr/bin/node ]] \
   || { echo "discard-plugin: plugin/ is missing: run 'make plugin' first" >&2; exit 1; }
 
 rm -rf "$OUT"
-mkdir -p build
+mkdir -p "$(dirname "$OUT")"
 cp -al plugin "$OUT"
 R="$OUT/rootfs"
 rm "$OUT/config.json" "$R/etc/logship-release"
@@ -24,6 +31,7 @@ cp bench/discard-plugin/main.ts "$R/app/bench/discard-plugin/main.ts"
 cp src/fifo/reader.ts "$R/app/src/fifo/reader.ts"
 # A layer unlike every other build's (see `make push`).
 echo "logship-discard $NAME, built $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" > "$R/etc/logship-release"
+[[ ${1:-} != --assemble ]] || exit 0
 
 if "$DOCKER" plugin inspect "$NAME" >/dev/null 2>&1; then
   "$DOCKER" plugin disable -f "$NAME" >/dev/null 2>&1 || true

@@ -16,11 +16,9 @@ import { withPluginSettings } from './lib/plugin.ts';
 after(removeContainers);
 
 /** A fresh, empty host folder beside the plugin's own data folder. */
+/** A new folder beside the data folder; named apart, since engines under test at once share /var/lib. */
 function scratchDir(name: string): string {
-  const dir = `${DATA_DIR}-${name}`;
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
+  return fs.mkdtempSync(`${DATA_DIR}-${name}-`);
 }
 
 function numbers(text: string, what: string): number[] {
