@@ -219,6 +219,7 @@ export function udpPayload(encoder: GelfEncoder, line: OutgoingLine, config: Gel
  */
 class GelfUdp {
   private static readonly REFRESH_MS = 60_000;
+  private static readonly WINDOW = 16;
   private readonly host: string;
   private readonly port: number;
   private socket: Promise<dgram.Socket> | null = null;
@@ -241,25 +242,31 @@ class GelfUdp {
     }
     const failed = new Set<number>();
     let error: Error | null = null;
+    // A window of datagrams at a time, the next after a turn of the event loop, not the whole
+    // batch at once: 128 chunks of one message and the lines after it are otherwise a burst
+    // that overflows a receiver's socket buffer (about 208 KB by default), and UDP drops
+    // what does not fit without a word.
     await new Promise<void>((resolve) => {
-      let pending = 0;
-      const done = (): void => {
-        if (--pending === 0) resolve();
-      };
-      pending++;
-      messages.forEach((datagrams, i) => {
-        for (const datagram of datagrams) {
-          pending++;
+      const queue: Array<[number, Buffer]> = messages.flatMap((datagrams, i) => datagrams.map((d) => [i, d] as [number, Buffer]));
+      let next = 0;
+      const window = (): void => {
+        const end = Math.min(next + GelfUdp.WINDOW, queue.length);
+        let pending = end - next;
+        for (; next < end; next++) {
+          const [i, datagram] = queue[next]!;
           socket.send(datagram, (err) => {
             if (err) {
               error ??= err;
               failed.add(i);
             }
-            done();
+            if (--pending > 0) return;
+            if (next === queue.length) resolve();
+            else setImmediate(window);
           });
         }
-      });
-      done();
+      };
+      if (queue.length === 0) resolve();
+      else window();
     });
     if (error) this.close();
     return { failed: [...failed].sort((a, b) => a - b), error };

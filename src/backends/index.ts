@@ -5,7 +5,9 @@ import { awslogsFactory } from './awslogs.ts';
 import { elasticsearchFactory } from './elasticsearch.ts';
 import { fluentdFactory } from './fluentd.ts';
 import { gcplogsFactory } from './gcplogs.ts';
+import { gelfFactory } from './gelf.ts';
 import { journaldFactory } from './journald.ts';
+import { splunkFactory } from './splunk.ts';
 import { syslogFactory } from './syslog.ts';
 
 export const BACKENDS: readonly BackendFactory<unknown>[] = [
@@ -15,4 +17,6 @@ export const BACKENDS: readonly BackendFactory<unknown>[] = [
   awslogsFactory,
   gcplogsFactory,
   elasticsearchFactory,
+  gelfFactory,
+  splunkFactory,
 ];

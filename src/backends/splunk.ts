@@ -58,6 +58,8 @@ export interface SplunkConfig {
   /** The gzip level, or null for no compression. */
   gzipLevel: number | null;
   indexAck: boolean;
+  /** How long a batch waits for its acknowledgment: ACK_WAIT_MS (tests make it shorter). */
+  ackWaitMs: number;
 }
 
 export const EVENT_PATH = '/services/collector/event/1.0';
@@ -107,6 +109,7 @@ export function parseSplunkOptions(opts: Readonly<Record<string, string>>): Splu
     verifyConnection: values['splunk-verify-connection'],
     gzipLevel: values['splunk-gzip'] ? values['splunk-gzip-level'] : null,
     indexAck: values['splunk-index-acknowledgment'],
+    ackWaitMs: ACK_WAIT_MS,
   };
 }
 
@@ -278,7 +281,7 @@ export class SplunkBackend implements Backend {
         noAckWarning.warn();
         return DELIVERED;
       }
-      return (await this.acknowledged(ackId, signal)) ? DELIVERED : { retry: { reason: `not acknowledged by the indexers within ${ACK_WAIT_MS / 1000} s (ackId ${ackId})` } };
+      return (await this.acknowledged(ackId, signal)) ? DELIVERED : { retry: { reason: `not acknowledged by the indexers within ${this.config.ackWaitMs / 1000} s (ackId ${ackId})` } };
     }
     const what = `the collector answered ${reply.status}${reply.body?.text ? ` (${reply.body.text}${code === undefined ? '' : `, code ${code}`})` : ''}`;
     if (code !== undefined && CONFIG_CODES.has(code)) {
@@ -306,10 +309,10 @@ export class SplunkBackend implements Backend {
 
   /**
    * Polls HEC's ack endpoint for `ackId` on this container's channel until it is true or
-   * ACK_WAIT_MS passed; a failing poll is tried again within that time.
+   * the ack wait passed; a failing poll is tried again within that time.
    */
   private async acknowledged(ackId: number, signal: AbortSignal): Promise<boolean> {
-    const deadline = Date.now() + ACK_WAIT_MS;
+    const deadline = Date.now() + this.config.ackWaitMs;
     const query = Buffer.from(JSON.stringify({ acks: [ackId] }));
     for (let wait = ACK_POLL_FIRST_MS; ; wait = Math.min(wait * 2, ACK_POLL_MAX_MS)) {
       try {
