@@ -155,6 +155,18 @@ export function isTransient(err: unknown): boolean {
   return false;
 }
 
+/** What a send aborted by the engine (shutdown, its send deadline) fails with: transient, saying why. */
+export function abortError(signal: AbortSignal): SendError {
+  const reason: unknown = signal.reason;
+  return new SendError(reason instanceof Error ? reason.message : 'aborted', { transient: true, cause: reason });
+}
+
+/** `err` as a transient SendError: the receiver or the way to it failed, not the batch. */
+export function transientError(err: unknown): SendError {
+  if (err instanceof SendError && err.transient) return err;
+  return new SendError(err instanceof Error ? err.message : String(err), { transient: true, cause: err });
+}
+
 export interface Backend {
   /**
    * Ships one batch, in order, and says what became of each line (see SendResult): a backend
