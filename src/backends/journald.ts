@@ -13,7 +13,8 @@ import {
   type SendResult,
   SendError,
 } from '../delivery/backend.ts';
-import { UnixDatagramConnection, range, resultInLines } from './connection.ts';
+import { UnixDatagramConnection } from '../transport/datagram.ts';
+import { range, resultInLines } from '../transport/requests.ts';
 import { rfc3339Nano } from '../delivery/timestamp.ts';
 
 export interface JournaldConfig {
@@ -195,8 +196,9 @@ class JournaldBackend implements Backend {
 export const journaldFactory: BackendFactory<JournaldConfig> = {
   name: 'journald',
   // Docker's journald driver has only the common options (tag, labels, env), which the engine handles.
-  optionKeys: [],
-  parseOptions: () => ({ socketPath: JOURNAL_SOCKET }),
+  // Docker's journald driver has no options but the shared ones.
+  options: [],
+  configure: () => ({ socketPath: JOURNAL_SOCKET }),
   batchLimits: (): BatchLimits => ({ maxLines: 1000, maxBytes: 4 << 20 }),
   create(config: JournaldConfig, container: ContainerContext): Backend {
     return new JournaldBackend(config, container);

@@ -4,6 +4,7 @@
 // cursors, ordering, counting and dead letters, so no backend has a queue.
 import type { Source } from '../fifo/log-entry.ts';
 import type { MultilineOptions } from '../shaping/multiline.ts';
+import type { OptionSchema, OptionValues } from '../options/schema.ts';
 
 /** One line ready to ship: partial chunks already reassembled by the shaping stage. */
 export interface OutgoingLine {
@@ -200,19 +201,40 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export interface BackendFactory<Config> {
+/** The plugin's proxy settings (HTTP_PROXY, HTTPS_PROXY, NO_PROXY); '' is none. */
+export interface ProxySettings {
+  httpProxy: string;
+  httpsProxy: string;
+  /** Comma list of hosts (`.example.com`, `*`, `host:port`) reached directly. */
+  noProxy: string;
+}
+
+/**
+ * The plugin settings a backend is handed (it never reads process.env): the proxy, and its
+ * own settings (its `settings` schema: credentials that must not be log-opts, which
+ * `docker inspect` shows), parsed when the plugin started.
+ */
+export interface BackendSettings<Own = Readonly<Record<string, unknown>>> {
+  proxy: ProxySettings;
+  own: Own;
+}
+
+export interface BackendFactory<Config, S extends OptionSchema = OptionSchema, P extends OptionSchema = readonly []> {
   /** The `backend` log-opt value, as Docker's built-in driver is named (`syslog`, ...). */
   readonly name: string;
   /**
-   * Every log-opt of this backend, named as the built-in driver names them; not the shared
-   * ones (tag, labels, labels-regex, env, env-regex), which arrive resolved in ContainerContext.
+   * Every log-opt of this backend, named as the built-in driver names them, as data (see
+   * options/schema.ts); not the shared ones (tag, labels, labels-regex, env, env-regex),
+   * which arrive resolved in ContainerContext. Keys never overlap another backend's.
    */
-  readonly optionKeys: readonly string[];
+  readonly options: S;
+  /** The plugin settings (`docker plugin set` names) this backend reads. */
+  readonly settings?: P;
   /**
-   * Validates this backend's log-opts (only its own keys are passed); throws InvalidOptionError.
-   * An error message must never quote the value of a credential (a key, password or token).
+   * The typed values of its options (parsed and checked one by one from the schema) to
+   * its config: cross-field checks only; throws InvalidOptionError. Must not connect.
    */
-  parseOptions(opts: Readonly<Record<string, string>>): Config;
+  configure(values: OptionValues<S>, settings: BackendSettings<OptionValues<P>>): Config;
   batchLimits(config: Config): BatchLimits;
   /**
    * The backend's own multiline log-opts (awslogs-multiline-pattern, awslogs-datetime-format),
@@ -224,3 +246,7 @@ export interface BackendFactory<Config> {
   /** Must not connect: a receiver down at StartLogging must not fail the container. */
   create(config: Config, container: ContainerContext): Backend;
 }
+
+/** Any backend, as lists hold them (each one's own types are checked where it is declared). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyBackendFactory = BackendFactory<any, any, any>;

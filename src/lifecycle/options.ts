@@ -5,7 +5,8 @@
 // labels, env, ...), and each selected backend's own, which its factory validates. A key
 // of a backend that is not selected is an error, so a typo in `backend` cannot silently
 // leave an address unused.
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, RetryPolicy } from '../delivery/backend.ts';
+import type { AnyBackendFactory, Backend, BackendFactory, BatchLimits, ContainerContext, ProxySettings, RetryPolicy } from '../delivery/backend.ts';
+import { type OptionSchema, parseOptions, schemaKeys } from '../options/schema.ts';
 import type { AttributeSpec } from '../shaping/attributes.ts';
 import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
 import type { LineShaping } from '../shaping/line-shaper.ts';
@@ -50,6 +51,17 @@ export interface LogOptions {
 
 export class InvalidOptionError extends Error {}
 
+/**
+ * The plugin settings backends are handed, read once when the plugin starts: the proxy, and
+ * the values of the settings their `settings` schemas name (empty ones dropped).
+ */
+export interface BackendEnvironment {
+  proxy: ProxySettings;
+  env: Readonly<Record<string, string>>;
+}
+
+export const NO_ENVIRONMENT: BackendEnvironment = Object.freeze({ proxy: { httpProxy: '', httpsProxy: '', noProxy: '' }, env: {} });
+
 /** 20m in json-file's decimal units; the local driver's defaults otherwise. */
 export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxSizeBytes: 20_000_000, maxFiles: 5, compress: true };
 
@@ -87,15 +99,16 @@ export const DEFAULT_TAG = '{{.ID}}';
 
 export function parseLogOptions(
   config: Record<string, string> | null | undefined,
-  factories: readonly BackendFactory<unknown>[],
+  factories: readonly AnyBackendFactory[],
+  environment: BackendEnvironment = NO_ENVIRONMENT,
 ): LogOptions {
   const opts = config ?? {};
   const selected = parseBackendList(opts.backend, factories);
-  const own = new Map<BackendFactory<unknown>, Record<string, string>>(selected.map((f) => [f, {}]));
+  const own = new Map<AnyBackendFactory, Record<string, string>>(selected.map((f) => [f, {}]));
   for (const [key, value] of Object.entries(opts)) {
     if (key === 'backend' || STORE_KEYS.includes(key) || SHAPING_KEYS.includes(key) || DAEMON_KEYS.has(key)) continue;
     if (key.startsWith('cache-') && CACHE_KEYS.includes(key.slice('cache-'.length))) continue;
-    const owner = factories.find((f) => f.optionKeys.includes(key));
+    const owner = factories.find((f) => schemaKeys(f.options).includes(key));
     if (owner && own.has(owner)) {
       own.get(owner)![key] = value;
       continue;
@@ -105,21 +118,21 @@ export function parseLogOptions(
         `log opt '${key}' is an option of backend '${owner.name}', which log opt 'backend' does not select (backend=${opts.backend ?? ''})`,
       );
     }
-    const accepted = ['backend', ...STORE_KEYS, ...SHAPING_KEYS, ...selected.flatMap((f) => f.optionKeys)];
+    const accepted = ['backend', ...STORE_KEYS, ...SHAPING_KEYS, ...selected.flatMap((f) => schemaKeys(f.options))];
     throw new InvalidOptionError(`unknown log opt '${key}' for ${DRIVER} log driver (accepted: ${accepted.join(', ')})`);
   }
   const shaping = parseShapingOptions(opts);
   return {
     store: parseStoreOptions(opts),
     shaping,
-    backends: selected.map((f) => plan(f, own.get(f)!, shaping)),
+    backends: selected.map((f) => plan(f, own.get(f)!, shaping, environment)),
   };
 }
 
-function parseBackendList(value: string | undefined, factories: readonly BackendFactory<unknown>[]): BackendFactory<unknown>[] {
+function parseBackendList(value: string | undefined, factories: readonly AnyBackendFactory[]): AnyBackendFactory[] {
   if (value === undefined || value.trim() === '') return [];
   const names = factories.map((f) => f.name);
-  const selected: BackendFactory<unknown>[] = [];
+  const selected: AnyBackendFactory[] = [];
   for (const name of value.split(',').map((n) => n.trim())) {
     const factory = factories.find((f) => f.name === name);
     if (!factory) {
@@ -133,8 +146,21 @@ function parseBackendList(value: string | undefined, factories: readonly Backend
   return selected;
 }
 
-function plan<Config>(factory: BackendFactory<Config>, opts: Record<string, string>, shaping: LineShaping): BackendPlan {
-  const config = factory.parseOptions(opts);
+/**
+ * A backend's config from its own log-opts: each value parsed by its schema, then the
+ * factory's cross-field checks, with the plugin settings it declares.
+ */
+export function configureBackend<Config, S extends OptionSchema, P extends OptionSchema>(
+  factory: BackendFactory<Config, S, P>,
+  opts: Readonly<Record<string, string>>,
+  environment: BackendEnvironment = NO_ENVIRONMENT,
+): Config {
+  const own = parseOptions((factory.settings ?? []) as P, environment.env);
+  return factory.configure(parseOptions(factory.options, opts), { proxy: environment.proxy, own });
+}
+
+function plan(factory: AnyBackendFactory, opts: Record<string, string>, shaping: LineShaping, environment: BackendEnvironment): BackendPlan {
+  const config: unknown = configureBackend(factory, opts, environment);
   return {
     name: factory.name,
     limits: factory.batchLimits(config),

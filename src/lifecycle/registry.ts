@@ -4,7 +4,7 @@
 // still there, and its backends keep shipping until they have caught up.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ContainerContext, BackendFactory } from '../delivery/backend.ts';
+import type { AnyBackendFactory, ContainerContext } from '../delivery/backend.ts';
 import { Delivery, loadDeliveryState, saveDeliveryState } from '../delivery/delivery.ts';
 import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
@@ -16,7 +16,7 @@ import type { ReadRequest } from '../store/log-reader.ts';
 import type { ContainerInfo } from '../protocol/wire.ts';
 import { Attachments } from './attachments.ts';
 import { ContainerLog } from './container-log.ts';
-import { DEFAULT_STORE_OPTIONS, InvalidOptionError, type LogOptions, parseLogOptions } from './options.ts';
+import { type BackendEnvironment, DEFAULT_STORE_OPTIONS, InvalidOptionError, type LogOptions, NO_ENVIRONMENT, parseLogOptions } from './options.ts';
 import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult, tightenModes } from './store-janitor.ts';
 
 export class LoggingError extends Error {}
@@ -90,7 +90,7 @@ export class Registry implements StoreHolder {
    * Reads again every FIFO an earlier plugin process was reading and the daemon still
    * holds; a container writing into one is blocked until then, so call it first thing.
    */
-  reattach(factories: readonly BackendFactory<unknown>[]): number {
+  reattach(factories: readonly AnyBackendFactory[], environment: BackendEnvironment = NO_ENVIRONMENT): number {
     let count = 0;
     for (const { file, info, heldBack } of this.attachments.load()) {
       // The daemon removes a FIFO after StopLogging; if it is gone, so is the logger.
@@ -99,7 +99,7 @@ export class Registry implements StoreHolder {
         continue;
       }
       try {
-        this.start(file, info, parseLogOptions(info.config, factories), heldBack ?? Buffer.alloc(0));
+        this.start(file, info, parseLogOptions(info.config, factories, environment), heldBack ?? Buffer.alloc(0));
         count++;
         fifosResumed.inc();
         log.info('logging resumed', { container: info.id.slice(0, 12), name: info.name });
@@ -116,7 +116,7 @@ export class Registry implements StoreHolder {
    * lines a stopped container left unshipped reach their backends without a StartLogging.
    * Loops with nothing left to ship end at once and release their store.
    */
-  resumeDelivery(factories: readonly BackendFactory<unknown>[]): void {
+  resumeDelivery(factories: readonly AnyBackendFactory[], environment: BackendEnvironment = NO_ENVIRONMENT): void {
     let names: string[];
     try {
       names = fs.readdirSync(this.containersDir);
@@ -128,7 +128,7 @@ export class Registry implements StoreHolder {
       if (!state) continue;
       let options: LogOptions;
       try {
-        options = parseLogOptions(state.config, factories);
+        options = parseLogOptions(state.config, factories, environment);
       } catch (err) {
         log.warn('delivery: cannot resume a container whose options no longer parse', { container: containerId.slice(0, 12), error: redact(String(err)) });
         continue;

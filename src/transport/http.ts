@@ -9,17 +9,9 @@ import type tls from 'node:tls';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { EnvHttpProxyAgent } from 'undici';
-import { type RejectCode, SendError, abortError } from '../delivery/backend.ts';
+import { type ProxySettings, type RejectCode, SendError, abortError } from '../delivery/backend.ts';
 
 const gzip = promisify(gzipCallback);
-
-/** The plugin's proxy settings; '' is none. */
-export interface ProxySettings {
-  httpProxy: string;
-  httpsProxy: string;
-  /** Comma list of hosts (`.example.com`, `*`, `host:port`) reached directly. */
-  noProxy: string;
-}
 
 export const NO_PROXY: ProxySettings = Object.freeze({ httpProxy: '', httpsProxy: '', noProxy: '' });
 

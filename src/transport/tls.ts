@@ -44,7 +44,10 @@ export function tlsOptions(files: TlsFiles): tls.ConnectionOptions {
 }
 
 /** The three file options of a prefix (`syslog-tls-ca-cert`, `-cert`, `-key`) from log-opts. */
-export function tlsFileOptions(prefix: string, opts: Readonly<Record<string, string | undefined>>): Pick<TlsFiles, 'ca' | 'cert' | 'key'> {
-  const entry = (suffix: string): { key: string; file: string | undefined } => ({ key: `${prefix}-${suffix}`, file: opts[`${prefix}-${suffix}`] });
+export function tlsFileOptions(prefix: string, values: Readonly<Record<string, unknown>>): Pick<TlsFiles, 'ca' | 'cert' | 'key'> {
+  const entry = (suffix: string): { key: string; file: string | undefined } => {
+    const file = values[`${prefix}-${suffix}`];
+    return { key: `${prefix}-${suffix}`, file: typeof file === 'string' ? file : undefined };
+  };
   return { ca: entry('ca-cert'), cert: entry('cert'), key: entry('key') };
 }

@@ -4,6 +4,7 @@
 // lines out of order), throttling, 5xx and an outage failing the send (transient) for the
 // engine to retry, puts that went through not sent again, sequence tokens,
 // DataAlreadyAccepted, rejected events and the json/emf header.
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
@@ -54,7 +55,7 @@ afterEach(async () => {
 
 function backend(opts: Record<string, string>, ctx: ContainerContext = context()) {
   const b = awslogsFactory.create(
-    awslogsFactory.parseOptions({ 'awslogs-region': 'us-east-1', 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's', ...opts }),
+    configureBackend(awslogsFactory, { 'awslogs-region': 'us-east-1', 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's', ...opts }),
     ctx,
   );
   backends.push(b);
@@ -123,7 +124,7 @@ describe('awslogs backend → CloudWatch endpoint: creation', () => {
   it('names the stream by the full container id unless awslogs-stream or tag is set', async () => {
     endpoint.createGroup('g');
     const ctx = context({ tag: 'my-tag' });
-    const b = awslogsFactory.create(awslogsFactory.parseOptions({ 'awslogs-region': 'us-east-1', 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g' }), ctx);
+    const b = awslogsFactory.create(configureBackend(awslogsFactory, { 'awslogs-region': 'us-east-1', 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g' }), ctx);
     backends.push(b);
     await b.send([line('by-id', 'stdout', now())], signal);
     assert.deepEqual(messages('g', ctx.id), ['by-id']);
@@ -294,7 +295,7 @@ describe('awslogs backend → CloudWatch endpoint: requests', () => {
   it('takes the region from the plugin environment when awslogs-region is not set, signing for it', async () => {
     process.env.AWS_REGION = 'eu-north-1';
     try {
-      const b = awslogsFactory.create(awslogsFactory.parseOptions({ 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }), context());
+      const b = awslogsFactory.create(configureBackend(awslogsFactory, { 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }), context());
       backends.push(b);
       await b.send([line('regional', 'stdout', now())], signal);
     } finally {
@@ -316,7 +317,7 @@ describe('awslogs backend → CloudWatch endpoint: requests', () => {
     await new Promise<void>((resolve) => imds.listen(IMDS_PORT, '127.0.0.1', resolve));
     process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = `http://127.0.0.1:${IMDS_PORT}/`;
     try {
-      const b = awslogsFactory.create(awslogsFactory.parseOptions({ 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }), context());
+      const b = awslogsFactory.create(configureBackend(awslogsFactory, { 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }), context());
       backends.push(b);
       await b.send([line('from imds', 'stdout', now())], signal);
       assert.deepEqual(messages(), ['from imds']);

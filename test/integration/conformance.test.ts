@@ -21,7 +21,7 @@ import { type Backend, type ContainerContext, type SendResult, isTransient } fro
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { DeadLetterFile, type DeadLetterRecord } from '../../src/delivery/dead-letters.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
-import { type BackendPlan, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { type BackendPlan, configureBackend, parseLogOptions } from '../../src/lifecycle/options.ts';
 import { backendJsonTooDeep, backendRejected, backendRetries, backendTruncated } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { context } from '../unit/backend-context.ts';
@@ -282,7 +282,7 @@ const harnesses: Record<string, Harness> = {};
 /** The backend as the plugin makes it for a container, from its log-opts. */
 function createBackend(name: string, harness: Harness, ctx: ContainerContext): Backend {
   const factory = BACKENDS.find((f) => f.name === name)!;
-  return factory.create(harness.config?.() ?? factory.parseOptions(harness.opts(ctx)), ctx);
+  return factory.create(harness.config?.() ?? configureBackend(factory, harness.opts(ctx)), ctx);
 }
 
 /** Engines a test started: those it did not finish (it failed) are stopped after it. */

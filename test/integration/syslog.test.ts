@@ -1,5 +1,6 @@
 // The syslog backend against a real rsyslog: every transport and format, TLS with a CA
 // made here, and a receiver that goes away and comes back.
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,7 +28,7 @@ after(async () => {
 });
 
 async function send(opts: Record<string, string>, ctx: ContainerContext, lines: OutgoingLine[]): Promise<SendResult> {
-  const backend = syslogFactory.create(syslogFactory.parseOptions(opts), ctx);
+  const backend = syslogFactory.create(configureBackend(syslogFactory, opts), ctx);
   try {
     return await backend.send(lines, signal);
   } finally {
@@ -113,7 +114,7 @@ describe('syslog backend → rsyslog', () => {
   });
 
   it('a batch fails while rsyslog is down and goes through on the same backend once it is back', async () => {
-    const backend = syslogFactory.create(syslogFactory.parseOptions({ 'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}` }), context());
+    const backend = syslogFactory.create(configureBackend(syslogFactory, { 'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}` }), context());
     try {
       const marker = `bk-reconnect-${Date.now()}`;
       await backend.send([line(`${marker} 1`, 'stdout', now())], signal);

@@ -22,10 +22,11 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 /** One receiver for every backend instance the factory makes, like a real server. */
 const receiver = { up: false, lines: [] as { tag: string; line: string }[] };
 
-const testFactory: BackendFactory<{ address: string }> = {
+const TEST_OPTIONS = [{ key: 'test-address', type: 'string', default: 'default', doc: 'where' }] as const;
+const testFactory: BackendFactory<{ address: string }, typeof TEST_OPTIONS> = {
   name: 'test',
-  optionKeys: ['test-address'],
-  parseOptions: (opts) => ({ address: opts['test-address'] ?? 'default' }),
+  options: TEST_OPTIONS,
+  configure: (values) => ({ address: values['test-address'] }),
   batchLimits: () => ({ maxLines: 5, maxBytes: 1 << 20, maxDelayMs: 5 }),
   retryPolicy: () => ({ initialDelayMs: 5, maxDelayMs: 20 }),
   create: (_config, container) => ({
