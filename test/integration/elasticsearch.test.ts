@@ -1,4 +1,4 @@
-// The elasticsearch backend with the real clients (@elastic/elasticsearch, opensearch-js)
+// The elasticsearch backend on its HTTP client (transport/http.ts)
 // against the bulk endpoint of lib/elasticsearch-endpoint.ts, in Elasticsearch mode and in
 // OpenSearch mode (no product header): documents and their index, the media types, the
 // outcomes (409 done, 429/5xx to send again, mapping conflicts rejected, a whole request
