@@ -1,7 +1,6 @@
 // How fast each backend turns lines into its wire format (no I/O): lines per second for
 // batches of 5,000 typical 60-byte lines. For the backends on a service's client library
 // (awslogs, gcplogs, elasticsearch) it is what logship does before the client serializes. Run: node bench/backend-encoders.ts
-import type { ContainerContext, OutgoingLine } from '../src/delivery/backend.ts';
 import { Entry, protos } from '@google-cloud/logging';
 import { planPuts, toEvents } from '../src/backends/awslogs.ts';
 import { DocumentEncoder, parseIndexPattern } from '../src/backends/elasticsearch.ts';
@@ -9,6 +8,8 @@ import { FluentdEncoder } from '../src/backends/fluentd.ts';
 import { EntryEncoder } from '../src/backends/gcplogs.ts';
 import { JournalEncoder } from '../src/backends/journald.ts';
 import { encodeSyslogMessage, parseSyslogOptions } from '../src/backends/syslog.ts';
+import type { ContainerContext } from '../src/shaping/container.ts';
+import type { OutgoingLine } from '../src/shaping/line.ts';
 
 const container: ContainerContext = {
   id: 'f81fcd13a82e'.padEnd(64, '0'),

@@ -1,7 +1,7 @@
 // Plugin-wide settings, from the environment that `docker plugin set` controls.
-import { InvalidOptionError, parseSize } from './lifecycle/options.ts';
 import { isLevel, type Level } from './observability/log.ts';
 import { type ListenAddress, parseListenAddress } from './observability/metrics-server.ts';
+import { InvalidOptionError, parseSize } from './options/values.ts';
 
 export interface Settings {
   /** Where container stores live: a host bind mount, so they survive plugin re-creation. */

@@ -6,22 +6,14 @@
 // it; events the service refuses to store are reported rejected; creation happens at the
 // first send, so an unreachable endpoint never fails `docker run`.
 import type { CloudWatchLogsClient, InputLogEvent, RejectedLogEventsInfo } from '@aws-sdk/client-cloudwatch-logs';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
-import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError } from '../delivery/backend.ts';
 import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
 import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';
 import { shownAddress, transientError } from './connection.ts';
 import { type Request, sendInOrder } from './requests.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
+import { InvalidOptionError, parseBool } from '../options/values.ts';
 
 export interface AwslogsConfig {
   /** awslogs-region; null: the plugin's AWS_REGION / AWS_DEFAULT_REGION, else EC2 instance metadata. */

@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
 import { type SendResult, SendError } from '../delivery/backend.ts';
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { InvalidOptionError } from '../options/values.ts';
 
 export type StreamTarget =
   | { kind: 'tcp'; host: string; port: number }

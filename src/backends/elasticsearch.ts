@@ -10,21 +10,13 @@
 // the same way forever.
 import { createHash } from 'node:crypto';
 import type tls from 'node:tls';
-import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError } from '../delivery/backend.ts';
 import { abortError, retryAfterMs, shownAddress, tlsOptions } from './connection.ts';
 import { type Request, sendInOrder } from './requests.ts';
 import { rfc3339Nano } from '../delivery/timestamp.ts';
+import { InvalidOptionError, parseBool } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 const FLAVORS = ['elasticsearch', 'opensearch'] as const;
 export type Flavor = (typeof FLAVORS)[number];

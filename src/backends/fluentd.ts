@@ -6,19 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { decode, encode } from '@msgpack/msgpack';
-import { InvalidOptionError, parseBool, parseGoDuration, parseRamInBytes, parseTimerDuration } from '../lifecycle/options.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type RetryPolicy,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type RetryPolicy, type SendResult, SendError } from '../delivery/backend.ts';
 import { StreamConnection, abortError, describeTarget, parseHostPort, tlsOptions, transientError, type StreamTarget } from './connection.ts';
+import { InvalidOptionError, parseBool, parseGoDuration, parseRamInBytes, parseTimerDuration } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 export interface FluentdConfig {
   target: StreamTarget;

@@ -6,20 +6,12 @@
 // delays delivery (the engine retries) instead of failing `docker run`.
 import { randomBytes } from 'node:crypto';
 import type { Entry, protos as Protos, v2 } from '@google-cloud/logging';
-import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError } from '../delivery/backend.ts';
 import { abortError, parseHostPort, shownAddress, transientError } from './connection.ts';
 import { type Request, sendInOrder } from './requests.ts';
+import { InvalidOptionError, parseBool } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 export interface GcpInstance {
   zone: string;

@@ -3,17 +3,8 @@
 // unixgram. One difference on purpose: the header's time is the line's time, not the
 // send time, because logship may deliver a line long after it was written.
 import dgram from 'node:dgram';
-import { InvalidOptionError } from '../lifecycle/options.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type SendResult,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type SendResult } from '../delivery/backend.ts';
 import {
   abortError,
   StreamConnection,
@@ -25,6 +16,9 @@ import {
   transientError,
   type StreamTarget,
 } from './connection.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 export type SyslogFormat = '' | 'rfc3164' | 'rfc5424' | 'rfc5424micro';
 

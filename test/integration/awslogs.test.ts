@@ -9,9 +9,11 @@ import http from 'node:http';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { awslogsFactory, instanceRegion } from '../../src/backends/awslogs.ts';
-import { type ContainerContext, type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
+import { SendError } from '../../src/delivery/backend.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { CloudWatchEndpoint, MAX_BATCH_BYTES } from './lib/cloudwatch-endpoint.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 const IMDS_PORT = 14568;
 const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDLOGSHIPTEST', AWS_SECRET_ACCESS_KEY: 'logship-test-secret' };

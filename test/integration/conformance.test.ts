@@ -17,11 +17,11 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { BACKENDS } from '../../src/backends/index.ts';
-import { type Backend, type ContainerContext, type SendResult, isTransient } from '../../src/delivery/backend.ts';
+import { type Backend, type SendResult, isTransient, type BackendPlan } from '../../src/delivery/backend.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { DeadLetterFile, type DeadLetterRecord } from '../../src/delivery/dead-letters.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
-import { type BackendPlan, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { backendJsonTooDeep, backendRejected, backendRetries, backendTruncated } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { context } from '../unit/backend-context.ts';
@@ -30,6 +30,7 @@ import { CloudLoggingEndpoint } from './lib/cloud-logging-endpoint.ts';
 import { CloudWatchEndpoint } from './lib/cloudwatch-endpoint.ts';
 import { ElasticsearchEndpoint } from './lib/elasticsearch-endpoint.ts';
 import { FluentReceiver, Journald, Rsyslog, makeTlsMaterial, scratchDir, waitUntil } from './lib/servers.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
 process.env.GCE_METADATA_HOST = '127.0.0.1:15029'; // closed: no metadata server

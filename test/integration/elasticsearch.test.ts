@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { elasticsearchFactory, parseElasticsearchOptions } from '../../src/backends/elasticsearch.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { ElasticsearchEndpoint, type EndpointMode, type EndpointOptions } from './lib/elasticsearch-endpoint.ts';
 import { makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 const PORT = 19210;
 /** Nothing listens here: an address that refuses connections. */

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { parseAwslogsOptions } from '../../src/backends/awslogs.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 
 describe("Go's regexp syntax", () => {
