@@ -2,7 +2,8 @@
 // batches of 5,000 typical 60-byte lines. For the backends on a service's client library
 // (awslogs, gcplogs, elasticsearch) it is what logship does before the client serializes. Run: node bench/backend-encoders.ts
 import { configureBackend, NO_ENVIRONMENT } from '../src/lifecycle/options.ts';
-import type { ContainerContext, OutgoingLine } from '../src/delivery/backend.ts';
+import type { ContainerContext } from '../src/shaping/container.ts';
+import type { OutgoingLine } from '../src/shaping/line.ts';
 import { Entry, protos } from '@google-cloud/logging';
 import { planPuts, toEvents } from '../src/backends/awslogs.ts';
 import { DocumentEncoder, parseIndexPattern } from '../src/backends/elasticsearch.ts';

@@ -1,9 +1,10 @@
 // Plugin-wide settings, from the environment that `docker plugin set` controls.
 import { BACKENDS } from './backends/index.ts';
-import { type BackendEnvironment, InvalidOptionError, parseSize } from './lifecycle/options.ts';
+import type { BackendEnvironment } from './lifecycle/options.ts';
 import { schemaKeys } from './options/schema.ts';
 import { isLevel, type Level } from './observability/log.ts';
 import { type ListenAddress, parseListenAddress } from './observability/metrics-server.ts';
+import { InvalidOptionError, parseSize } from './options/values.ts';
 
 export interface Settings {
   /** Where container stores live: a host bind mount, so they survive plugin re-creation. */

@@ -6,19 +6,10 @@
 // it; events the service refuses to store are reported rejected; creation happens at the
 // first send, so an unreachable endpoint never fails `docker run`.
 import type { CloudWatchLogsClient, InputLogEvent, RejectedLogEventsInfo } from '@aws-sdk/client-cloudwatch-logs';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type SendResult,
-  SendError,
-  transientError,
-} from '../delivery/backend.ts';
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError, transientError } from '../delivery/backend.ts';
+import { type ContainerContext } from '../shaping/container.ts';
+import { type OutgoingLine } from '../shaping/line.ts';
+import { InvalidOptionError } from '../options/values.ts';
 import { defineOptions, type OptionValues } from '../options/schema.ts';
 import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
 import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';

@@ -11,25 +11,16 @@
 // the same way forever.
 import { createHash } from 'node:crypto';
 import type tls from 'node:tls';
-import { InvalidOptionError } from '../lifecycle/options.ts';
 import { defineOptions, type OptionValues } from '../options/schema.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type ProxySettings,
-  type Rejection,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type ProxySettings, type Rejection, type SendResult, SendError } from '../delivery/backend.ts';
 import { parseUrl } from '../transport/address.ts';
 import { HttpClient, type HttpResponse, classifyResponse } from '../transport/http.ts';
 import { type Request, cutRequests, sendInOrder } from '../transport/requests.ts';
 import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 import { rfc3339Nano } from '../delivery/timestamp.ts';
+import { InvalidOptionError, parseBool } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 const FLAVORS = ['elasticsearch', 'opensearch'] as const;
 export type Flavor = (typeof FLAVORS)[number];

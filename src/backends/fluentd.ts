@@ -6,19 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { decode, encode } from '@msgpack/msgpack';
-import { InvalidOptionError, parseGoDuration, parseTimerDuration } from '../lifecycle/options.ts';
+import { InvalidOptionError, parseGoDuration, parseTimerDuration } from '../options/values.ts';
 import { defineOptions, type OptionValues } from '../options/schema.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type RetryPolicy,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type RetryPolicy, type SendResult, SendError } from '../delivery/backend.ts';
+import { type ContainerContext } from '../shaping/container.ts';
+import { type OutgoingLine } from '../shaping/line.ts';
 import { abortError, transientError } from '../delivery/backend.ts';
 import { parseHostPort, splitScheme } from '../transport/address.ts';
 import { StreamConnection, describeTarget, type StreamTarget } from '../transport/stream.ts';

@@ -6,21 +6,11 @@
 // delays delivery (the engine retries) instead of failing `docker run`.
 import { randomBytes } from 'node:crypto';
 import type { Entry, protos as Protos, v2 } from '@google-cloud/logging';
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { InvalidOptionError } from '../options/values.ts';
 import { defineOptions, type OptionValues } from '../options/schema.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type SendResult,
-  SendError,
-  abortError,
-  transientError,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError, abortError, transientError } from '../delivery/backend.ts';
+import { type ContainerContext } from '../shaping/container.ts';
+import { type OutgoingLine } from '../shaping/line.ts';
 import { parseHostPort, shownAddress } from '../transport/address.ts';
 import { type Request, cutRequests, sendInOrder, utf8Pieces } from '../transport/requests.ts';
 

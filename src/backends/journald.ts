@@ -4,18 +4,12 @@
 // line's own time: a delivery delayed by an outage would otherwise only carry the time
 // journald received it.
 import { randomBytes } from 'node:crypto';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  type OutgoingLine,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, type SendResult, SendError } from '../delivery/backend.ts';
 import { UnixDatagramConnection } from '../transport/datagram.ts';
 import { range, resultInLines } from '../transport/requests.ts';
 import { rfc3339Nano } from '../delivery/timestamp.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 export interface JournaldConfig {
   socketPath: string;

@@ -2,18 +2,12 @@
 // formats, priorities, framing and `syslog-*` options, over udp, tcp, tcp+tls, unix and
 // unixgram. One difference on purpose: the header's time is the line's time, not the
 // send time, because logship may deliver a line long after it was written.
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { InvalidOptionError } from '../options/values.ts';
 import { defineOptions, type OptionValues } from '../options/schema.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type SendResult,
-} from '../delivery/backend.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type SendResult } from '../delivery/backend.ts';
+import { type ContainerContext } from '../shaping/container.ts';
+import { type OutgoingLine } from '../shaping/line.ts';
 import { parseHostPort, splitScheme } from '../transport/address.ts';
 import { MAX_UDP_PAYLOAD, UdpConnection, UnixDatagramConnection } from '../transport/datagram.ts';
 import { range, resultInLines } from '../transport/requests.ts';

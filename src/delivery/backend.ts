@@ -2,55 +2,11 @@
 // src/backends/). A backend only turns lines into its receiver's wire format and sends
 // them and says what became of each line; the engine owns batching, retry, bisection,
 // cursors, ordering, counting and dead letters, so no backend has a queue.
-import type { Source } from '../fifo/log-entry.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
+import type { LineShaping } from '../shaping/line-shaper.ts';
 import type { MultilineOptions } from '../shaping/multiline.ts';
 import type { OptionSchema, OptionValues } from '../options/schema.ts';
-
-/** One line ready to ship: partial chunks already reassembled by the shaping stage. */
-export interface OutgoingLine {
-  source: Source;
-  /** Unix nanoseconds of the line (its first chunk's time). */
-  timeNano: bigint;
-  /** The line without its trailing newline; raw bytes, not necessarily UTF-8. */
-  line: Buffer;
-  /**
-   * Set only for a fragment the shaping stage could not make whole (the line-size cap cut
-   * it, or the stream ended before its last chunk); backends whose built-in driver sends
-   * partial metadata (fluentd, journald) send these fields.
-   */
-  partial?: { id: string; ordinal: number; last: boolean };
-  /**
-   * The line parsed as a JSON object: set only with the `parse-json` log-opt, and only for a
-   * line that is one. A backend with structured records adds these keys beside its own (its
-   * own keys win a clash: the line itself still goes as the message, so nothing is lost).
-   */
-  fields?: Readonly<Record<string, unknown>>;
-}
-
-/** What a backend knows of its container, resolved once per StartLogging. */
-export interface ContainerContext {
-  /** Full 64-hex id. */
-  id: string;
-  /** Without the daemon's leading '/'. */
-  name: string;
-  imageId: string;
-  imageName: string;
-  created: string;
-  /** The entrypoint and its arguments joined by spaces, as Docker's Info.Command() prints them. */
-  command: string;
-  daemonName: string;
-  /** The `tag` log-opt's template executed for this container (default `{{.ID}}`). */
-  tag: string;
-  /**
-   * Whether the `tag` log-opt was given: a driver with a default of its own (awslogs names
-   * its stream `{{.FullID}}`) uses `tag` only then.
-   */
-  tagSet: boolean;
-  /** From `labels`, `labels-regex`, `env`, `env-regex`, in the built-in drivers' order. */
-  attributes: ReadonlyArray<readonly [string, string]>;
-  /** The host's name, as the built-in drivers put it in their records. */
-  hostname: string;
-}
 
 /**
  * Why a receiver refused a line for good: a label of `logship_backend_lines_rejected_total`,
@@ -250,3 +206,14 @@ export interface BackendFactory<Config, S extends OptionSchema = OptionSchema, P
 /** Any backend, as lists hold them (each one's own types are checked where it is declared). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyBackendFactory = BackendFactory<any, any, any>;
+
+/**
+ * A selected backend with its validated options bound in; `multiline` is the backend's own
+ * (awslogs-multiline-pattern, ...) when it has them set, the shared multiline-* otherwise.
+ */
+export interface BackendPlan extends LineShaping {
+  name: string;
+  limits: BatchLimits;
+  retry: RetryPolicy | null;
+  create(container: ContainerContext): Backend;
+}

@@ -4,14 +4,7 @@
 // StartLogging, into a typed record), the error messages (naming the option and what it
 // accepts; a secret's value is never quoted, not even from a custom parser's message), and
 // the README's option tables (scripts/docs-options.ts), which a unit test keeps in step.
-import {
-  InvalidOptionError,
-  parseBool,
-  parseGoDuration,
-  parseRamInBytes,
-  parseSize,
-  parseTimerDuration,
-} from '../lifecycle/options.ts';
+import { InvalidOptionError, parseBool, parseGoDuration, parseRamInBytes, parseSize, parseTimerDuration } from './values.ts';
 
 interface SpecBase<K extends string = string> {
   readonly key: K;

@@ -6,11 +6,12 @@ import type http from 'node:http';
 import { once } from 'node:events';
 import express, { type Request, type Response } from 'express';
 import { BACKENDS } from '../backends/index.ts';
-import { type BackendEnvironment, InvalidOptionError, NO_ENVIRONMENT, parseLogOptions } from '../lifecycle/options.ts';
+import { type BackendEnvironment, NO_ENVIRONMENT, parseLogOptions } from '../lifecycle/options.ts';
 import { LoggingError, type Registry } from '../lifecycle/registry.ts';
 import { log } from '../observability/log.ts';
 import { encodeReadLogsBatch } from './read-logs-stream.ts';
 import { BadRequestError, parseReadLogs, parseStartLogging, parseStopLogging } from './wire.ts';
+import { InvalidOptionError } from '../options/values.ts';
 
 /** The daemon sends no Content-Type, and an empty body for Capabilities. */
 function body(req: Request): unknown {

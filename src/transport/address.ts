@@ -2,7 +2,7 @@
 // and http(s) URLs. One grammar of each, and one way to say what is wrong with a value:
 // the option is named, the accepted forms are listed, and a value that may carry
 // `user:password@` is never quoted.
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { InvalidOptionError } from '../options/values.ts';
 
 export interface HostPort {
   host: string;

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import type tls from 'node:tls';
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { InvalidOptionError } from '../options/values.ts';
 
 export interface TlsFiles {
   /** The log-opt keys (for messages) and the file each names; an empty or absent file is unset. */

@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { elasticsearchFactory, } from '../../src/backends/elasticsearch.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { ElasticsearchEndpoint, type EndpointMode, type EndpointOptions } from './lib/elasticsearch-endpoint.ts';
 import { makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 /** The backend's config from its log-opts and the plugin settings it is handed. */
 const parseElasticsearchOptions = (opts: Record<string, string>, env: Record<string, string | undefined> = {}) =>

@@ -6,10 +6,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Backend, ContainerContext, OutgoingLine } from '../../src/delivery/backend.ts';
+import type { Backend } from '../../src/delivery/backend.ts';
 import { fluentdFactory } from '../../src/backends/fluentd.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { FLUENTD_PORT, FluentReceiver, makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 const signal = new AbortController().signal;
 let dir: string;

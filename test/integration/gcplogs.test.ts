@@ -8,9 +8,10 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { v2 } from '@google-cloud/logging';
 import { gcplogsFactory, LOG_NAME, MAX_FIELDS_LINE_BYTES, MAX_MESSAGE_BYTES, } from '../../src/backends/gcplogs.ts';
-import { type Backend, type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { type Backend, type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { CloudLoggingEndpoint, MAX_ENTRIES } from './lib/cloud-logging-endpoint.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
 process.env.GCE_METADATA_HOST = '127.0.0.1:15019';

@@ -5,10 +5,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ContainerContext, type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { MAX_UDP_PAYLOAD, syslogFactory } from '../../src/backends/syslog.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { Rsyslog, SYSLOG_PORT, SYSLOG_TLS_PORT, makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 const signal = new AbortController().signal;
 let dir: string;

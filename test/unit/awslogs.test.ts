@@ -19,8 +19,9 @@ import {
   toEvents,
 } from '../../src/backends/awslogs.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 
 const GROUP = { 'awslogs-group': 'g' };
 const parse = (opts: Record<string, string>) => configureBackend(awslogsFactory, { ...GROUP, ...opts });

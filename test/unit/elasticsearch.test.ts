@@ -13,9 +13,10 @@ import {
   parseIndexPattern,
   type BulkAction,
 } from '../../src/backends/elasticsearch.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 
 /** The backend's config from its log-opts and the plugin settings it is handed. */
 const parseElasticsearchOptions = (opts: Record<string, string>, env: Record<string, string | undefined> = {}) =>

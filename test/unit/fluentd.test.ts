@@ -3,12 +3,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { ExtensionCodec, decode, decodeMulti, encode } from '@msgpack/msgpack';
-import { InvalidOptionError } from '../../src/lifecycle/options.ts';
 import { FluentdEncoder, } from '../../src/backends/fluentd.ts';
 import { fluentdFactory } from '../../src/backends/fluentd.ts';
-import { parseGoDuration } from '../../src/lifecycle/options.ts';
-import { parseRamInBytes } from '../../src/lifecycle/options.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError, parseGoDuration, parseRamInBytes } from '../../src/options/values.ts';
 
 // What Docker's driver sent: [tag, time, record, option] per line (Message mode).
 const capture = fs.readFileSync(new URL('../fixtures/docker-captures/docker-fluentd-raw.msgpack', import.meta.url));

@@ -13,9 +13,10 @@ import {
   partialErrors,
   target,
 } from '../../src/backends/gcplogs.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 
 type Value = { stringValue?: string; numberValue?: number; boolValue?: boolean; structValue?: Struct; listValue?: { values: Value[] }; nullValue?: number };
 type Struct = { fields: Record<string, Value> };

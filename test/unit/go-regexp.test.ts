@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { } from '../../src/backends/awslogs.ts';
 import { awslogsFactory } from '../../src/backends/awslogs.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 
 describe("Go's regexp syntax", () => {

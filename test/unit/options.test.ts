@@ -6,8 +6,10 @@ import type { BackendFactory } from '../../src/delivery/backend.ts';
 import { } from '../../src/backends/fluentd.ts';
 import { fluentdFactory } from '../../src/backends/fluentd.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
-import { DEFAULT_STORE_OPTIONS, InvalidOptionError, parseLogOptions, parseSize } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
+import { DEFAULT_STORE_OPTIONS } from '../../src/store/options.ts';
+import { InvalidOptionError, parseSize } from '../../src/options/values.ts';
 
 describe('log options', () => {
   it('defaults to 20m x 5 files, compressed', () => {

@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type BackendFactory, type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
+import { type BackendFactory, SendError } from '../../src/delivery/backend.ts';
 import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { frame, lines } from './frames.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 
 let root: string;
 before(() => {

@@ -2,10 +2,10 @@ import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { InvalidOptionError } from '../../src/lifecycle/options.ts';
 import { LOCAL_SYSLOG_SOCKET, encodeSyslogMessage, } from '../../src/backends/syslog.ts';
 import { syslogFactory } from '../../src/backends/syslog.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 
 const captures = new URL('../fixtures/docker-captures/', import.meta.url);
 // Docker's messages, one per line: what dockerd (PID 2597, host `vm`) sent to rsyslog.

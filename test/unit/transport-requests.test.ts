@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { cutRequests, splitUtf8, utf8Pieces } from '../../src/transport/requests.ts';
 import { defineOptions, optionTable, overlappingKeys, parseOptions } from '../../src/options/schema.ts';
-import { InvalidOptionError } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 
 describe('transport/requests', () => {
   it('cuts by count, by bytes, and where asked; an item over the bytes goes alone', () => {
