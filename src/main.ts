@@ -22,13 +22,13 @@ setLevel(settings.logLevel);
 
 const registry = new Registry(settings.dataDir, settings.fifoDir, settings);
 // Before anything else: containers writing into FIFOs a previous process read are blocked.
-const resumed = registry.reattach(BACKENDS);
+const resumed = registry.reattach(BACKENDS, settings.backends);
 // Before the janitor's first sweep: a store with lines left to ship is held, not removed.
-registry.resumeDelivery(BACKENDS);
+registry.resumeDelivery(BACKENDS, settings.backends);
 registry.tightenStoreModes();
 const live = registry.liveSources();
 setLiveSources(live);
-const server = await listen(createApp(registry), settings.socketPath);
+const server = await listen(createApp(registry, settings.backends), settings.socketPath);
 const fileLimit = watchFileLimit(() => live.openContainers());
 log.info('listening', {
   socket: settings.socketPath,

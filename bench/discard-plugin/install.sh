@@ -26,9 +26,9 @@ cp -al plugin "$OUT"
 R="$OUT/rootfs"
 rm "$OUT/config.json" "$R/etc/logship-release"
 cp bench/discard-plugin/config.json "$OUT/config.json"
-mkdir -p "$R/app/bench/discard-plugin" "$R/app/src/fifo"
+mkdir -p "$R/app/bench/discard-plugin" "$R/app/src/ingest"
 cp bench/discard-plugin/main.ts "$R/app/bench/discard-plugin/main.ts"
-cp src/fifo/reader.ts "$R/app/src/fifo/reader.ts"
+cp src/ingest/fifo-reader.ts "$R/app/src/ingest/fifo-reader.ts"
 # A layer unlike every other build's (see `make push`).
 echo "logship-discard $NAME, built $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" > "$R/etc/logship-release"
 [[ ${1:-} != --assemble ]] || exit 0

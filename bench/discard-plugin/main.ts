@@ -4,7 +4,7 @@
 // is what logship spends deframing, decoding and storing.
 import fs from 'node:fs';
 import http from 'node:http';
-import { openFifo } from '../../src/fifo/reader.ts';
+import { openFifo } from '../../src/ingest/fifo-reader.ts';
 
 const SOCKET = '/run/docker/plugins/discard.sock';
 

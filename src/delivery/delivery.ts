@@ -4,15 +4,15 @@
 // container that stopped, then lets the registry release it.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BackendPlan } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
 import type { BackendLag } from '../observability/metrics.ts';
 import type { ContainerStore } from '../store/container-store.ts';
 import { STORE_DIR_MODE } from '../store/segments.ts';
-import type { ContainerContext } from './backend.ts';
 import { CursorFile } from './cursor.ts';
 import { DeadLetterFile } from './dead-letters.ts';
 import { Shipper } from './shipper.ts';
+import type { BackendPlan } from './backend.ts';
+import type { ContainerContext } from '../shaping/container.ts';
 
 export class Delivery {
   /** Container id → backend name → its shipper. */

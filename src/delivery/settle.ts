@@ -6,15 +6,8 @@
 // order (halves delivered are not sent again), until the line that fails alone is found.
 // That line is rejected only after it failed alone twice with a backoff between, so a
 // passing glitch rejects nothing; the rest ships.
-import {
-  type OutgoingLine,
-  type Rejection,
-  type RejectCode,
-  type RetryPolicy,
-  type SendResult,
-  SendError,
-  isTransient,
-} from './backend.ts';
+import { type Rejection, type RejectCode, type RetryPolicy, type SendResult, SendError, isTransient } from './backend.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 /** A send that neither resolves nor rejects in this time is aborted and retried. */
 export const SEND_TIMEOUT_MS = 60_000;

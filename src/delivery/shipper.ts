@@ -8,7 +8,6 @@
 // for good, and never past the first chunk of a line still being reassembled nor the first
 // line of a multiline event still open, so a restart re-reads (and may re-send) rather than
 // skips. No error ends the loop but shutdown: a step that fails is retried after a backoff.
-import type { BackendPlan } from '../lifecycle/options.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import {
   backendDropped,
@@ -23,11 +22,13 @@ import {
 import { LineShaper } from '../shaping/line-shaper.ts';
 import type { StorePosition } from '../store/container-store.ts';
 import type { StoreView } from '../store/log-reader.ts';
-import type { Backend, ContainerContext, OutgoingLine, RetryPolicy } from './backend.ts';
+import type { Backend, RetryPolicy, BackendPlan } from './backend.ts';
 import type { CursorFile } from './cursor.ts';
 import type { DeadLetterFile } from './dead-letters.ts';
 import { type Setback, type Settled, settleBatch, sleep, retryDelay } from './settle.ts';
-import { StoreFollower, oldestHeld } from './store-follower.ts';
+import { StoreFollower, oldestHeld } from '../store/follower.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 export const DEFAULT_MAX_DELAY_MS = 200;
 export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };

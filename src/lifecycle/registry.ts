@@ -1,23 +1,24 @@
-// The plugin's live state: one ContainerLog per FIFO (per StartLogging), one store per
+// The plugin's live state: one FifoPump per FIFO (per StartLogging), one store per
 // container shared by its loggers, readers and delivery loops. Stores outlive loggers: a
 // stopped container's `docker logs` opens a new, empty FIFO and must find every line
 // still there, and its backends keep shipping until they have caught up.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ContainerContext, BackendFactory } from '../delivery/backend.ts';
+import type { AnyBackendFactory } from '../delivery/backend.ts';
 import { Delivery, loadDeliveryState, saveDeliveryState } from '../delivery/delivery.ts';
-import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
+import { MAX_FRAME_BYTES } from '../ingest/deframer.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import { type LiveSources, fifosResumed, linesDropped } from '../observability/metrics.ts';
-import { containerContext } from '../shaping/context.ts';
+import { containerContext, type ContainerContext, type ContainerInfo } from '../shaping/container.ts';
 import { TemplateError } from '../shaping/tag.ts';
 import { ContainerStore } from '../store/container-store.ts';
 import type { ReadRequest } from '../store/log-reader.ts';
-import type { ContainerInfo } from '../protocol/wire.ts';
 import { Attachments } from './attachments.ts';
-import { ContainerLog } from './container-log.ts';
-import { DEFAULT_STORE_OPTIONS, InvalidOptionError, type LogOptions, parseLogOptions } from './options.ts';
-import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult, tightenModes } from './store-janitor.ts';
+import { FifoPump } from '../ingest/fifo-pump.ts';
+import { type BackendEnvironment, type LogOptions, NO_ENVIRONMENT, parseLogOptions } from './options.ts';
+import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult, tightenModes } from '../store/janitor.ts';
+import { DEFAULT_STORE_OPTIONS } from '../store/options.ts';
+import { InvalidOptionError } from '../options/values.ts';
 
 export class LoggingError extends Error {}
 
@@ -28,7 +29,7 @@ const dropWarning = new RateLimitedWarning('store: dropped lines that could not 
 const UNCHANGED_STORE_OPTIONS = { ...DEFAULT_STORE_OPTIONS, compress: false };
 
 interface Attached {
-  logger: ContainerLog;
+  logger: FifoPump;
   info: ContainerInfo;
 }
 
@@ -53,7 +54,7 @@ export class Registry implements StoreHolder {
   /**
    * Begins reading a FIFO into the container's store, and shipping it to the selected
    * backends. Throws LoggingError or InvalidOptionError for bad input.
-   * `resume` set: the FIFO was read by an earlier process (see ContainerLog).
+   * `resume` set: the FIFO was read by an earlier process (see FifoPump).
    */
   start(fifoPath: string, info: ContainerInfo, options: LogOptions, resume?: Buffer): void {
     const containerId = info.id;
@@ -61,9 +62,9 @@ export class Registry implements StoreHolder {
     if (this.logs.has(fifo)) throw new LoggingError(`already logging from ${fifo}`);
     const context = contextFor(info, options);
     const store = this.storeFor(containerId, options);
-    let logger: ContainerLog;
+    let logger: FifoPump;
     try {
-      logger = new ContainerLog(fifo, containerId, store, resume);
+      logger = new FifoPump(fifo, containerId, store, resume);
     } catch (err) {
       this.release(containerId);
       throw new LoggingError(`cannot open ${fifo}: ${(err as Error).message}`);
@@ -90,7 +91,7 @@ export class Registry implements StoreHolder {
    * Reads again every FIFO an earlier plugin process was reading and the daemon still
    * holds; a container writing into one is blocked until then, so call it first thing.
    */
-  reattach(factories: readonly BackendFactory<unknown>[]): number {
+  reattach(factories: readonly AnyBackendFactory[], environment: BackendEnvironment = NO_ENVIRONMENT): number {
     let count = 0;
     for (const { file, info, heldBack } of this.attachments.load()) {
       // The daemon removes a FIFO after StopLogging; if it is gone, so is the logger.
@@ -99,7 +100,7 @@ export class Registry implements StoreHolder {
         continue;
       }
       try {
-        this.start(file, info, parseLogOptions(info.config, factories), heldBack ?? Buffer.alloc(0));
+        this.start(file, info, parseLogOptions(info.config, factories, environment), heldBack ?? Buffer.alloc(0));
         count++;
         fifosResumed.inc();
         log.info('logging resumed', { container: info.id.slice(0, 12), name: info.name });
@@ -116,7 +117,7 @@ export class Registry implements StoreHolder {
    * lines a stopped container left unshipped reach their backends without a StartLogging.
    * Loops with nothing left to ship end at once and release their store.
    */
-  resumeDelivery(factories: readonly BackendFactory<unknown>[]): void {
+  resumeDelivery(factories: readonly AnyBackendFactory[], environment: BackendEnvironment = NO_ENVIRONMENT): void {
     let names: string[];
     try {
       names = fs.readdirSync(this.containersDir);
@@ -128,7 +129,7 @@ export class Registry implements StoreHolder {
       if (!state) continue;
       let options: LogOptions;
       try {
-        options = parseLogOptions(state.config, factories);
+        options = parseLogOptions(state.config, factories, environment);
       } catch (err) {
         log.warn('delivery: cannot resume a container whose options no longer parse', { container: containerId.slice(0, 12), error: redact(String(err)) });
         continue;

@@ -1,29 +1,9 @@
 // The daemon's request bodies (logdriver-protocol.md §3), parsed defensively: Go's JSON
 // has no tags, so keys are Go field names; any field but ContainerID may be null.
+import type { ContainerInfo } from '../shaping/container.ts';
 import type { ReadRequest } from '../store/log-reader.ts';
 
 export class BadRequestError extends Error {}
-
-export interface ContainerInfo {
-  /** Full 64-hex id; also the store's folder name, so it is checked strictly. */
-  id: string;
-  /** With the daemon's leading '/'. */
-  name: string;
-  /** The log-opts, unfiltered (daemon keys such as `mode` included). */
-  config: Record<string, string>;
-  /** `sha256:<hex>`. */
-  imageId: string;
-  /** As the user typed it (`nginx:alpine`, a digest, ...). */
-  imageName: string;
-  /** RFC 3339, as the daemon sent it. */
-  created: string;
-  entrypoint: string;
-  args: string[];
-  /** `K=V` entries; may hold secrets: never log them. */
-  env: string[];
-  labels: Record<string, string>;
-  daemonName: string;
-}
 
 export interface StartLoggingRequest {
   file: string;

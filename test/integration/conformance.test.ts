@@ -17,11 +17,13 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { BACKENDS } from '../../src/backends/index.ts';
-import { type Backend, type ContainerContext, type SendResult, isTransient } from '../../src/delivery/backend.ts';
+import { type Backend, type SendResult, isTransient, type BackendPlan } from '../../src/delivery/backend.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { DeadLetterFile, type DeadLetterRecord } from '../../src/delivery/dead-letters.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
-import { type BackendPlan, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { configureBackend, parseLogOptions } from '../../src/lifecycle/options.ts';
+// The plugin settings as the plugin reads them (at start; here whenever a backend is made).
+import { backendEnvironment } from '../../src/settings.ts';
 import { backendJsonTooDeep, backendRejected, backendRetries, backendTruncated } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { context } from '../unit/backend-context.ts';
@@ -32,6 +34,7 @@ import { ElasticsearchEndpoint } from './lib/elasticsearch-endpoint.ts';
 import { GelfServer } from './lib/gelf-server.ts';
 import { HecServer } from './lib/hec-server.ts';
 import { FluentReceiver, Journald, Rsyslog, makeTlsMaterial, scratchDir, waitUntil } from './lib/servers.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
 process.env.GCE_METADATA_HOST = '127.0.0.1:15029'; // closed: no metadata server
@@ -347,7 +350,7 @@ const harnesses: Record<string, Harness> = {};
 /** The backend as the plugin makes it for a container, from its log-opts. */
 function createBackend(name: string, harness: Harness, ctx: ContainerContext): Backend {
   const factory = BACKENDS.find((f) => f.name === name)!;
-  return factory.create(harness.config?.() ?? factory.parseOptions(harness.opts(ctx)), ctx);
+  return factory.create(harness.config?.() ?? configureBackend(factory, harness.opts(ctx), backendEnvironment(process.env)), ctx);
 }
 
 /** Engines a test started: those it did not finish (it failed) are stopped after it. */
@@ -416,7 +419,7 @@ class Engine {
 
   /** The log-opts parsed as at StartLogging (so with the plugin settings of now). */
   private plan(): BackendPlan {
-    const [plan] = parseLogOptions(this.options, BACKENDS).backends;
+    const [plan] = parseLogOptions(this.options, BACKENDS, backendEnvironment(process.env)).backends;
     // The engine's own backoff, made short for the test; its batching as the backend asks.
     return {
       ...plan!,

@@ -7,7 +7,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
 import { createApp, listen } from '../../src/protocol/server.ts';
 import { frame, lines } from './frames.ts';

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Attachments } from '../../src/lifecycle/attachments.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { frame, lines } from './frames.ts';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 
 let root: string;
 let dataDir: string;

@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type BackendFactory, type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
+import { type BackendFactory, SendError } from '../../src/delivery/backend.ts';
 import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { frame, lines } from './frames.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 
 let root: string;
 before(() => {
@@ -22,10 +23,11 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 /** One receiver for every backend instance the factory makes, like a real server. */
 const receiver = { up: false, lines: [] as { tag: string; line: string }[] };
 
-const testFactory: BackendFactory<{ address: string }> = {
+const TEST_OPTIONS = [{ key: 'test-address', type: 'string', default: 'default', doc: 'where' }] as const;
+const testFactory: BackendFactory<{ address: string }, typeof TEST_OPTIONS> = {
   name: 'test',
-  optionKeys: ['test-address'],
-  parseOptions: (opts) => ({ address: opts['test-address'] ?? 'default' }),
+  options: TEST_OPTIONS,
+  configure: (values) => ({ address: values['test-address'] }),
   batchLimits: () => ({ maxLines: 5, maxBytes: 1 << 20, maxDelayMs: 5 }),
   retryPolicy: () => ({ initialDelayMs: 5, maxDelayMs: 20 }),
   create: (_config, container) => ({

@@ -8,11 +8,11 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Registry } from '../../src/lifecycle/registry.ts';
 import { counterTotal, segmentsEvicted, storesRemoved } from '../../src/observability/metrics.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { readManifest } from '../../src/store/segments.ts';
 import { T0, batch, frame, lines } from './frames.ts';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 
 let root: string;
 let dataDir: string;
