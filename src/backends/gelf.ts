@@ -6,39 +6,41 @@
 // resolved on every connection; a message too long for 128 chunks is shortened, marked and
 // counted, not lost; reconnection never gives up (the store keeps the lines).
 import { randomFillSync } from 'node:crypto';
-import dgram from 'node:dgram';
 import zlib from 'node:zlib';
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type Rejection, type RetryPolicy, type SendResult, transientError } from '../delivery/backend.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type RetryPolicy,
-  type SendResult,
-} from '../delivery/backend.ts';
-import { StreamConnection, abortError, parseHostPort, resultInLines, tlsOptions, transientError, type StreamTarget } from './connection.ts';
-import { utf8Pieces } from './gcplogs.ts';
+import { type OptionValues, defineOptions } from '../options/schema.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
+import { parseHostPort } from '../transport/address.ts';
+import { UdpConnection } from '../transport/datagram.ts';
+import { resultInLines, utf8Pieces } from '../transport/requests.ts';
+import { StreamConnection, type StreamTarget } from '../transport/stream.ts';
+import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 import { goJsonBytes, goJsonString, goJsonValue } from './go-json.ts';
-import { type OptionRow, readOptions } from './option-table.ts';
 
 const MAX_INT = 2 ** 31 - 1;
 
-export const GELF_OPTIONS = [
-  { key: 'gelf-address', type: 'string', required: true, doc: '`udp://host:port`, `tcp://host:port` or `tcp+tls://host:port` of the GELF input' },
-  { key: 'gelf-compression-type', type: 'enum', default: 'gzip', values: ['gzip', 'zlib', 'none'], doc: 'how UDP datagrams are compressed (UDP only, as in Docker)' },
-  { key: 'gelf-compression-level', type: 'int', default: 1, min: -1, max: 9, doc: 'the compression level, -1 the library default, 0 none, 9 the smallest (UDP only)' },
-  { key: 'gelf-tcp-max-reconnect', type: 'int', default: 3, min: 0, max: MAX_INT, doc: 'reconnections paced by `gelf-tcp-reconnect-delay` before the delay doubles (TCP only); lines are never given up' },
-  { key: 'gelf-tcp-reconnect-delay', type: 'int', default: 1, min: 0, max: MAX_INT, doc: 'seconds before reconnecting after a failed connection or write (TCP only)' },
-  { key: 'gelf-tls-ca-cert', type: 'string', doc: 'PEM file of the CA that signs the server certificate (`tcp+tls`; the system CAs otherwise)' },
-  { key: 'gelf-tls-cert', type: 'string', doc: 'PEM client certificate, for servers that ask for one (with `gelf-tls-key`)' },
-  { key: 'gelf-tls-key', type: 'string', doc: 'PEM key of `gelf-tls-cert`' },
-  { key: 'gelf-tls-skip-verify', type: 'bool', default: false, doc: 'do not verify the server certificate (`tcp+tls`)' },
-] as const satisfies readonly OptionRow[];
+
+/** Go's strconv.Atoi (an optional sign) within bounds, as Docker reads the compression level. */
+function level(value: string, key: string): number {
+  const n = /^[+-]?\d{1,3}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= -1 && n <= 9)) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number from -1 to 9`);
+  return n;
+}
+
+export const GELF_OPTIONS = defineOptions([
+  { key: 'gelf-address', type: 'string', required: true, accepts: '`udp://host:port`, `tcp://host:port` or `tcp+tls://host:port`', doc: 'The GELF input.' },
+  { key: 'gelf-compression-type', type: 'enum', defaultDoc: '`gzip`', values: ['gzip', 'zlib', 'none'], doc: 'How UDP messages are compressed (UDP only, as in Docker).' },
+  { key: 'gelf-compression-level', type: 'custom', defaultDoc: '`1`', accepts: '-1 (the library default) to 9', parse: level, doc: 'The compression level (UDP only).' },
+  { key: 'gelf-tcp-max-reconnect', type: 'int', defaultDoc: '`3`', min: 0, max: MAX_INT, doc: 'Retries paced by gelf-tcp-reconnect-delay before the delay doubles (TCP only); lines are never given up.' },
+  { key: 'gelf-tcp-reconnect-delay', type: 'int', defaultDoc: '`1`', min: 0, max: MAX_INT, unit: 'seconds', doc: 'The delay before reconnecting after a failed connection or write (TCP only).' },
+  { key: 'gelf-tls-ca-cert', type: 'string', accepts: 'a PEM file', doc: 'CA certificates that verify the server (tcp+tls; the system CAs otherwise).' },
+  { key: 'gelf-tls-cert', type: 'string', accepts: 'a PEM file', doc: 'Client certificate (tcp+tls), with gelf-tls-key.' },
+  { key: 'gelf-tls-key', type: 'string', accepts: 'a PEM file', doc: "The client certificate's key." },
+  { key: 'gelf-tls-skip-verify', type: 'bool', defaultDoc: '`false`', doc: "Do not verify the server's certificate (tcp+tls)." },
+]);
 
 export type GelfCompression = 'gzip' | 'zlib' | 'none';
 
@@ -53,10 +55,9 @@ export interface GelfConfig {
   maxReconnect: number;
 }
 
-const TLS_KEYS = { ca: 'gelf-tls-ca-cert', cert: 'gelf-tls-cert', key: 'gelf-tls-key' } as const;
-
-export function parseGelfOptions(opts: Readonly<Record<string, string>>): GelfConfig {
-  const { values, given } = readOptions(GELF_OPTIONS, opts);
+/** Defaults as Docker's (go-gelf's); absent from the schema, since Docker refuses some options where they mean nothing only when given. */
+export function configureGelf(values: OptionValues<typeof GELF_OPTIONS>): GelfConfig {
+  const given = new Set(Object.entries(values).filter(([, v]) => v !== undefined).map(([k]) => k));
   const address = values['gelf-address'];
   const match = /^(udp|tcp|tcp\+tls):\/\/([^/?#]*)/.exec(address);
   const hostPort = match && /:\d+$/.test(match[2]!) ? parseHostPort(match[2]!, 0) : null;
@@ -73,20 +74,20 @@ export function parseGelfOptions(opts: Readonly<Record<string, string>>): GelfCo
   for (const key of ['gelf-tcp-max-reconnect', 'gelf-tcp-reconnect-delay']) {
     if (given.has(key) && scheme === 'udp') throw new InvalidOptionError(`log opt '${key}' is only valid for TCP`);
   }
-  for (const key of [...Object.values(TLS_KEYS), 'gelf-tls-skip-verify']) {
+  for (const key of ['gelf-tls-ca-cert', 'gelf-tls-cert', 'gelf-tls-key', 'gelf-tls-skip-verify']) {
     if (given.has(key) && scheme !== 'tcp+tls') throw new InvalidOptionError(`log opt '${key}' is only valid with a tcp+tls:// gelf-address`);
   }
   const host = hostPort.host === '' ? 'localhost' : hostPort.host;
   const target: GelfTarget =
     scheme === 'udp' ? { kind: 'udp', host, port: hostPort.port }
     : scheme === 'tcp' ? { kind: 'tcp', host, port: hostPort.port }
-    : { kind: 'tls', host, port: hostPort.port, tls: tlsOptions(opts, TLS_KEYS, values['gelf-tls-skip-verify'], host) };
+    : { kind: 'tls', host, port: hostPort.port, tls: tlsOptions({ ...tlsFileOptions('gelf-tls', values), skipVerify: values['gelf-tls-skip-verify'] ?? false, servername: host }) };
   return {
     target,
-    compression: values['gelf-compression-type'] as GelfCompression,
-    compressionLevel: values['gelf-compression-level'],
-    reconnectDelayMs: values['gelf-tcp-reconnect-delay'] * 1000,
-    maxReconnect: values['gelf-tcp-max-reconnect'],
+    compression: values['gelf-compression-type'] ?? 'gzip',
+    compressionLevel: values['gelf-compression-level'] ?? 1,
+    reconnectDelayMs: (values['gelf-tcp-reconnect-delay'] ?? 1) * 1000,
+    maxReconnect: values['gelf-tcp-max-reconnect'] ?? 3,
   };
 }
 
@@ -213,16 +214,19 @@ export function udpPayload(encoder: GelfEncoder, line: OutgoingLine, config: Gel
 }
 
 /**
- * A connected UDP socket, so an ICMP port-unreachable fails the next send instead of
- * vanishing; made again after a failure and every minute, so that the address is resolved
- * again (Docker resolves it once, at `docker run`).
+ * UDP through transport/datagram.ts, with two things of GELF's own: a connection made again
+ * every minute (and after a failure), so that the address is resolved again (Docker resolves
+ * it once, at `docker run`), and the datagrams sent a window at a time, the next after a turn
+ * of the event loop: 128 chunks of one message and the lines after it are otherwise one
+ * burst that overflows a receiver's socket buffer (about 208 KB by default), and UDP drops
+ * what does not fit without a word.
  */
 class GelfUdp {
   private static readonly REFRESH_MS = 60_000;
   private static readonly WINDOW = 16;
   private readonly host: string;
   private readonly port: number;
-  private socket: Promise<dgram.Socket> | null = null;
+  private connection: UdpConnection | null = null;
   private madeAt = 0;
 
   constructor(host: string, port: number) {
@@ -232,67 +236,42 @@ class GelfUdp {
 
   /** Sends each message's datagrams; resolves to the messages of which a datagram failed, and the first error. */
   async send(messages: readonly Buffer[][], signal: AbortSignal): Promise<{ failed: number[]; error: Error | null }> {
-    if (signal.aborted) throw abortError(signal);
-    if (this.socket && Date.now() - this.madeAt > GelfUdp.REFRESH_MS) this.close();
-    let socket: dgram.Socket;
-    try {
-      socket = await this.connected();
-    } catch (err) {
-      throw transientError(err);
+    if (this.connection && Date.now() - this.madeAt > GelfUdp.REFRESH_MS) this.close();
+    if (!this.connection) {
+      this.connection = new UdpConnection(this.host, this.port);
+      this.madeAt = Date.now();
     }
+    const connection = this.connection;
+    const owner: number[] = [];
+    const datagrams: Buffer[] = [];
+    messages.forEach((chunks, i) => {
+      for (const chunk of chunks) {
+        owner.push(i);
+        datagrams.push(chunk);
+      }
+    });
     const failed = new Set<number>();
     let error: Error | null = null;
-    // A window of datagrams at a time, the next after a turn of the event loop, not the whole
-    // batch at once: 128 chunks of one message and the lines after it are otherwise a burst
-    // that overflows a receiver's socket buffer (about 208 KB by default), and UDP drops
-    // what does not fit without a word.
-    await new Promise<void>((resolve) => {
-      const queue: Array<[number, Buffer]> = messages.flatMap((datagrams, i) => datagrams.map((d) => [i, d] as [number, Buffer]));
-      let next = 0;
-      const window = (): void => {
-        const end = Math.min(next + GelfUdp.WINDOW, queue.length);
-        let pending = end - next;
-        for (; next < end; next++) {
-          const [i, datagram] = queue[next]!;
-          socket.send(datagram, (err) => {
-            if (err) {
-              error ??= err;
-              failed.add(i);
-            }
-            if (--pending > 0) return;
-            if (next === queue.length) resolve();
-            else setImmediate(window);
-          });
-        }
-      };
-      if (queue.length === 0) resolve();
-      else window();
-    });
+    for (let from = 0; from < datagrams.length; from += GelfUdp.WINDOW) {
+      if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+      const window = datagrams.slice(from, from + GelfUdp.WINDOW);
+      try {
+        const sent = await connection.send(window, signal);
+        for (const k of sent.failed) failed.add(owner[from + k]!);
+        error ??= sent.error;
+      } catch (err) {
+        if (signal.aborted) throw err;
+        for (let k = 0; k < window.length; k++) failed.add(owner[from + k]!);
+        error ??= err as Error;
+      }
+    }
     if (error) this.close();
     return { failed: [...failed].sort((a, b) => a - b), error };
   }
 
   close(): void {
-    const socket = this.socket;
-    this.socket = null;
-    void socket?.then((s) => s.close(), () => {});
-  }
-
-  private connected(): Promise<dgram.Socket> {
-    if (this.socket) return this.socket;
-    this.madeAt = Date.now();
-    this.socket = new Promise((resolve, reject) => {
-      const socket = dgram.createSocket(this.host.includes(':') ? 'udp6' : 'udp4');
-      socket.on('error', () => {}); // each send reports its own error
-      socket.connect(this.port, this.host, (err?: Error) => {
-        if (err) {
-          socket.close();
-          this.socket = null;
-          reject(err);
-        } else resolve(socket);
-      });
-    });
-    return this.socket;
+    this.connection?.close();
+    this.connection = null;
   }
 }
 
@@ -370,10 +349,10 @@ export function gelfRetryPolicy(config: GelfConfig): RetryPolicy {
   return { initialDelayMs, maxDelayMs: Math.max(initialDelayMs, Math.min(initialDelayMs * 2 ** Math.min(config.maxReconnect, 20), 60_000)) };
 }
 
-export const gelfFactory: BackendFactory<GelfConfig> = {
+export const gelfFactory: BackendFactory<GelfConfig, typeof GELF_OPTIONS> = {
   name: 'gelf',
-  optionKeys: GELF_OPTIONS.map((row) => row.key),
-  parseOptions: parseGelfOptions,
+  options: GELF_OPTIONS,
+  configure: configureGelf,
   batchLimits(config: GelfConfig): BatchLimits {
     return config.target.kind === 'udp' ? { maxLines: 1000, maxBytes: 1 << 20 } : { maxLines: 5000, maxBytes: 4 << 20 };
   },

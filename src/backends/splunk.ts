@@ -10,38 +10,39 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import zlib from 'node:zlib';
-import type { Dispatcher } from 'undici';
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { type Backend, type BackendFactory, type BackendSettings, type BatchLimits, DELIVERED, type SendResult, SendError, abortError } from '../delivery/backend.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
-import { abortError, range, resultInLines, retryAfterMs, shownAddress, transientError } from './connection.ts';
+import { type OptionValues, defineOptions } from '../options/schema.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
+import { shownAddress } from '../transport/address.ts';
+import { HttpClient, type HttpResponse, retryAfterMs } from '../transport/http.ts';
+import { range, resultInLines } from '../transport/requests.ts';
 import { compactJson, goJsonBytes, goJsonString, goJsonValue, goString } from './go-json.ts';
-import { type OptionRow, readOptions } from './option-table.ts';
 
-export const SPLUNK_OPTIONS = [
-  { key: 'splunk-url', type: 'string', required: true, doc: 'the collector, `http(s)://host:port` (no path)' },
-  { key: 'splunk-token', type: 'string', required: true, secret: true, doc: 'the HEC token; never logged or shown in errors' },
-  { key: 'splunk-source', type: 'string', doc: 'the events\' `source`' },
-  { key: 'splunk-sourcetype', type: 'string', doc: 'the events\' `sourcetype`' },
-  { key: 'splunk-index', type: 'string', doc: 'the events\' `index` (the token\'s default otherwise)' },
-  { key: 'splunk-capath', type: 'string', doc: 'PEM file of the CA that signs the collector\'s certificate (the system CAs otherwise)' },
-  { key: 'splunk-caname', type: 'string', doc: 'the name the collector\'s certificate must carry (the URL\'s host otherwise)' },
-  { key: 'splunk-insecureskipverify', type: 'bool', default: false, doc: 'do not verify the collector\'s certificate' },
-  { key: 'splunk-format', type: 'enum', default: 'inline', values: ['inline', 'json', 'raw'], doc: '`inline`: the line as a string in `event.line`; `json`: a line that is JSON embedded as JSON; `raw`: the tag, the attributes and the line as one string' },
-  { key: 'splunk-verify-connection', type: 'bool', default: true, doc: 'check the collector (an OPTIONS request) before the first batch, not at `docker run`' },
-  { key: 'splunk-gzip', type: 'bool', default: false, doc: 'gzip the requests' },
-  { key: 'splunk-gzip-level', type: 'int', default: -1, min: -1, max: 9, doc: 'the gzip level, -1 the library default' },
-  { key: 'splunk-index-acknowledgment', type: 'bool', default: false, doc: 'a batch is done only once the indexers acknowledged it (the token must have indexer acknowledgment enabled)' },
-] as const satisfies readonly OptionRow[];
+/** Go's strconv.ParseInt (an optional sign) within gzip's levels, as Docker reads splunk-gzip-level. */
+function gzipLevel(value: string, key: string): number {
+  const n = /^[+-]?\d{1,3}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= -1 && n <= 9)) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number from -1 to 9`);
+  return n;
+}
+
+export const SPLUNK_OPTIONS = defineOptions([
+  { key: 'splunk-url', type: 'string', required: true, accepts: '`http(s)://host:port` (no path)', doc: 'The collector.' },
+  { key: 'splunk-token', type: 'string', required: true, secret: true, accepts: 'the HEC token (never logged or shown in errors)', doc: "The collector's token." },
+  { key: 'splunk-source', type: 'string', accepts: 'text', doc: "The events' `source`." },
+  { key: 'splunk-sourcetype', type: 'string', accepts: 'text', doc: "The events' `sourcetype`." },
+  { key: 'splunk-index', type: 'string', accepts: 'an index name', doc: "The events' `index` (the token's default otherwise)." },
+  { key: 'splunk-capath', type: 'string', accepts: 'a PEM file', doc: "CA certificates that verify the collector (the system CAs otherwise)." },
+  { key: 'splunk-caname', type: 'string', accepts: 'a host name', doc: "The name the collector's certificate must carry (the URL's host otherwise)." },
+  { key: 'splunk-insecureskipverify', type: 'bool', default: 'false', doc: "Do not verify the collector's certificate." },
+  { key: 'splunk-format', type: 'enum', default: 'inline', values: ['inline', 'json', 'raw'], doc: '`inline`: the line as a string in `event.line`; `json`: a line that is JSON embedded as JSON; `raw`: the tag, the attributes and the line as one string.' },
+  { key: 'splunk-verify-connection', type: 'bool', default: 'true', doc: 'Check the collector (an OPTIONS request) before the first batch, not at `docker run`.' },
+  { key: 'splunk-gzip', type: 'bool', default: 'false', doc: 'Gzip the requests.' },
+  { key: 'splunk-gzip-level', type: 'custom', default: '-1', accepts: '-1 (the library default) to 9', parse: gzipLevel, doc: 'The gzip level.' },
+  { key: 'splunk-index-acknowledgment', type: 'bool', default: 'false', doc: 'A batch is done only once the indexers acknowledged it (the token must have indexer acknowledgment enabled).' },
+]);
 
 export type SplunkFormat = 'inline' | 'json' | 'raw';
 
@@ -53,6 +54,7 @@ export interface SplunkConfig {
   sourcetype: string;
   index: string;
   tls: { ca?: Buffer; servername?: string; rejectUnauthorized: boolean };
+  proxy: BackendSettings['proxy'];
   format: SplunkFormat;
   verifyConnection: boolean;
   /** The gzip level, or null for no compression. */
@@ -65,8 +67,7 @@ export interface SplunkConfig {
 export const EVENT_PATH = '/services/collector/event/1.0';
 export const ACK_PATH = '/services/collector/ack';
 
-export function parseSplunkOptions(opts: Readonly<Record<string, string>>): SplunkConfig {
-  const { values } = readOptions(SPLUNK_OPTIONS, opts);
+export function configureSplunk(values: OptionValues<typeof SPLUNK_OPTIONS>, settings: BackendSettings): SplunkConfig {
   const url = values['splunk-url'];
   let parsed: URL | null = null;
   try {
@@ -105,7 +106,8 @@ export function parseSplunkOptions(opts: Readonly<Record<string, string>>): Splu
     sourcetype: values['splunk-sourcetype'] ?? '',
     index: values['splunk-index'] ?? '',
     tls,
-    format: values['splunk-format'] as SplunkFormat,
+    proxy: settings.proxy,
+    format: values['splunk-format'],
     verifyConnection: values['splunk-verify-connection'],
     gzipLevel: values['splunk-gzip'] ? values['splunk-gzip-level'] : null,
     indexAck: values['splunk-index-acknowledgment'],
@@ -220,14 +222,9 @@ export const ACK_WAIT_MS = 45_000;
 const ACK_POLL_FIRST_MS = 100;
 const ACK_POLL_MAX_MS = 2_000;
 
-type Undici = typeof import('undici');
-let undici: Promise<Undici> | null = null;
-// Loaded on first use, so the plugin's start does not grow for containers that do not ship to Splunk.
-const loadUndici = (): Promise<Undici> => (undici ??= import('undici'));
-
 interface Reply {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  headers: Readonly<Record<string, string>>;
   body: HecReply | null;
   text: string;
 }
@@ -237,13 +234,14 @@ export class SplunkBackend implements Backend {
   private readonly encoder: SplunkEncoder;
   /** The container's own channel: acknowledgments are per channel. */
   readonly channel = randomUUID();
-  private agent: Dispatcher | null = null;
+  private readonly http: HttpClient;
   private verified: boolean;
 
   constructor(config: SplunkConfig, container: ContainerContext) {
     this.config = config;
     this.encoder = new SplunkEncoder(config, container);
     this.verified = !config.verifyConnection;
+    this.http = new HttpClient({ name: 'splunk', tls: config.tls, proxy: config.proxy, timeoutMs: REQUEST_TIMEOUT_MS });
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
@@ -301,7 +299,7 @@ export class SplunkBackend implements Backend {
     }
     if (reply.status === 413) throw new SendError(what, { transient: false, rejectCode: 'too_large' });
     if (reply.status === 429 || reply.status >= 500 || reply.status === 401 || reply.status === 403 || reply.status === 404 || reply.status === 405) {
-      const afterMs = retryAfterMs(headerValue(reply.headers['retry-after']));
+      const afterMs = retryAfterMs(reply.headers['retry-after']);
       throw new SendError(what, { transient: true, ...(afterMs === undefined ? {} : { retryAfterMs: afterMs }) });
     }
     throw new SendError(what, { transient: false, rejectCode: 'invalid' });
@@ -331,58 +329,38 @@ export class SplunkBackend implements Backend {
     }
   }
 
+  /** One request, whatever its answer; no answer at all (a connection, a timeout) throws a transient SendError. */
   private async request(method: 'POST' | 'OPTIONS', path: string, body: Buffer | null, signal: AbortSignal): Promise<Reply> {
     if (signal.aborted) throw abortError(signal);
-    const { Agent, request } = await loadUndici();
-    this.agent ??= new Agent({
-      connect: { ...this.config.tls, timeout: 10_000 },
-      headersTimeout: REQUEST_TIMEOUT_MS,
-      bodyTimeout: REQUEST_TIMEOUT_MS,
-    });
     const headers: Record<string, string> = {};
     if (method === 'POST') headers.authorization = `Splunk ${this.config.token}`;
     if (method === 'POST' && path === EVENT_PATH && this.config.gzipLevel !== null) headers['content-encoding'] = 'gzip';
     if (this.config.indexAck) headers['x-splunk-request-channel'] = this.channel;
-    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    // The token is in no error: it only ever goes in the request's headers.
+    const response: HttpResponse = await this.http.request(
+      { url: this.config.origin + path, method: method as 'POST', headers, ...(body === null ? {} : { body }) },
+      signal,
+    );
+    const text = response.body.toString('utf8');
+    let parsed: HecReply | null = null;
     try {
-      const response = await request(this.config.origin + path, {
-        method,
-        headers,
-        body,
-        dispatcher: this.agent,
-        signal: AbortSignal.any([signal, timeout]),
-      });
-      const text = await response.body.text();
-      let parsed: HecReply | null = null;
-      try {
-        const value: unknown = JSON.parse(text);
-        if (value !== null && typeof value === 'object') parsed = value as HecReply;
-      } catch {
-        /* not JSON: a proxy's page */
-      }
-      return { status: response.statusCode, headers: response.headers, body: parsed, text };
-    } catch (err) {
-      if (signal.aborted) throw abortError(signal);
-      // The token is in no error undici makes: it only ever goes in the request's headers.
-      throw transientError(timeout.aborted ? new Error(`${method} ${path}: no answer within ${REQUEST_TIMEOUT_MS / 1000} s`) : err);
+      const value: unknown = JSON.parse(text);
+      if (value !== null && typeof value === 'object') parsed = value as HecReply;
+    } catch {
+      /* not JSON: a proxy's page */
     }
+    return { status: response.status, headers: response.headers, body: parsed, text };
   }
 
   async close(): Promise<void> {
-    const agent = this.agent;
-    this.agent = null;
-    await agent?.destroy().catch(() => {});
+    await this.http.close().catch(() => {});
   }
 }
 
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-export const splunkFactory: BackendFactory<SplunkConfig> = {
+export const splunkFactory: BackendFactory<SplunkConfig, typeof SPLUNK_OPTIONS> = {
   name: 'splunk',
-  optionKeys: SPLUNK_OPTIONS.map((row) => row.key),
-  parseOptions: parseSplunkOptions,
+  options: SPLUNK_OPTIONS,
+  configure: configureSplunk,
   batchLimits(): BatchLimits {
     // Docker's batch of 1000 events; HEC takes far larger requests (max_content_length).
     return { maxLines: 1000, maxBytes: 1 << 20 };

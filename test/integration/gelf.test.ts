@@ -6,7 +6,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gelfFactory } from '../../src/backends/gelf.ts';
-import type { OutgoingLine } from '../../src/delivery/backend.ts';
+import { configureBackend } from '../../src/lifecycle/options.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 import { context } from '../unit/backend-context.ts';
 import { GelfServer } from './lib/gelf-server.ts';
 import { makeTlsMaterial, scratchDir, waitUntil } from './lib/servers.ts';
@@ -18,7 +19,7 @@ let ca: string;
 
 const lines = (prefix: string, n: number): OutgoingLine[] =>
   Array.from({ length: n }, (_, i) => ({ source: i % 2 ? 'stderr' : 'stdout', timeNano: BigInt(Date.now()) * 1_000_000n, line: Buffer.from(`${prefix} ${i + 1}`) }));
-const backend = (opts: Record<string, string>, ctx = context()) => gelfFactory.create(gelfFactory.parseOptions(opts), ctx);
+const backend = (opts: Record<string, string>, ctx = context()) => gelfFactory.create(configureBackend(gelfFactory, opts), ctx);
 const signal = () => new AbortController().signal;
 
 before(async () => {

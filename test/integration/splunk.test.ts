@@ -3,9 +3,13 @@
 // collector, a refused event, and a collector down when the container starts.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { OutgoingLine, SendResult } from '../../src/delivery/backend.ts';
-import { SplunkBackend, parseSplunkOptions } from '../../src/backends/splunk.ts';
+import type { SendResult } from '../../src/delivery/backend.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
+import { SplunkBackend, splunkFactory } from '../../src/backends/splunk.ts';
+import { configureBackend } from '../../src/lifecycle/options.ts';
 import { context } from '../unit/backend-context.ts';
+
+const splunkConfig = (opts: Record<string, string>) => configureBackend(splunkFactory, opts);
 import { HecServer } from './lib/hec-server.ts';
 
 const TOKEN = 'splunk-test-token-77';
@@ -16,7 +20,7 @@ const lines = (prefix: string, n: number): OutgoingLine[] =>
   Array.from({ length: n }, (_, i) => ({ source: 'stdout', timeNano: BigInt(Date.now()) * 1_000_000n, line: Buffer.from(`${prefix} ${i + 1}`) }));
 const signal = () => new AbortController().signal;
 function backend(server: HecServer, opts: Record<string, string> = {}, ackWaitMs?: number) {
-  const config = parseSplunkOptions({ 'splunk-url': server.url, 'splunk-token': TOKEN, ...opts });
+  const config = splunkConfig({ 'splunk-url': server.url, 'splunk-token': TOKEN, ...opts });
   if (ackWaitMs !== undefined) config.ackWaitMs = ackWaitMs;
   const ctx = context({ tag: `t-${Math.random().toString(36).slice(2, 10)}` });
   return { b: new SplunkBackend(config, ctx), ctx };
@@ -105,7 +109,7 @@ describe('splunk to a HEC server', () => {
   });
 
   it('a collector down: create does not connect, a send fails transient', async () => {
-    const config = parseSplunkOptions({ 'splunk-url': 'http://127.0.0.1:1', 'splunk-token': TOKEN });
+    const config = splunkConfig({ 'splunk-url': 'http://127.0.0.1:1', 'splunk-token': TOKEN });
     const b = new SplunkBackend(config, context());
     await assert.rejects(b.send(lines('down', 1), signal()), (err: Error & { transient?: boolean }) => err.transient === true && !String(err).includes(TOKEN));
     await b.close();

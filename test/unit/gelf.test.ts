@@ -10,11 +10,14 @@ import {
   chunk,
   compress,
   gelfRetryPolicy,
-  parseGelfOptions,
+  gelfFactory,
   udpPayload,
 } from '../../src/backends/gelf.ts';
-import { InvalidOptionError } from '../../src/lifecycle/options.ts';
+import { configureBackend } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 import { context } from './backend-context.ts';
+
+const gelfConfig = (opts: Record<string, string>) => configureBackend(gelfFactory, opts);
 
 interface Captured {
   transport: 'udp' | 'tcp';
@@ -87,7 +90,7 @@ describe('gelf messages match Docker', () => {
       assert.deepEqual(JSON.parse(json.toString('utf8')), c.msg);
       assert.deepEqual(Object.keys(JSON.parse(json.toString('utf8'))), Object.keys(c.msg));
       if (c.transport === 'udp') {
-        const config = parseGelfOptions({ 'gelf-address': 'udp://127.0.0.1:12201', 'gelf-compression-type': c.comp });
+        const config = gelfConfig({ 'gelf-address': 'udp://127.0.0.1:12201', 'gelf-compression-type': c.comp });
         const { payload, truncated } = udpPayload(encoder, lineOf(c.msg), config)!;
         assert.equal(truncated, false);
         const datagrams = chunk(payload, Buffer.alloc(8, 7));
@@ -134,7 +137,7 @@ describe('gelf messages match Docker', () => {
     const text = Buffer.from(randomBytes(200_000).toString('base64').replace(/[+/]/g, 'é'));
     let cut = 0;
     for (const comp of ['none', 'gzip', 'zlib'] as const) {
-      const config = parseGelfOptions({ 'gelf-address': 'udp://h:1', 'gelf-compression-type': comp, 'gelf-compression-level': '9' });
+      const config = gelfConfig({ 'gelf-address': 'udp://h:1', 'gelf-compression-type': comp, 'gelf-compression-level': '9' });
       const whole = compress(encoder.encode({ source: 'stdout', timeNano: 0n, line: text }), comp, 9);
       if (whole.length <= MAX_UDP_MESSAGE) continue; // compressed small enough: nothing to cut
       const out = udpPayload(encoder, { source: 'stdout', timeNano: 0n, line: text }, config)!;
@@ -153,14 +156,14 @@ describe('gelf messages match Docker', () => {
 });
 
 describe('gelf options', () => {
-  const parse = (opts: Record<string, string>) => parseGelfOptions(opts);
+  const parse = (opts: Record<string, string>) => gelfConfig(opts);
   const fails = (opts: Record<string, string>, message: RegExp) => assert.throws(() => parse(opts), (err: Error) => err instanceof InvalidOptionError && message.test(err.message));
 
   it('takes udp, tcp and tcp+tls addresses with a port, as Docker requires', () => {
     assert.deepEqual(parse({ 'gelf-address': 'udp://graylog:12201' }).target, { kind: 'udp', host: 'graylog', port: 12201 });
     assert.deepEqual(parse({ 'gelf-address': 'tcp://[::1]:12201' }).target, { kind: 'tcp', host: '::1', port: 12201 });
     assert.equal(parse({ 'gelf-address': 'tcp+tls://localhost:12202', 'gelf-tls-skip-verify': 'true' }).target.kind, 'tls');
-    fails({}, /log opt 'gelf-address' is required/);
+    fails({}, /must specify a value for log opt 'gelf-address'/);
     fails({ 'gelf-address': 'udp://graylog' }, /expected udp:\/\/host:port/);
     fails({ 'gelf-address': 'http://graylog:80' }, /expected udp:\/\/host:port/);
   });
@@ -180,11 +183,11 @@ describe('gelf options', () => {
     fails({ 'gelf-address': 'tcp://h:1', 'gelf-compression-type': 'gzip' }, /compression is only supported on UDP/);
     fails({ 'gelf-address': 'tcp://h:1', 'gelf-compression-level': '1' }, /compression is only supported on UDP/);
     fails({ 'gelf-address': 'udp://h:1', 'gelf-tcp-max-reconnect': '1' }, /only valid for TCP/);
-    fails({ 'gelf-address': 'udp://h:1', 'gelf-compression-type': 'lz4' }, /expected gzip, zlib, none/);
+    fails({ 'gelf-address': 'udp://h:1', 'gelf-compression-type': 'lz4' }, /expected gzip, zlib or none/);
     fails({ 'gelf-address': 'udp://h:1', 'gelf-compression-level': '10' }, /from -1 to 9/);
     fails({ 'gelf-address': 'tcp://h:1', 'gelf-tcp-reconnect-delay': '-1' }, /from 0 to/);
     fails({ 'gelf-address': 'tcp://h:1', 'gelf-tls-ca-cert': '/x' }, /only valid with a tcp\+tls/);
     fails({ 'gelf-address': 'tcp+tls://h:1', 'gelf-tls-ca-cert': '/nonexistent/ca.pem' }, /cannot read the file of log opt 'gelf-tls-ca-cert'/);
-    assert.equal(parse({ 'gelf-address': 'tcp://h:1', 'gelf-tcp-max-reconnect': '+5' }).maxReconnect, 5);
+    assert.equal(parse({ 'gelf-address': 'udp://h:1', 'gelf-compression-level': '+5' }).compressionLevel, 5);
   });
 });

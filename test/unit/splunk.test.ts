@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { SplunkEncoder, parseSplunkOptions, splunkTime } from '../../src/backends/splunk.ts';
+import { SplunkEncoder, splunkFactory, splunkTime } from '../../src/backends/splunk.ts';
 import { compactJson, goString } from '../../src/backends/go-json.ts';
-import { InvalidOptionError } from '../../src/lifecycle/options.ts';
+import { configureBackend } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 import { context } from './backend-context.ts';
+
+const splunkConfig = (opts: Record<string, string>) => configureBackend(splunkFactory, opts);
 
 interface Request {
   method: string;
@@ -117,26 +120,26 @@ describe('splunk time and JSON as Go writes them', () => {
 describe('splunk options', () => {
   const base = { 'splunk-url': 'https://hec.example:8088', 'splunk-token': 'SECRET-TOKEN-1234' };
   const fails = (opts: Record<string, string>, message: RegExp) =>
-    assert.throws(() => parseSplunkOptions(opts), (err: Error) => err instanceof InvalidOptionError && message.test(err.message) && !err.message.includes('SECRET-TOKEN-1234'));
+    assert.throws(() => splunkConfig(opts), (err: Error) => err instanceof InvalidOptionError && message.test(err.message) && !err.message.includes('SECRET-TOKEN-1234'));
 
   it('defaults as Docker: inline, connection verified, no gzip, no acknowledgment', () => {
-    const config = parseSplunkOptions(base);
+    const config = splunkConfig(base);
     assert.equal(config.origin, 'https://hec.example:8088');
     assert.equal(config.format, 'inline');
     assert.equal(config.verifyConnection, true);
     assert.equal(config.gzipLevel, null);
     assert.equal(config.indexAck, false);
-    assert.equal(parseSplunkOptions({ ...base, 'splunk-gzip': 'true' }).gzipLevel, -1);
-    assert.equal(parseSplunkOptions({ ...base, 'splunk-url': 'http://h:8088/' }).origin, 'http://h:8088');
+    assert.equal(splunkConfig({ ...base, 'splunk-gzip': 'true' }).gzipLevel, -1);
+    assert.equal(splunkConfig({ ...base, 'splunk-url': 'http://h:8088/' }).origin, 'http://h:8088');
   });
 
   it('refuses what Docker refuses, never quoting the token', () => {
-    fails({ 'splunk-url': base['splunk-url'] }, /'splunk-token' is required/);
-    fails({ 'splunk-token': base['splunk-token'] }, /'splunk-url' is required/);
+    fails({ 'splunk-url': base['splunk-url'] }, /must specify a value for log opt 'splunk-token'/);
+    fails({ 'splunk-token': base['splunk-token'] }, /must specify a value for log opt 'splunk-url'/);
     fails({ ...base, 'splunk-url': 'https://h:8088/services/collector' }, /expected scheme:\/\/dns_name_or_ip:port/);
     fails({ ...base, 'splunk-url': 'ftp://h:21' }, /expected scheme/);
     fails({ ...base, 'splunk-url': 'https://h:8088?x=1' }, /expected scheme/);
-    fails({ ...base, 'splunk-format': 'xml' }, /expected inline, json, raw/);
+    fails({ ...base, 'splunk-format': 'xml' }, /expected inline, json or raw/);
     fails({ ...base, 'splunk-gzip-level': '10' }, /from -1 to 9/);
     fails({ ...base, 'splunk-insecureskipverify': 'yes' }, /expected true or false/);
     fails({ ...base, 'splunk-capath': '/nonexistent/ca.pem' }, /cannot read the file of log opt 'splunk-capath'/);
