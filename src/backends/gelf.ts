@@ -16,7 +16,7 @@ import type { OutgoingLine } from '../shaping/line.ts';
 import { parseHostPort } from '../transport/address.ts';
 import { UdpConnection } from '../transport/datagram.ts';
 import { resultInLines, utf8Pieces } from '../transport/requests.ts';
-import { StreamConnection, type StreamTarget } from '../transport/stream.ts';
+import { type ReplayWindow, StreamConnection, type StreamTarget } from '../transport/stream.ts';
 import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 import { goJsonBytes, goJsonString, goJsonValue } from './go-json.ts';
 
@@ -277,6 +277,12 @@ class GelfUdp {
 
 const NUL = Buffer.from([0]);
 
+/**
+ * GELF over TCP has no acknowledgement: what a server that closes had not read yet goes
+ * again on the next connection (a second of batches, at most one batch's bytes), as syslog's.
+ */
+const REPLAY: ReplayWindow = { ms: 1000, maxBytes: 4 << 20 };
+
 class GelfBackend implements Backend {
   private readonly config: GelfConfig;
   private readonly encoder: GelfEncoder;
@@ -288,7 +294,7 @@ class GelfBackend implements Backend {
     this.encoder = new GelfEncoder(container);
     const target = config.target;
     this.udp = target.kind === 'udp' ? new GelfUdp(target.host, target.port) : null;
-    this.stream = target.kind === 'udp' ? null : new StreamConnection(target);
+    this.stream = target.kind === 'udp' ? null : new StreamConnection(target, undefined, REPLAY);
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
