@@ -44,8 +44,7 @@ export function createApp(registry: Registry): express.Express {
   app.post('/LogDriver.StartLogging', (req, res) => {
     try {
       const { file, info } = parseStartLogging(body(req));
-      const options = parseLogOptions(info.config, BACKENDS);
-      registry.start(file, info, options);
+      const options = registry.start(file, info);
       log.info('logging started', { container: info.id.slice(0, 12), name: info.name, backends: options.backends.map((b) => b.name).join(',') });
       res.json({ Err: '' });
     } catch (err) {
