@@ -11,7 +11,7 @@ import { type OutgoingLine } from '../shaping/line.ts';
 import { parseHostPort, splitScheme } from '../transport/address.ts';
 import { MAX_UDP_PAYLOAD, UdpConnection, UnixDatagramConnection } from '../transport/datagram.ts';
 import { range, resultInLines } from '../transport/requests.ts';
-import { StreamConnection, type StreamTarget } from '../transport/stream.ts';
+import { type ReplayWindow, StreamConnection, type StreamTarget } from '../transport/stream.ts';
 import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 
 export type SyslogFormat = '' | 'rfc3164' | 'rfc5424' | 'rfc5424micro';
@@ -183,11 +183,17 @@ interface Transport {
   close(): void;
 }
 
+/**
+ * What a receiver that closes may not have read yet: a second of batches, at most one batch's
+ * worth of bytes (the stream batch limit below), which covers loopback's socket buffers.
+ */
+const REPLAY: ReplayWindow = { ms: 1000, maxBytes: 4 << 20 };
+
 /** tcp, tls and unix streams: no receiver refuses a line, so a failure is the connection's and the batch goes again whole. */
 class StreamTransport implements Transport {
   private readonly connection: StreamConnection;
   constructor(target: StreamTarget) {
-    this.connection = new StreamConnection(target);
+    this.connection = new StreamConnection(target, undefined, REPLAY);
   }
   async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
     await this.connection.write(messages, signal);
