@@ -52,26 +52,24 @@ const FORMATS = ['json/emf'] as const;
 const MAX_PUT_REPAIRS = 3;
 
 export const AWSLOGS_OPTIONS = defineOptions([
-  { key: 'awslogs-region', type: 'custom', defaultDoc: 'AWS_REGION, else AWS_DEFAULT_REGION, else EC2 instance metadata', accepts: 'a region name (`us-east-1`)', parse: parseRegion, doc: 'The CloudWatch Logs region.' },
-  { key: 'awslogs-endpoint', type: 'custom', defaultDoc: "the region's", accepts: 'an http(s):// URL without user or password', parse: parseEndpoint, doc: 'Another CloudWatch Logs endpoint (a VPC endpoint, a test service).' },
-  { key: 'awslogs-group', type: 'string', required: true, accepts: 'a log group name', doc: 'The log group.' },
-  { key: 'awslogs-stream', type: 'string', defaultDoc: '`tag` if set, else the full container id', accepts: 'a log stream name', doc: 'The log stream.' },
-  { key: 'awslogs-create-group', type: 'bool', default: 'false', doc: 'Create the group when it is missing.' },
-  { key: 'awslogs-create-stream', type: 'bool', default: 'true', doc: 'Create the stream at the first send.' },
-  { key: 'awslogs-datetime-format', type: 'string', accepts: 'a strftime format (`%Y-%m-%d %H:%M:%S`)', doc: 'A line starting with this time starts a multiline event.' },
-  { key: 'awslogs-multiline-pattern', type: 'string', accepts: 'a Go regular expression (RE2)', doc: 'A line matching this starts a multiline event.' },
+  { key: 'awslogs-region', type: 'custom', accepts: 'a region name (`us-east-1`)', parse: parseRegion, defaultDoc: "the plugin's `AWS_REGION` (or `AWS_DEFAULT_REGION`), else EC2 instance metadata", doc: "the region" },
+  { key: 'awslogs-endpoint', type: 'custom', accepts: 'an http(s):// URL without user or password', parse: parseEndpoint, defaultDoc: "the region's", doc: "an `http://` or `https://` URL (no user or password), e.g. a VPC endpoint" },
+  { key: 'awslogs-group', type: 'string', required: true, accepts: 'a log group name', defaultDoc: "required", doc: "the log group" },
+  { key: 'awslogs-stream', type: 'string', accepts: 'a log stream name', defaultDoc: "the `tag` template if `tag` is set, else `{{.FullID}}`", doc: "the log stream" },
+  { key: 'awslogs-create-group', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "create the group if CreateLogStream says it is missing" },
+  { key: 'awslogs-create-stream', type: 'bool', default: 'true', defaultDoc: "`true`", doc: "`false`: never create the stream (it must exist; IAM may then omit `logs:CreateLogStream`)" },
+  { key: 'awslogs-datetime-format', type: 'string', accepts: 'a strftime format (`%Y-%m-%d %H:%M:%S`)', defaultDoc: "none", doc: "strftime-like (`%a %A %w %d %b %B %m %Y %y %H %I %p %M %S %f %z %Z %j %L`), converted to the multiline pattern as Docker does; an unknown directive is an error (Docker drops it silently). Not with `awslogs-multiline-pattern`" },
+  { key: 'awslogs-multiline-pattern', type: 'string', accepts: 'a Go regular expression (RE2)', defaultDoc: "none", doc: "a Go regexp (unanchored); a line that matches starts an event, the others join it" },
   // The path carries the task's credentials id.
-  { key: 'awslogs-credentials-endpoint', type: 'custom', secret: true, accepts: "a path starting with '/' (`/v2/credentials/<id>`)", parse: parseCredentialsPath, doc: 'Credentials from the ECS agent (169.254.170.2) at this path.' },
+  { key: 'awslogs-credentials-endpoint', type: 'custom', secret: true, accepts: "a path starting with '/' (`/v2/credentials/<id>`)", parse: parseCredentialsPath, defaultDoc: "none", doc: "a path on the ECS credentials host `169.254.170.2` to take credentials from" },
   {
     key: 'awslogs-force-flush-interval-seconds',
     type: 'custom',
     default: String(DEFAULT_FLUSH_INTERVAL_S),
     accepts: `a whole number of seconds from 1 to ${MAX_FLUSH_INTERVAL_S}`,
-    parse: (value: string, key: string) => positiveInt(key, value, MAX_FLUSH_INTERVAL_S),
-    doc: 'How long a batch (or an open multiline event) waits for more lines.',
-  },
-  { key: 'awslogs-max-buffered-events', type: 'custom', accepts: 'a positive whole number', parse: (value: string, key: string) => positiveInt(key, value), doc: "Docker's buffer; validated, no effect (the store is the buffer)." },
-  { key: 'awslogs-format', type: 'custom', accepts: '`json/emf`', parse: parseFormat, doc: 'Sent as x-amzn-logs-format (embedded metric format).' },
+    parse: (value: string, key: string) => positiveInt(key, value, MAX_FLUSH_INTERVAL_S), defaultDoc: "`5`", doc: "a positive integer up to `86400` (a day): how long a batch that is not full waits for more lines, and an open multiline event for its next line" },
+  { key: 'awslogs-max-buffered-events', type: 'custom', accepts: 'a positive whole number', parse: (value: string, key: string) => positiveInt(key, value), defaultDoc: "`4096`", doc: "a positive integer, validated and **ignored**: logship buffers on disk, in the local copy, and never blocks or drops when a queue is full" },
+  { key: 'awslogs-format', type: 'custom', accepts: '`json/emf`', parse: parseFormat, defaultDoc: "none", doc: "`json/emf` sends the `x-amzn-logs-format: json/emf` header (Embedded Metric Format); not with the multiline options" },
 ]);
 
 /** Plugin settings awslogs reads (the SDK reads its credentials' own: AWS_ACCESS_KEY_ID...). */

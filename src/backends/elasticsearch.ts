@@ -54,14 +54,14 @@ const DEFAULT_INDEX = 'logstash-YYYY.MM.DD';
 const TLS_FILE = 'a PEM file, as the plugin sees it';
 
 export const ELASTICSEARCH_OPTIONS = defineOptions([
-  { key: 'elasticsearch-url', type: 'custom', default: DEFAULT_URL, accepts: 'a comma list of `http(s)://host[:port][/path]`, without credentials', parse: parseUrls, doc: 'The cluster: each send goes to the first address that answers.' },
-  { key: 'elasticsearch-flavor', type: 'custom', default: 'elasticsearch', accepts: '`elasticsearch` or `opensearch`', parse: parseFlavor, doc: 'Which server it is (OpenSearch lacks the product header and API keys).' },
-  { key: 'elasticsearch-index', type: 'custom', defaultDoc: `\`${DEFAULT_INDEX}\``, accepts: 'an index name with YYYY, MM, DD, HH (the line\'s UTC time)', parse: parseIndexPattern, doc: 'The index each document goes to.' },
-  { key: 'elasticsearch-data-stream', type: 'custom', accepts: "a lower-case data stream name not starting with '.ds-'", parse: parseDataStream, doc: 'A data stream instead of an index (documents go with `create`).' },
-  { key: 'elasticsearch-tls-ca-cert', type: 'string', accepts: TLS_FILE, doc: 'CA certificates that verify the cluster (https://).' },
-  { key: 'elasticsearch-tls-cert', type: 'string', accepts: TLS_FILE, doc: 'Client certificate, with elasticsearch-tls-key.' },
-  { key: 'elasticsearch-tls-key', type: 'string', accepts: TLS_FILE, doc: "The client certificate's key." },
-  { key: 'elasticsearch-tls-skip-verify', type: 'bool', default: 'false', doc: "Do not verify the cluster's certificate." },
+  { key: 'elasticsearch-url', type: 'custom', default: DEFAULT_URL, accepts: 'a comma list of `http(s)://host[:port][/path]`, without credentials', parse: parseUrls, defaultDoc: "`http://localhost:9200`", doc: "comma list of `http(s)://host[:port][/path]`; requests go round the list, and a dead address is passed over within the same send. Credentials in an address are refused (they would show in `docker inspect`): use the plugin settings below" },
+  { key: 'elasticsearch-flavor', type: 'custom', default: 'elasticsearch', accepts: '`elasticsearch` or `opensearch`', parse: parseFlavor, defaultDoc: "`elasticsearch`", doc: "`elasticsearch` or `opensearch`: which server (OpenSearch has no product header and no API keys)" },
+  { key: 'elasticsearch-index', type: 'custom', accepts: 'an index name with YYYY, MM, DD, HH (the line\'s UTC time)', parse: parseIndexPattern, defaultDoc: "`logstash-YYYY.MM.DD`", doc: "index name pattern: `YYYY`, `MM`, `DD`, `HH` are the line's UTC year, month, day and hour, everything else is literal (`app-YYYY.MM`, `docker-logs`). Index names are lower case, so any other upper-case letter, `{ }` (Logstash's `%{+YYYY.MM.dd}`, date math) and the characters Elasticsearch forbids (`\\ / * ? \" < > | , # :` space, a leading `- _ +`) are refused" },
+  { key: 'elasticsearch-data-stream', type: 'custom', accepts: "a lower-case data stream name not starting with '.ds-'", parse: parseDataStream, defaultDoc: "none", doc: "write to this data stream instead (e.g. `logs-docker-default`, which the built-in `logs-*-*` template of Elasticsearch 8+ matches); not with `elasticsearch-index`" },
+  { key: 'elasticsearch-tls-ca-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "the system's CAs", doc: "PEM file of the CA that signs the servers' certificates (`https://` addresses)" },
+  { key: 'elasticsearch-tls-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "PEM client certificate and key, for servers that ask for one (both or neither)" },
+  { key: 'elasticsearch-tls-key', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "PEM client certificate and key, for servers that ask for one (both or neither)" },
+  { key: 'elasticsearch-tls-skip-verify', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "`true` skips verifying the server's certificate" },
 ]);
 
 /** Credentials are plugin settings, never log-opts (`docker inspect` shows those). */

@@ -47,37 +47,31 @@ const ZERO_RETRY_WAIT_MS = 500;
 const MAX_RETRY_DELAY_MS = 30_000;
 
 const TLS_FILE = 'a PEM file, as the plugin sees it';
-const NO_EFFECT = ' Validated as Docker does; no effect: logship never blocks a start or drops after retries.';
 
 export const FLUENTD_OPTIONS = defineOptions([
   {
     key: 'fluentd-address',
     type: 'string',
-    defaultDoc: `\`${DEFAULT_HOST}:${DEFAULT_PORT}\``,
-    accepts: '`host:port`, `tcp://host:port`, `tls://host:port` or `unix:///path`',
-    doc: 'Where the forward input listens.',
-  },
-  { key: 'fluentd-async', type: 'bool', default: 'false', doc: 'Docker: connect in the background.' + NO_EFFECT },
-  { key: 'fluentd-async-connect', type: 'bool', default: 'false', doc: 'Docker\'s older name of fluentd-async.' + NO_EFFECT },
-  { key: 'fluentd-async-reconnect-interval', type: 'custom', accepts: 'a duration from 100ms to 10s', parse: parseReconnectInterval, doc: 'Docker: how often an async client redials.' + NO_EFFECT },
+    accepts: '`host:port`, `tcp://host:port`, `tls://host:port` or `unix:///path`', defaultDoc: "`tcp://127.0.0.1:24224`", doc: "`host[:port]`, `tcp://host[:port]`, `tls://host[:port]` (no path) or `unix:///path`" },
+  { key: 'fluentd-async', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "validated and ignored: logship never fails or delays `docker run` for an unreachable receiver" },
+  { key: 'fluentd-async-connect', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "validated and ignored: logship never fails or delays `docker run` for an unreachable receiver" },
+  { key: 'fluentd-async-reconnect-interval', type: 'custom', accepts: 'a duration from 100ms to 10s', parse: parseReconnectInterval, defaultDoc: "", doc: "validated (100ms–10s) and ignored: logship reconnects on the next retry" },
   {
     key: 'fluentd-buffer-limit',
     type: 'size',
     units: 'binary',
     max: MAX_BUFFER_LIMIT,
-    default: '1m',
-    doc: 'Bytes of one batch (one Forward message) at most.',
-  },
-  { key: 'fluentd-retry-wait', type: 'custom', default: '1s', accepts: 'a duration from 0 to 24h (0: 500ms, as Docker)', parse: parseRetryWait, doc: 'The first wait before a failed batch goes again; it doubles up to 30s.' },
-  { key: 'fluentd-max-retries', type: 'custom', accepts: 'a whole number', parse: parseMaxRetries, doc: 'Docker: give up after this many retries.' + NO_EFFECT },
-  { key: 'fluentd-sub-second-precision', type: 'bool', default: 'false', doc: 'Times as EventTime (nanoseconds) instead of whole seconds.' },
-  { key: 'fluentd-request-ack', type: 'bool', default: 'false', doc: 'Wait for the receiver\'s ack of each batch (at-least-once).' },
-  { key: 'fluentd-write-timeout', type: 'duration', doc: 'Docker: a write\'s deadline.' + NO_EFFECT },
-  { key: 'fluentd-read-timeout', type: 'duration', timer: true, min: 0, defaultDoc: 'the engine\'s send deadline', doc: 'How long to wait for an ack.' },
-  { key: 'fluentd-tls-ca-cert', type: 'string', accepts: TLS_FILE, doc: 'CA certificates that verify the receiver (tls://).' },
-  { key: 'fluentd-tls-cert', type: 'string', accepts: TLS_FILE, doc: 'Client certificate (tls://), with fluentd-tls-key.' },
-  { key: 'fluentd-tls-key', type: 'string', accepts: TLS_FILE, doc: 'The client certificate\'s key.' },
-  { key: 'fluentd-tls-skip-verify', type: 'bool', default: 'false', doc: 'Do not verify the receiver\'s certificate.' },
+    default: '1m', defaultDoc: "`1m`", doc: "most line bytes in one batch (binary units, as Docker: `1m` = 1,048,576), at most `64m`: a batch is held in memory, and forward inputs refuse or warn about larger messages (Fluent Bit's limit is 6 MB by default, fluentd warns at 8 MB)" },
+  { key: 'fluentd-retry-wait', type: 'custom', default: '1s', accepts: 'a duration from 0 to 24h (0: 500ms, as Docker)', parse: parseRetryWait, defaultDoc: "`1s`", doc: "first wait before retrying a failed batch (a Go duration up to `24h`, in whole milliseconds as Docker keeps it); it doubles, with jitter, up to 30 s (or this value if larger). `0`, or under 1 ms, is 500 ms, as in Docker's driver (its client takes 0 as its default), never a tight reconnect loop" },
+  { key: 'fluentd-max-retries', type: 'custom', accepts: 'a whole number', parse: parseMaxRetries, defaultDoc: "`2147483647`", doc: "validated and **ignored**: logship never gives up on a line (Docker drops it after this many retries); the store's size bounds an outage instead" },
+  { key: 'fluentd-sub-second-precision', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "EventTime (seconds and nanoseconds) instead of whole seconds" },
+  { key: 'fluentd-request-ack', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "ask for an ack of each batch's chunk id; a batch counts as delivered only once it came back (exact at-least-once; recommended)" },
+  { key: 'fluentd-write-timeout', type: 'duration', defaultDoc: "", doc: "validated (a Go duration) and ignored" },
+  { key: 'fluentd-read-timeout', type: 'duration', timer: true, min: 0, defaultDoc: "none", doc: "how long to wait for an ack before the batch is retried (up to `24h`, rounded up to whole milliseconds; without it, or past 60 s, the engine's 60 s limit on a send)" },
+  { key: 'fluentd-tls-ca-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "the system's CAs", doc: "(logship only) PEM file of the CA for `tls://`" },
+  { key: 'fluentd-tls-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "(logship only) PEM client certificate and key" },
+  { key: 'fluentd-tls-key', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "(logship only) PEM client certificate and key" },
+  { key: 'fluentd-tls-skip-verify', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "(logship only) `true` skips verifying the server's certificate" },
 ]);
 
 export function configureFluentd(values: OptionValues<typeof FLUENTD_OPTIONS>): FluentdConfig {

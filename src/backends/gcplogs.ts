@@ -86,12 +86,12 @@ const BAD_REQUEST_CODES = new Set<number>([GRPC_STATUS.INVALID_ARGUMENT, GRPC_ST
 
 export const GCPLOGS_OPTIONS = defineOptions([
   // Given empty, it is refused (Docker would look it up; an empty value is a mistake here).
-  { key: 'gcp-project', type: 'custom', empty: 'value', defaultDoc: 'the metadata server\'s, GOOGLE_CLOUD_PROJECT, or the key file\'s', accepts: 'a project id', parse: parseProject, doc: 'The Google Cloud project the entries go to.' },
-  { key: 'gcp-log-cmd', type: 'bool', default: 'false', doc: "Put the container's command in each entry." },
-  { key: 'gcp-meta-zone', type: 'string', accepts: 'a zone name', doc: 'The instance zone, used off GCE (no metadata server).' },
-  { key: 'gcp-meta-name', type: 'string', accepts: 'an instance name', doc: 'The instance name, used off GCE.' },
-  { key: 'gcp-meta-id', type: 'string', accepts: 'an instance id', doc: 'The instance id, used off GCE.' },
-  { key: 'gcp-endpoint', type: 'custom', defaultDoc: "Cloud Logging's", accepts: '`host:port` (gRPC over TLS) or `http://host:port` (plaintext gRPC)', parse: parseEndpoint, doc: 'Another Cloud Logging endpoint (a private one, an emulator).' },
+  { key: 'gcp-project', type: 'custom', empty: 'value', accepts: 'a project id', parse: parseProject, defaultDoc: "the credentials' key file's `project_id`, else the metadata server's project", doc: "the project to write to (a project id: lower-case letters, digits, hyphens)" },
+  { key: 'gcp-log-cmd', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "`true` adds the container's command (entrypoint and arguments) as `container.command`" },
+  { key: 'gcp-meta-zone', type: 'string', accepts: 'a zone name', defaultDoc: "none", doc: "the instance's zone, name and id off GCE; with any of them set the resource is `gce_instance`. On GCE the metadata server's values win, as in Docker" },
+  { key: 'gcp-meta-name', type: 'string', accepts: 'an instance name', defaultDoc: "none", doc: "the instance's zone, name and id off GCE; with any of them set the resource is `gce_instance`. On GCE the metadata server's values win, as in Docker" },
+  { key: 'gcp-meta-id', type: 'string', accepts: 'an instance id', defaultDoc: "none", doc: "the instance's zone, name and id off GCE; with any of them set the resource is `gce_instance`. On GCE the metadata server's values win, as in Docker" },
+  { key: 'gcp-endpoint', type: 'custom', accepts: '`host:port` (gRPC over TLS) or `http://host:port` (plaintext gRPC)', parse: parseEndpoint, defaultDoc: "`logging.googleapis.com:443`", doc: "(logship only) `host:port`: gRPC over TLS (system CAs) with the credentials below, for a private endpoint such as `private.googleapis.com:443`; `http://host:port`: **plaintext** gRPC **without credentials**, for an emulator or a test endpoint on loopback (gRPC does not attach tokens to a plaintext channel, and a token must not travel in the clear)" },
 ]);
 
 export function configureGcplogs(values: OptionValues<typeof GCPLOGS_OPTIONS>): GcplogsConfig {

@@ -60,17 +60,14 @@ export const SYSLOG_OPTIONS = defineOptions([
   {
     key: 'syslog-address',
     type: 'string',
-    defaultDoc: `the local syslog socket (${LOCAL_SYSLOG_SOCKET})`,
-    accepts: '`udp://host[:port]`, `tcp://host[:port]`, `tcp+tls://host[:port]`, `unix:///path`, `unixgram:///path` (port 514)',
-    doc: 'Where the syslog receiver listens.',
-  },
-  { key: 'syslog-facility', type: 'custom', defaultDoc: '`daemon`', accepts: 'a number 0-23 or a facility name (`user`, `local0`...)', parse: parseFacility, doc: 'The facility of every message.' },
-  { key: 'syslog-format', type: 'custom', defaultDoc: "(empty: Docker's default)", accepts: '`rfc3164`, `rfc5424` or `rfc5424micro`', parse: parseFormat, doc: 'The header format (RFC 5424 over tcp+tls uses octet counting).' },
-  { key: 'syslog-tls-ca-cert', type: 'string', accepts: TLS_FILE, doc: 'CA certificates that verify the receiver (tcp+tls).' },
-  { key: 'syslog-tls-cert', type: 'string', accepts: TLS_FILE, doc: 'Client certificate (tcp+tls), with syslog-tls-key.' },
-  { key: 'syslog-tls-key', type: 'string', accepts: TLS_FILE, doc: 'The client certificate\'s key.' },
+    accepts: '`udp://host[:port]`, `tcp://host[:port]`, `tcp+tls://host[:port]`, `unix:///path`, `unixgram:///path` (port 514)', defaultDoc: "the local syslog socket", doc: "`udp://host[:port]`, `tcp://host[:port]`, `tcp+tls://host[:port]` (port 514 by default), `unix:///path` or `unixgram:///path`. Empty is Docker's `/dev/log`, which on a systemd host is journald's `dev-log`: the plugin sees it as `/run/systemd/journal/dev-log` through its `journal` mount" },
+  { key: 'syslog-facility', type: 'custom', accepts: 'a number 0-23 or a facility name (`user`, `local0`...)', parse: parseFacility, defaultDoc: "`daemon`", doc: "`kern user mail daemon auth syslog lpr news uucp cron authpriv ftp local0`…`local7`, or a number 0–23" },
+  { key: 'syslog-format', type: 'custom', accepts: '`rfc3164`, `rfc5424` or `rfc5424micro`', parse: parseFormat, defaultDoc: "empty", doc: "empty: `<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG`; `rfc3164` adds the host name; `rfc5424`: `<PRI>1 TIME HOST TAG PID TAG - MSG`; `rfc5424micro`: the same with microseconds" },
+  { key: 'syslog-tls-ca-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "the system's CAs", doc: "PEM file of the CA that signs the server's certificate (`tcp+tls`)" },
+  { key: 'syslog-tls-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "PEM client certificate and key, for servers that ask for one (both or neither)" },
+  { key: 'syslog-tls-key', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "PEM client certificate and key, for servers that ask for one (both or neither)" },
   // Like Docker, its mere presence skips verification, whatever its value.
-  { key: 'syslog-tls-skip-verify', type: 'custom', empty: 'value', accepts: 'present (any value) or absent', parse: () => true, doc: 'Do not verify the receiver\'s certificate.' },
+  { key: 'syslog-tls-skip-verify', type: 'custom', empty: 'value', accepts: 'present (any value) or absent', parse: () => true, defaultDoc: "absent", doc: "present (with **any** value, even `false`, as in Docker) skips verifying the server's certificate" },
 ]);
 
 export function configureSyslog(values: OptionValues<typeof SYSLOG_OPTIONS>): SyslogConfig {

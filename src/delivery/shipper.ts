@@ -25,7 +25,8 @@ import type { StoreView } from '../store/log-reader.ts';
 import type { Backend, RetryPolicy, BackendPlan } from './backend.ts';
 import type { CursorFile } from './cursor.ts';
 import type { DeadLetterFile } from './dead-letters.ts';
-import { type Setback, type Settled, settleBatch, sleep, retryDelay } from './settle.ts';
+import { type Clock, SYSTEM_CLOCK } from './clock.ts';
+import { type Setback, type Settled, settleBatch, retryDelay } from './settle.ts';
 import { StoreFollower, oldestHeld } from '../store/follower.ts';
 import type { ContainerContext } from '../shaping/container.ts';
 import type { OutgoingLine } from '../shaping/line.ts';
@@ -78,9 +79,18 @@ export class Shipper {
   private acked: StorePosition | null = null;
   /** When the batch being collected got its first line. */
   private waitingSince: number | null = null;
+  private readonly clock: Clock;
 
-  constructor(store: ShipperStore, plan: BackendPlan, container: ContainerContext, cursor: CursorFile, deadLetters: DeadLetterFile) {
+  constructor(
+    store: ShipperStore,
+    plan: BackendPlan,
+    container: ContainerContext,
+    cursor: CursorFile,
+    deadLetters: DeadLetterFile,
+    clock: Clock = SYSTEM_CLOCK,
+  ) {
     this.store = store;
+    this.clock = clock;
     this.plan = plan;
     this.backendName = plan.name;
     this.containerId = container.id;
@@ -108,7 +118,7 @@ export class Shipper {
   }
 
   /** Entries not yet acknowledged, and the age of the oldest line waiting. */
-  lag(nowNano = BigInt(Date.now()) * 1_000_000n): { entries: number | null; seconds: number } {
+  lag(nowNano = BigInt(this.clock.now()) * 1_000_000n): { entries: number | null; seconds: number } {
     const end = this.follower?.end ?? null;
     const first = this.queue[0];
     const seconds = first ? Math.max(0, Number(nowNano - first.line.timeNano) / 1e9) : 0;
@@ -146,7 +156,7 @@ export class Shipper {
         if (this.abort.signal.aborted) return;
         const delay = retryDelay(this.plan.retry ?? DEFAULT_RETRY, failures++);
         retryWarning.warn({ ...this.who(), step: 'ship', error: redact(String(err)), attempt: failures, retryInMs: Math.round(delay) });
-        await sleep(delay, this.abort.signal);
+        await this.clock.sleep(delay, this.abort.signal);
       }
     }
   }
@@ -161,7 +171,7 @@ export class Shipper {
     }
     const live = this.store.isLive();
     // An open multiline event with no new line for its flush timeout ships as it is.
-    if (this.caughtUp && live) this.enqueueAll(this.shaper.flushIdle(Date.now()));
+    if (this.caughtUp && live) this.enqueueAll(this.shaper.flushIdle(this.clock.now()));
     if (this.queue.length > 0 && (this.full() || !this.caughtUp || !live || this.expired(maxDelay))) {
       if (!(await this.sendBatch())) return true;
       this.waitingSince = null;
@@ -181,8 +191,8 @@ export class Shipper {
     }
     // A batch is started: let the store collect more until the delay is up, then read it
     // all at once, rather than reading after every FIFO chunk.
-    this.waitingSince ??= Date.now();
-    await sleep(this.waitingSince + maxDelay - Date.now(), this.abort.signal);
+    this.waitingSince ??= this.clock.now();
+    await this.clock.sleep(this.waitingSince + maxDelay - this.clock.now(), this.abort.signal);
     return false;
   }
 
@@ -191,7 +201,7 @@ export class Shipper {
     const deadline = this.shaper.nextDeadline();
     if (deadline === null) return this.store.nextChange(seen, this.abort.signal);
     // Whole milliseconds: AbortSignal.timeout throws on a fraction.
-    const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(deadline - Date.now())));
+    const timeout = this.clock.timeout(Math.max(0, Math.ceil(deadline - this.clock.now())));
     await this.store.nextChange(seen, AbortSignal.any([this.abort.signal, timeout]));
   }
 
@@ -200,7 +210,7 @@ export class Shipper {
   }
 
   private expired(maxDelay: number): boolean {
-    return this.waitingSince !== null && Date.now() - this.waitingSince >= maxDelay;
+    return this.waitingSince !== null && this.clock.now() - this.waitingSince >= maxDelay;
   }
 
   /** Reads what the store holds until a batch is full or the store is caught up. */
@@ -215,7 +225,7 @@ export class Shipper {
       this.caughtUp = false;
       if (read.lost) this.countLost(read.lost.count, read.lost.reason);
       const { entries } = read;
-      const now = Date.now();
+      const now = this.clock.now();
       for (let i = 0; i < entries.length; i++) {
         const { entry, at } = entries[i]!;
         const lines = this.shaper.push(entry, at, now);
@@ -276,6 +286,7 @@ export class Shipper {
       {
         send: (lines, signal) => this.backend!.send(lines, signal),
         policy: this.plan.retry ?? DEFAULT_RETRY,
+        clock: this.clock,
         stop: this.abort.signal,
         settled: (s) => {
           this.count(s, batch);
@@ -352,7 +363,7 @@ export class Shipper {
         if (this.abort.signal.aborted) return null;
         const delay = retryDelay(policy, attempt);
         retryWarning.warn({ ...this.who(), step: what, error: redact(String((err as Error).message)), attempt: attempt + 1, retryInMs: Math.round(delay) });
-        await sleep(delay, this.abort.signal);
+        await this.clock.sleep(delay, this.abort.signal);
       }
     }
   }

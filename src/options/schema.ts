@@ -151,15 +151,26 @@ function humanBinary(n: number): string {
   return String(n);
 }
 
-/** The README table of a schema (Markdown; `|` in a cell escaped). */
+/**
+ * The README table of a schema (Markdown; `|` in a cell escaped): the option, its default
+ * (`defaultDoc`, else the literal default), and its doc.
+ */
 export function optionTable(schema: OptionSchema): string {
   const cell = (text: string): string => text.replaceAll('|', '\\|');
   const rows = schema.map((spec) => {
-    const def = spec.defaultDoc ?? (spec.default === undefined ? (spec.required ? 'required' : '—') : spec.default === '' ? '(empty)' : `\`${spec.default}\``);
-    const doc = spec.secret ? `${spec.doc} (a secret: never logged or shown)` : spec.doc;
-    return `| \`${spec.key}\` | ${cell(def)} | ${cell(accepts(spec))} | ${cell(doc)} |`;
+    const def = spec.defaultDoc ?? (spec.default === undefined ? (spec.required ? 'required' : 'none') : spec.default === '' ? 'empty' : `\`${spec.default}\``);
+    const doc = spec.secret ? `${spec.doc} (a secret: never logged, never quoted in an error)` : spec.doc;
+    return `| \`${spec.key}\` | ${cell(def)} | ${cell(doc)} |`;
   });
-  return ['| Option | Default | Accepts | What it does |', '| --- | --- | --- | --- |', ...rows].join('\n');
+  return ['| option | default | meaning |', '|---|---|---|', ...rows].join('\n');
+}
+
+/** The README between `<!-- options:NAME -->` and `<!-- /options:NAME -->`, or null without markers. */
+export function markedSection(readme: string, name: string): { start: number; end: number } | null {
+  const open = `<!-- options:${name} -->\n`;
+  const start = readme.indexOf(open);
+  const end = readme.indexOf(`<!-- /options:${name} -->`, start);
+  return start < 0 || end < 0 ? null : { start: start + open.length, end };
 }
 
 /** Keys that more than one of the named schemas declares (none may). */

@@ -6,7 +6,7 @@ import type http from 'node:http';
 import { once } from 'node:events';
 import express, { type Request, type Response } from 'express';
 import { BACKENDS } from '../backends/index.ts';
-import { type BackendEnvironment, NO_ENVIRONMENT, parseLogOptions } from '../lifecycle/options.ts';
+import { parseLogOptions } from '../lifecycle/options.ts';
 import { LoggingError, type Registry } from '../lifecycle/registry.ts';
 import { log } from '../observability/log.ts';
 import { encodeReadLogsBatch } from './read-logs-stream.ts';
@@ -28,7 +28,7 @@ function isClientError(err: unknown): boolean {
   return err instanceof BadRequestError || err instanceof InvalidOptionError || err instanceof LoggingError;
 }
 
-export function createApp(registry: Registry, environment: BackendEnvironment = NO_ENVIRONMENT): express.Express {
+export function createApp(registry: Registry): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(express.raw({ type: () => true, limit: '4mb' }));
@@ -44,8 +44,7 @@ export function createApp(registry: Registry, environment: BackendEnvironment = 
   app.post('/LogDriver.StartLogging', (req, res) => {
     try {
       const { file, info } = parseStartLogging(body(req));
-      const options = parseLogOptions(info.config, BACKENDS, environment);
-      registry.start(file, info, options);
+      const options = registry.start(file, info);
       log.info('logging started', { container: info.id.slice(0, 12), name: info.name, backends: options.backends.map((b) => b.name).join(',') });
       res.json({ Err: '' });
     } catch (err) {

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type BackendFactory, SendError } from '../../src/delivery/backend.ts';
-import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
+import { START_LOGGING } from '../../src/protocol/wire.ts';
 import { frame, lines } from './frames.ts';
 import type { OutgoingLine } from '../../src/shaping/line.ts';
 import type { ContainerInfo } from '../../src/shaping/container.ts';
@@ -57,8 +57,8 @@ describe('registry and delivery', () => {
     execFileSync('mkfifo', [fifo]);
     const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
 
-    const first = new Registry(dataDir, path.join(root, 'fifo'));
-    first.start(fifo, info, parseLogOptions(info.config, [testFactory])); // must not throw: receiver down
+    const first = new Registry(dataDir, path.join(root, 'fifo'), { requests: START_LOGGING, backends: [testFactory] });
+    first.start(fifo, info); // must not throw: receiver down
     fs.writeSync(daemonEnd, Buffer.concat(lines(12).map(frame)));
     fs.closeSync(daemonEnd); // the container stops
     await until(() => fs.existsSync(path.join(dataDir, 'containers', id, 'cursors', 'test.json')));
@@ -67,8 +67,8 @@ describe('registry and delivery', () => {
     await first.shutdown();
 
     receiver.up = true;
-    const second = new Registry(dataDir, path.join(root, 'fifo'));
-    second.resumeDelivery([testFactory]);
+    const second = new Registry(dataDir, path.join(root, 'fifo'), { requests: START_LOGGING, backends: [testFactory] });
+    second.resumeDelivery();
     await until(() => receiver.lines.length >= 12);
     assert.deepEqual(receiver.lines.map((l) => l.line), lines(12).map((l) => l.line));
     assert.ok(receiver.lines.every((l) => l.tag === 'shipper'));
@@ -86,12 +86,12 @@ describe('registry and delivery', () => {
       id, name: '/again', config: { backend: 'test' }, imageId: '', imageName: '', created: '',
       entrypoint: '', args: [], env: [], labels: {}, daemonName: 'docker',
     };
-    const registry = new Registry(dataDir, path.join(root, 'fifo'));
+    const registry = new Registry(dataDir, path.join(root, 'fifo'), { requests: START_LOGGING, backends: [testFactory] });
     for (const [run, from] of [['r1', 1], ['r2', 21]] as const) {
       const fifo = path.join(root, 'fifo', run);
       execFileSync('mkfifo', [fifo]);
       const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
-      registry.start(fifo, info, parseLogOptions(info.config, [testFactory]));
+      registry.start(fifo, info);
       fs.writeSync(daemonEnd, Buffer.concat(lines(20, undefined, from).map(frame)));
       fs.closeSync(daemonEnd);
       await until(() => receiver.lines.length >= from + 19);

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { SYSTEM_CLOCK } from '../../src/delivery/clock.ts';
 import { RETRY_AFTER_CAP_MS, type Setback, type Settled, settleBatch } from '../../src/delivery/settle.ts';
 import type { OutgoingLine } from '../../src/shaping/line.ts';
 
@@ -42,6 +43,7 @@ async function settle(batch: OutgoingLine[], send: (lines: string[], call: numbe
       return outcome;
     },
     policy: POLICY,
+    clock: SYSTEM_CLOCK, // on node:test's mocked setTimeout and Date
     stop: stop.signal,
     settled: (s) => {
       run.settled.push(s);

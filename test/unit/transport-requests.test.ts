@@ -58,8 +58,9 @@ describe('options/schema', () => {
 
   it('makes the README table and finds overlapping keys', () => {
     const table = optionTable(schema).split('\n');
-    assert.equal(table[2], '| `x-count` | `3` | a whole number from 1 to 10 | how many |');
-    assert.equal(table[5], '| `x-token` | — | a token | the token (a secret: never logged or shown) |');
+    assert.equal(table[2], '| `x-count` | `3` | how many |');
+    assert.equal(table[5], '| `x-token` | none | the token (a secret: never logged, never quoted in an error) |');
+    assert.equal(table[6], '| `x-name` | required | a name |');
     assert.deepEqual(overlappingKeys([{ name: 'a', schema }, { name: 'b', schema: [schema[1]] }]), ['x-on (a, b)']);
   });
 });
