@@ -31,15 +31,15 @@ function level(value: string, key: string): number {
 }
 
 export const GELF_OPTIONS = defineOptions([
-  { key: 'gelf-address', type: 'string', required: true, accepts: '`udp://host:port`, `tcp://host:port` or `tcp+tls://host:port`', doc: 'The GELF input.' },
-  { key: 'gelf-compression-type', type: 'enum', defaultDoc: '`gzip`', values: ['gzip', 'zlib', 'none'], doc: 'How UDP messages are compressed (UDP only, as in Docker).' },
-  { key: 'gelf-compression-level', type: 'custom', defaultDoc: '`1`', accepts: '-1 (the library default) to 9', parse: level, doc: 'The compression level (UDP only).' },
-  { key: 'gelf-tcp-max-reconnect', type: 'int', defaultDoc: '`3`', min: 0, max: MAX_INT, doc: 'Retries paced by gelf-tcp-reconnect-delay before the delay doubles (TCP only); lines are never given up.' },
-  { key: 'gelf-tcp-reconnect-delay', type: 'int', defaultDoc: '`1`', min: 0, max: MAX_INT, unit: 'seconds', doc: 'The delay before reconnecting after a failed connection or write (TCP only).' },
-  { key: 'gelf-tls-ca-cert', type: 'string', accepts: 'a PEM file', doc: 'CA certificates that verify the server (tcp+tls; the system CAs otherwise).' },
-  { key: 'gelf-tls-cert', type: 'string', accepts: 'a PEM file', doc: 'Client certificate (tcp+tls), with gelf-tls-key.' },
-  { key: 'gelf-tls-key', type: 'string', accepts: 'a PEM file', doc: "The client certificate's key." },
-  { key: 'gelf-tls-skip-verify', type: 'bool', defaultDoc: '`false`', doc: "Do not verify the server's certificate (tcp+tls)." },
+  { key: 'gelf-address', type: 'string', required: true, accepts: '`udp://host:port`, `tcp://host:port` or `tcp+tls://host:port`', doc: '`udp://host:port`, `tcp://host:port` or `tcp+tls://host:port` (a port is required, as in Docker): the GELF input' },
+  { key: 'gelf-compression-type', type: 'enum', defaultDoc: '`gzip`', values: ['gzip', 'zlib', 'none'], doc: '`gzip`, `zlib` or `none`: how UDP messages are compressed (UDP only, as in Docker)' },
+  { key: 'gelf-compression-level', type: 'custom', defaultDoc: '`1`', accepts: '-1 (the library default) to 9', parse: level, doc: '-1 (the library default) to 9: the compression level (UDP only)' },
+  { key: 'gelf-tcp-max-reconnect', type: 'int', defaultDoc: '`3`', min: 0, max: MAX_INT, doc: 'a whole number from 0: retries at `gelf-tcp-reconnect-delay` before the delay doubles (TCP only); lines are never given up' },
+  { key: 'gelf-tcp-reconnect-delay', type: 'int', defaultDoc: '`1`', min: 0, max: MAX_INT, unit: 'seconds', doc: 'whole seconds from 0: the delay before reconnecting after a failed connection or write (TCP only)' },
+  { key: 'gelf-tls-ca-cert', type: 'string', accepts: 'a PEM file', defaultDoc: "the system's CAs", doc: 'PEM file of the CA that signs the server\'s certificate (`tcp+tls`)' },
+  { key: 'gelf-tls-cert', type: 'string', accepts: 'a PEM file', doc: 'PEM client certificate, with `gelf-tls-key`, for servers that ask for one (`tcp+tls`)' },
+  { key: 'gelf-tls-key', type: 'string', accepts: 'a PEM file', doc: 'PEM key of `gelf-tls-cert`' },
+  { key: 'gelf-tls-skip-verify', type: 'bool', defaultDoc: '`false`', doc: '`true` skips verifying the server\'s certificate (`tcp+tls`)' },
 ]);
 
 export type GelfCompression = 'gzip' | 'zlib' | 'none';

@@ -29,19 +29,19 @@ function gzipLevel(value: string, key: string): number {
 }
 
 export const SPLUNK_OPTIONS = defineOptions([
-  { key: 'splunk-url', type: 'string', required: true, accepts: '`http(s)://host:port` (no path)', doc: 'The collector.' },
-  { key: 'splunk-token', type: 'string', required: true, secret: true, accepts: 'the HEC token (never logged or shown in errors)', doc: "The collector's token." },
-  { key: 'splunk-source', type: 'string', accepts: 'text', doc: "The events' `source`." },
-  { key: 'splunk-sourcetype', type: 'string', accepts: 'text', doc: "The events' `sourcetype`." },
-  { key: 'splunk-index', type: 'string', accepts: 'an index name', doc: "The events' `index` (the token's default otherwise)." },
-  { key: 'splunk-capath', type: 'string', accepts: 'a PEM file', doc: "CA certificates that verify the collector (the system CAs otherwise)." },
-  { key: 'splunk-caname', type: 'string', accepts: 'a host name', doc: "The name the collector's certificate must carry (the URL's host otherwise)." },
-  { key: 'splunk-insecureskipverify', type: 'bool', default: 'false', doc: "Do not verify the collector's certificate." },
-  { key: 'splunk-format', type: 'enum', default: 'inline', values: ['inline', 'json', 'raw'], doc: '`inline`: the line as a string in `event.line`; `json`: a line that is JSON embedded as JSON; `raw`: the tag, the attributes and the line as one string.' },
-  { key: 'splunk-verify-connection', type: 'bool', default: 'true', doc: 'Check the collector (an OPTIONS request) before the first batch, not at `docker run`.' },
-  { key: 'splunk-gzip', type: 'bool', default: 'false', doc: 'Gzip the requests.' },
-  { key: 'splunk-gzip-level', type: 'custom', default: '-1', accepts: '-1 (the library default) to 9', parse: gzipLevel, doc: 'The gzip level.' },
-  { key: 'splunk-index-acknowledgment', type: 'bool', default: 'false', doc: 'A batch is done only once the indexers acknowledged it (the token must have indexer acknowledgment enabled).' },
+  { key: 'splunk-url', type: 'string', required: true, accepts: '`http(s)://host:port` (no path)', doc: '`http(s)://host:port`, no path (as in Docker): the collector' },
+  { key: 'splunk-token', type: 'string', required: true, secret: true, accepts: 'the HEC token (never logged or shown in errors)', doc: 'the HEC token' },
+  { key: 'splunk-source', type: 'string', accepts: 'text', defaultDoc: 'none', doc: 'the events\' `source`' },
+  { key: 'splunk-sourcetype', type: 'string', accepts: 'text', defaultDoc: 'none', doc: 'the events\' `sourcetype`' },
+  { key: 'splunk-index', type: 'string', accepts: 'an index name', defaultDoc: "the token's", doc: 'the events\' `index`' },
+  { key: 'splunk-capath', type: 'string', accepts: 'a PEM file', defaultDoc: "the system's CAs", doc: 'PEM file of the CA that signs the collector\'s certificate' },
+  { key: 'splunk-caname', type: 'string', accepts: 'a host name', defaultDoc: "the URL's host", doc: 'the name the collector\'s certificate must carry' },
+  { key: 'splunk-insecureskipverify', type: 'bool', default: 'false', doc: '`true` skips verifying the collector\'s certificate' },
+  { key: 'splunk-format', type: 'enum', default: 'inline', values: ['inline', 'json', 'raw'], doc: '`inline`: the line as a string in `event.line`; `json`: a line that is JSON embedded as JSON; `raw`: the tag, the attributes and the line as one string' },
+  { key: 'splunk-verify-connection', type: 'bool', default: 'true', doc: '`true` checks the collector (an OPTIONS request) before the first batch, not at `docker run`' },
+  { key: 'splunk-gzip', type: 'bool', default: 'false', doc: '`true` gzips the requests' },
+  { key: 'splunk-gzip-level', type: 'custom', default: '-1', accepts: '-1 (the library default) to 9', parse: gzipLevel, doc: '-1 (the library default) to 9: the gzip level' },
+  { key: 'splunk-index-acknowledgment', type: 'bool', default: 'false', doc: '`true`: a batch is done only once the indexers acknowledged it (the token must have indexer acknowledgment enabled)' },
 ]);
 
 export type SplunkFormat = 'inline' | 'json' | 'raw';
