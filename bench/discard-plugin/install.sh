@@ -3,11 +3,12 @@
 # It is logship's plugin directory (plugin/, from `make plugin`: the same Node binary and
 # libraries) with this program and logship's FIFO reader added and its own config.json.
 # The copy is hard-linked; every file that changes is replaced, never written through.
-# Usage (from the repository root): bench/discard-plugin/install.sh PLUGIN_NAME
+# Usage (from the repository root): bench/discard-plugin/install.sh PLUGIN_NAME [KEY=value...]
+#   (settings, e.g. READ_LINES=1000000: what its docker logs return)
 #   or bench/discard-plugin/install.sh --assemble DIR: the plugin folder only, in DIR
 set -euo pipefail
 
-usage="usage: bench/discard-plugin/install.sh PLUGIN_NAME | --assemble DIR"
+usage="usage: bench/discard-plugin/install.sh PLUGIN_NAME [KEY=value...] | --assemble DIR"
 if [[ ${1:-} == --assemble ]]; then
   NAME=logship-discard
   OUT=${2:?$usage}
@@ -38,6 +39,7 @@ if "$DOCKER" plugin inspect "$NAME" >/dev/null 2>&1; then
   "$DOCKER" plugin rm -f "$NAME" >/dev/null
 fi
 "$DOCKER" plugin create "$NAME" "$OUT" >/dev/null
+(( $# < 2 )) || "$DOCKER" plugin set "$NAME" "${@:2}"
 "$DOCKER" plugin enable --timeout 0 "$NAME" >/dev/null
 rm -rf "$OUT"
 echo "discard-plugin: $NAME installed"

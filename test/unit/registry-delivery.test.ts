@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { type BackendFactory, SendError } from '../../src/delivery/backend.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
 import { START_LOGGING } from '../../src/protocol/wire.ts';
-import { frame, lines } from './frames.ts';
+import { T0, frame, lines } from './frames.ts';
 import type { OutgoingLine } from '../../src/shaping/line.ts';
 import type { ContainerInfo } from '../../src/shaping/container.ts';
 
@@ -99,5 +99,59 @@ describe('registry and delivery', () => {
     await until(() => registry.liveSources().openContainers() === 0);
     assert.deepEqual(receiver.lines.map((l) => l.line), lines(40).map((l) => l.line));
     await registry.shutdown();
+  });
+
+  it('opens no backend for a store with nothing to ship, at start-up or reattached, and one as soon as a line comes', async () => {
+    const dataDir = path.join(root, 'data-idle');
+    const fifoDir = path.join(root, 'fifo-idle');
+    fs.mkdirSync(fifoDir);
+    const created: string[] = [];
+    const counting: BackendFactory<{ address: string }, typeof TEST_OPTIONS> = {
+      ...testFactory,
+      create: (config, container) => {
+        created.push(container.id);
+        return testFactory.create(config, container);
+      },
+    };
+    receiver.up = true;
+    receiver.lines = [];
+    const infoOf = (id: string, name: string): ContainerInfo => ({
+      id, name, config: { backend: 'test', tag: '{{.Name}}' }, imageId: '', imageName: '', created: '',
+      entrypoint: '', args: [], env: [], labels: {}, daemonName: 'docker',
+    });
+    const stopped = infoOf('e'.repeat(64), '/stopped');
+    const running = infoOf('f'.repeat(64), '/running');
+    const stoppedFifo = path.join(fifoDir, 'stopped');
+    const runningFifo = path.join(fifoDir, 'running');
+    execFileSync('mkfifo', [stoppedFifo, runningFifo]);
+    const stoppedEnd = fs.openSync(stoppedFifo, fs.constants.O_RDWR);
+    const runningEnd = fs.openSync(runningFifo, fs.constants.O_RDWR);
+
+    // Both ship everything they wrote; one container stops, the other keeps its FIFO open.
+    const options = { requests: START_LOGGING, backends: [counting] };
+    const first = new Registry(dataDir, fifoDir, options);
+    first.start(stoppedFifo, stopped);
+    first.start(runningFifo, running);
+    fs.writeSync(stoppedEnd, Buffer.concat(lines(3).map(frame)));
+    fs.writeSync(runningEnd, Buffer.concat(lines(3).map(frame)));
+    fs.closeSync(stoppedEnd);
+    await until(() => receiver.lines.length === 6);
+    await first.shutdown();
+
+    // A new process: the stopped store resumes delivery, the running FIFO is reattached.
+    created.length = 0;
+    const second = new Registry(dataDir, fifoDir, options);
+    assert.equal(second.reattach(), 1);
+    second.resumeDelivery();
+    await new Promise((r) => setTimeout(r, 200)); // many times the batch delay: a send would have happened
+    assert.deepEqual(created, []);
+    assert.equal(receiver.lines.length, 6);
+
+    fs.writeSync(runningEnd, frame({ source: 'stdout', line: 'after the restart', timeNano: T0 + 1_000_000n }));
+    await until(() => receiver.lines.length === 7);
+    assert.deepEqual(created, [running.id]);
+    assert.equal(receiver.lines[6]!.line, 'after the restart');
+    fs.closeSync(runningEnd);
+    await second.shutdown();
   });
 });
