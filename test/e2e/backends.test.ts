@@ -4,13 +4,12 @@
 // the receiver is down for 10 s while a container prints 100,000 lines, and every line still
 // arrives, in order, without the container waiting; a plugin killed mid-shipping loses nothing.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
-import { type PluginJournald, disablePlugin, enablePlugin, startPluginJournald } from './lib/plugin.ts';
+import { type PluginJournald, killPlugin, startPluginJournald } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES, PACED, checkSequence } from './lib/sequence.ts';
 import {
@@ -37,10 +36,6 @@ let journald: Journald;
 let pluginJournald: PluginJournald | undefined;
 /** The CA as the plugin sees it: under its data mount. */
 let caInPlugin: string;
-
-function dockerCli(...args: string[]): string {
-  return execFileSync('docker', args, { encoding: 'utf8' }).trim();
-}
 
 async function startFluent(): Promise<FluentReceiver> {
   const receiver = new FluentReceiver({ listenOptions: { host: '127.0.0.1', port: FLUENTD_PORT } });
@@ -294,47 +289,15 @@ describe('backends through the engine', () => {
         const n = receiver.lines(tag, id).length;
         return n > 0 ? n : undefined;
       }, 'the first lines', 30_000);
-      const restart = await killPlugin();
+      const { how } = await killPlugin();
       const lines = await waitForAll(receiver, tag, id);
       // rsyslog handles each connection on its own thread: what the killed plugin's connection
       // still carried may be written after the first lines of the new one.
       const { duplicates, reordered } = checkSequence(lines, !receiver.name.startsWith('syslog'));
       t.diagnostic(
-        `${receiver.name}: killed with ${arrived} of ${LINES} lines delivered, ${restart}; all arrived, ` +
+        `${receiver.name}: killed with ${arrived} of ${LINES} lines delivered, ${how}; all arrived, ` +
           `${duplicates} duplicates, ${reordered} written by the receiver after a later line`,
       );
     });
   }
 });
-
-function pluginPids(): string[] {
-  const pluginId = dockerCli('plugin', 'inspect', '-f', '{{.Id}}', PLUGIN);
-  return fs.readdirSync('/proc').filter((p) => {
-    if (!/^\d+$/.test(p)) return false;
-    try {
-      return fs.readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${pluginId}\n`);
-    } catch {
-      return false;
-    }
-  });
-}
-
-/**
- * SIGKILLs this plugin's process (found by its cgroup, named by the plugin id). The daemon
- * restarts a plugin that dies, but not always (20.10 sometimes leaves it stopped after a
- * few kills in a row): then it is disabled and enabled again, the other kind of restart.
- * Says which happened.
- */
-async function killPlugin(): Promise<string> {
-  const pids = pluginPids();
-  assert.ok(pids.length > 0, `no process of plugin ${PLUGIN} found`);
-  for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
-  try {
-    await waitUntil(() => pluginPids().some((pid) => !pids.includes(pid)), 'the daemon to restart the plugin', 10_000);
-    return 'restarted by the daemon';
-  } catch {
-    if (dockerCli('plugin', 'inspect', '-f', '{{.Enabled}}', PLUGIN) === 'true') await disablePlugin();
-    await enablePlugin();
-    return 'not restarted by the daemon within 10 s: disabled and enabled';
-  }
-}

@@ -50,8 +50,9 @@ async function assertCompleteAndOrdered(container: Docker.Container): Promise<vo
 describe('recovery', () => {
   test('kill -9 of the plugin while a container writes: every line, in order, and the container finishes', async () => {
     const container = await startWriter();
-    const { killed, restarted } = await killPlugin();
+    const { killed, restarted, byEngine } = await killPlugin();
     assert.notEqual(killed, restarted);
+    assert.ok(byEngine, 'the engine did not restart the killed plugin within 10 s');
     await assertRunning(container, 'at the kill');
     await assertCompleteAndOrdered(container);
   });

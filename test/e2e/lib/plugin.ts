@@ -40,17 +40,37 @@ export function pluginPid(id: string): number | undefined {
   return child === undefined ? undefined : Number(child);
 }
 
-/** kill -9 of the plugin process; resolves to the PID of the process the engine starts in its place. */
-export async function killPlugin(): Promise<{ killed: number; restarted: number }> {
+export interface Kill {
+  killed: number;
+  restarted: number;
+  /**
+   * Whether the engine restarted it. 20.10 sometimes leaves a plugin stopped after a few
+   * kills in a row: then, after 10 s, it is disabled and enabled again, the other kind of
+   * restart, and this is false.
+   */
+  byEngine: boolean;
+  /** Which of the two, in words, for a test's diagnostics. */
+  how: string;
+}
+
+/** kill -9 of the plugin process; resolves once a new one runs in its place. */
+export async function killPlugin(): Promise<Kill> {
   const id = await pluginId();
   const killed = pluginPid(id);
   if (killed === undefined) throw new Error(`no process found for plugin ${PLUGIN} (${id})`);
   process.kill(killed, 'SIGKILL');
-  const restarted = await pollUntil('the engine to restart the plugin', () => {
+  const replaced = () => {
     const pid = pluginPid(id);
     return pid !== undefined && pid !== killed ? pid : undefined;
-  });
-  return { killed, restarted };
+  };
+  try {
+    return { killed, restarted: await pollUntil('the engine to restart the plugin', replaced), byEngine: true, how: 'restarted by the engine' };
+  } catch {
+    if (await isEnabled()) await disablePlugin();
+    await enablePlugin();
+    const restarted = await pollUntil('the plugin process after enable', replaced);
+    return { killed, restarted, byEngine: false, how: 'not restarted by the engine within 10 s: disabled and enabled' };
+  }
 }
 
 export async function disablePlugin(): Promise<void> {
