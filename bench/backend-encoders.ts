@@ -22,6 +22,7 @@ const container: ContainerContext = {
   daemonName: 'docker',
   tag: 'f81fcd13a82e',
   tagSet: false,
+  tagEmpty: false,
   attributes: [['com.example.team', 'logs'], ['ENV', 'prod']],
   hostname: 'host',
 };

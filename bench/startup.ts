@@ -58,7 +58,7 @@ async function populate(): Promise<StorePosition[]> {
     const id = idOf(i);
     const container = {
       id, name: `bench-${i}`, imageId: '', imageName: 'busybox', created: '', command: 'seq', daemonName: 'docker',
-      tag: id.slice(0, 12), tagSet: false, attributes: [], hostname: 'bench',
+      tag: id.slice(0, 12), tagSet: false, tagEmpty: false, attributes: [], hostname: 'bench',
     };
     saveDeliveryState(dir, { config, container });
     const fifo = fifoOf(i);

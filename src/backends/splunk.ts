@@ -148,7 +148,8 @@ export class SplunkEncoder {
 
   constructor(config: Pick<SplunkConfig, 'format' | 'source' | 'sourcetype' | 'index'>, container: ContainerContext) {
     this.format = config.format;
-    const tag = container.tag;
+    // Docker's splunk driver: an empty `tag` log-opt removes the tag (moby's splunk.go).
+    const tag = container.tagEmpty ? '' : container.tag;
     const attrs = new Map(container.attributes);
     let eventTail = tag === '' ? '' : `,"tag":${goJsonString(tag)}`;
     if (attrs.size > 0) {

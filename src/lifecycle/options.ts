@@ -152,6 +152,7 @@ function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
   return {
     tag,
     tagSet: Boolean(opts.tag),
+    tagEmpty: opts.tag === '',
     attributes: {
       labels: listOption(opts.labels),
       labelsRegex: regexOption('labels-regex', opts['labels-regex']),

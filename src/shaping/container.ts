@@ -46,6 +46,11 @@ export interface ContainerContext {
    * its stream `{{.FullID}}`) uses `tag` only then.
    */
   tagSet: boolean;
+  /**
+   * Whether the `tag` log-opt was given as the empty string. Every driver treats that as
+   * unset (so `tag` is the default) but Docker's splunk driver, which then sends no tag.
+   */
+  tagEmpty: boolean;
   /** From `labels`, `labels-regex`, `env`, `env-regex`, in the built-in drivers' order. */
   attributes: ReadonlyArray<readonly [string, string]>;
   /** The host's name, as the built-in drivers put it in their records. */
@@ -77,6 +82,7 @@ export function containerContext(info: ContainerInfo, shaping: ShapingOptions, h
     daemonName: info.daemonName,
     tag,
     tagSet: shaping.tagSet,
+    tagEmpty: shaping.tagEmpty,
     attributes: extraAttributes(shaping.attributes, info.labels, info.env),
     hostname,
   };

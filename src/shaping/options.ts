@@ -9,5 +9,7 @@ export interface ShapingOptions extends LineShaping {
   tag: TagTemplate;
   /** `tag` was given (not empty, which Docker treats as unset). */
   tagSet: boolean;
+  /** `tag` was given as the empty string (not absent). */
+  tagEmpty: boolean;
   attributes: AttributeSpec;
 }

@@ -1,12 +1,13 @@
 // gelf and splunk through the real engine, with Docker's own gelf and splunk drivers as the
 // oracle: the same container through both ends in the same fields, but where the README
 // documents an improvement. Then the outage case (the receiver down 10 s while 100,000 lines
-// are printed: all arrive, in order) and a container started while the receiver is down.
-// Cases run concurrently.
+// are printed: all arrive, in order), a plugin killed mid-shipping (nothing lost) and a
+// container started while the receiver is down. Cases run concurrently.
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PLUGIN } from './lib/docker-client.ts';
+import { killPlugin } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES, PACED, checkSequence } from './lib/sequence.ts';
 import { GelfServer, type GelfMessage } from '../integration/lib/gelf-server.ts';
@@ -88,6 +89,21 @@ describe('gelf and splunk through the engine, Docker\'s drivers the oracle', () 
     );
   });
 
+  test('splunk, an empty tag: no tag, as Docker\'s splunk driver (inline, raw)', async () => {
+    await Promise.all(
+      (['inline', 'raw'] as const).map(async (format) => {
+        const opts = (who: string) => ({ 'splunk-url': hec.url, 'splunk-token': TOKEN, 'splunk-format': format, 'splunk-source': `notag-${format}-${who}`, tag: '' });
+        await Promise.all([run(SCRIPT, 'splunk', opts('docker')), run(SCRIPT, PLUGIN, { ...opts('ours'), backend: 'splunk' })]);
+        const events = (who: string) => hec.events.filter((e) => e.source === `notag-${format}-${who}`);
+        const count = format === 'raw' ? 4 : 5;
+        const [docker, ours] = await Promise.all(['docker', 'ours'].map((who) => waitUntil(() => events(who).length >= count && events(who), `${count} events`, 30_000)));
+        const strip = (e: (typeof hec.events)[number]) => JSON.stringify({ ...e, time: undefined, channel: undefined, source: undefined });
+        assert.deepEqual(ours!.map(strip).sort(), docker!.map(strip).sort(), format);
+        for (const e of ours!) assert.ok(typeof e.event === 'string' ? !/^[0-9a-f]{12} /.test(e.event) : !('tag' in (e.event as object)), format);
+      }),
+    );
+  });
+
   test('a container started while neither receiver listens starts normally (Docker\'s gelf tcp and splunk drivers fail it)', async () => {
     const down = [
       { backend: 'gelf', 'gelf-address': 'tcp://127.0.0.1:1' },
@@ -96,7 +112,7 @@ describe('gelf and splunk through the engine, Docker\'s drivers the oracle', () 
     await Promise.all(down.map((opts) => run(sh('echo started'), PLUGIN, opts)));
   });
 
-  const outages = [
+  const receivers = [
     {
       name: 'gelf (tcp)',
       opts: { backend: 'gelf', 'gelf-address': `tcp://127.0.0.1:${GELF_PORT}`, 'gelf-tcp-reconnect-delay': '0' },
@@ -114,22 +130,46 @@ describe('gelf and splunk through the engine, Docker\'s drivers the oracle', () 
   ];
 
   test(`down for 10 s while a container prints ${LINES} lines: every line arrives, in order (gelf, splunk at once)`, async (t: TestContext) => {
-    const containers = await Promise.all(outages.map((o) => createContainer({ cmd: PACED, driver: PLUGIN, opts: o.opts })));
+    const containers = await Promise.all(receivers.map((o) => createContainer({ cmd: PACED, driver: PLUGIN, opts: o.opts })));
     const started = Date.now();
     await Promise.all(containers.map((c) => c.start()));
     await sleep(1500);
-    await Promise.all(outages.map((o) => o.stop()));
+    await Promise.all(receivers.map((o) => o.stop()));
     const exited = Promise.all(containers.map((c) => waitExit(c, 120_000).then((code) => ({ code, ms: Date.now() - started }))));
     await sleep(10_000);
-    await Promise.all(outages.map((o) => o.start()));
+    await Promise.all(receivers.map((o) => o.start()));
     const runs = await exited;
     for (const { code } of runs) assert.equal(code, 0);
     await Promise.all(
-      outages.map(async (o, i) => {
+      receivers.map(async (o, i) => {
         const id = containers[i]!.id;
         const lines = await waitUntil(() => new Set(o.lines(id)).size >= LINES && o.lines(id), `${LINES} lines at ${o.name}`, 90_000);
         const { duplicates } = checkSequence(lines);
         t.diagnostic(`${o.name}: container ran ${runs[i]!.ms} ms (9 s of it sleeps); all ${LINES} lines in order, ${duplicates} duplicates, complete ${Date.now() - started} ms after the start`);
+      }),
+    );
+  });
+
+  test(`a plugin killed (SIGKILL) while ${LINES} lines are printed and shipped loses nothing (gelf tcp, splunk at once)`, async (t: TestContext) => {
+    const containers = await Promise.all(receivers.map((o) => createContainer({ cmd: PACED, driver: PLUGIN, opts: o.opts })));
+    await Promise.all(containers.map((c) => c.start()));
+    const exited = Promise.all(containers.map((c) => waitExit(c, 120_000)));
+    const count = (i: number) => new Set(receivers[i]!.lines(containers[i]!.id)).size;
+    await waitUntil(() => receivers.every((_, i) => count(i) > 0), 'the first lines at both receivers', 30_000);
+    const atKill = receivers.map((_, i) => count(i));
+    const { how } = await killPlugin();
+    // Else the kill fell after the shipping and proves nothing.
+    for (const [i, n] of atKill.entries()) assert.ok(n < LINES, `${receivers[i]!.name}: all ${LINES} lines had arrived before the kill`);
+    for (const code of await exited) assert.equal(code, 0);
+    await Promise.all(
+      receivers.map(async (o, i) => {
+        const id = containers[i]!.id;
+        const lines = await waitUntil(() => new Set(o.lines(id)).size >= LINES && o.lines(id), `${LINES} lines at ${o.name}`, 90_000);
+        const { duplicates } = checkSequence(lines);
+        t.diagnostic(
+          `${o.name}: killed with ${atKill[i]} of ${LINES} lines delivered, ${how}; ` +
+            `all arrived, in order, ${duplicates} duplicates`,
+        );
       }),
     );
   });

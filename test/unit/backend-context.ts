@@ -15,6 +15,7 @@ export function context(overrides: Partial<ContainerContext> = {}): ContainerCon
     daemonName: 'docker',
     tag: id.slice(0, 12),
     tagSet: false,
+    tagEmpty: false,
     attributes: [],
     hostname: 'vm',
     ...overrides,

@@ -96,7 +96,13 @@ describe('container context', () => {
     assert.equal(tagged.tagSet, true);
     // Set to the default itself still counts as set; empty is unset, as in Docker.
     assert.equal(containerContext(wire, parseLogOptions({ tag: '{{.ID}}' }, []).shaping).tagSet, true);
-    assert.equal(containerContext(wire, parseLogOptions({ tag: '' }, []).shaping).tagSet, false);
+    const empty = containerContext(wire, parseLogOptions({ tag: '' }, []).shaping);
+    assert.equal(empty.tagSet, false);
+    // The default still, for every backend; only splunk reads tagEmpty (Docker's splunk driver).
+    assert.equal(empty.tag, '3f4e1a2b5c6d');
+    assert.equal(empty.tagEmpty, true);
+    assert.equal(ctx.tagEmpty, false);
+    assert.equal(tagged.tagEmpty, false);
   });
 });
 

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { SplunkEncoder, splunkFactory, splunkTime } from '../../src/backends/splunk.ts';
 import { compactJson, goString } from '../../src/backends/go-json.ts';
-import { configureBackend } from '../../src/lifecycle/options.ts';
+import { configureBackend, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { containerContext } from '../../src/shaping/container.ts';
 import { InvalidOptionError } from '../../src/options/values.ts';
 import { context } from './backend-context.ts';
 
@@ -74,6 +75,23 @@ describe('splunk events match Docker', () => {
     assert.deepEqual(event.event, { line: '', source: 'stdout' });
     const raw = new SplunkEncoder({ format: 'raw', source: '', sourcetype: '', index: '' }, context());
     assert.equal(raw.encode({ source: 'stdout', timeNano: 0n, line: Buffer.from(' \t') }), null);
+  });
+
+  it('`tag` given empty removes the tag, absent is the default {{.ID}}: as Docker\'s driver (moby splunk.go: no `tag` key, no raw prefix)', () => {
+    const info = { ...context(), config: {}, entrypoint: 'sh', args: [], env: [], labels: {} };
+    const encode = (format: 'inline' | 'json' | 'raw', opts: Record<string, string>) =>
+      JSON.parse(
+        new SplunkEncoder({ format, source: '', sourcetype: '', index: '' }, containerContext(info, parseLogOptions(opts, []).shaping, 'vm'))
+          .encode({ source: 'stdout', timeNano: 0n, line: Buffer.from('hi') })!
+          .toString(),
+      ).event;
+    for (const format of ['inline', 'json'] as const) {
+      assert.deepEqual(encode(format, { tag: '' }), { line: 'hi', source: 'stdout' }, format);
+      assert.deepEqual(encode(format, {}), { line: 'hi', source: 'stdout', tag: 'f81fcd13a82e' }, format);
+      assert.deepEqual(encode(format, { tag: '', env: 'E' }), { line: 'hi', source: 'stdout' }, `${format}: no attrs either`);
+    }
+    assert.equal(encode('raw', { tag: '' }), 'hi');
+    assert.equal(encode('raw', {}), 'f81fcd13a82e hi');
   });
 
   it('json: any JSON value is embedded compacted, with its numbers as written; anything else is a string', () => {
