@@ -4,6 +4,7 @@
 // cursors, ordering, counting and dead letters, so no backend has a queue.
 import type { Source } from '../fifo/log-entry.ts';
 import type { MultilineOptions } from '../shaping/multiline.ts';
+import type { TagInfo } from '../shaping/tag.ts';
 
 /** One line ready to ship: partial chunks already reassembled by the shaping stage. */
 export interface OutgoingLine {
@@ -49,6 +50,12 @@ export interface ContainerContext {
   attributes: ReadonlyArray<readonly [string, string]>;
   /** The host's name, as the built-in drivers put it in their records. */
   hostname: string;
+  /**
+   * What a backend's own templates run on (loki-external-labels), and the container's labels
+   * for a backend that adds some by itself (compose and swarm names): env values may be
+   * secrets, never logged.
+   */
+  info: Readonly<TagInfo>;
 }
 
 /**

@@ -9,7 +9,7 @@ import { dockerCommand } from './tag.ts';
 
 /** Throws TemplateError when the tag template fails on this container. */
 export function containerContext(info: ContainerInfo, shaping: ShapingOptions, hostname = os.hostname()): ContainerContext {
-  const tag = shaping.tag.execute({
+  const tagInfo = {
     id: info.id,
     name: info.name,
     imageId: info.imageId,
@@ -21,7 +21,8 @@ export function containerContext(info: ContainerInfo, shaping: ShapingOptions, h
     config: info.config,
     daemonName: info.daemonName,
     hostname,
-  });
+  };
+  const tag = shaping.tag.execute(tagInfo);
   return {
     id: info.id,
     name: info.name.replace(/^\//, ''),
@@ -34,5 +35,6 @@ export function containerContext(info: ContainerInfo, shaping: ShapingOptions, h
     tagSet: shaping.tagSet,
     attributes: extraAttributes(shaping.attributes, info.labels, info.env),
     hostname,
+    info: tagInfo,
   };
 }

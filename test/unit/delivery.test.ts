@@ -23,7 +23,7 @@ import { ContainerStore } from '../../src/store/container-store.ts';
 import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
 
 const ID = 'c'.repeat(64);
-const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, attributes: [], hostname: 'h' };
+const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, attributes: [], hostname: 'h', info: { id: '', name: '', imageId: '', imageName: '', entrypoint: '', args: [], env: [], labels: {}, config: {}, daemonName: 'docker', hostname: 'h' } };
 let dir: string;
 
 beforeEach(() => {
