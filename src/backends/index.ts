@@ -6,6 +6,8 @@ import { elasticsearchFactory } from './elasticsearch.ts';
 import { fluentdFactory } from './fluentd.ts';
 import { gcplogsFactory } from './gcplogs.ts';
 import { journaldFactory } from './journald.ts';
+import { lokiFactory } from './loki.ts';
+import { otlpFactory } from './otlp.ts';
 import { syslogFactory } from './syslog.ts';
 
 export const BACKENDS: readonly BackendFactory<unknown>[] = [
@@ -15,4 +17,6 @@ export const BACKENDS: readonly BackendFactory<unknown>[] = [
   awslogsFactory,
   gcplogsFactory,
   elasticsearchFactory,
+  lokiFactory,
+  otlpFactory,
 ];
