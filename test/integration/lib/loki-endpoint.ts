@@ -3,12 +3,14 @@
 // block format (Content-Type application/x-protobuf), or JSON (optionally gzip), decoded as
 // Loki does; the tenant (X-Scope-OrgID) required when configured (401 "no org id", as Loki's
 // auth middleware); label selectors parsed strictly (names, quoting, duplicates: 400 as Loki).
-// Per stream, entries in order (Loki with unordered_writes off): an entry older than the
-// stream's newest is refused "entry out of order", one of the same time and line as one it has
-// is dropped silently (Loki's dedup), older than the reject window is refused "timestamp too
-// old", past the grace period "timestamp too new", past max_line_size "max entry size": the
-// valid entries of the push are kept and the push answered 400 naming the others, as Loki's
-// distributor and ingester do. Faults can be injected: 429 with Retry-After, 500.
+// Per stream, as Loki's defaults (unordered_writes): an entry more than an hour older than the
+// stream's newest is refused "entry too far behind", one of the same time and line as one it
+// has is dropped silently (Loki's dedup), older than the reject window is refused "timestamp
+// too old", past the grace period "timestamp too new", past max_line_size "max entry size":
+// the valid entries of the push are kept and the push answered 400 naming the others, as
+// Loki's distributor and ingester do. A stream's entries out of time order within one push
+// are taken (as Loki does) but recorded as a violation: logship sends each stream in order.
+// Faults can be injected: 429 with Retry-After, 500.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
@@ -21,6 +23,8 @@ const PUSH = protobuf.loadSync(fileURLToPath(new URL('../../../proto/loki/push.p
 export const MAX_LINE_BYTES = 256 * 1024;
 export const REJECT_OLD_MS = 7 * 86_400_000;
 export const GRACE_MS = 10 * 60_000;
+/** Half of max_chunk_age (2h): how far behind a stream's newest entry an entry may be. */
+export const OUT_OF_ORDER_WINDOW_MS = 3_600_000;
 
 export interface StoredEntry {
   timeNano: bigint;
@@ -47,7 +51,8 @@ export class LokiEndpoint {
   private server: http.Server | null = null;
   private port = 0;
   private faults: Fault[] = [];
-  private readonly tenantRequired: boolean;
+  /** Pushes without X-Scope-OrgID are refused (401), as a multi-tenant Loki does. */
+  tenantRequired: boolean;
   private readonly auth: string | null;
 
   constructor(options: { tenantRequired?: boolean; basic?: { username: string; password: string } } = {}) {
@@ -133,18 +138,22 @@ export class LokiEndpoint {
         const stored = byTenant.get(key) ?? [];
         byTenant.set(key, stored);
         const nowNano = BigInt(Date.now()) * 1_000_000n;
+        const window = BigInt(OUT_OF_ORDER_WINDOW_MS) * 1_000_000n;
+        stream.entries.forEach((entry, i) => {
+          if (i > 0 && entry.timeNano < stream.entries[i - 1]!.timeNano) this.violations.push(`stream ${stream.labels}: entries out of time order in one push`);
+        });
         for (const entry of stream.entries) {
           total++;
           push.entries++;
-          const last = stored.at(-1);
+          const newest = stored.reduce((max, e) => (e.timeNano > max ? e.timeNano : max), 0n);
           if (Buffer.byteLength(entry.line) > MAX_LINE_BYTES) {
             refusals.push(`max entry size '${MAX_LINE_BYTES}' bytes exceeded for stream '${stream.labels}' while adding an entry with length '${Buffer.byteLength(entry.line)}' bytes`);
           } else if (entry.timeNano < nowNano - BigInt(REJECT_OLD_MS) * 1_000_000n) {
             refusals.push(`entry for stream '${stream.labels}' has timestamp too old: ${entry.timeNano}, oldest acceptable timestamp is: ${nowNano - BigInt(REJECT_OLD_MS) * 1_000_000n}`);
           } else if (entry.timeNano > nowNano + BigInt(GRACE_MS) * 1_000_000n) {
             refusals.push(`entry for stream '${stream.labels}' has timestamp too new: ${entry.timeNano}`);
-          } else if (last && entry.timeNano < last.timeNano) {
-            refusals.push(`entry with timestamp ${entry.timeNano} ignored, reason: 'entry out of order',`);
+          } else if (newest > 0n && entry.timeNano < newest - window) {
+            refusals.push(`entry too far behind, entry timestamp is: ${entry.timeNano}, oldest acceptable timestamp is: ${newest - window}`);
           } else if (stored.some((e) => e.timeNano === entry.timeNano && e.line === entry.line)) {
             // Loki's dedup: the same entry again is no error and no second entry.
           } else {

@@ -51,6 +51,7 @@ export class OtlpReceiver {
   required: [string, string] | null = null;
   private failures = 0;
   private refuse: ((record: LogRecord) => boolean) | null = null;
+  private invalid: ((record: LogRecord) => boolean) | null = null;
   private httpServer: http.Server | null = null;
   private grpcServer: grpc.Server | null = null;
   httpPort = 0;
@@ -64,6 +65,16 @@ export class OtlpReceiver {
   /** Records matching are refused through a partial success. */
   refuseRecords(rule: ((record: LogRecord) => boolean) | null): void {
     this.refuse = rule;
+  }
+
+  /** A request holding a record matching is refused whole: 400 / INVALID_ARGUMENT, as for a malformed record. */
+  invalidWhen(rule: ((record: LogRecord) => boolean) | null): void {
+    this.invalid = rule;
+  }
+
+  private isInvalid(request: ExportRequest): boolean {
+    const rule = this.invalid;
+    return rule !== null && (request.resourceLogs ?? []).some((rl) => (rl.scopeLogs ?? []).some((sl) => (sl.logRecords ?? []).some(rule)));
   }
 
   records(): Array<LogRecord & { resource: Record<string, unknown> }> {
@@ -102,6 +113,7 @@ export class OtlpReceiver {
           return callback({ code: grpc.status.UNAVAILABLE, details: 'collector busy' });
         }
         const request = REQUEST.toObject(REQUEST.fromObject(call.request), { longs: String, enums: Number }) as ExportRequest;
+        if (this.isInvalid(request)) return callback({ code: grpc.status.INVALID_ARGUMENT, details: 'malformed record' });
         callback(null, this.take('grpc', headers, request));
       },
     });
@@ -171,6 +183,7 @@ export class OtlpReceiver {
         this.violations.push(`undecodable body: ${(err as Error).message}`);
         return void res.writeHead(400).end();
       }
+      if (this.isInvalid(request)) return void res.writeHead(400).end('malformed record');
       const response = this.take(json ? 'http/json' : 'http/protobuf', headers, request);
       if (json) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(response));
       res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(Buffer.from(RESPONSE.encode(RESPONSE.fromObject(response)).finish()));
