@@ -51,6 +51,8 @@ export class LokiEndpoint {
   private server: http.Server | null = null;
   private port = 0;
   private faults: Fault[] = [];
+  /** Per stream (tenant and labels): its newest time and what it holds, for Loki's window and dedup. */
+  private readonly index = new Map<string, { newest: bigint; keys: Set<string> }>();
   /** Pushes without X-Scope-OrgID are refused (401), as a multi-tenant Loki does. */
   tenantRequired: boolean;
   private readonly auth: string | null;
@@ -139,13 +141,16 @@ export class LokiEndpoint {
         byTenant.set(key, stored);
         const nowNano = BigInt(Date.now()) * 1_000_000n;
         const window = BigInt(OUT_OF_ORDER_WINDOW_MS) * 1_000_000n;
+        const seen = this.index.get(`${tenant ?? ''}\0${key}`) ?? { newest: 0n, keys: new Set<string>() };
+        this.index.set(`${tenant ?? ''}\0${key}`, seen);
         stream.entries.forEach((entry, i) => {
           if (i > 0 && entry.timeNano < stream.entries[i - 1]!.timeNano) this.violations.push(`stream ${stream.labels}: entries out of time order in one push`);
         });
         for (const entry of stream.entries) {
           total++;
           push.entries++;
-          const newest = stored.reduce((max, e) => (e.timeNano > max ? e.timeNano : max), 0n);
+          const newest = seen.newest;
+          const identity = `${entry.timeNano}\0${entry.line}`;
           if (Buffer.byteLength(entry.line) > MAX_LINE_BYTES) {
             refusals.push(`max entry size '${MAX_LINE_BYTES}' bytes exceeded for stream '${stream.labels}' while adding an entry with length '${Buffer.byteLength(entry.line)}' bytes`);
           } else if (entry.timeNano < nowNano - BigInt(REJECT_OLD_MS) * 1_000_000n) {
@@ -154,9 +159,11 @@ export class LokiEndpoint {
             refusals.push(`entry for stream '${stream.labels}' has timestamp too new: ${entry.timeNano}`);
           } else if (newest > 0n && entry.timeNano < newest - window) {
             refusals.push(`entry too far behind, entry timestamp is: ${entry.timeNano}, oldest acceptable timestamp is: ${newest - window}`);
-          } else if (stored.some((e) => e.timeNano === entry.timeNano && e.line === entry.line)) {
+          } else if (seen.keys.has(identity)) {
             // Loki's dedup: the same entry again is no error and no second entry.
           } else {
+            seen.keys.add(identity);
+            if (entry.timeNano > seen.newest) seen.newest = entry.timeNano;
             stored.push(entry);
           }
         }
