@@ -2,12 +2,13 @@
 // (test/integration/lib/loki-endpoint.ts, otlp-receiver.ts): the fields as documented; the
 // outage (the receiver down 10 s while 100,000 lines are printed: all arrive, in order, the
 // container not slowed); a container started while the receiver is unreachable starts and
-// exits normally. Cases run concurrently.
+// exits normally; a plugin killed (SIGKILL) mid-shipping loses nothing. Cases run concurrently.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PLUGIN } from './lib/docker-client.ts';
+import { killPlugin } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES, PACED, checkSequence } from './lib/sequence.ts';
 import { LokiEndpoint } from '../integration/lib/loki-endpoint.ts';
@@ -112,5 +113,27 @@ describe('backend=loki and backend=otlp through the engine', () => {
     for (const r of [lokiRun, otlpRun]) assert.ok(r.ms < 30_000, `the container ran ${r.ms} ms`);
     assert.ok(downRun.ms < 10_000, `the container started while Loki was down ran ${downRun.ms} ms`);
     console.log(`outage: loki container ${lokiRun.ms} ms, otlp container ${otlpRun.ms} ms, all delivered ${Date.now() - started} ms after the start`);
+  });
+
+  test(`a plugin killed (SIGKILL) mid-shipping loses nothing (loki and otlp)`, async () => {
+    // Started, not awaited: the kill comes while the lines are being shipped.
+    const containers = await Promise.all([createContainer({ cmd: PACED, driver: PLUGIN, opts: lokiOpts() }), createContainer({ cmd: PACED, driver: PLUGIN, opts: otlpOpts('http/protobuf') })]);
+    await Promise.all(containers.map((c) => c.start()));
+    const [lokiRun, otlpRun] = containers as [{ id: string }, { id: string }];
+    await waitUntil(() => loki.entries({ cid: lokiRun.id }, 'e2e').length > 0 && otlpLines(otlpRun.id).length > 0, 'the first lines at both', 30_000);
+    const before = [loki.entries({ cid: lokiRun.id }, 'e2e').length, new Set(otlpLines(otlpRun.id)).size];
+    const { killed, restarted } = await killPlugin();
+    const lokiLines = await waitUntil(() => {
+      const got = loki.entries({ cid: lokiRun.id }, 'e2e').map((e) => e.line);
+      return got.length >= LINES ? got : undefined;
+    }, `${LINES} entries at Loki after the kill`, 120_000);
+    checkSequence(lokiLines);
+    const records = await waitUntil(() => {
+      const got = otlpLines(otlpRun.id);
+      return new Set(got).size >= LINES ? got : undefined;
+    }, `${LINES} records after the kill`, 120_000);
+    const { duplicates } = checkSequence(records);
+    for (const c of containers) assert.equal(await waitExit(c, 60_000), 0);
+    console.log(`kill: plugin ${killed} -> ${restarted}; before it loki had ${before[0]}, otlp ${before[1]} of ${LINES}; all arrived, otlp ${duplicates} sent twice (OTLP has no dedup)`);
   });
 });
