@@ -14,68 +14,86 @@ import snappy from 'snappyjs';
 import {
   type Backend,
   type BackendFactory,
+  type BackendSettings,
   type BatchLimits,
-  type ContainerContext,
   DELIVERED,
-  type OutgoingLine,
   type RejectCode,
   type RetryPolicy,
   type SendResult,
   SendError,
 } from '../delivery/backend.ts';
-import { InvalidOptionError, MAX_TIMER_DURATION_MS, parseBool, parseTimerDuration } from '../lifecycle/options.ts';
+import { type OptionValues, defineOptions } from '../options/schema.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
-import { shownAddress, tlsOptions } from './connection.ts';
-import { type HttpAnswer, HttpPoster, type HttpTarget, answerText, statusError } from './http-post.ts';
-
-/** One log-opt: what `docker run` may set, as data (the README table is made from it). */
-export interface OptionRow {
-  key: string;
-  /** What the value is, for errors and the README. */
-  accepts: string;
-  default: string;
-  doc: string;
-}
-
-export const LOKI_OPTIONS: readonly OptionRow[] = [
-  { key: 'loki-url', accepts: 'http(s) URL', default: '(required)', doc: "Loki's push endpoint, e.g. `http://loki:3100/loki/api/v1/push`; may carry `user:password@` for basic auth (never shown)" },
-  { key: 'loki-external-labels', accepts: 'name=template,...', default: 'container_name={{.Name}}', doc: 'labels of every stream, values are `tag` templates' },
-  { key: 'loki-tenant-id', accepts: 'text', default: '(none)', doc: 'sent as `X-Scope-OrgID` (multi-tenant Loki)' },
-  { key: 'loki-format', accepts: 'protobuf, json', default: 'protobuf', doc: 'push body: protobuf with snappy (Loki\'s default), or JSON' },
-  { key: 'loki-structured-metadata', accepts: 'name,...', default: '(none)', doc: 'labels sent as structured metadata (Loki 3) instead of index labels, e.g. `host,compose_project`' },
-  { key: 'loki-batch-size', accepts: 'bytes', default: '1048576', doc: 'most bytes of lines in one push' },
-  { key: 'loki-batch-wait', accepts: 'duration', default: '1s', doc: 'how long a push that is not full waits for more lines' },
-  { key: 'loki-timeout', accepts: 'duration', default: '10s', doc: 'time for one push to be answered' },
-  { key: 'loki-min-backoff', accepts: 'duration', default: '500ms', doc: 'first wait before a failed push goes again' },
-  { key: 'loki-max-backoff', accepts: 'duration', default: '5m', doc: 'longest wait between tries' },
-  { key: 'loki-retries', accepts: 'whole number', default: '10', doc: 'accepted for compatibility: logship never drops a line after some tries, it keeps it in the local copy and tries on' },
-  { key: 'loki-tls-ca-file', accepts: 'file', default: '(system CAs)', doc: 'CA bundle (PEM) for an https URL' },
-  { key: 'loki-tls-cert-file', accepts: 'file', default: '(none)', doc: 'client certificate (PEM), with loki-tls-key-file' },
-  { key: 'loki-tls-key-file', accepts: 'file', default: '(none)', doc: 'client key (PEM)' },
-  { key: 'loki-tls-server-name', accepts: 'name', default: "(the URL's host)", doc: 'name the server certificate must have' },
-  { key: 'loki-tls-insecure-skip-verify', accepts: 'bool', default: 'false', doc: "do not verify the server's certificate" },
-  { key: 'loki-proxy-url', accepts: 'http URL', default: '(none)', doc: 'forward proxy for the pushes' },
-  { key: 'no-file', accepts: 'bool', default: 'false', doc: 'accepted for compatibility: logship always keeps its local copy (it is what `docker logs` reads and what delivery resumes from); size it with max-size and max-file' },
-  { key: 'keep-file', accepts: 'bool', default: 'false', doc: 'accepted for compatibility: the local copy outlives the container until the plugin setting RETENTION' },
-  { key: 'loki-pipeline-stages', accepts: '(refused)', default: '', doc: "Promtail's pipeline: refused, see below" },
-  { key: 'loki-pipeline-stage-file', accepts: '(refused)', default: '', doc: "Promtail's pipeline: refused, see below" },
-  { key: 'loki-relabel-config', accepts: '(refused)', default: '', doc: "Prometheus relabelling: refused, see below" },
-];
+import { shownAddress } from '../transport/address.ts';
+import { HttpClient, type HttpResponse, classifyResponse } from '../transport/http.ts';
+import { tlsOptions } from '../transport/tls.ts';
 
 /** Promtail's and Prometheus' label machinery, which logship has equivalents of rather than a copy. */
-const REFUSED: Readonly<Record<string, string>> = {
-  'loki-pipeline-stages':
-    "Promtail's pipeline stages are not run by logship; its equivalents are log opts: multiline-pattern (the multiline stage), parse-json (the json stage: keys travel with the line), labels/env/loki-external-labels (the labels stage)",
-  'loki-pipeline-stage-file':
-    "Promtail's pipeline stages are not run by logship; its equivalents are log opts: multiline-pattern (the multiline stage), parse-json (the json stage: keys travel with the line), labels/env/loki-external-labels (the labels stage)",
-  'loki-relabel-config':
-    'Prometheus relabelling is not run by logship: choose the labels with loki-external-labels, labels, labels-regex, env and env-regex, and move some to structured metadata with loki-structured-metadata',
-};
+const PIPELINE_REFUSED =
+  "Promtail's pipeline stages are not run by logship; its equivalents are log opts: multiline-pattern (the multiline stage), parse-json (the json stage: keys travel with the line), labels/env/loki-external-labels (the labels stage)";
+const RELABEL_REFUSED =
+  'Prometheus relabelling is not run by logship: choose the labels with loki-external-labels, labels, labels-regex, env and env-regex, and move some to structured metadata with loki-structured-metadata';
+
+function refused(why: string): (value: string, key: string) => never {
+  return (_value, key) => {
+    throw new InvalidOptionError(`log opt '${key}' is not supported: ${why}`);
+  };
+}
+
+/** An http(s) URL that may carry `user:password@` (the driver's basic auth): never quoted. */
+function httpUrl(value: string, key: string): URL {
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    /* below */
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new InvalidOptionError(`invalid value ${shownAddress(value)} for log opt '${key}': expected an http:// or https:// URL`);
+  }
+  return url;
+}
+
+function wholeNumber(value: string, key: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number (logship retries until delivered either way)`);
+  return Number(value);
+}
+
+export const LOKI_OPTIONS = defineOptions([
+  { key: 'loki-url', type: 'custom', required: true, secret: true, accepts: 'an http(s) URL', parse: httpUrl, doc: "Loki's push endpoint, e.g. `http://loki:3100/loki/api/v1/push`; may carry `user:password@` for basic auth (never shown)" },
+  { key: 'loki-external-labels', type: 'custom', accepts: 'name=template,...', default: 'container_name={{.Name}}', empty: 'value', parse: (v) => parseExternalLabels(v), doc: 'labels of every stream, values are `tag` templates' },
+  { key: 'loki-tenant-id', type: 'string', accepts: 'text', defaultDoc: 'none', doc: 'sent as `X-Scope-OrgID` (multi-tenant Loki)' },
+  { key: 'loki-format', type: 'enum', values: ['protobuf', 'json'], default: 'protobuf', doc: "push body: protobuf with snappy (Loki's default), or JSON" },
+  { key: 'loki-structured-metadata', type: 'custom', accepts: 'name,...', defaultDoc: 'none', parse: (v) => new Set(v.split(',').map((s) => s.trim()).filter(Boolean)), doc: 'labels sent as structured metadata (Loki 3) instead of index labels, e.g. `host,compose_project`' },
+  { key: 'loki-batch-size', type: 'int', min: 1, max: 64 << 20, unit: 'bytes', default: '1048576', doc: 'most bytes of lines in one push' },
+  { key: 'loki-batch-wait', type: 'duration', timer: true, min: 1, default: '1s', doc: 'how long a push that is not full waits for more lines' },
+  { key: 'loki-timeout', type: 'duration', timer: true, min: 1, default: '10s', doc: 'time for one push to be answered' },
+  { key: 'loki-min-backoff', type: 'duration', timer: true, min: 1, default: '500ms', doc: 'first wait before a failed push goes again' },
+  { key: 'loki-max-backoff', type: 'duration', timer: true, min: 1, default: '5m', doc: 'longest wait between tries' },
+  { key: 'loki-retries', type: 'custom', accepts: 'a whole number', default: '10', parse: wholeNumber, doc: 'accepted for compatibility: logship never drops a line after some tries, it keeps it in the local copy and tries on' },
+  { key: 'loki-tls-ca-file', type: 'string', accepts: 'a PEM file', defaultDoc: "the system's CAs", doc: 'CA bundle (PEM) for an https URL' },
+  { key: 'loki-tls-cert-file', type: 'string', accepts: 'a PEM file', defaultDoc: 'none', doc: 'client certificate (PEM), with loki-tls-key-file' },
+  { key: 'loki-tls-key-file', type: 'string', accepts: 'a PEM file', defaultDoc: 'none', doc: 'client key (PEM)' },
+  { key: 'loki-tls-server-name', type: 'string', accepts: 'a host name', defaultDoc: "the URL's host", doc: 'name the server certificate must have' },
+  { key: 'loki-tls-insecure-skip-verify', type: 'bool', default: 'false', doc: "do not verify the server's certificate" },
+  { key: 'loki-proxy-url', type: 'custom', secret: true, accepts: 'an http(s) URL', parse: httpUrl, defaultDoc: 'the plugin\'s HTTP_PROXY / HTTPS_PROXY', doc: 'forward proxy for the pushes' },
+  { key: 'no-file', type: 'bool', default: 'false', doc: 'accepted for compatibility: logship always keeps its local copy (it is what `docker logs` reads and what delivery resumes from); size it with max-size and max-file' },
+  { key: 'keep-file', type: 'bool', default: 'false', doc: 'accepted for compatibility: the local copy outlives the container until the plugin setting RETENTION' },
+  { key: 'loki-pipeline-stages', type: 'custom', accepts: 'nothing (refused)', empty: 'value', parse: refused(PIPELINE_REFUSED), doc: "Promtail's pipeline: refused, see below" },
+  { key: 'loki-pipeline-stage-file', type: 'custom', accepts: 'nothing (refused)', empty: 'value', parse: refused(PIPELINE_REFUSED), doc: "Promtail's pipeline: refused, see below" },
+  { key: 'loki-relabel-config', type: 'custom', accepts: 'nothing (refused)', empty: 'value', parse: refused(RELABEL_REFUSED), doc: 'Prometheus relabelling: refused, see below' },
+]);
 
 export type LokiFormat = 'protobuf' | 'json';
 
 export interface LokiConfig {
-  target: HttpTarget;
+  url: URL;
+  tls: ReturnType<typeof tlsOptions> | undefined;
+  proxy: BackendSettings['proxy'];
+  timeoutMs: number;
   format: LokiFormat;
   /** Label name and template, in the option's order. */
   externalLabels: ReadonlyArray<readonly [string, TagTemplate]>;
@@ -88,84 +106,41 @@ export interface LokiConfig {
   maxBackoffMs: number;
 }
 
-const DEFAULTS = {
-  externalLabels: 'container_name={{.Name}}',
-  batchBytes: 1024 * 1024,
-  batchWaitMs: 1000,
-  timeoutMs: 10_000,
-  minBackoffMs: 500,
-  maxBackoffMs: 5 * 60_000,
-};
-
 /** Prometheus' label names, which Loki's label parser takes. */
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-export function parseLokiOptions(opts: Readonly<Record<string, string>>): LokiConfig {
-  for (const key of Object.keys(REFUSED)) {
-    if (opts[key] !== undefined) throw new InvalidOptionError(`log opt '${key}' is not supported: ${REFUSED[key]}`);
-  }
-  const raw = opts['loki-url'];
-  if (!raw) throw new InvalidOptionError(`log opt 'loki-url' is required with backend=loki: Loki's push endpoint, such as http://loki:3100/loki/api/v1/push`);
-  const url = parseUrl('loki-url', raw);
+export function configureLoki(values: OptionValues<typeof LOKI_OPTIONS>, settings: BackendSettings): LokiConfig {
+  const url = values['loki-url'];
   const https = url.protocol === 'https:';
-  const skipVerify = opts['loki-tls-insecure-skip-verify'] ? parseBool('loki-tls-insecure-skip-verify', opts['loki-tls-insecure-skip-verify']) : false;
-  const tlsKeys = { ca: 'loki-tls-ca-file', cert: 'loki-tls-cert-file', key: 'loki-tls-key-file' };
-  const tlsSet = [tlsKeys.ca, tlsKeys.cert, tlsKeys.key, 'loki-tls-server-name'].find((key) => opts[key]) ?? (skipVerify ? 'loki-tls-insecure-skip-verify' : undefined);
+  const skipVerify = values['loki-tls-insecure-skip-verify'];
+  const tlsSet =
+    (['loki-tls-ca-file', 'loki-tls-cert-file', 'loki-tls-key-file', 'loki-tls-server-name'] as const).find((key) => values[key]) ??
+    (skipVerify ? 'loki-tls-insecure-skip-verify' : undefined);
   if (tlsSet && !https) throw new InvalidOptionError(`log opt '${tlsSet}' is set, but 'loki-url' is not https://`);
-  for (const key of ['no-file', 'keep-file']) if (opts[key]) parseBool(key, opts[key]);
-  if (opts['loki-retries'] !== undefined && !/^\d+$/.test(opts['loki-retries'])) {
-    throw new InvalidOptionError(`invalid value '${opts['loki-retries']}' for log opt 'loki-retries': expected a whole number (logship retries until delivered either way)`);
-  }
-  const format = opts['loki-format'] || 'protobuf';
-  if (format !== 'protobuf' && format !== 'json') throw new InvalidOptionError(`invalid value '${format}' for log opt 'loki-format': expected protobuf or json`);
-  const minBackoffMs = duration(opts, 'loki-min-backoff', DEFAULTS.minBackoffMs, 1);
-  const maxBackoffMs = duration(opts, 'loki-max-backoff', DEFAULTS.maxBackoffMs, 1);
-  if (maxBackoffMs < minBackoffMs) throw new InvalidOptionError(`log opt 'loki-max-backoff' must not be shorter than 'loki-min-backoff'`);
+  if (values['loki-max-backoff'] < values['loki-min-backoff']) throw new InvalidOptionError(`log opt 'loki-max-backoff' must not be shorter than 'loki-min-backoff'`);
+  const proxyUrl = values['loki-proxy-url'];
   return {
-    target: {
-      url,
-      tls: https ? tlsOptions(opts, tlsKeys, skipVerify, opts['loki-tls-server-name'] || url.hostname) : {},
-      proxy: opts['loki-proxy-url'] ? parseUrl('loki-proxy-url', opts['loki-proxy-url']).href : null,
-      timeoutMs: duration(opts, 'loki-timeout', DEFAULTS.timeoutMs, 1),
-    },
-    format,
-    externalLabels: parseExternalLabels(opts['loki-external-labels'] ?? DEFAULTS.externalLabels),
-    structuredMetadata: new Set((opts['loki-structured-metadata'] ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
-    tenantId: opts['loki-tenant-id'] || null,
-    batchBytes: batchSize(opts['loki-batch-size']),
-    batchWaitMs: duration(opts, 'loki-batch-wait', DEFAULTS.batchWaitMs, 1),
-    minBackoffMs,
-    maxBackoffMs,
+    url,
+    tls: https
+      ? tlsOptions({
+          ca: { key: 'loki-tls-ca-file', file: values['loki-tls-ca-file'] },
+          cert: { key: 'loki-tls-cert-file', file: values['loki-tls-cert-file'] },
+          key: { key: 'loki-tls-key-file', file: values['loki-tls-key-file'] },
+          skipVerify,
+          servername: values['loki-tls-server-name'] || url.hostname,
+        })
+      : undefined,
+    proxy: proxyUrl ? { httpProxy: proxyUrl.href, httpsProxy: proxyUrl.href, noProxy: '' } : settings.proxy,
+    timeoutMs: values['loki-timeout'],
+    format: values['loki-format'],
+    externalLabels: values['loki-external-labels'],
+    structuredMetadata: values['loki-structured-metadata'] ?? new Set(),
+    tenantId: values['loki-tenant-id'] || null,
+    batchBytes: values['loki-batch-size'],
+    batchWaitMs: values['loki-batch-wait'],
+    minBackoffMs: values['loki-min-backoff'],
+    maxBackoffMs: values['loki-max-backoff'],
   };
-}
-
-function parseUrl(key: string, raw: string): URL {
-  let url: URL | null = null;
-  try {
-    url = new URL(raw);
-  } catch {
-    /* below */
-  }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new InvalidOptionError(`invalid value ${shownAddress(raw)} for log opt '${key}': expected an http:// or https:// URL`);
-  }
-  return url;
-}
-
-function duration(opts: Readonly<Record<string, string>>, key: string, fallback: number, minMs: number): number {
-  const value = opts[key];
-  if (!value) return fallback;
-  // The driver takes any Go duration; a day is the most a timer here is set for.
-  return Math.min(parseTimerDuration(key, value, minMs), MAX_TIMER_DURATION_MS);
-}
-
-function batchSize(value: string | undefined): number {
-  if (value === undefined || value === '') return DEFAULTS.batchBytes;
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > 64 << 20) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt 'loki-batch-size': expected bytes from 1 to ${64 << 20} (the driver's default is ${DEFAULTS.batchBytes})`);
-  }
-  return n;
 }
 
 /** `name=template,...` as the driver splits it: on commas, then on the one `=`. */
@@ -338,15 +313,21 @@ const CONFIGURATION_400 = ['this feature is disallowed', 'missing required label
 
 class LokiBackend implements Backend {
   private readonly encoder: PushEncoder;
-  private readonly poster: HttpPoster;
+  private readonly http: HttpClient;
+  private readonly url: URL;
   private readonly headers: Record<string, string>;
 
   constructor(config: LokiConfig, container: ContainerContext) {
     this.encoder = new PushEncoder(config, container);
-    this.poster = new HttpPoster(config.target);
+    // 401, 403 and 404 are fixed by an operator (credentials, tenant, address), not by the lines.
+    this.http = new HttpClient({ name: 'loki', proxy: config.proxy, timeoutMs: config.timeoutMs, transientStatuses: [401, 403, 404], ...(config.tls ? { tls: config.tls } : {}) });
+    // The credentials go as a header, never in the URL that messages name.
+    this.url = new URL(config.url.href);
+    this.url.username = '';
+    this.url.password = '';
     this.headers = { 'user-agent': 'logship' };
     if (config.tenantId !== null) this.headers['x-scope-orgid'] = config.tenantId;
-    const { username, password } = config.target.url;
+    const { username, password } = config.url;
     if (username !== '' || password !== '') {
       this.headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString('base64')}`;
     }
@@ -360,24 +341,31 @@ class LokiBackend implements Backend {
     } catch (err) {
       throw new SendError(`loki: encoding the push failed: ${(err as Error).message}`, { transient: false, rejectCode: 'encode', cause: err });
     }
-    const answer: HttpAnswer = await this.poster.post(encoded.body, { ...this.headers, 'content-type': encoded.contentType }, signal);
-    if (answer.status >= 200 && answer.status < 300) return DELIVERED;
+    const answer = await this.http.request({ url: this.url, method: 'POST', headers: { ...this.headers, 'content-type': encoded.contentType }, body: encoded.body }, signal);
+    const failure = classifyResponse(answer, { name: 'loki', transientStatuses: [401, 403, 404] }, answerText);
+    if (!failure) return DELIVERED;
     const text = answerText(answer);
     if (answer.status === 400 && CONFIGURATION_400.some((s) => text.includes(s))) {
       throw new SendError(`loki: HTTP 400 (the tenant's configuration, retried until fixed): ${text}`, { transient: true });
     }
-    throw statusError('loki', answer, answer.status === 400 ? rejectCodeOf(text) : 'invalid');
+    if (answer.status === 400) throw new SendError(failure.message, { transient: false, rejectCode: rejectCodeOf(text) });
+    throw failure;
   }
 
   async close(): Promise<void> {
-    this.poster.close();
+    await this.http.close();
   }
 }
 
-export const lokiFactory: BackendFactory<LokiConfig> = {
+/** The start of an answer's body as one line of text, for an error message. */
+function answerText(answer: HttpResponse): string {
+  return answer.body.subarray(0, 300).toString('utf8').replace(/\s+/g, ' ').trim();
+}
+
+export const lokiFactory: BackendFactory<LokiConfig, typeof LOKI_OPTIONS> = {
   name: 'loki',
-  optionKeys: LOKI_OPTIONS.map((o) => o.key),
-  parseOptions: (opts) => parseLokiOptions(opts),
+  options: LOKI_OPTIONS,
+  configure: (values, settings) => configureLoki(values, settings),
   batchLimits(config): BatchLimits {
     // Loki's default limit of a push body is far above a driver-sized batch; the entry's
     // time and framing are a few bytes beside its line.

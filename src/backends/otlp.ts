@@ -21,57 +21,65 @@ import protobuf from 'protobufjs';
 import {
   type Backend,
   type BackendFactory,
+  type BackendSettings,
   type BatchLimits,
-  type ContainerContext,
   DELIVERED,
-  type OutgoingLine,
   type Rejection,
   type SendResult,
   SendError,
+  abortError,
 } from '../delivery/backend.ts';
-import { InvalidOptionError, parseBool, parseTimerDuration } from '../lifecycle/options.ts';
-import { abortError, shownAddress, tlsOptions } from './connection.ts';
-import { HttpPoster, type HttpTarget, statusError } from './http-post.ts';
-import type { OptionRow } from './loki.ts';
+import { type OptionValues, defineOptions } from '../options/schema.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
+import { shownAddress } from '../transport/address.ts';
+import { HttpClient } from '../transport/http.ts';
+import { tlsOptions } from '../transport/tls.ts';
 
 const gzip = promisify(gzipCallback);
 const gunzip = promisify(gunzipCallback);
 
-export const OTLP_OPTIONS: readonly OptionRow[] = [
-  { key: 'otlp-endpoint', accepts: 'http(s) URL', default: 'http://localhost:4318 (grpc: 4317)', doc: 'the collector; for HTTP `/v1/logs` is added to the path unless it ends so' },
-  { key: 'otlp-protocol', accepts: 'http/protobuf, http/json, grpc', default: 'http/protobuf', doc: 'how records travel' },
-  { key: 'otlp-headers', accepts: 'key=value,...', default: '(none)', doc: 'request headers (values percent-encoded, as OTEL_EXPORTER_OTLP_HEADERS); secrets: never shown; better set in the plugin settings' },
-  { key: 'otlp-compression', accepts: 'gzip, none', default: 'none', doc: 'compression of request bodies' },
-  { key: 'otlp-timeout', accepts: 'duration', default: '10s', doc: 'time for one export to be answered' },
-  { key: 'otlp-tls-ca-file', accepts: 'file', default: '(system CAs)', doc: 'CA bundle (PEM) for an https endpoint' },
-  { key: 'otlp-tls-cert-file', accepts: 'file', default: '(none)', doc: 'client certificate (PEM), with otlp-tls-key-file' },
-  { key: 'otlp-tls-key-file', accepts: 'file', default: '(none)', doc: 'client key (PEM)' },
-  { key: 'otlp-tls-insecure-skip-verify', accepts: 'bool', default: 'false', doc: "do not verify the collector's certificate" },
-];
+// Protocol, compression and the TLS files may also come from the settings, so they are
+// checked in configure, where the message can say which of the two gave the value.
+export const OTLP_OPTIONS = defineOptions([
+  { key: 'otlp-endpoint', type: 'string', accepts: 'an http(s) URL', defaultDoc: 'http://localhost:4318 (grpc: 4317)', doc: 'the collector; for HTTP `/v1/logs` is added to the path unless it ends so' },
+  { key: 'otlp-protocol', type: 'string', accepts: '`http/protobuf`, `http/json` or `grpc`', defaultDoc: 'http/protobuf', doc: 'how records travel' },
+  { key: 'otlp-headers', type: 'string', secret: true, accepts: 'key=value,...', defaultDoc: 'none', doc: 'request headers (values percent-encoded, as OTEL_EXPORTER_OTLP_HEADERS); secrets: never shown; better set in the plugin settings' },
+  { key: 'otlp-compression', type: 'string', accepts: '`gzip` or `none`', defaultDoc: 'none', doc: 'compression of request bodies' },
+  { key: 'otlp-timeout', type: 'duration', timer: true, min: 1, defaultDoc: '10s', doc: 'time for one export to be answered' },
+  { key: 'otlp-tls-ca-file', type: 'string', accepts: 'a PEM file', defaultDoc: "the system's CAs", doc: 'CA bundle (PEM) for an https endpoint' },
+  { key: 'otlp-tls-cert-file', type: 'string', accepts: 'a PEM file', defaultDoc: 'none', doc: 'client certificate (PEM), with otlp-tls-key-file' },
+  { key: 'otlp-tls-key-file', type: 'string', accepts: 'a PEM file', defaultDoc: 'none', doc: 'client key (PEM)' },
+  { key: 'otlp-tls-insecure-skip-verify', type: 'bool', default: 'false', doc: "do not verify the collector's certificate" },
+]);
 
 /**
  * The plugin settings that set defaults for every container, named as the OpenTelemetry
  * SDKs' environment variables; the `_LOGS_` form wins over the general one, a log-opt over both.
  */
-export const OTLP_SETTINGS = [
-  'OTEL_EXPORTER_OTLP_ENDPOINT',
-  'OTEL_EXPORTER_OTLP_LOGS_ENDPOINT',
-  'OTEL_EXPORTER_OTLP_PROTOCOL',
-  'OTEL_EXPORTER_OTLP_LOGS_PROTOCOL',
-  'OTEL_EXPORTER_OTLP_HEADERS',
-  'OTEL_EXPORTER_OTLP_LOGS_HEADERS',
-  'OTEL_EXPORTER_OTLP_COMPRESSION',
-  'OTEL_EXPORTER_OTLP_LOGS_COMPRESSION',
-  'OTEL_EXPORTER_OTLP_TIMEOUT',
-  'OTEL_EXPORTER_OTLP_LOGS_TIMEOUT',
-  'OTEL_EXPORTER_OTLP_CERTIFICATE',
-  'OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE',
-  'OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE',
-  'OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE',
-  'OTEL_EXPORTER_OTLP_CLIENT_KEY',
-  'OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY',
-  'OTEL_RESOURCE_ATTRIBUTES',
-] as const;
+const setting = (key: string, secret = false) => ({ key, type: 'string', doc: `as the OpenTelemetry SDKs read ${key}`, ...(secret ? { secret: true } : {}) }) as const;
+export const OTLP_SETTINGS = defineOptions([
+  setting('OTEL_EXPORTER_OTLP_ENDPOINT'),
+  setting('OTEL_EXPORTER_OTLP_LOGS_ENDPOINT'),
+  setting('OTEL_EXPORTER_OTLP_PROTOCOL'),
+  setting('OTEL_EXPORTER_OTLP_LOGS_PROTOCOL'),
+  setting('OTEL_EXPORTER_OTLP_HEADERS', true),
+  setting('OTEL_EXPORTER_OTLP_LOGS_HEADERS', true),
+  setting('OTEL_EXPORTER_OTLP_COMPRESSION'),
+  setting('OTEL_EXPORTER_OTLP_LOGS_COMPRESSION'),
+  setting('OTEL_EXPORTER_OTLP_TIMEOUT'),
+  setting('OTEL_EXPORTER_OTLP_LOGS_TIMEOUT'),
+  setting('OTEL_EXPORTER_OTLP_CERTIFICATE'),
+  setting('OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE'),
+  setting('OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE'),
+  setting('OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE'),
+  setting('OTEL_EXPORTER_OTLP_CLIENT_KEY'),
+  setting('OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY'),
+  setting('OTEL_RESOURCE_ATTRIBUTES'),
+]);
+
+type Texts = Readonly<Record<string, string | undefined>>;
 
 const PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
 export type OtlpProtocol = (typeof PROTOCOLS)[number];
@@ -81,6 +89,7 @@ export interface OtlpConfig {
   /** For HTTP, the full URL of the logs endpoint; for gRPC, the origin. */
   url: URL;
   tls: tls.ConnectionOptions;
+  proxy: BackendSettings['proxy'];
   /** Lower-case names; values are secrets. */
   headers: Record<string, string>;
   gzip: boolean;
@@ -89,7 +98,17 @@ export interface OtlpConfig {
   resource: ReadonlyArray<readonly [string, string]>;
 }
 
-export function parseOtlpOptions(opts: Readonly<Record<string, string>>, env: NodeJS.ProcessEnv = process.env): OtlpConfig {
+export function configureOtlp(values: OptionValues<typeof OTLP_OPTIONS>, settings: BackendSettings<OptionValues<typeof OTLP_SETTINGS>>): OtlpConfig {
+  const opts: Texts = {
+    'otlp-endpoint': values['otlp-endpoint'],
+    'otlp-protocol': values['otlp-protocol'],
+    'otlp-headers': values['otlp-headers'],
+    'otlp-compression': values['otlp-compression'],
+    'otlp-tls-ca-file': values['otlp-tls-ca-file'],
+    'otlp-tls-cert-file': values['otlp-tls-cert-file'],
+    'otlp-tls-key-file': values['otlp-tls-key-file'],
+  };
+  const env: Texts = settings.own;
   /** A log-opt, else the `_LOGS_` setting, else the general one, with where it came from for errors. */
   const pick = (key: string, name: string): { value: string; from: string } | null => {
     if (opts[key]) return { value: opts[key], from: `log opt '${key}'` };
@@ -104,12 +123,12 @@ export function parseOtlpOptions(opts: Readonly<Record<string, string>>, env: No
   if (!PROTOCOLS.includes(protocol)) throw new InvalidOptionError(`invalid value '${protocol}' for ${protocolPick!.from}: expected ${PROTOCOLS.join(', ')}`);
   const url = endpoint(opts, env, protocol);
   const https = url.protocol === 'https:';
-  const skipVerify = opts['otlp-tls-insecure-skip-verify'] ? parseBool('otlp-tls-insecure-skip-verify', opts['otlp-tls-insecure-skip-verify']) : false;
+  const skipVerify = values['otlp-tls-insecure-skip-verify'];
   // TLS files from the log-opts, else the settings (the SDKs' CERTIFICATE, CLIENT_CERTIFICATE, CLIENT_KEY).
-  const files: Record<string, string> = {};
+  const files: Record<string, { key: string; file: string }> = {};
   for (const [key, name] of [['otlp-tls-ca-file', 'CERTIFICATE'], ['otlp-tls-cert-file', 'CLIENT_CERTIFICATE'], ['otlp-tls-key-file', 'CLIENT_KEY']] as const) {
     const p = pick(key, name);
-    if (p) files[key] = p.value;
+    if (p) files[key] = { key: p.from.startsWith('log opt') ? key : p.from.replace('plugin setting ', ''), file: p.value };
   }
   const tlsSet = Object.keys(files)[0] ?? (skipVerify ? 'otlp-tls-insecure-skip-verify' : undefined);
   if (tlsSet && !https) throw new InvalidOptionError(`TLS is configured ('${tlsSet}'), but the OTLP endpoint is not https://`);
@@ -119,19 +138,28 @@ export function parseOtlpOptions(opts: Readonly<Record<string, string>>, env: No
   return {
     protocol,
     url,
-    tls: https ? tlsOptions(files, { ca: 'otlp-tls-ca-file', cert: 'otlp-tls-cert-file', key: 'otlp-tls-key-file' }, skipVerify, url.hostname) : {},
+    tls: https
+      ? tlsOptions({
+          ...(files['otlp-tls-ca-file'] ? { ca: files['otlp-tls-ca-file'] } : {}),
+          ...(files['otlp-tls-cert-file'] ? { cert: files['otlp-tls-cert-file'] } : {}),
+          ...(files['otlp-tls-key-file'] ? { key: files['otlp-tls-key-file'] } : {}),
+          skipVerify,
+          servername: url.hostname,
+        })
+      : {},
+    proxy: settings.proxy,
     headers: {
       ...parseHeaders(env.OTEL_EXPORTER_OTLP_HEADERS, 'plugin setting OTEL_EXPORTER_OTLP_HEADERS'),
       ...parseHeaders(env.OTEL_EXPORTER_OTLP_LOGS_HEADERS, 'plugin setting OTEL_EXPORTER_OTLP_LOGS_HEADERS'),
       ...parseHeaders(opts['otlp-headers'], "log opt 'otlp-headers'"),
     },
     gzip: compression === 'gzip',
-    timeoutMs: timeout(opts, env),
+    timeoutMs: values['otlp-timeout'] ?? timeout(env),
     resource: parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES),
   };
 }
 
-function endpoint(opts: Readonly<Record<string, string>>, env: NodeJS.ProcessEnv, protocol: OtlpProtocol): URL {
+function endpoint(opts: Texts, env: Texts, protocol: OtlpProtocol): URL {
   const grpc = protocol === 'grpc';
   // The signal's own setting is the logs URL as it is; the general one and the log-opt are a
   // base to which /v1/logs is added (OTLP exporter specification).
@@ -156,8 +184,7 @@ function endpoint(opts: Readonly<Record<string, string>>, env: NodeJS.ProcessEnv
   return url;
 }
 
-function timeout(opts: Readonly<Record<string, string>>, env: NodeJS.ProcessEnv): number {
-  if (opts['otlp-timeout']) return parseTimerDuration('otlp-timeout', opts['otlp-timeout'], 1);
+function timeout(env: Texts): number {
   for (const setting of ['OTEL_EXPORTER_OTLP_LOGS_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT']) {
     const value = env[setting];
     if (!value) continue;
@@ -482,7 +509,7 @@ function decodeURIComponentSafe(text: string): string {
 class OtlpBackend implements Backend {
   private readonly config: OtlpConfig;
   private readonly encoder: RecordEncoder;
-  private readonly http: HttpPoster | null;
+  private readonly http: HttpClient | null;
   private readonly grpc: GrpcChannel | null;
 
   constructor(config: OtlpConfig, container: ContainerContext) {
@@ -492,8 +519,8 @@ class OtlpBackend implements Backend {
       this.http = null;
       this.grpc = new GrpcChannel(config.url, config.tls, config.timeoutMs);
     } else {
-      const target: HttpTarget = { url: config.url, tls: config.tls, proxy: null, timeoutMs: config.timeoutMs };
-      this.http = new HttpPoster(target);
+      // 401, 403 and 404 are fixed by an operator (credentials, tenant, address), not by the lines.
+      this.http = new HttpClient({ name: 'otlp', tls: config.tls, proxy: config.proxy, timeoutMs: config.timeoutMs, transientStatuses: [401, 403, 404] });
       this.grpc = null;
     }
   }
@@ -512,13 +539,16 @@ class OtlpBackend implements Backend {
       outcome = exportOutcome(await this.grpc.call(body, this.config.gzip, this.config.headers, signal), false);
     } else {
       const json = this.config.protocol === 'http/json';
-      const answer = await this.http!.post(
-        body,
-        { 'user-agent': 'logship', ...this.config.headers, 'content-type': json ? 'application/json' : 'application/x-protobuf', ...(this.config.gzip ? { 'content-encoding': 'gzip' } : {}) },
+      const answer = await this.http!.send(
+        {
+          url: this.config.url,
+          method: 'POST',
+          headers: { 'user-agent': 'logship', ...this.config.headers, 'content-type': json ? 'application/json' : 'application/x-protobuf', ...(this.config.gzip ? { 'content-encoding': 'gzip' } : {}) },
+          body,
+        },
         signal,
       );
-      if (answer.status < 200 || answer.status >= 300) throw statusError('otlp', answer);
-      const type = String(answer.headers['content-type'] ?? '');
+      const type = answer.headers['content-type'] ?? '';
       try {
         outcome = exportOutcome(answer.body, type.includes('json'));
       } catch {
@@ -531,15 +561,16 @@ class OtlpBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    this.http?.close();
+    await this.http?.close();
     this.grpc?.close();
   }
 }
 
-export const otlpFactory: BackendFactory<OtlpConfig> = {
+export const otlpFactory: BackendFactory<OtlpConfig, typeof OTLP_OPTIONS, typeof OTLP_SETTINGS> = {
   name: 'otlp',
-  optionKeys: OTLP_OPTIONS.map((o) => o.key),
-  parseOptions: (opts) => parseOtlpOptions(opts),
+  options: OTLP_OPTIONS,
+  settings: OTLP_SETTINGS,
+  configure: (values, settings) => configureOtlp(values, settings),
   batchLimits(): BatchLimits {
     // Under gRPC's 4 MiB default message size, which collectors keep, with each record's
     // time, severity and attributes beside its line.

@@ -7,7 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import winston from 'winston';
 import LokiTransport from 'winston-loki';
 import { lokiFactory } from '../../src/backends/loki.ts';
-import { type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
+import { SendError } from '../../src/delivery/backend.ts';
+import { configureBackend } from '../../src/lifecycle/options.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 import { context } from '../unit/backend-context.ts';
 import { LokiEndpoint } from './lib/loki-endpoint.ts';
 import { waitUntil } from './lib/servers.ts';
@@ -25,7 +27,7 @@ describe('loki backend', () => {
   });
   const backend = (ctxName: string, extra: Record<string, string> = {}) => {
     const url = endpoint.url.replace('http://', 'http://u:loki-secret-pw@');
-    return lokiFactory.create(lokiFactory.parseOptions({ 'loki-url': url, 'loki-tenant-id': 'team-a', ...extra }), context({ name: ctxName }));
+    return lokiFactory.create(configureBackend(lokiFactory, { 'loki-url': url, 'loki-tenant-id': 'team-a', ...extra }), context({ name: ctxName }));
   };
 
   for (const format of ['protobuf', 'json']) {
@@ -48,9 +50,9 @@ describe('loki backend', () => {
     endpoint.fail({ status: 429, retryAfter: '7' }, { status: 500 });
     await assert.rejects(b.send([out('x')], signal()), (err: SendError) => err.transient && err.retryAfterMs === 7000);
     await assert.rejects(b.send([out('x')], signal()), (err: SendError) => err.transient && /500/.test(err.message));
-    const noTenant = lokiFactory.create(lokiFactory.parseOptions({ 'loki-url': endpoint.url.replace('http://', 'http://u:loki-secret-pw@') }), context());
+    const noTenant = lokiFactory.create(configureBackend(lokiFactory, { 'loki-url': endpoint.url.replace('http://', 'http://u:loki-secret-pw@') }), context());
     await assert.rejects(noTenant.send([out('x')], signal()), (err: SendError) => err.transient && /401/.test(err.message));
-    const wrongPassword = lokiFactory.create(lokiFactory.parseOptions({ 'loki-url': endpoint.url.replace('http://', 'http://u:wrong-pw@'), 'loki-tenant-id': 't' }), context());
+    const wrongPassword = lokiFactory.create(configureBackend(lokiFactory, { 'loki-url': endpoint.url.replace('http://', 'http://u:wrong-pw@'), 'loki-tenant-id': 't' }), context());
     await assert.rejects(wrongPassword.send([out('x')], signal()), (err: SendError) => err.transient && !err.message.includes('wrong-pw'));
     await Promise.all([b.close(), noTenant.close(), wrongPassword.close()]);
   });

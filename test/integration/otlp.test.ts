@@ -10,7 +10,9 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { otlpFactory, resourceAttributes } from '../../src/backends/otlp.ts';
-import { type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
+import { SendError } from '../../src/delivery/backend.ts';
+import { configureBackend } from '../../src/lifecycle/options.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 import { context } from '../unit/backend-context.ts';
 import { OtlpReceiver, plain } from './lib/otlp-receiver.ts';
 
@@ -33,7 +35,7 @@ describe('otlp backend', () => {
   const endpointOf = (protocol: string) => (protocol === 'grpc' ? receiver.grpcUrl : receiver.httpUrl);
   const backend = (name: string, opts: Record<string, string>, labels: Record<string, string> = {}) =>
     otlpFactory.create(
-      otlpFactory.parseOptions(opts),
+      configureBackend(otlpFactory, opts),
       context({ name, attributes: [['tier', 'front']], info: { ...context().info, name: `/${name}`, labels } }),
     );
 
@@ -118,7 +120,7 @@ describe('otlp backend', () => {
     await provider.forceFlush();
     await provider.shutdown();
     const theirs = receiver.received.at(-1)!.request.resourceLogs![0]!;
-    const b = otlpFactory.create(otlpFactory.parseOptions({ 'otlp-endpoint': receiver.httpUrl }), ctx);
+    const b = otlpFactory.create(configureBackend(otlpFactory, { 'otlp-endpoint': receiver.httpUrl }), ctx);
     assert.deepEqual(await b.send([line], signal()), {});
     await b.close();
     const ours = receiver.received.at(-1)!.request.resourceLogs![0]!;

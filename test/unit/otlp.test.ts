@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RecordEncoder, anyValue, otlpMessages, parseOtlpOptions, partialRejections, resourceAttributes } from '../../src/backends/otlp.ts';
-import { InvalidOptionError } from '../../src/lifecycle/options.ts';
+import { RecordEncoder, anyValue, otlpFactory, otlpMessages, partialRejections, resourceAttributes } from '../../src/backends/otlp.ts';
+import { NO_ENVIRONMENT, configureBackend } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 import { context, line } from './backend-context.ts';
+
+const parseOtlpOptions = (opts: Record<string, string>, env: Record<string, string>) => configureBackend(otlpFactory, opts, { proxy: NO_ENVIRONMENT.proxy, env });
 
 describe('otlp options', () => {
   it('defaults to http/protobuf on localhost:4318/v1/logs, 10 s, no compression', () => {

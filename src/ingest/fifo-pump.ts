@@ -1,16 +1,24 @@
-// One logger instance: the FIFO of one StartLogging, read to EOF and written to the
-// container's store. It never waits on the store: a failed write is counted and dropped.
+// The pump of one FIFO (one StartLogging): read to EOF, its frames checked and handed to the
+// container's store in batches. It never waits on the store: a failed write is counted and dropped.
 import type net from 'node:net';
-import { Deframer } from '../fifo/deframer.ts';
-import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
-import { InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
-import { openFifo } from '../fifo/reader.ts';
+import { EntryScan, scanEntry } from '../codec/entry-scan.ts';
+import { InvalidEntryError, decodeLogEntry } from '../codec/log-entry.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { fifoBytesSkipped, linesDropped, linesReceived } from '../observability/metrics.ts';
-import type { ContainerStore } from '../store/container-store.ts';
-import { FrameBatch } from '../store/frame-batch.ts';
+import { Deframer } from './deframer.ts';
+import { openFifo } from './fifo-reader.ts';
+import { FrameBatch } from './frame-batch.ts';
 
-export interface ContainerLogStats {
+/** Where the frames go: the container's store (declared here so ingest does not reach up into it). */
+export interface FrameSink {
+  /** A batch is only valid during the call: a sink that keeps it for later copies it. */
+  append(batch: FrameBatch): void;
+  /** A producer writes into the sink from construction until it finishes. */
+  attachProducer(): void;
+  detachProducer(): void;
+}
+
+export interface FifoPumpStats {
   frames: number;
   corruptFrames: number;
   skippedBytes: number;
@@ -27,13 +35,13 @@ const scan = new EntryScan();
  */
 const batch = new FrameBatch(Buffer.alloc(0));
 
-export class ContainerLog {
+export class FifoPump {
   readonly fifoPath: string;
   readonly containerId: string;
-  readonly stats: ContainerLogStats = { frames: 0, corruptFrames: 0, skippedBytes: 0 };
+  readonly stats: FifoPumpStats = { frames: 0, corruptFrames: 0, skippedBytes: 0 };
   /** Settles when reading stopped and the store no longer counts on this producer. */
   readonly finished: Promise<Ending>;
-  private readonly store: ContainerStore;
+  private readonly store: FrameSink;
   private readonly deframer = new Deframer();
   private readonly fifo: net.Socket;
 
@@ -41,7 +49,7 @@ export class ContainerLog {
    * `resume` set: the FIFO was being read by an earlier plugin process; it holds the bytes
    * that process had read but not yet stored, when it could hand them over.
    */
-  constructor(fifoPath: string, containerId: string, store: ContainerStore, resume?: Buffer) {
+  constructor(fifoPath: string, containerId: string, store: FrameSink, resume?: Buffer) {
     this.fifoPath = fifoPath;
     this.containerId = containerId;
     this.store = store;
