@@ -25,6 +25,7 @@ const container: ContainerContext = {
   tagEmpty: false,
   attributes: [['com.example.team', 'logs'], ['ENV', 'prod']],
   hostname: 'host',
+  info: { id: 'f81fcd13a82e'.padEnd(64, '0'), name: '/bench', imageId: 'sha256:' + 'a'.repeat(64), imageName: 'bb:local', entrypoint: '/bin/sh', args: ['-c', 'bench'], env: [], labels: {}, config: {}, daemonName: 'docker', hostname: 'host' },
 };
 const start = BigInt(Date.parse('2026-11-21T23:06:40Z')) * 1_000_000n;
 const lines: OutgoingLine[] = Array.from({ length: 5000 }, (_, i) => ({

@@ -48,7 +48,7 @@ async function once(dir: string): Promise<{ wall: number; cpu: number }> {
       ...shaping,
       create: () => ({ send: (lines: readonly OutgoingLine[]) => ((shipped += lines.length), Promise.resolve({})), close: () => Promise.resolve() }),
     },
-    { id: 'b'.repeat(64), name: 'bench', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: 'bench', tagSet: false, tagEmpty: false, attributes: [], hostname: 'h' },
+    { id: 'b'.repeat(64), name: 'bench', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: 'bench', tagSet: false, tagEmpty: false, attributes: [], hostname: 'h', info: { id: '', name: '', imageId: '', imageName: '', entrypoint: '', args: [], env: [], labels: {}, config: {}, daemonName: 'docker', hostname: 'h' } },
     new CursorFile(dir, 'bench'),
     new DeadLetterFile(dir, 'bench'),
   );

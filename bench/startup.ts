@@ -59,6 +59,7 @@ async function populate(): Promise<StorePosition[]> {
     const container = {
       id, name: `bench-${i}`, imageId: '', imageName: 'busybox', created: '', command: 'seq', daemonName: 'docker',
       tag: id.slice(0, 12), tagSet: false, tagEmpty: false, attributes: [], hostname: 'bench',
+      info: { id, name: `/bench-${i}`, imageId: '', imageName: 'busybox', entrypoint: 'seq', args: [], env: [], labels: {}, config, daemonName: 'docker', hostname: 'bench' },
     };
     saveDeliveryState(dir, { config, container });
     const fifo = fifoOf(i);

@@ -7,6 +7,8 @@ import { fluentdFactory } from './fluentd.ts';
 import { gcplogsFactory } from './gcplogs.ts';
 import { gelfFactory } from './gelf.ts';
 import { journaldFactory } from './journald.ts';
+import { lokiFactory } from './loki.ts';
+import { otlpFactory } from './otlp.ts';
 import { splunkFactory } from './splunk.ts';
 import { syslogFactory } from './syslog.ts';
 
@@ -17,6 +19,8 @@ export const BACKENDS: readonly AnyBackendFactory[] = [
   awslogsFactory,
   gcplogsFactory,
   elasticsearchFactory,
+  lokiFactory,
+  otlpFactory,
   gelfFactory,
   splunkFactory,
 ];

@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { extraAttributes } from './attributes.ts';
 import { dockerCommand } from './tag.ts';
+import type { TagInfo } from './tag.ts';
 import type { ShapingOptions } from './options.ts';
 
 /** A container as the daemon describes it at StartLogging (Info in logdriver-protocol.md §3). */
@@ -55,11 +56,17 @@ export interface ContainerContext {
   attributes: ReadonlyArray<readonly [string, string]>;
   /** The host's name, as the built-in drivers put it in their records. */
   hostname: string;
+  /**
+   * What a backend's own templates run on (loki-external-labels), and the container's labels
+   * for a backend that adds some by itself (compose and swarm names): env values may be
+   * secrets, never logged.
+   */
+  info: Readonly<TagInfo>;
 }
 
 /** Throws TemplateError when the tag template fails on this container. */
 export function containerContext(info: ContainerInfo, shaping: ShapingOptions, hostname = os.hostname()): ContainerContext {
-  const tag = shaping.tag.execute({
+  const tagInfo: TagInfo = {
     id: info.id,
     name: info.name,
     imageId: info.imageId,
@@ -71,7 +78,8 @@ export function containerContext(info: ContainerInfo, shaping: ShapingOptions, h
     config: info.config,
     daemonName: info.daemonName,
     hostname,
-  });
+  };
+  const tag = shaping.tag.execute(tagInfo);
   return {
     id: info.id,
     name: info.name.replace(/^\//, ''),
@@ -85,5 +93,6 @@ export function containerContext(info: ContainerInfo, shaping: ShapingOptions, h
     tagEmpty: shaping.tagEmpty,
     attributes: extraAttributes(shaping.attributes, info.labels, info.env),
     hostname,
+    info: tagInfo,
   };
 }

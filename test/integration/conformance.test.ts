@@ -34,6 +34,8 @@ import { CloudWatchEndpoint } from './lib/cloudwatch-endpoint.ts';
 import { ElasticsearchEndpoint } from './lib/elasticsearch-endpoint.ts';
 import { GelfServer } from './lib/gelf-server.ts';
 import { HecServer } from './lib/hec-server.ts';
+import { LokiEndpoint } from './lib/loki-endpoint.ts';
+import { OtlpReceiver, plain } from './lib/otlp-receiver.ts';
 import { FluentReceiver, Journald, Rsyslog, makeTlsMaterial, scratchDir, waitUntil } from './lib/servers.ts';
 import type { ContainerContext } from '../../src/shaping/container.ts';
 
@@ -360,6 +362,70 @@ function createBackend(name: string, harness: Harness, ctx: ContainerContext): B
 
 /** Engines a test started: those it did not finish (it failed) are stopped after it. */
 const running = new Set<Engine>();
+
+// loki, snappy protobuf to the push endpoint, which keeps each stream in order.
+{
+  const endpoint = new LokiEndpoint();
+  harnesses.loki = {
+    start: () => endpoint.listen(),
+    async stop() {
+      await endpoint.close();
+      assert.deepEqual(endpoint.violations, [], 'the endpoint saw pushes no Loki would take');
+    },
+    down: () => endpoint.close(),
+    up: () => endpoint.listen(),
+    opts: () => ({ 'loki-url': endpoint.url, 'loki-external-labels': 'cid={{.FullID}}' }),
+    received: (ctx) => endpoint.entries({ cid: ctx.id }).map((e) => e.line),
+    poison: (marker) => ({
+      // Older than the endpoint's reject window: Loki answers 400 for it alone.
+      entry: { line: `${marker} poison`, timeNano: nowNano(-15 * DAY_MS) },
+      outcome: { kind: 'dead-letter', code: 'too_old' },
+    }),
+    partial: { none: 'Loki takes the valid entries of a push and refuses the others for good (the poison case)' },
+    misconfigured: {
+      // The tenant the operator must name: 401 until then.
+      wrong: () => void (endpoint.tenantRequired = true),
+      right: () => void (endpoint.tenantRequired = false),
+      secrets: [],
+    },
+  };
+}
+
+// otlp, gRPC (logship's HTTP/2 framing) to @grpc/grpc-js's server.
+{
+  const receiver = new OtlpReceiver();
+  harnesses.otlp = {
+    start: () => receiver.start(),
+    async stop() {
+      await receiver.stop();
+      assert.deepEqual(receiver.violations, [], 'the receiver saw records without a time');
+    },
+    down: () => receiver.stop(),
+    up: () => receiver.start(),
+    opts: () => ({ 'otlp-endpoint': receiver.grpcUrl, 'otlp-protocol': 'grpc', 'otlp-headers': 'authorization=Bearer%20conformance-otlp-token' }),
+    received: (ctx) =>
+      receiver
+        .records()
+        .filter((r) => r.resource['container.id'] === ctx.id)
+        .map((r) => {
+          const body = plain(r.body);
+          return typeof body === 'string' ? body : JSON.stringify(body);
+        }),
+    poison: (marker) => ({
+      entry: { line: `${marker} poison` },
+      outcome: { kind: 'dead-letter', code: 'invalid' },
+      // A collector refuses a request with a malformed record whole (INVALID_ARGUMENT).
+      setup: () => receiver.invalidWhen((r) => String(plain(r.body)).includes(`${marker} poison`)),
+      teardown: () => receiver.invalidWhen(null),
+    }),
+    partial: { none: "OTLP's partial success refuses records for good (the poison case)" },
+    misconfigured: {
+      wrong: () => void (receiver.required = ['authorization', 'Bearer another-token']),
+      right: () => void (receiver.required = null),
+      secrets: ['conformance-otlp-token'],
+    },
+  };
+}
 
 /** A container's store, shipped to one backend by the real engine; every send's outcome recorded. */
 class Engine {

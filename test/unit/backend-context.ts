@@ -5,6 +5,8 @@ import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 export function context(overrides: Partial<ContainerContext> = {}): ContainerContext {
   const id = overrides.id ?? 'f81fcd13a82e' + '0'.repeat(52);
+  const name = overrides.name ?? 'bk-test';
+  const hostname = overrides.hostname ?? 'vm';
   return {
     id,
     name: 'bk-test',
@@ -18,6 +20,7 @@ export function context(overrides: Partial<ContainerContext> = {}): ContainerCon
     tagEmpty: false,
     attributes: [],
     hostname: 'vm',
+    info: { id, name: `/${name}`, imageId: 'sha256:' + 'a'.repeat(64), imageName: 'bb:local', entrypoint: '/bin/sh', args: ['-c', 'echo hi'], env: [], labels: {}, config: {}, daemonName: 'docker', hostname },
     ...overrides,
   };
 }

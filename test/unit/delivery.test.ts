@@ -27,7 +27,7 @@ import type { OutgoingLine } from '../../src/shaping/line.ts';
 import type { StoreOptions } from '../../src/store/options.ts';
 
 const ID = 'c'.repeat(64);
-const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, tagEmpty: false, attributes: [], hostname: 'h' };
+const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, tagEmpty: false, attributes: [], hostname: 'h', info: { id: '', name: '', imageId: '', imageName: '', entrypoint: '', args: [], env: [], labels: {}, config: {}, daemonName: 'docker', hostname: 'h' } };
 let dir: string;
 
 beforeEach(() => {

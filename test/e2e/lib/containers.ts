@@ -10,6 +10,8 @@ export interface ContainerSpec {
   driver: string;
   /** Log opts (--log-opt). */
   opts?: Record<string, string>;
+  /** Container labels beside logship-e2e (compose's, for a backend that reads them). */
+  labels?: Record<string, string>;
 }
 
 const created = new Set<string>();
@@ -49,7 +51,7 @@ export async function createContainer(spec: ContainerSpec): Promise<Docker.Conta
     Image: image,
     Cmd: spec.cmd,
     Tty: false,
-    Labels: { 'logship-e2e': 'true' },
+    Labels: { ...spec.labels, 'logship-e2e': 'true' },
     HostConfig: {
       LogConfig: { Type: spec.driver, Config: spec.opts ?? {} },
       NetworkMode: 'none',
