@@ -6,11 +6,15 @@
 // of a backend that is not selected is an error, so a typo in `backend` cannot silently
 // leave an address unused.
 import type { Backend, BackendFactory, BatchLimits, ContainerContext, RetryPolicy } from '../delivery/backend.ts';
+import { DEFAULT_RATE_LIMIT_BURST_MS, RATE_LIMIT_OPTIONS, type RateLimit, rateLimitFor } from '../delivery/rate-limit.ts';
+import type { Source } from '../fifo/log-entry.ts';
 import type { AttributeSpec } from '../shaping/attributes.ts';
+import { FILTER_OPTIONS, type LineFilter, filterFor } from '../shaping/filter.ts';
 import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
 import type { LineShaping } from '../shaping/line-shaper.ts';
 import { type MultilineMatcher, type MultilineOptions, datetimeFormatPattern } from '../shaping/multiline.ts';
 import { MULTILINE_PRESETS, type MultilinePreset } from '../shaping/multiline-presets.ts';
+import { REDACT_OPTIONS, REDACT_PRESET_NAMES, type RedactPreset, type RedactionSpec, presetPattern } from '../shaping/redact.ts';
 import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
 
 export interface StoreOptions {
@@ -23,6 +27,8 @@ export interface StoreOptions {
 }
 
 export interface ShapingOptions extends LineShaping {
+  /** Null: nothing masked. Env values are bound per container (redactorFor). */
+  redaction: RedactionSpec | null;
   /** `{{.ID}}` unless `tag` is set. */
   tag: TagTemplate;
   /** `tag` was given (not empty, which Docker treats as unset). */
@@ -38,6 +44,8 @@ export interface BackendPlan extends LineShaping {
   name: string;
   limits: BatchLimits;
   retry: RetryPolicy | null;
+  /** This backend's shipping rate for the container; null: as fast as the receiver takes it. */
+  rateLimit?: RateLimit | null;
   create(container: ContainerContext): Backend;
 }
 
@@ -46,6 +54,8 @@ export interface LogOptions {
   shaping: ShapingOptions;
   /** Empty: the local copy only. */
   backends: BackendPlan[];
+  /** The rate limit as given, before it is bound to backends; null: none. */
+  rateLimit: RateLimit | null;
 }
 
 export class InvalidOptionError extends Error {}
@@ -65,7 +75,8 @@ const MULTILINE_KEYS = [
   'multiline-max-lines',
   'multiline-max-bytes',
 ];
-const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex', ...MULTILINE_KEYS, 'parse-json'];
+const CONTROL_KEYS: readonly string[] = [...FILTER_OPTIONS, ...REDACT_OPTIONS, ...RATE_LIMIT_OPTIONS].map((o) => o.key);
+const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex', ...MULTILINE_KEYS, 'parse-json', ...CONTROL_KEYS];
 
 /** Long enough for a trace printed in several writes; short enough that a last line is not held for long. */
 export const DEFAULT_MULTILINE_FLUSH_TIMEOUT_MS = 1000;
@@ -108,11 +119,14 @@ export function parseLogOptions(
     const accepted = ['backend', ...STORE_KEYS, ...SHAPING_KEYS, ...selected.flatMap((f) => f.optionKeys)];
     throw new InvalidOptionError(`unknown log opt '${key}' for ${DRIVER} log driver (accepted: ${accepted.join(', ')})`);
   }
-  const shaping = parseShapingOptions(opts);
+  const names = selected.map((f) => f.name);
+  const shaping = parseShapingOptions(opts, names);
+  const rateLimit = parseRateLimit(opts, names);
   return {
     store: parseStoreOptions(opts),
     shaping,
-    backends: selected.map((f) => plan(f, own.get(f)!, shaping)),
+    backends: selected.map((f) => plan(f, own.get(f)!, shaping, rateLimitFor(rateLimit, f.name))),
+    rateLimit,
   };
 }
 
@@ -133,7 +147,12 @@ function parseBackendList(value: string | undefined, factories: readonly Backend
   return selected;
 }
 
-function plan<Config>(factory: BackendFactory<Config>, opts: Record<string, string>, shaping: LineShaping): BackendPlan {
+function plan<Config>(
+  factory: BackendFactory<Config>,
+  opts: Record<string, string>,
+  shaping: LineShaping,
+  rateLimit: RateLimit | null,
+): BackendPlan {
   const config = factory.parseOptions(opts);
   return {
     name: factory.name,
@@ -141,11 +160,104 @@ function plan<Config>(factory: BackendFactory<Config>, opts: Record<string, stri
     retry: factory.retryPolicy?.(config) ?? null,
     multiline: factory.multiline?.(config) ?? shaping.multiline,
     parseJson: shaping.parseJson,
+    filter: filterFor(shaping.filter ?? null, factory.name),
+    rateLimit,
     create: (container) => factory.create(config, container),
   };
 }
 
-function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
+/** A list of selected backends' names (filter-backends, rate-limit-backends); null when unset. */
+function backendSubset(key: string, value: string | undefined, selected: readonly string[]): ReadonlySet<string> | null {
+  if (!value) return null;
+  const names = value.split(',').map((n) => n.trim());
+  for (const name of names) {
+    if (!selected.includes(name)) {
+      throw new InvalidOptionError(
+        `invalid value '${value}' for log opt '${key}': '${name}' is not a backend that log opt 'backend' selects (selected: ${selected.join(', ') || 'none'})`,
+      );
+    }
+  }
+  return new Set(names);
+}
+
+function parseFilter(opts: Record<string, string>, selected: readonly string[]): LineFilter | null {
+  let streams: Set<Source> | null = null;
+  if (opts['ship-streams']) {
+    streams = new Set();
+    for (const name of opts['ship-streams'].split(',').map((n) => n.trim())) {
+      if (name !== 'stdout' && name !== 'stderr') {
+        throw new InvalidOptionError(`invalid value '${opts['ship-streams']}' for log opt 'ship-streams': expected stdout, stderr or stdout,stderr`);
+      }
+      streams.add(name);
+    }
+    if (streams.size === 2) streams = null;
+  }
+  const drop = regexOption('drop-pattern', opts['drop-pattern']);
+  const keep = regexOption('keep-pattern', opts['keep-pattern']);
+  const backends = backendSubset('filter-backends', opts['filter-backends'], selected);
+  if (streams === null && drop === null && keep === null) {
+    if (backends !== null) throw new InvalidOptionError(`log opt 'filter-backends' needs one of 'ship-streams', 'drop-pattern' or 'keep-pattern' (it only says which backends they apply to)`);
+    return null;
+  }
+  return { streams, drop, keep, backends };
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function parseRedaction(opts: Record<string, string>): RedactionSpec | null {
+  const patterns = [];
+  if (opts.redact) {
+    const names = opts.redact.split(',').map((n) => n.trim());
+    const presets = names.includes('all') ? REDACT_PRESET_NAMES : names;
+    for (const name of presets) {
+      if (!(REDACT_PRESET_NAMES as readonly string[]).includes(name)) {
+        throw new InvalidOptionError(`invalid value '${opts.redact}' for log opt 'redact': '${name}' is not a preset (accepted: a comma-separated list of ${REDACT_PRESET_NAMES.join(', ')}, or all)`);
+      }
+      patterns.push(presetPattern(name as RedactPreset));
+    }
+  }
+  const own = regexOption('redact-pattern', opts['redact-pattern']);
+  if (own) patterns.push(own);
+  const envNames = opts['redact-env'] ? opts['redact-env'].split(',').map((n) => n.trim()) : [];
+  for (const name of envNames) {
+    if (!ENV_NAME.test(name)) {
+      throw new InvalidOptionError(`invalid value '${opts['redact-env']}' for log opt 'redact-env': '${name}' is not an environment variable name (letters, digits and _, not starting with a digit)`);
+    }
+  }
+  const local = opts['redact-local'] ? parseBool('redact-local', opts['redact-local']) : false;
+  if (patterns.length === 0 && envNames.length === 0) {
+    if (local) throw new InvalidOptionError(`log opt 'redact-local' needs one of 'redact', 'redact-pattern' or 'redact-env' (it only says whether the local copy is masked too)`);
+    return null;
+  }
+  return { patterns, envNames, local };
+}
+
+function parseRateLimit(opts: Record<string, string>, selected: readonly string[]): RateLimit | null {
+  const lines = opts['rate-limit-lines'];
+  const bytes = opts['rate-limit-bytes'];
+  const linesPerSec = lines ? parsePositiveInteger('rate-limit-lines', lines, 'lines per second') : null;
+  const bytesPerSec = bytes ? parseRamInBytes('rate-limit-bytes', bytes) : null;
+  const burst = opts['rate-limit-burst'];
+  const burstMs = burst ? parseTimerDuration('rate-limit-burst', burst, 1) : DEFAULT_RATE_LIMIT_BURST_MS;
+  if (burstMs > 3_600_000) throw new InvalidOptionError(`invalid value '${burst}' for log opt 'rate-limit-burst': expected a duration from 1ms to 1h, such as 500ms or 10s`);
+  const mode = opts['rate-limit-mode'] || 'wait';
+  if (mode !== 'wait' && mode !== 'drop') throw new InvalidOptionError(`invalid value '${mode}' for log opt 'rate-limit-mode': expected wait or drop`);
+  const backends = backendSubset('rate-limit-backends', opts['rate-limit-backends'], selected);
+  if (linesPerSec === null && bytesPerSec === null) {
+    const set = ['rate-limit-burst', 'rate-limit-mode', 'rate-limit-backends'].find((k) => opts[k]);
+    if (set) throw new InvalidOptionError(`log opt '${set}' needs 'rate-limit-lines' or 'rate-limit-bytes' (it only tunes the rate limit)`);
+    return null;
+  }
+  return { linesPerSec, bytesPerSec, burstMs, mode, backends };
+}
+
+function parsePositiveInteger(key: string, value: string, what: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of ${what}, 1 or more`);
+  return n;
+}
+
+function parseShapingOptions(opts: Record<string, string>, selected: readonly string[]): ShapingOptions {
   let tag: TagTemplate;
   try {
     // Docker treats an empty tag as unset.
@@ -165,6 +277,8 @@ function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
     },
     multiline: parseMultilineOptions(opts),
     parseJson: opts['parse-json'] ? parseBool('parse-json', opts['parse-json']) : false,
+    filter: parseFilter(opts, selected),
+    redaction: parseRedaction(opts),
   };
 }
 
