@@ -71,7 +71,7 @@ export class Registry implements StoreHolder {
     this.names.set(containerId, context.name);
     let logger: ContainerLog;
     try {
-      logger = new ContainerLog(fifo, containerId, store, resume);
+      logger = new ContainerLog(fifo, containerId, store, resume, options.shaping.redaction?.local ? redactor : null);
     } catch (err) {
       this.release(containerId);
       throw new LoggingError(`cannot open ${fifo}: ${(err as Error).message}`);

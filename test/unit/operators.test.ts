@@ -1,6 +1,7 @@
 // Issue 17's controls: filters, redaction and rate limits as log-opts (validated at StartLogging),
 // applied by the line shaper and the shipper over a real on-disk store; the status snapshot.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,12 +12,15 @@ import { DeadLetterFile } from '../../src/delivery/dead-letters.ts';
 import { TokenBucket } from '../../src/delivery/rate-limit.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
 import { type BackendPlan, InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { Registry } from '../../src/lifecycle/registry.ts';
 import { backendDropped } from '../../src/observability/metrics.ts';
+import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 import { LineShaper } from '../../src/shaping/line-shaper.ts';
 import { REDACT_PRESET_NAMES, Redactor, ShortSecretError, presetPattern, redactorFor } from '../../src/shaping/redact.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
-import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
+import { type EntryFields, T0, batch as frameBatch, frame, lines } from './frames.ts';
 
 const ID = 'e'.repeat(64);
 const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, attributes: [], hostname: 'h' };
@@ -254,5 +258,60 @@ describe('the shipper with the controls', () => {
     store.detachProducer();
     await shipper.done;
     await store.close();
+  });
+});
+
+describe('the registry with the controls', () => {
+  const info = (id: string, name: string, config: Record<string, string>, env: string[]): ContainerInfo => ({
+    id, name, config, imageId: '', imageName: '', created: '', entrypoint: '', args: [], env, labels: {}, daemonName: 'docker',
+  });
+  const local = async (registry: Registry, id: string): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const b of registry.read(id, { sinceNano: null, untilNano: null, tail: -1, follow: false }, new AbortController().signal)) {
+      for (const p of b) out.push(decodeLogEntry(p).line.toString());
+    }
+    return out;
+  };
+  const until = async (what: string, predicate: () => boolean): Promise<void> => {
+    for (let i = 0; i < 500 && !predicate(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(predicate(), what);
+  };
+
+  it('ships redact-env values masked; the local copy keeps them unless redact-local; a short value fails StartLogging', async () => {
+    fs.mkdirSync(path.join(dir, 'fifo'));
+    const receiver = new Receiver();
+    const factories = [factory('r', receiver)];
+    const registry = new Registry(path.join(dir, 'data'), path.join(dir, 'fifo'));
+    const printed = ['db password is s3cret-pw!', 'plain line', `${'x'.repeat(20_000)} s3cret-pw!`];
+    const runs = [
+      { id: '1'.repeat(64), name: '/kept', config: { backend: 'r', 'redact-env': 'DB_PASSWORD' } },
+      { id: '2'.repeat(64), name: '/masked', config: { backend: 'r', 'redact-env': 'DB_PASSWORD', 'redact-local': 'true' } },
+    ];
+    for (const [n, run] of runs.entries()) {
+      const fifo = path.join(dir, 'fifo', `f${n}`);
+      execFileSync('mkfifo', [fifo]);
+      const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
+      const i = info(run.id, run.name, run.config, ['PATH=/bin', 'DB_PASSWORD=s3cret-pw!']);
+      registry.start(fifo, i, parseLogOptions(i.config, factories));
+      fs.writeSync(daemonEnd, Buffer.concat(printed.map((line, k) => frame({ line, timeNano: T0 + BigInt(k) }))));
+      await until(`shipped: ${receiver.lines.length} ${JSON.stringify(registry.statusSource().containers())}`, () => receiver.lines.length >= 3 * (n + 1));
+      const status = registry.statusSource().containers().find((c) => c.id === run.id.slice(0, 12))!;
+      assert.equal(status.name, run.name.slice(1));
+      assert.equal(status.running, true);
+      assert.equal(status.backends[0]!.backend, 'r');
+      assert.equal(status.backends[0]!.shipped, 3);
+      fs.closeSync(daemonEnd);
+    }
+    const masked = ['db password is ***', 'plain line', `${'x'.repeat(20_000)} ***`];
+    assert.deepEqual(receiver.lines, [...masked, ...masked]);
+    assert.deepEqual(await local(registry, runs[0]!.id), printed, 'the local copy as printed');
+    assert.deepEqual(await local(registry, runs[1]!.id), masked, 'the local copy masked (redact-local)');
+
+    const fifo = path.join(dir, 'fifo', 'short');
+    execFileSync('mkfifo', [fifo]);
+    const short = info('3'.repeat(64), '/short', { backend: 'r', 'redact-env': 'PIN' }, ['PIN=1234']);
+    assert.throws(() => registry.start(fifo, short, parseLogOptions(short.config, factories)), (err: Error) =>
+      err instanceof InvalidOptionError && /'redact-env'.*PIN is shorter than 6 characters/.test(err.message) && !err.message.includes('1234'));
+    await registry.shutdown();
   });
 });
