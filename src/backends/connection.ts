@@ -85,6 +85,25 @@ export function describeTarget(target: StreamTarget): string {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * Without acknowledgements, a batch counts as delivered once the kernel took it. A receiver
+ * that then closes (a restart, a crash) discards what it had not read yet, and Linux answers
+ * data that reaches a closed socket with a reset, so the last batches before a lost
+ * connection may be gone though their sends succeeded. Those written within `ms` before the
+ * loss (at most `maxBytes`, the newest kept) are written again, first, on the next
+ * connection: a receiver's restart costs duplicates, not lines.
+ */
+export interface ReplayWindow {
+  ms: number;
+  maxBytes: number;
+}
+
+interface WrittenBatch {
+  at: number;
+  chunks: readonly Buffer[];
+  bytes: number;
+}
+
 /** What a send aborted by the engine (shutdown, its send deadline) fails with: transient, saying why. */
 export function abortError(signal: AbortSignal): SendError {
   const reason: unknown = signal.reason;
@@ -144,11 +163,22 @@ export function retryAfterMs(header: string | null | undefined, now = Date.now()
 export class StreamConnection {
   private readonly target: StreamTarget;
   private readonly onData: ((chunk: Buffer) => void) | undefined;
+  private readonly replay: ReplayWindow | null;
   private current: net.Socket | null = null;
+  /** What the current socket took within the replay window, oldest first. */
+  private recent: WrittenBatch[] = [];
+  /** What a lost connection may have dropped: written first on the next one. */
+  private unconfirmed: Buffer[] = [];
+  private forget: NodeJS.Timeout | null = null;
 
-  constructor(target: StreamTarget, onData?: (chunk: Buffer) => void) {
+  /**
+   * `replay`: for a protocol without acknowledgements (syslog), the batches written within
+   * this window before a connection is lost go again on the next one (see ReplayWindow).
+   */
+  constructor(target: StreamTarget, onData?: (chunk: Buffer) => void, replay?: ReplayWindow) {
     this.target = target;
     this.onData = onData;
+    this.replay = replay ?? null;
   }
 
   /**
@@ -163,8 +193,10 @@ export class StreamConnection {
     }
   }
 
-  private async writeOnce(chunks: readonly Buffer[], signal: AbortSignal): Promise<net.Socket> {
+  private async writeOnce(batch: readonly Buffer[], signal: AbortSignal): Promise<net.Socket> {
     const socket = await this.socket(signal);
+    const replayed = this.unconfirmed;
+    const chunks = replayed.length === 0 ? batch : [...replayed, ...batch];
     await new Promise<void>((resolve, reject) => {
       const fail = (err: Error): void => {
         cleanup();
@@ -188,12 +220,46 @@ export class StreamConnection {
       });
       socket.uncork();
     });
+    if (this.replay) {
+      if (replayed.length > 0) this.unconfirmed = [];
+      this.remember(chunks);
+    }
     return socket;
   }
 
   close(): void {
-    this.current?.destroy();
+    const socket = this.current;
     this.current = null;
+    this.recent = [];
+    if (this.forget) clearTimeout(this.forget);
+    this.forget = null;
+    socket?.destroy();
+  }
+
+  private remember(batch: readonly Buffer[]): void {
+    const window = this.replay!;
+    // An idle connection lets go of its last batches once they are out of the window.
+    if (this.forget) this.forget.refresh();
+    else this.forget = setTimeout(() => (this.recent = []), window.ms).unref();
+    let bytes = 0;
+    for (const chunk of batch) bytes += chunk.length;
+    const now = performance.now();
+    this.recent.push({ at: now, chunks: batch, bytes });
+    let kept = 0;
+    for (const b of this.recent) kept += b.bytes;
+    while (this.recent.length > 1 && (this.recent[0]!.at < now - window.ms || kept > window.maxBytes)) {
+      kept -= this.recent.shift()!.bytes;
+    }
+  }
+
+  /** The socket went away without close(): what it took lately may not have been read. */
+  private lost(): void {
+    if (!this.replay || this.recent.length === 0) return;
+    const since = performance.now() - this.replay.ms;
+    const unread = this.recent.filter((b) => b.at >= since).flatMap((b) => b.chunks);
+    this.recent = [];
+    // Older than what is pending already: a replay that failed itself stays first.
+    this.unconfirmed = [...this.unconfirmed, ...unread];
   }
 
   private async socket(signal: AbortSignal): Promise<net.Socket> {
@@ -201,14 +267,19 @@ export class StreamConnection {
     // A receiver that closed its end (a restart) is dialled again before writing, so the
     // batch does not go into a socket whose peer is gone.
     if (open && !open.destroyed && !open.readableEnded) return open;
-    open?.destroy();
-    this.current = null;
+    if (open) {
+      this.current = null;
+      open.destroy();
+      this.lost();
+    }
     signal.throwIfAborted();
     const socket = await connect(this.target, signal);
     socket.on('error', () => socket.destroy()); // reported through 'close' to the waiters
     socket.on('end', () => socket.destroy());
     socket.on('close', () => {
-      if (this.current === socket) this.current = null;
+      if (this.current !== socket) return;
+      this.current = null;
+      this.lost();
     });
     if (this.onData) socket.on('data', this.onData);
     else socket.resume();

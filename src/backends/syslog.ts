@@ -16,6 +16,7 @@ import {
 } from '../delivery/backend.ts';
 import {
   abortError,
+  type ReplayWindow,
   StreamConnection,
   UnixDatagramConnection,
   parseHostPort,
@@ -197,11 +198,17 @@ interface Transport {
   close(): void;
 }
 
+/**
+ * What a receiver that closes may not have read yet: a second of batches, at most one batch's
+ * worth of bytes (the stream batch limit below), which covers loopback's socket buffers.
+ */
+const REPLAY: ReplayWindow = { ms: 1000, maxBytes: 4 << 20 };
+
 /** tcp, tls and unix streams: no receiver refuses a line, so a failure is the connection's and the batch goes again whole. */
 class StreamTransport implements Transport {
   private readonly connection: StreamConnection;
   constructor(target: StreamTarget) {
-    this.connection = new StreamConnection(target);
+    this.connection = new StreamConnection(target, undefined, REPLAY);
   }
   async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
     await this.connection.write(messages, signal);
