@@ -10,6 +10,8 @@ export interface ContainerSpec {
   driver: string;
   /** Log opts (--log-opt). */
   opts?: Record<string, string>;
+  /** Environment (`NAME=value`), as `docker run -e`. */
+  env?: string[];
 }
 
 const created = new Set<string>();
@@ -48,6 +50,7 @@ export async function createContainer(spec: ContainerSpec): Promise<Docker.Conta
   const container = await docker.createContainer({
     Image: image,
     Cmd: spec.cmd,
+    Env: spec.env ?? [],
     Tty: false,
     Labels: { 'logship-e2e': 'true' },
     HostConfig: {
