@@ -1,14 +1,16 @@
 // How fast each backend turns lines into its wire format (no I/O): lines per second for
 // batches of 5,000 typical 60-byte lines. For the backends on a service's client library
 // (awslogs, gcplogs, elasticsearch) it is what logship does before the client serializes. Run: node bench/backend-encoders.ts
-import type { ContainerContext, OutgoingLine } from '../src/delivery/backend.ts';
+import { configureBackend, NO_ENVIRONMENT } from '../src/lifecycle/options.ts';
+import type { ContainerContext } from '../src/shaping/container.ts';
+import type { OutgoingLine } from '../src/shaping/line.ts';
 import { Entry, protos } from '@google-cloud/logging';
 import { planPuts, toEvents } from '../src/backends/awslogs.ts';
 import { DocumentEncoder, parseIndexPattern } from '../src/backends/elasticsearch.ts';
 import { FluentdEncoder } from '../src/backends/fluentd.ts';
 import { EntryEncoder } from '../src/backends/gcplogs.ts';
 import { JournalEncoder } from '../src/backends/journald.ts';
-import { encodeSyslogMessage, parseSyslogOptions } from '../src/backends/syslog.ts';
+import { encodeSyslogMessage, syslogFactory } from '../src/backends/syslog.ts';
 
 const container: ContainerContext = {
   id: 'f81fcd13a82e'.padEnd(64, '0'),
@@ -40,7 +42,7 @@ function measure(name: string, encodeBatch: () => void): void {
 }
 
 for (const format of ['', 'rfc5424micro']) {
-  const config = parseSyslogOptions({ 'syslog-address': 'tcp://127.0.0.1', 'syslog-format': format });
+  const config = configureBackend(syslogFactory, { 'syslog-address': 'tcp://127.0.0.1', 'syslog-format': format });
   measure(`syslog ${format || 'default'}`, () => {
     for (const line of lines) encodeSyslogMessage(config, container, process.pid, line);
   });

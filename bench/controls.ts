@@ -6,7 +6,7 @@ import { LineShaper } from '../src/shaping/line-shaper.ts';
 import { parseLogOptions } from '../src/lifecycle/options.ts';
 import { redactorFor } from '../src/shaping/redact.ts';
 import type { BackendFactory } from '../src/delivery/backend.ts';
-import type { LogEntry } from '../src/fifo/log-entry.ts';
+import type { LogEntry } from '../src/codec/log-entry.ts';
 
 const LINES = Number(process.env.LINES ?? 200_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -21,7 +21,7 @@ const entries: LogEntry[] = Array.from({ length: 1000 }, (_, i) => ({
   partialMetadata: null,
 }));
 const none: BackendFactory<null> = {
-  name: 'b', optionKeys: [], parseOptions: () => null, batchLimits: () => ({ maxLines: 1, maxBytes: 1 }),
+  name: 'b', options: [], configure: () => null, batchLimits: () => ({ maxLines: 1, maxBytes: 1 }),
   create: () => ({ send: () => Promise.resolve({}), close: () => Promise.resolve() }),
 };
 

@@ -7,12 +7,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { OutgoingLine } from '../src/delivery/backend.ts';
 import { CursorFile } from '../src/delivery/cursor.ts';
 import { DeadLetterFile } from '../src/delivery/dead-letters.ts';
 import { Shipper } from '../src/delivery/shipper.ts';
 import { ContainerStore } from '../src/store/container-store.ts';
 import { type EntryFields, T0, batch } from '../test/unit/frames.ts';
+import type { OutgoingLine } from '../src/shaping/line.ts';
 
 const args = process.argv.slice(2);
 const SHAPING = args.includes('--shaping');

@@ -9,15 +9,29 @@
 //    for a container to run `seq 1 LINES` and exit (create + start -> wait). Median per driver,
 //    ratios to json-file and to the floor; the CPU time logship's and the floor's process used
 //    for each run (less noisy than wall time on a shared machine); logship's peak RSS.
-// 2. `docker logs` of those containers for logship and json-file (a full read through the API),
-//    interleaved, median; every read must return exactly the LINES lines.
-// 3. CONCURRENT containers at once, each `seq 1 CONCURRENT_LINES`; then every container's
-//    `docker logs` must return every line.
+// 2. `docker logs` of those containers for logship, the read floor and json-file (a full read
+//    through the API), interleaved, median; every read must return exactly the LINES lines.
+//    The read floor is the discard plugin answering ReadLogs with `seq 1 LINES` prepared in
+//    memory (bench/discard-plugin/main.ts): the fastest any plugin can serve, so what is left
+//    is the daemon's. Then `--tail TAIL` and `--since` (the last TAIL lines' time) of the same
+//    stores for logship and json-file: they must cost what they return, not the store's size.
+// 3. CONCURRENT containers at once, each `seq 1 CONCURRENT_LINES`, with json-file and with
+//    logship shipping to fluentd (a forward-protocol receiver in this process that counts
+//    records), interleaved, ROUNDS_CONCURRENT rounds: the time until every container exited
+//    (the write time), the time until the receiver had every line (shipping), the plugin's RSS
+//    sampled every SAMPLE_MS throughout (peak) and after the last line arrived (memory given
+//    back). Every container's `docker logs` and the receiver's count per container must be
+//    exactly its lines.
 // 4. IDLE containers attached and silent: logship's RSS with all of them attached.
+// 5. CROWD containers attached to logship with the fluentd backend, CROWD_WRITING of them
+//    writing `seq 1 CROWD_LINES` and staying attached, the rest silent: RSS (peak, sampled) and
+//    the plugin's open file descriptors against its limit; nothing lost (receiver and docker logs).
 // Memory is the plugin process's own (VmHWM, reset before each phase, and VmRSS in /proc, read
 // from the host). Containers are removed afterwards.
 // Env: PLUGIN (logship:latest), DISCARD (logship-discard:latest), LINES (1000000), ROUNDS (3),
-// CONCURRENT (50), CONCURRENT_LINES (20000), IDLE (100), NAME_PREFIX (logship-bench-).
+// TAIL (1000), CONCURRENT (50), CONCURRENT_LINES (20000), ROUNDS_CONCURRENT (2), IDLE (100),
+// CROWD (500), CROWD_WRITING (100), CROWD_LINES (5000), SAMPLE_MS (100),
+// FLUENT_PORT (24224), NAME_PREFIX (logship-bench-).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,7 +39,8 @@ import type Docker from 'dockerode';
 import { docker } from '../test/e2e/lib/docker-client.ts';
 import { ensureTestImage } from '../test/e2e/lib/image.ts';
 import { demux, openLogStream } from '../test/e2e/lib/logs.ts';
-import { PluginProcess } from './plugin-process.ts';
+import { FluentCounter } from './fluent-counter.ts';
+import { PluginProcess, RssSampler } from './plugin-process.ts';
 
 const PLUGIN = process.env.PLUGIN ?? process.env.LOGSHIP_PLUGIN ?? 'logship:latest';
 const DISCARD = process.env.DISCARD ?? 'logship-discard:latest';
@@ -33,12 +48,23 @@ const LINES = Number(process.env.LINES ?? 1_000_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const CONCURRENT = Number(process.env.CONCURRENT ?? 50);
 const CONCURRENT_LINES = Number(process.env.CONCURRENT_LINES ?? 20_000);
+const ROUNDS_CONCURRENT = Number(process.env.ROUNDS_CONCURRENT ?? 2);
+const TAIL = Number(process.env.TAIL ?? 1000);
 const IDLE = Number(process.env.IDLE ?? 100);
+const CROWD = Number(process.env.CROWD ?? 500);
+const CROWD_WRITING = Number(process.env.CROWD_WRITING ?? 100);
+const CROWD_LINES = Number(process.env.CROWD_LINES ?? 5000);
+const SAMPLE_MS = Number(process.env.SAMPLE_MS ?? 100);
+const FLUENT_PORT = Number(process.env.FLUENT_PORT ?? 24224);
 const DRIVERS = [PLUGIN, DISCARD, 'json-file', 'local', 'none'];
-const READ_DRIVERS = [PLUGIN, 'json-file'];
+const READ_DRIVERS = [PLUGIN, DISCARD, 'json-file'];
 const TARGET_VS_FLOOR = 1.05;
+const TARGET_READ_VS_FLOOR = 1.1;
 const TARGET_RSS_LOAD_MB = 150;
 const TARGET_RSS_IDLE_MB = 100;
+const TARGET_RSS_CROWD_MB = 200;
+/** "Given back within seconds": RSS this many seconds after the last line was shipped. */
+const GIVEN_BACK_AFTER_S = 5;
 
 const NAME_PREFIX = process.env.NAME_PREFIX ?? 'logship-bench-';
 const created: Docker.Container[] = [];
@@ -55,14 +81,19 @@ function seqBytes(n: number): number {
   return total;
 }
 
-async function runOnce(image: string, driver: string, cmd: string[]): Promise<{ container: Docker.Container; seconds: number }> {
+async function runOnce(
+  image: string,
+  driver: string,
+  cmd: string[],
+  config: Record<string, string> = {},
+): Promise<{ container: Docker.Container; seconds: number }> {
   const t0 = process.hrtime.bigint();
   const container = await docker.createContainer({
     name: containerName(),
     Image: image,
     Cmd: cmd,
     Labels: { 'logship-bench': 'true' },
-    HostConfig: { LogConfig: { Type: driver, Config: {} }, NetworkMode: 'none' },
+    HostConfig: { LogConfig: { Type: driver, Config: config }, NetworkMode: 'none' },
   });
   created.push(container);
   await container.start();
@@ -72,21 +103,26 @@ async function runOnce(image: string, driver: string, cmd: string[]): Promise<{ 
   return { container, seconds };
 }
 
-async function readAll(id: string): Promise<{ seconds: number; lines: number; bytes: number; errors: string }> {
+async function readAll(
+  id: string,
+  query: { tail?: number; since?: string } = {},
+): Promise<{ seconds: number; lines: number; bytes: number; errors: string; first: string }> {
   const t0 = process.hrtime.bigint();
-  const res = await openLogStream(id, { signal: AbortSignal.timeout(300_000) });
+  const res = await openLogStream(id, { ...query, signal: AbortSignal.timeout(300_000) });
+  let first = '';
   let lines = 0;
   let bytes = 0;
   let errors = '';
   await demux(res, (type, payload) => {
     if (type === 1) {
+      if (bytes === 0) first = payload.subarray(0, payload.indexOf(10)).toString('latin1');
       bytes += payload.length;
       for (let i = payload.indexOf(10); i !== -1; i = payload.indexOf(10, i + 1)) lines++;
     } else if (type === 3) {
       errors += payload.toString('utf8');
     }
   });
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, lines, bytes, errors };
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, lines, bytes, errors, first };
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */
@@ -101,6 +137,15 @@ async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+const secondsSince = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+
+/** An RFC 3339 time as `docker logs --timestamps` prints it, in the API's form (seconds.nanoseconds). */
+function apiTime(rfc3339: string): string {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-].*)$/.exec(rfc3339);
+  if (!m) throw new Error(`not a docker logs timestamp: '${rfc3339}'`);
+  return `${Date.parse(`${m[1]}${m[3]}`) / 1000}.${(m[2] ?? '').padEnd(9, '0')}`;
 }
 
 function median(xs: number[]): number {
@@ -122,7 +167,7 @@ async function main(): Promise<number> {
     console.error(`bench: ${PLUGIN} is not installed; run 'make install' first`);
     return 2;
   }
-  execFileSync('bench/discard-plugin/install.sh', [DISCARD], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('bench/discard-plugin/install.sh', [DISCARD, `READ_LINES=${LINES}`], { stdio: ['ignore', 'ignore', 'inherit'] });
   const plugin = await PluginProcess.find(PLUGIN);
   const floorPlugin = await PluginProcess.find(DISCARD);
   const processOf = new Map([[PLUGIN, plugin], [DISCARD, floorPlugin]]);
@@ -166,13 +211,13 @@ async function main(): Promise<number> {
     }
   }
 
-  // 2. docker logs of everything, interleaved.
+  // 2. docker logs of everything, interleaved; the order rotates as the runs' does.
   const readTimes = new Map<string, number[]>(READ_DRIVERS.map((d) => [d, []]));
   const expectedBytes = seqBytes(LINES);
   const problems: string[] = [];
   const readPeaks: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 ? [...READ_DRIVERS].reverse() : READ_DRIVERS;
+    const order = READ_DRIVERS.map((_, i) => READ_DRIVERS[(i + round) % READ_DRIVERS.length] as string);
     for (const d of order) {
       const container = toRead.get(d)?.[round];
       if (!container) continue;
@@ -186,24 +231,102 @@ async function main(): Promise<number> {
       if (r.errors) problems.push(`${d} round ${round + 1}: daemon error: ${r.errors.trim()}`);
     }
   }
+
+  // --tail and --since of the same stores: what they return, not the store's size, should cost.
+  const tailTimes = new Map<string, number[]>([[PLUGIN, []], ['json-file', []]]);
+  const sinceTimes = new Map<string, number[]>([[PLUGIN, []], ['json-file', []]]);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const d of round % 2 ? [PLUGIN, 'json-file'] : ['json-file', PLUGIN]) {
+      const container = toRead.get(d)?.[round];
+      if (!container) continue;
+      const tail = await readAll(container.id, { tail: TAIL });
+      tailTimes.get(d)?.push(tail.seconds);
+      if (tail.lines !== TAIL || tail.first !== String(LINES - TAIL + 1)) {
+        problems.push(`${d} --tail ${TAIL}: ${tail.lines} lines from '${tail.first}', expected ${TAIL} from ${LINES - TAIL + 1}`);
+      }
+      // The time of the first of those lines, as the API takes it (seconds.nanoseconds).
+      const stamped = await openLogStream(container.id, { tail: TAIL, timestamps: true });
+      let stamp = '';
+      await demux(stamped, (type, payload) => {
+        if (type === 1 && !stamp) stamp = payload.subarray(0, payload.indexOf(32)).toString('latin1');
+      });
+      const since = apiTime(stamp);
+      const r = await readAll(container.id, { since });
+      sinceTimes.get(d)?.push(r.seconds);
+      // Lines written in the same nanosecond as the first one would come too; seq never does that.
+      if (r.lines !== TAIL || r.first !== String(LINES - TAIL + 1)) {
+        problems.push(`${d} --since ${since}: ${r.lines} lines from '${r.first}', expected ${TAIL} from ${LINES - TAIL + 1}`);
+      }
+      console.log(`  read  ${round + 1}: ${pad(d, 24)} docker logs --tail ${TAIL} ${f2(tail.seconds)} s, --since (the same lines) ${f2(r.seconds)} s`);
+    }
+  }
   await Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true })));
 
-  // 3. Many containers writing at once.
-  plugin.resetPeak();
-  const t0 = process.hrtime.bigint();
-  const concurrent = await Promise.all(
-    Array.from({ length: CONCURRENT }, () => runOnce(image, PLUGIN, ['seq', '1', String(CONCURRENT_LINES)])),
-  );
-  const concurrentSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const concurrentPeak = plugin.peakMb();
-  const counts = await inParallel(concurrent, 4, ({ container }) => readAll(container.id));
-  const incomplete = counts.filter((r) => r.lines !== CONCURRENT_LINES || r.bytes !== seqBytes(CONCURRENT_LINES) || r.errors);
-  for (const r of incomplete) problems.push(`concurrent: a container's docker logs returned ${r.lines} lines, ${r.bytes} bytes ${r.errors.trim()}`);
-  console.log(
-    `  concurrent: ${CONCURRENT} containers x ${CONCURRENT_LINES} lines in ${f2(concurrentSeconds)} s, ` +
-      `${CONCURRENT - incomplete.length} of ${CONCURRENT} complete in docker logs, plugin RSS peak ${mb(concurrentPeak)}`,
-  );
-  await Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true })));
+  // 3. Many containers writing at once: json-file, and logship shipping to fluentd.
+  const receiver = new FluentCounter(FLUENT_PORT);
+  await receiver.listen();
+  const shipOptions = { backend: 'fluentd', 'fluentd-address': `127.0.0.1:${FLUENT_PORT}` };
+  const concurrentDrivers = ['json-file', PLUGIN];
+  const writeTimes = new Map<string, number[]>(concurrentDrivers.map((d) => [d, []]));
+  const shipTimes: number[] = [];
+  const concurrentPeaks: number[] = [];
+  const givenBack: number[][] = [];
+  const concurrentTotal = CONCURRENT * CONCURRENT_LINES;
+  let concurrentComplete = true;
+  for (let round = 0; round < ROUNDS_CONCURRENT; round++) {
+    for (const d of round % 2 ? [...concurrentDrivers].reverse() : concurrentDrivers) {
+      const logship = d === PLUGIN;
+      receiver.reset();
+      plugin.resetPeak();
+      const rssBefore = plugin.rssMb();
+      const sampler = new RssSampler(plugin, SAMPLE_MS);
+      const t0 = process.hrtime.bigint();
+      const runs = await Promise.all(
+        Array.from({ length: CONCURRENT }, () =>
+          runOnce(image, d, ['seq', '1', String(CONCURRENT_LINES)], logship ? shipOptions : {}),
+        ),
+      );
+      const writeSeconds = secondsSince(t0);
+      writeTimes.get(d)?.push(writeSeconds);
+      let report = `  concurrent ${round + 1}: ${pad(d, 24)} ${CONCURRENT} x ${CONCURRENT_LINES} lines written in ${f2(writeSeconds)} s`;
+      if (logship) {
+        const shipped = await receiver.waitFor(concurrentTotal, 300_000);
+        const shipSeconds = secondsSince(t0);
+        const peak = Math.max(sampler.stop(), plugin.peakMb());
+        shipTimes.push(shipSeconds);
+        concurrentPeaks.push(peak);
+        // Memory given back: RSS 1, 2, 5 and 10 s after the last line arrived.
+        const after: number[] = [];
+        const done = Date.now();
+        for (const s of [1, 2, 5, 10]) {
+          await new Promise((r) => setTimeout(r, Math.max(0, done + s * 1000 - Date.now())));
+          after.push(plugin.rssMb());
+        }
+        givenBack.push(after);
+        report +=
+          `, shipped to fluentd in ${f2(shipSeconds)} s (${Math.round(receiver.total / shipSeconds / 1000)}k lines/s); ` +
+          `plugin RSS ${mb(rssBefore)} before, peak ${mb(peak)}, then ${after.map(mb).join(' / ')} 1/2/5/10 s after`;
+        const short = [...receiver.perTag.values()].filter((n) => n !== CONCURRENT_LINES).length;
+        if (!shipped || receiver.perTag.size !== CONCURRENT || short > 0) {
+          concurrentComplete = false;
+          problems.push(
+            `concurrent round ${round + 1}: fluentd received ${receiver.total} of ${concurrentTotal} lines ` +
+              `(${receiver.perTag.size} tags, ${short} of them not ${CONCURRENT_LINES} lines)`,
+          );
+        }
+      } else {
+        sampler.stop();
+      }
+      const reads = await inParallel(runs, 4, ({ container }) => readAll(container.id));
+      const incomplete = reads.filter((r) => r.lines !== CONCURRENT_LINES || r.bytes !== seqBytes(CONCURRENT_LINES) || r.errors);
+      for (const r of incomplete) {
+        concurrentComplete = false;
+        problems.push(`concurrent ${d}: a container's docker logs returned ${r.lines} lines, ${r.bytes} bytes ${r.errors.trim()}`);
+      }
+      console.log(`${report}; ${CONCURRENT - incomplete.length} of ${CONCURRENT} complete in docker logs`);
+      await Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true })));
+    }
+  }
 
   // 4. Idle containers attached.
   const rssBeforeIdle = plugin.rssMb();
@@ -221,6 +344,53 @@ async function main(): Promise<number> {
   await new Promise((r) => setTimeout(r, 2000));
   const rssIdle = plugin.rssMb();
   console.log(`  idle: ${IDLE} containers attached, plugin RSS ${mb(rssIdle)} (${mb(rssBeforeIdle)} before attaching them)`);
+  await Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true })));
+
+  // 5. A crowd: CROWD attached with a backend, CROWD_WRITING of them writing.
+  receiver.reset();
+  plugin.resetPeak();
+  const rssBeforeCrowd = plugin.rssMb();
+  const filesBeforeCrowd = plugin.files();
+  const crowdSampler = new RssSampler(plugin, SAMPLE_MS);
+  const tc = process.hrtime.bigint();
+  const every = Math.max(1, Math.floor(CROWD / CROWD_WRITING)); // writers spread through the crowd
+  const crowd = await inParallel(Array.from({ length: CROWD }, (_, i) => i), 8, async (i) => {
+    const writing = i % every === 0 && i / every < CROWD_WRITING;
+    const container = await docker.createContainer({
+      name: containerName(),
+      Image: image,
+      Cmd: writing ? ['sh', '-c', `seq 1 ${CROWD_LINES}; exec sleep 3600`] : ['sleep', '3600'],
+      Labels: { 'logship-bench': 'true' },
+      HostConfig: { LogConfig: { Type: PLUGIN, Config: shipOptions }, NetworkMode: 'none' },
+    });
+    created.push(container);
+    await container.start();
+    return { container, writing };
+  });
+  const crowdWriters = crowd.filter((c) => c.writing);
+  const crowdStartSeconds = secondsSince(tc);
+  const crowdShipped = await receiver.waitFor(crowdWriters.length * CROWD_LINES, 300_000);
+  await new Promise((r) => setTimeout(r, 2000));
+  const crowdFiles = plugin.files();
+  const crowdPeak = Math.max(crowdSampler.stop(), plugin.peakMb());
+  const rssCrowd = plugin.rssMb();
+  const crowdReads = await inParallel(crowdWriters, 4, ({ container }) => readAll(container.id));
+  const crowdIncomplete = crowdReads.filter((r) => r.lines !== CROWD_LINES || r.bytes !== seqBytes(CROWD_LINES) || r.errors).length;
+  const crowdShort = [...receiver.perTag.values()].filter((n) => n !== CROWD_LINES).length;
+  const crowdComplete = crowdShipped && crowdIncomplete === 0 && crowdShort === 0 && receiver.perTag.size === crowdWriters.length;
+  if (!crowdComplete) {
+    problems.push(
+      `crowd: fluentd received ${receiver.total} of ${crowdWriters.length * CROWD_LINES} lines from ${receiver.perTag.size} ` +
+        `containers (${crowdShort} short); ${crowdIncomplete} docker logs incomplete`,
+    );
+  }
+  console.log(
+    `  crowd: ${CROWD} containers attached with fluentd in ${f2(crowdStartSeconds)} s, ${crowdWriters.length} of them wrote ` +
+      `${CROWD_LINES} lines each (shipped: ${receiver.total}); plugin RSS ${mb(rssBeforeCrowd)} before, peak ${mb(crowdPeak)}, ` +
+      `${mb(rssCrowd)} with all attached; open files ${crowdFiles.open} (${filesBeforeCrowd.open} before) of a limit of ${crowdFiles.limit}`,
+  );
+  await Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true })));
+  await receiver.close();
 
   const baseRun = median(runTimes.get('json-file') ?? []);
   const floorRun = median(runTimes.get(DISCARD) ?? []);
@@ -243,33 +413,70 @@ async function main(): Promise<number> {
     `plugin CPU per run (user+sys): ${PLUGIN} ${cpuLogship.map(f2).join(' / ')} s (median ${f2(median(cpuLogship))}), ` +
       `floor ${cpuFloor.map(f2).join(' / ')} s (median ${f2(median(cpuFloor))})`,
   );
-  const reads = readTimes.get(PLUGIN) ?? [];
-  const baseReads = readTimes.get('json-file') ?? [];
-  const logsRead = median(reads);
-  const baseRead = median(baseReads);
   console.log('');
+  const readMedian = (d: string) => median(readTimes.get(d) ?? []);
+  const logsRead = readMedian(PLUGIN);
+  const floorRead = readMedian(DISCARD);
+  const baseRead = readMedian('json-file');
+  console.log(`docker logs, ${LINES} lines:`);
+  for (const d of READ_DRIVERS) {
+    const reads = readTimes.get(d) ?? [];
+    console.log(
+      `  ${pad(d === DISCARD ? `${d} (read floor)` : d, 36)} ${pad(reads.map(f2).join(' / '), 20)} s, median ${f2(readMedian(d))} s: ` +
+        `${f2(readMedian(d) / floorRead)}x the floor, ${f2(readMedian(d) / baseRead)}x json-file`,
+    );
+  }
+  for (const [what, times] of [[`--tail ${TAIL}`, tailTimes], [`--since (the last ${TAIL})`, sinceTimes]] as const) {
+    const l = median(times.get(PLUGIN) ?? []);
+    const j = median(times.get('json-file') ?? []);
+    console.log(`docker logs ${what} of the same stores: ${PLUGIN} median ${f2(l)} s, json-file ${f2(j)} s: ${f2(l / j)}x; ${f2(l / logsRead)}x logship's full read`);
+  }
+  console.log('');
+  const concWrite = median(writeTimes.get(PLUGIN) ?? []);
+  const concBase = median(writeTimes.get('json-file') ?? []);
+  const concShip = median(shipTimes);
+  const concurrentPeak = Math.max(...concurrentPeaks);
+  const givenBackMb = Math.max(...givenBack.map((a) => a[[1, 2, 5, 10].indexOf(GIVEN_BACK_AFTER_S)] ?? NaN));
   console.log(
-    `docker logs, ${LINES} lines: ${PLUGIN} ${reads.map(f2).join(' / ')} s (median ${f2(logsRead)}), ` +
-      `json-file ${baseReads.map(f2).join(' / ')} s (median ${f2(baseRead)}): ${f2(logsRead / baseRead)}x`,
+    `${CONCURRENT} containers x ${CONCURRENT_LINES} lines at once: written in ${(writeTimes.get(PLUGIN) ?? []).map(f2).join(' / ')} s ` +
+      `with ${PLUGIN} shipping to fluentd (median ${f2(concWrite)}), ${(writeTimes.get('json-file') ?? []).map(f2).join(' / ')} s ` +
+      `with json-file (median ${f2(concBase)}): ${f2(concWrite / concBase)}x; all shipped after ${shipTimes.map(f2).join(' / ')} s ` +
+      `(median ${f2(concShip)}, ${Math.round(concurrentTotal / concShip / 1000)}k lines/s, vs json-file's write ` +
+      `${Math.round(concurrentTotal / concBase / 1000)}k lines/s)`,
   );
-  const loadPeak = Math.max(...loadPeaks, ...readPeaks, concurrentPeak);
   console.log(
     `plugin RSS: ${mb(rssAtStart)} at start; peak ${loadPeaks.map(mb).join(' / ')} during the ${LINES}-line runs, ` +
-      `${readPeaks.map(mb).join(' / ')} during docker logs, ${mb(concurrentPeak)} with ${CONCURRENT} at once; ` +
-      `${mb(rssIdle)} with ${IDLE} idle containers`,
+      `${readPeaks.map(mb).join(' / ')} during docker logs, ${concurrentPeaks.map(mb).join(' / ')} with ${CONCURRENT} at once ` +
+      `(${givenBack.map((a) => a.map(mb).join(' / ')).join('; ')} 1/2/5/10 s after the last line was shipped); ` +
+      `${mb(rssIdle)} with ${IDLE} idle containers; peak ${mb(crowdPeak)} with ${CROWD} attached (${crowdWriters.length} writing)`,
   );
+  const loadPeak = Math.max(...loadPeaks, ...readPeaks, concurrentPeak);
   console.log('');
   console.log('targets:');
   console.log(`  run time within ${f2(TARGET_VS_FLOOR)}x of the floor: ${f2(logsRun / floorRun)}x, ${verdict(logsRun <= floorRun * TARGET_VS_FLOOR)}`);
+  console.log(`  docker logs within ${f2(TARGET_READ_VS_FLOOR)}x of the read floor: ${f2(logsRead / floorRead)}x, ${verdict(logsRead <= floorRead * TARGET_READ_VS_FLOOR)}`);
   console.log(`  docker logs faster than json-file: ${f2(logsRead / baseRead)}x, ${verdict(logsRead < baseRead)}`);
+  console.log(`  ${CONCURRENT} at once written no slower than json-file: ${f2(concWrite / concBase)}x, ${verdict(concWrite <= concBase)}`);
+  console.log(`  ${CONCURRENT} at once shipped at json-file's write rate: ${f2(concShip / concBase)}x its time, ${verdict(concShip <= concBase)}`);
   console.log(`  RSS under ${TARGET_RSS_LOAD_MB} MB under load: ${mb(loadPeak)}, ${verdict(loadPeak < TARGET_RSS_LOAD_MB)}`);
+  console.log(
+    `  memory given back ${GIVEN_BACK_AFTER_S} s after the load (within 20 MB of the RSS at start): ${mb(givenBackMb)}, ` +
+      `${verdict(givenBackMb <= rssAtStart + 20)}`,
+  );
   console.log(`  RSS under ${TARGET_RSS_IDLE_MB} MB with ${IDLE} idle containers: ${mb(rssIdle)}, ${verdict(rssIdle < TARGET_RSS_IDLE_MB)}`);
-  console.log(`  ${CONCURRENT} concurrent containers, nothing lost: ${verdict(incomplete.length === 0)}`);
+  console.log(`  RSS under ${TARGET_RSS_CROWD_MB} MB with ${CROWD} attached: ${mb(crowdPeak)}, ${verdict(crowdPeak < TARGET_RSS_CROWD_MB)}`);
+  console.log(
+    `  open files with ${CROWD} attached well within the limit (under a quarter): ${crowdFiles.open} of ${crowdFiles.limit}, ` +
+      `${verdict(crowdFiles.open < crowdFiles.limit / 4)}`,
+  );
+  console.log(`  ${CONCURRENT} concurrent and ${CROWD} attached containers, nothing lost: ${verdict(concurrentComplete && crowdComplete)}`);
   console.log('');
   if (problems.length === 0) {
     console.log(
       `check: every docker logs read (${READ_DRIVERS.length * ROUNDS} x ${LINES.toLocaleString('en-US')} lines, ` +
-        `${CONCURRENT} x ${CONCURRENT_LINES.toLocaleString('en-US')} lines) returned exactly its lines`,
+        `${2 * ROUNDS} --tail and --since, ${concurrentDrivers.length * ROUNDS_CONCURRENT} x ${CONCURRENT} x ` +
+        `${CONCURRENT_LINES.toLocaleString('en-US')} lines, ${crowdWriters.length} x ${CROWD_LINES} lines) returned exactly ` +
+        `its lines, and fluentd received every line shipped`,
     );
     return 0;
   }

@@ -11,12 +11,12 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MAX_FRAME_BYTES } from '../src/fifo/deframer.ts';
-import { openFifo } from '../src/fifo/reader.ts';
-import { ContainerLog } from '../src/lifecycle/container-log.ts';
-import { DEFAULT_STORE_OPTIONS } from '../src/lifecycle/options.ts';
+import { MAX_FRAME_BYTES } from '../src/ingest/deframer.ts';
+import { openFifo } from '../src/ingest/fifo-reader.ts';
+import { FifoPump } from '../src/ingest/fifo-pump.ts';
 import { encodeReadLogsBatch } from '../src/protocol/read-logs-stream.ts';
 import { ContainerStore } from '../src/store/container-store.ts';
+import { DEFAULT_STORE_OPTIONS } from '../src/store/options.ts';
 
 const LINES = Number(process.env.LINES ?? 1_000_000);
 const DISCARD = process.env.DISCARD === '1';
@@ -83,7 +83,7 @@ try {
     process.exit(0);
   }
   await phase('ingest', async () => {
-    const logger = new ContainerLog(fifoPath, 'bench', store);
+    const logger = new FifoPump(fifoPath, 'bench', store);
     writer.send('go');
     await logger.finished;
     if (logger.stats.frames !== LINES) throw new Error(`ingested ${logger.stats.frames} frames, expected ${LINES}`);

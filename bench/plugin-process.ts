@@ -46,7 +46,32 @@ export class PluginProcess {
     return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
+  /** Open file descriptors now, and the process's soft limit on them. */
+  files(): { open: number; limit: number } {
+    const m = /^Max open files\s+(\d+)/m.exec(fs.readFileSync(`/proc/${this.pid}/limits`, 'utf8'));
+    return { open: fs.readdirSync(`/proc/${this.pid}/fd`).length, limit: Number(m?.[1] ?? NaN) };
+  }
+
   resetPeak(): void {
     fs.writeFileSync(`/proc/${this.pid}/clear_refs`, '5');
+  }
+}
+
+/** The plugin's VmRSS every `intervalMs` from now until stop(): its peak, more than VmHWM's one figure. */
+export class RssSampler {
+  private readonly timer: NodeJS.Timeout;
+  peakMb = 0;
+
+  constructor(plugin: PluginProcess, intervalMs: number) {
+    const sample = () => {
+      this.peakMb = Math.max(this.peakMb, plugin.rssMb());
+    };
+    sample();
+    this.timer = setInterval(sample, intervalMs);
+  }
+
+  stop(): number {
+    clearInterval(this.timer);
+    return this.peakMb;
   }
 }

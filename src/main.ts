@@ -7,6 +7,7 @@ import { log, setLevel } from './observability/log.ts';
 import { serveMetrics } from './observability/metrics-server.ts';
 import { setLiveSources } from './observability/metrics.ts';
 import { createApp, listen } from './protocol/server.ts';
+import { START_LOGGING } from './protocol/wire.ts';
 import { type Settings, dropEmptySettings, settingsFromEnv } from './settings.ts';
 
 dropEmptySettings(process.env);
@@ -20,11 +21,11 @@ try {
 }
 setLevel(settings.logLevel);
 
-const registry = new Registry(settings.dataDir, settings.fifoDir, settings);
+const registry = new Registry(settings.dataDir, settings.fifoDir, { requests: START_LOGGING, backends: BACKENDS, environment: settings.backends, limits: settings });
 // Before anything else: containers writing into FIFOs a previous process read are blocked.
-const resumed = registry.reattach(BACKENDS);
+const resumed = registry.reattach();
 // Before the janitor's first sweep: a store with lines left to ship is held, not removed.
-registry.resumeDelivery(BACKENDS);
+registry.resumeDelivery();
 registry.tightenStoreModes();
 const live = registry.liveSources();
 setLiveSources(live);

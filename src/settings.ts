@@ -1,7 +1,10 @@
 // Plugin-wide settings, from the environment that `docker plugin set` controls.
-import { InvalidOptionError, parseSize } from './lifecycle/options.ts';
+import { BACKENDS } from './backends/index.ts';
+import type { BackendEnvironment } from './lifecycle/options.ts';
+import { schemaKeys } from './options/schema.ts';
 import { isLevel, type Level } from './observability/log.ts';
 import { type ListenAddress, parseListenAddress } from './observability/metrics-server.ts';
+import { InvalidOptionError, parseSize } from './options/values.ts';
 
 export interface Settings {
   /** Where container stores live: a host bind mount, so they survive plugin re-creation. */
@@ -20,6 +23,8 @@ export interface Settings {
   retentionMs: number;
   /** Rotated segments are evicted, oldest first across all stores, above this. 0 = no quota. */
   diskQuotaBytes: number;
+  /** What backends are handed (they never read the environment): the proxy and their own settings. */
+  backends: BackendEnvironment;
 }
 
 export class InvalidSettingError extends Error {}
@@ -49,6 +54,29 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Settings {
     metricsAddress: env.METRICS_ADDRESS ? parseListenAddress(env.METRICS_ADDRESS) : null,
     retentionMs: parseRetention(env.RETENTION || DEFAULT_RETENTION),
     diskQuotaBytes: parseQuota(env.DISK_QUOTA || '0'),
+    backends: backendEnvironment(env),
+  };
+}
+
+/**
+ * The proxy (the lower-case names win, as curl reads them) and the settings each backend's
+ * `settings` schema names, from the environment, read once at start.
+ */
+export function backendEnvironment(env: NodeJS.ProcessEnv): BackendEnvironment {
+  const own: Record<string, string> = {};
+  for (const factory of BACKENDS) {
+    for (const name of schemaKeys(factory.settings ?? [])) {
+      const value = env[name];
+      if (value !== undefined && value !== '') own[name] = value;
+    }
+  }
+  return {
+    proxy: {
+      httpProxy: env.http_proxy || env.HTTP_PROXY || '',
+      httpsProxy: env.https_proxy || env.HTTPS_PROXY || '',
+      noProxy: env.no_proxy || env.NO_PROXY || '',
+    },
+    env: own,
   };
 }
 

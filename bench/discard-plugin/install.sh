@@ -3,11 +3,12 @@
 # It is logship's plugin directory (plugin/, from `make plugin`: the same Node binary and
 # libraries) with this program and logship's FIFO reader added and its own config.json.
 # The copy is hard-linked; every file that changes is replaced, never written through.
-# Usage (from the repository root): bench/discard-plugin/install.sh PLUGIN_NAME
+# Usage (from the repository root): bench/discard-plugin/install.sh PLUGIN_NAME [KEY=value...]
+#   (settings, e.g. READ_LINES=1000000: what its docker logs return)
 #   or bench/discard-plugin/install.sh --assemble DIR: the plugin folder only, in DIR
 set -euo pipefail
 
-usage="usage: bench/discard-plugin/install.sh PLUGIN_NAME | --assemble DIR"
+usage="usage: bench/discard-plugin/install.sh PLUGIN_NAME [KEY=value...] | --assemble DIR"
 if [[ ${1:-} == --assemble ]]; then
   NAME=logship-discard
   OUT=${2:?$usage}
@@ -26,9 +27,9 @@ cp -al plugin "$OUT"
 R="$OUT/rootfs"
 rm "$OUT/config.json" "$R/etc/logship-release"
 cp bench/discard-plugin/config.json "$OUT/config.json"
-mkdir -p "$R/app/bench/discard-plugin" "$R/app/src/fifo"
+mkdir -p "$R/app/bench/discard-plugin" "$R/app/src/ingest"
 cp bench/discard-plugin/main.ts "$R/app/bench/discard-plugin/main.ts"
-cp src/fifo/reader.ts "$R/app/src/fifo/reader.ts"
+cp src/ingest/fifo-reader.ts "$R/app/src/ingest/fifo-reader.ts"
 # A layer unlike every other build's (see `make push`).
 echo "logship-discard $NAME, built $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" > "$R/etc/logship-release"
 [[ ${1:-} != --assemble ]] || exit 0
@@ -38,6 +39,7 @@ if "$DOCKER" plugin inspect "$NAME" >/dev/null 2>&1; then
   "$DOCKER" plugin rm -f "$NAME" >/dev/null
 fi
 "$DOCKER" plugin create "$NAME" "$OUT" >/dev/null
+(( $# < 2 )) || "$DOCKER" plugin set "$NAME" "${@:2}"
 "$DOCKER" plugin enable --timeout 0 "$NAME" >/dev/null
 rm -rf "$OUT"
 echo "discard-plugin: $NAME installed"

@@ -1,16 +1,50 @@
-// The floor no logging plugin can beat: answers the LogDriver API and reads each FIFO to EOF
-// with logship's own reader, discarding every byte. bench/drivers.ts measures logship against
-// it: what the daemon spends marshalling and writing each line is in both, so the difference
-// is what logship spends deframing, decoding and storing.
+// The floors no logging plugin can beat, for bench/drivers.ts:
+// - writes: answers the LogDriver API and reads each FIFO to EOF with logship's own reader,
+//   discarding every byte. What the daemon spends marshalling and writing each line is in
+//   both, so the difference is what logship spends deframing, decoding and storing.
+// - reads: ReadLogs answers, for any container, `seq 1 READ_LINES` as frames prepared in memory
+//   when the plugin starts, in one write: the bytes logship sends for those lines (source,
+//   time_nano, the line with its '\n'), with no store to read, nothing to decode and no
+//   backpressure to wait on. What is left is the daemon's: the HTTP read, decoding each
+//   frame, and writing each line to the client. Tail, since, until and follow are ignored.
 import fs from 'node:fs';
 import http from 'node:http';
-import { openFifo } from '../../src/fifo/reader.ts';
+import { openFifo } from '../../src/ingest/fifo-reader.ts';
 
 const SOCKET = '/run/docker/plugins/discard.sock';
+const READ_LINES = Number(process.env.READ_LINES ?? 0);
 
-// ReadLogs is claimed (and answered with no entries): without it the daemon (20.10+) would
-// also write every line to its own local-driver cache ("dual logging"), which costs more
-// than the plugin.
+/** `seq 1 lines` as ReadLogs frames ([uint32 BE n][LogEntry]), 1 µs apart from now. */
+function seqFrames(lines: number): Buffer {
+  const out = Buffer.allocUnsafe(lines * 40 + 64);
+  const t0 = BigInt(Date.now()) * 1_000_000n;
+  let pos = 0;
+  for (let i = 1; i <= lines; i++) {
+    const start = pos;
+    pos += 4;
+    out[pos++] = 0x0a; // source: "stdout"
+    pos += out.write('\x06stdout', pos, 'latin1');
+    out[pos++] = 0x10; // time_nano, a varint
+    for (let t = t0 + BigInt(i) * 1000n; ; t >>= 7n) {
+      if (t < 0x80n) {
+        out[pos++] = Number(t);
+        break;
+      }
+      out[pos++] = Number(t & 0x7fn) | 0x80;
+    }
+    const line = `${i}\n`;
+    out[pos++] = 0x1a; // line, shorter than 128 bytes: a one-byte length
+    out[pos++] = line.length;
+    pos += out.write(line, pos, 'latin1');
+    out.writeUInt32BE(pos - start - 4, start);
+  }
+  return out.subarray(0, pos);
+}
+
+const prepared = seqFrames(READ_LINES);
+
+// ReadLogs is claimed: without it the daemon (20.10+) would also write every line to its own
+// local-driver cache ("dual logging"), which costs more than the plugin.
 const replies: Record<string, unknown> = {
   '/Plugin.Activate': { Implements: ['LogDriver'] },
   '/LogDriver.Capabilities': { Cap: { ReadLogs: true }, Err: '' },
@@ -29,7 +63,7 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     if (req.url === '/LogDriver.ReadLogs') {
       res.writeHead(200, { 'Content-Type': 'application/x-protobuf-stream' });
-      res.end();
+      res.end(prepared);
       return;
     }
     let reply = replies[req.url ?? ''];

@@ -6,22 +6,15 @@
 // it; events the service refuses to store are reported rejected; creation happens at the
 // first send, so an unreachable endpoint never fails `docker run`.
 import type { CloudWatchLogsClient, InputLogEvent, RejectedLogEventsInfo } from '@aws-sdk/client-cloudwatch-logs';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
-import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError, transientError } from '../delivery/backend.ts';
+import { type ContainerContext } from '../shaping/container.ts';
+import { type OutgoingLine } from '../shaping/line.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import { defineOptions, type OptionValues } from '../options/schema.ts';
 import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
 import { datetimeFormatPattern, type MultilineOptions } from '../shaping/multiline.ts';
-import { shownAddress, transientError } from './connection.ts';
-import { type Request, sendInOrder } from './requests.ts';
+import { shownAddress } from '../transport/address.ts';
+import { type Request, cutRequests, sendInOrder, splitUtf8 } from '../transport/requests.ts';
 
 export interface AwslogsConfig {
   /** awslogs-region; null: the plugin's AWS_REGION / AWS_DEFAULT_REGION, else EC2 instance metadata. */
@@ -40,22 +33,9 @@ export interface AwslogsConfig {
   credentialsPath: string | null;
   /** awslogs-format: sent as the x-amzn-logs-format header. */
   format: 'json/emf' | null;
+  /** The plugin settings of AWSLOGS_SETTINGS (the region, instance metadata), handed in. */
+  environment: Readonly<Record<string, string | undefined>>;
 }
-
-const OPTION_KEYS = [
-  'awslogs-region',
-  'awslogs-endpoint',
-  'awslogs-group',
-  'awslogs-stream',
-  'awslogs-create-group',
-  'awslogs-create-stream',
-  'awslogs-datetime-format',
-  'awslogs-multiline-pattern',
-  'awslogs-credentials-endpoint',
-  'awslogs-force-flush-interval-seconds',
-  'awslogs-max-buffered-events',
-  'awslogs-format',
-] as const;
 
 // PutLogEvents' limits (CloudWatch Logs API reference), as Docker's driver counts them.
 export const PER_EVENT_BYTES = 26;
@@ -71,45 +51,73 @@ const FORMATS = ['json/emf'] as const;
 /** Retries of one put within a send (a fresh sequence token, a re-created stream) before the engine's backoff takes over. */
 const MAX_PUT_REPAIRS = 3;
 
-export function parseAwslogsOptions(opts: Readonly<Record<string, string>>): AwslogsConfig {
-  const group = opts['awslogs-group'] ?? '';
-  if (group === '') throw new InvalidOptionError(`must specify a value for log opt 'awslogs-group'`);
-  const region = opts['awslogs-region'] || null;
-  if (region !== null && !/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(region)) {
-    throw new InvalidOptionError(`invalid value '${region}' for log opt 'awslogs-region': expected a region name such as us-east-1`);
-  }
-  const datetimeFormat = opts['awslogs-datetime-format'] ?? '';
-  const pattern = opts['awslogs-multiline-pattern'] ?? '';
+export const AWSLOGS_OPTIONS = defineOptions([
+  { key: 'awslogs-region', type: 'custom', accepts: 'a region name (`us-east-1`)', parse: parseRegion, defaultDoc: "the plugin's `AWS_REGION` (or `AWS_DEFAULT_REGION`), else EC2 instance metadata", doc: "the region" },
+  { key: 'awslogs-endpoint', type: 'custom', accepts: 'an http(s):// URL without user or password', parse: parseEndpoint, defaultDoc: "the region's", doc: "an `http://` or `https://` URL (no user or password), e.g. a VPC endpoint" },
+  { key: 'awslogs-group', type: 'string', required: true, accepts: 'a log group name', defaultDoc: "required", doc: "the log group" },
+  { key: 'awslogs-stream', type: 'string', accepts: 'a log stream name', defaultDoc: "the `tag` template if `tag` is set, else `{{.FullID}}`", doc: "the log stream" },
+  { key: 'awslogs-create-group', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "create the group if CreateLogStream says it is missing" },
+  { key: 'awslogs-create-stream', type: 'bool', default: 'true', defaultDoc: "`true`", doc: "`false`: never create the stream (it must exist; IAM may then omit `logs:CreateLogStream`)" },
+  { key: 'awslogs-datetime-format', type: 'string', accepts: 'a strftime format (`%Y-%m-%d %H:%M:%S`)', defaultDoc: "none", doc: "strftime-like (`%a %A %w %d %b %B %m %Y %y %H %I %p %M %S %f %z %Z %j %L`), converted to the multiline pattern as Docker does; an unknown directive is an error (Docker drops it silently). Not with `awslogs-multiline-pattern`" },
+  { key: 'awslogs-multiline-pattern', type: 'string', accepts: 'a Go regular expression (RE2)', defaultDoc: "none", doc: "a Go regexp (unanchored); a line that matches starts an event, the others join it" },
+  // The path carries the task's credentials id.
+  { key: 'awslogs-credentials-endpoint', type: 'custom', secret: true, accepts: "a path starting with '/' (`/v2/credentials/<id>`)", parse: parseCredentialsPath, defaultDoc: "none", doc: "a path on the ECS credentials host `169.254.170.2` to take credentials from" },
+  {
+    key: 'awslogs-force-flush-interval-seconds',
+    type: 'custom',
+    default: String(DEFAULT_FLUSH_INTERVAL_S),
+    accepts: `a whole number of seconds from 1 to ${MAX_FLUSH_INTERVAL_S}`,
+    parse: (value: string, key: string) => positiveInt(key, value, MAX_FLUSH_INTERVAL_S), defaultDoc: "`5`", doc: "a positive integer up to `86400` (a day): how long a batch that is not full waits for more lines, and an open multiline event for its next line" },
+  { key: 'awslogs-max-buffered-events', type: 'custom', accepts: 'a positive whole number', parse: (value: string, key: string) => positiveInt(key, value), defaultDoc: "`4096`", doc: "a positive integer, validated and **ignored**: logship buffers on disk, in the local copy, and never blocks or drops when a queue is full" },
+  { key: 'awslogs-format', type: 'custom', accepts: '`json/emf`', parse: parseFormat, defaultDoc: "none", doc: "`json/emf` sends the `x-amzn-logs-format: json/emf` header (Embedded Metric Format); not with the multiline options" },
+]);
+
+/** Plugin settings awslogs reads (the SDK reads its credentials' own: AWS_ACCESS_KEY_ID...). */
+export const AWSLOGS_SETTINGS = defineOptions([
+  { key: 'AWS_REGION', type: 'string', doc: 'The region when awslogs-region is not given.' },
+  { key: 'AWS_DEFAULT_REGION', type: 'string', doc: 'The region when neither awslogs-region nor AWS_REGION is given.' },
+  { key: 'AWS_EC2_METADATA_DISABLED', type: 'string', doc: '`true`: never ask EC2 instance metadata for the region.' },
+  { key: 'AWS_EC2_METADATA_SERVICE_ENDPOINT', type: 'string', doc: 'Where EC2 instance metadata answers.' },
+]);
+
+export function configureAwslogs(
+  values: OptionValues<typeof AWSLOGS_OPTIONS>,
+  settings: { own: OptionValues<typeof AWSLOGS_SETTINGS> },
+): AwslogsConfig {
+  const datetimeFormat = values['awslogs-datetime-format'] ?? '';
+  const pattern = values['awslogs-multiline-pattern'] ?? '';
   if (datetimeFormat !== '' && pattern !== '') {
     throw new InvalidOptionError(`you cannot configure log opt 'awslogs-datetime-format' and 'awslogs-multiline-pattern' at the same time`);
   }
-  const format = parseFormat(opts['awslogs-format'] ?? '');
+  const format = values['awslogs-format'] ?? null;
   if (format !== null && (datetimeFormat !== '' || pattern !== '')) {
     throw new InvalidOptionError(
       `you cannot configure log opt 'awslogs-datetime-format' or 'awslogs-multiline-pattern' when log opt 'awslogs-format' is set to '${format}'`,
     );
   }
-  if (opts['awslogs-max-buffered-events']) positiveInt('awslogs-max-buffered-events', opts['awslogs-max-buffered-events']);
   return {
-    region,
-    group,
-    stream: opts['awslogs-stream'] || null,
-    createGroup: opts['awslogs-create-group'] ? parseBool('awslogs-create-group', opts['awslogs-create-group']) : false,
-    createStream: opts['awslogs-create-stream'] ? parseBool('awslogs-create-stream', opts['awslogs-create-stream']) : true,
+    region: values['awslogs-region'] ?? null,
+    group: values['awslogs-group'],
+    stream: values['awslogs-stream'] ?? null,
+    createGroup: values['awslogs-create-group'],
+    createStream: values['awslogs-create-stream'],
     multilineStart: multilineStart(datetimeFormat, pattern),
-    flushIntervalMs:
-      1000 *
-      (opts['awslogs-force-flush-interval-seconds']
-        ? positiveInt('awslogs-force-flush-interval-seconds', opts['awslogs-force-flush-interval-seconds'], MAX_FLUSH_INTERVAL_S)
-        : DEFAULT_FLUSH_INTERVAL_S),
-    endpoint: parseEndpoint(opts['awslogs-endpoint'] ?? ''),
-    credentialsPath: parseCredentialsPath(opts['awslogs-credentials-endpoint'] ?? ''),
+    flushIntervalMs: 1000 * values['awslogs-force-flush-interval-seconds'],
+    endpoint: values['awslogs-endpoint'] ?? null,
+    credentialsPath: values['awslogs-credentials-endpoint'] ?? null,
     format,
+    environment: settings.own,
   };
 }
 
-function parseFormat(value: string): AwslogsConfig['format'] {
-  if (value === '') return null;
+function parseRegion(value: string): string {
+  if (!/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(value)) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt 'awslogs-region': expected a region name such as us-east-1`);
+  }
+  return value;
+}
+
+function parseFormat(value: string): 'json/emf' {
   const format = FORMATS.find((f) => f === value);
   if (!format) throw new InvalidOptionError(`invalid value '${value}' for log opt 'awslogs-format': expected ${FORMATS.join(' or ')}`);
   return format;
@@ -135,8 +143,7 @@ function multilineStart(datetimeFormat: string, pattern: string): GoRegexp | nul
   }
 }
 
-function parseEndpoint(value: string): string | null {
-  if (value === '') return null;
+function parseEndpoint(value: string): string {
   let url: URL | null = null;
   try {
     url = new URL(value);
@@ -153,8 +160,7 @@ function parseEndpoint(value: string): string | null {
 }
 
 // The path carries the task's credentials id: checked, never quoted.
-function parseCredentialsPath(value: string): string | null {
-  if (value === '') return null;
+function parseCredentialsPath(value: string): string {
   if (!value.startsWith('/') || /\s/.test(value)) {
     throw new InvalidOptionError(`invalid value for log opt 'awslogs-credentials-endpoint': expected a path starting with '/', such as /v2/credentials/<id>`);
   }
@@ -184,7 +190,7 @@ export function toEvents(lines: readonly OutgoingLine[], multiline: boolean): Li
     let message = line.fields ? line.line.toString('utf8').replace(JSON_BLANKS, '') : line.line.toString('utf8');
     if (multiline) message += '\n';
     const timestamp = Number(line.timeNano / 1_000_000n);
-    for (const piece of splitMessage(message, MAX_EVENT_BYTES)) events.push({ timestamp, message: piece, line: index });
+    for (const piece of splitUtf8(message, MAX_EVENT_BYTES)) events.push({ timestamp, message: piece, line: index });
   });
   return events;
 }
@@ -196,28 +202,6 @@ export interface LineEvent {
   line: number;
 }
 
-/** Pieces of at most maxBytes UTF-8 bytes, never cutting a character. */
-export function splitMessage(message: string, maxBytes: number): string[] {
-  if (message.length * 3 <= maxBytes || Buffer.byteLength(message) <= maxBytes) return message === '' ? [] : [message];
-  const pieces: string[] = [];
-  let start = 0;
-  let bytes = 0;
-  for (let i = 0; i < message.length; ) {
-    const code = message.codePointAt(i)!;
-    const units = code > 0xffff ? 2 : 1;
-    const size = code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
-    if (bytes + size > maxBytes) {
-      pieces.push(message.slice(start, i));
-      start = i;
-      bytes = 0;
-    }
-    bytes += size;
-    i += units;
-  }
-  pieces.push(message.slice(start));
-  return pieces;
-}
-
 /**
  * The puts that carry these events: sorted by timestamp, stably (the service requires the
  * order, and equal times keep the lines' order, as in Docker's driver), then cut wherever a
@@ -225,22 +209,13 @@ export function splitMessage(message: string, maxBytes: number): string[] {
  */
 export function planPuts<E extends InputLogEvent>(events: readonly E[]): E[][] {
   const sorted = [...events].sort((a, b) => a.timestamp! - b.timestamp!);
-  const puts: E[][] = [];
-  let put: E[] = [];
-  let bytes = 0;
-  for (const event of sorted) {
-    const size = Buffer.byteLength(event.message!) + PER_EVENT_BYTES;
-    const first = put[0];
-    if (first && (put.length === MAX_PUT_EVENTS || bytes + size > MAX_PUT_BYTES || event.timestamp! - first.timestamp! > MAX_PUT_SPAN_MS)) {
-      puts.push(put);
-      put = [];
-      bytes = 0;
-    }
-    put.push(event);
-    bytes += size;
-  }
-  if (put.length > 0) puts.push(put);
-  return puts;
+  const groups = cutRequests(
+    sorted,
+    { maxItems: MAX_PUT_EVENTS, maxBytes: MAX_PUT_BYTES },
+    (event) => Buffer.byteLength(event.message!) + PER_EVENT_BYTES,
+    (first, event) => event.timestamp! - first.timestamp! > MAX_PUT_SPAN_MS,
+  );
+  return groups.map((group) => group.map((i) => sorted[i]!));
 }
 
 /**
@@ -264,7 +239,7 @@ export function rejectedEvents(info: RejectedLogEventsInfo | undefined, events: 
 }
 
 /** The region the config names, else the plugin's environment's; null: ask the instance metadata. */
-export function configuredRegion(config: AwslogsConfig, env: NodeJS.ProcessEnv = process.env): string | null {
+export function configuredRegion(config: AwslogsConfig, env: Readonly<Record<string, string | undefined>> = config.environment): string | null {
   return config.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || null);
 }
 
@@ -276,7 +251,7 @@ const IMDS_TIMEOUT_MS = 2000;
  * SDK's own variables apply: AWS_EC2_METADATA_SERVICE_ENDPOINT moves it, and
  * AWS_EC2_METADATA_DISABLED=true turns it off.
  */
-export async function instanceRegion(signal: AbortSignal, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function instanceRegion(signal: AbortSignal, env: Readonly<Record<string, string | undefined>> = {}): Promise<string> {
   const unknown = (why: string): Error =>
     new Error(`cannot determine the region for backend awslogs: set log opt 'awslogs-region' or the plugin's AWS_REGION; ${why}`);
   if (env.AWS_EC2_METADATA_DISABLED?.toLowerCase() === 'true') throw unknown('EC2 instance metadata is disabled (AWS_EC2_METADATA_DISABLED)');
@@ -374,7 +349,7 @@ class AwslogsBackend implements Backend {
 
   private async connect(signal: AbortSignal): Promise<Connection> {
     if (this.connection) return this.connection;
-    const region = configuredRegion(this.config) ?? (await instanceRegion(signal));
+    const region = configuredRegion(this.config) ?? (await instanceRegion(signal, this.config.environment));
     const sdk = await loadSdk();
     const credentials =
       this.config.credentialsPath === null
@@ -476,10 +451,11 @@ class AwslogsBackend implements Backend {
   }
 }
 
-export const awslogsFactory: BackendFactory<AwslogsConfig> = {
+export const awslogsFactory: BackendFactory<AwslogsConfig, typeof AWSLOGS_OPTIONS, typeof AWSLOGS_SETTINGS> = {
   name: 'awslogs',
-  optionKeys: OPTION_KEYS,
-  parseOptions: parseAwslogsOptions,
+  options: AWSLOGS_OPTIONS,
+  settings: AWSLOGS_SETTINGS,
+  configure: configureAwslogs,
   batchLimits(config: AwslogsConfig): BatchLimits {
     return { maxLines: MAX_PUT_EVENTS, maxBytes: MAX_PUT_BYTES, lineOverheadBytes: PER_EVENT_BYTES, maxDelayMs: config.flushIntervalMs };
   },

@@ -1,6 +1,7 @@
-// Elasticsearch and OpenSearch through the bulk API, on each one's official client: the
-// Elastic client refuses a server that does not say `X-Elastic-Product: Elasticsearch`,
-// which OpenSearch never says, so `elasticsearch-flavor=opensearch` selects opensearch-js.
+// Elasticsearch and OpenSearch through the bulk API, on transport/http.ts: one POST of
+// NDJSON per request to the first address that answers. Like the Elastic client, flavor
+// `elasticsearch` refuses a server that does not say `X-Elastic-Product: Elasticsearch`,
+// which OpenSearch never says; `elasticsearch-flavor=opensearch` skips that check and API keys.
 //
 // At least once without duplicates: every document has an `_id` derived from the line and
 // goes with `create`, so when a batch goes again (after a restart) the documents already
@@ -10,21 +11,16 @@
 // the same way forever.
 import { createHash } from 'node:crypto';
 import type tls from 'node:tls';
-import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
-import { abortError, retryAfterMs, shownAddress, tlsOptions } from './connection.ts';
-import { type Request, sendInOrder } from './requests.ts';
+import { defineOptions, type OptionValues } from '../options/schema.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type ProxySettings, type Rejection, type SendResult, SendError } from '../delivery/backend.ts';
+import { parseUrl } from '../transport/address.ts';
+import { HttpClient, type HttpResponse, classifyResponse } from '../transport/http.ts';
+import { type Request, cutRequests, sendInOrder } from '../transport/requests.ts';
+import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 import { rfc3339Nano } from '../delivery/timestamp.ts';
+import { InvalidOptionError, parseBool } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 const FLAVORS = ['elasticsearch', 'opensearch'] as const;
 export type Flavor = (typeof FLAVORS)[number];
@@ -42,18 +38,8 @@ export interface ElasticsearchConfig {
   /** From the plugin settings, never from log-opts (`docker inspect` shows those). */
   credentials: Credentials | null;
   tls: tls.ConnectionOptions;
+  proxy: ProxySettings;
 }
-
-const OPTION_KEYS = [
-  'elasticsearch-url',
-  'elasticsearch-flavor',
-  'elasticsearch-index',
-  'elasticsearch-data-stream',
-  'elasticsearch-tls-ca-cert',
-  'elasticsearch-tls-cert',
-  'elasticsearch-tls-key',
-  'elasticsearch-tls-skip-verify',
-] as const;
 
 /** The plugin settings (config.json's env) that carry credentials. */
 const CREDENTIAL_SETTINGS = {
@@ -65,26 +51,51 @@ const CREDENTIAL_SETTINGS = {
 const DEFAULT_URL = 'http://localhost:9200';
 /** What Kibana's `logstash-*` index pattern finds, one index per day. */
 const DEFAULT_INDEX = 'logstash-YYYY.MM.DD';
+const TLS_FILE = 'a PEM file, as the plugin sees it';
 
-export function parseElasticsearchOptions(
-  opts: Readonly<Record<string, string>>,
-  env: NodeJS.ProcessEnv = process.env,
+export const ELASTICSEARCH_OPTIONS = defineOptions([
+  { key: 'elasticsearch-url', type: 'custom', default: DEFAULT_URL, accepts: 'a comma list of `http(s)://host[:port][/path]`, without credentials', parse: parseUrls, defaultDoc: "`http://localhost:9200`", doc: "comma list of `http(s)://host[:port][/path]`; requests go round the list, and a dead address is passed over within the same send. Credentials in an address are refused (they would show in `docker inspect`): use the plugin settings below" },
+  { key: 'elasticsearch-flavor', type: 'custom', default: 'elasticsearch', accepts: '`elasticsearch` or `opensearch`', parse: parseFlavor, defaultDoc: "`elasticsearch`", doc: "`elasticsearch` or `opensearch`: which server (OpenSearch has no product header and no API keys)" },
+  { key: 'elasticsearch-index', type: 'custom', accepts: 'an index name with YYYY, MM, DD, HH (the line\'s UTC time)', parse: parseIndexPattern, defaultDoc: "`logstash-YYYY.MM.DD`", doc: "index name pattern: `YYYY`, `MM`, `DD`, `HH` are the line's UTC year, month, day and hour, everything else is literal (`app-YYYY.MM`, `docker-logs`). Index names are lower case, so any other upper-case letter, `{ }` (Logstash's `%{+YYYY.MM.dd}`, date math) and the characters Elasticsearch forbids (`\\ / * ? \" < > | , # :` space, a leading `- _ +`) are refused" },
+  { key: 'elasticsearch-data-stream', type: 'custom', accepts: "a lower-case data stream name not starting with '.ds-'", parse: parseDataStream, defaultDoc: "none", doc: "write to this data stream instead (e.g. `logs-docker-default`, which the built-in `logs-*-*` template of Elasticsearch 8+ matches); not with `elasticsearch-index`" },
+  { key: 'elasticsearch-tls-ca-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "the system's CAs", doc: "PEM file of the CA that signs the servers' certificates (`https://` addresses)" },
+  { key: 'elasticsearch-tls-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "PEM client certificate and key, for servers that ask for one (both or neither)" },
+  { key: 'elasticsearch-tls-key', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "PEM client certificate and key, for servers that ask for one (both or neither)" },
+  { key: 'elasticsearch-tls-skip-verify', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "`true` skips verifying the server's certificate" },
+]);
+
+/** Credentials are plugin settings, never log-opts (`docker inspect` shows those). */
+export const ELASTICSEARCH_SETTINGS = defineOptions([
+  { key: CREDENTIAL_SETTINGS.username, type: 'string', doc: 'User for basic auth, with ELASTICSEARCH_PASSWORD.' },
+  { key: CREDENTIAL_SETTINGS.password, type: 'string', secret: true, doc: 'Password of ELASTICSEARCH_USERNAME.' },
+  { key: CREDENTIAL_SETTINGS.apiKey, type: 'string', secret: true, doc: 'An API key (encoded), instead of a user (Elasticsearch only).' },
+]);
+
+export function configureElasticsearch(
+  values: OptionValues<typeof ELASTICSEARCH_OPTIONS>,
+  settings: { proxy: ProxySettings; own: OptionValues<typeof ELASTICSEARCH_SETTINGS> },
 ): ElasticsearchConfig {
-  const flavor = parseFlavor(opts['elasticsearch-flavor'] || 'elasticsearch');
-  const nodes = parseUrls(opts['elasticsearch-url'] || DEFAULT_URL);
-  const skipVerify = opts['elasticsearch-tls-skip-verify'] ? parseBool('elasticsearch-tls-skip-verify', opts['elasticsearch-tls-skip-verify']) : false;
-  const tlsKeys = { ca: 'elasticsearch-tls-ca-cert', cert: 'elasticsearch-tls-cert', key: 'elasticsearch-tls-key' };
-  const tlsSet = [tlsKeys.ca, tlsKeys.cert, tlsKeys.key].find((key) => opts[key]) ?? (skipVerify ? 'elasticsearch-tls-skip-verify' : undefined);
+  const flavor = values['elasticsearch-flavor'];
+  const nodes = values['elasticsearch-url'];
+  const skipVerify = values['elasticsearch-tls-skip-verify'];
+  const files = tlsFileOptions('elasticsearch-tls', values);
+  const tlsSet = [files.ca, files.cert, files.key].find((entry) => entry?.file)?.key ?? (skipVerify ? 'elasticsearch-tls-skip-verify' : undefined);
   if (tlsSet && !nodes.some((url) => url.startsWith('https:'))) {
     throw new InvalidOptionError(`log opt '${tlsSet}' is set, but no address in 'elasticsearch-url' is https://`);
+  }
+  const dataStream = values['elasticsearch-data-stream'];
+  const index = values['elasticsearch-index'];
+  if (dataStream !== undefined && index !== undefined) {
+    throw new InvalidOptionError(`log opts 'elasticsearch-index' and 'elasticsearch-data-stream' cannot be given together`);
   }
   return {
     flavor,
     nodes,
-    destination: parseDestination(opts),
-    credentials: parseCredentials(env, flavor),
-    // SNI comes from each address's host name; the clients set it.
-    tls: tlsOptions(opts, tlsKeys, skipVerify, ''),
+    destination: dataStream !== undefined ? { kind: 'data-stream', name: dataStream } : { kind: 'index', pattern: index ?? parseIndexPattern(DEFAULT_INDEX) },
+    credentials: parseCredentials(settings.own, flavor),
+    // SNI comes from each address's host name.
+    tls: tlsOptions({ ...files, skipVerify }),
+    proxy: settings.proxy,
   };
 }
 
@@ -94,51 +105,23 @@ function parseFlavor(value: string): Flavor {
 }
 
 function parseUrls(value: string): string[] {
-  return value.split(',').map((entry) => {
-    const text = entry.trim();
-    let url: URL | null = null;
-    try {
-      url = new URL(text);
-    } catch {
-      /* reported below */
-    }
-    // The entry is quoted only once it is known to carry no credentials.
-    if (url && (url.username !== '' || url.password !== '')) {
-      throw new InvalidOptionError(
-        `log opt 'elasticsearch-url' must not carry credentials (user:password@): set ${CREDENTIAL_SETTINGS.username} and ${CREDENTIAL_SETTINGS.password}, or ${CREDENTIAL_SETTINGS.apiKey}, in the plugin settings`,
-      );
-    }
-    const why = !url
-      ? 'not a URL'
-      : url.protocol !== 'http:' && url.protocol !== 'https:'
-        ? `unsupported scheme '${url.protocol.slice(0, -1)}'`
-        : url.search !== '' || url.hash !== ''
-          ? 'it should have no query or fragment'
-          : null;
-    if (why !== null) {
-      // An address URL cannot read may still hold `user:password@`.
-      throw new InvalidOptionError(`invalid value ${shownAddress(text)} for log opt 'elasticsearch-url': ${why}; expected a comma list of http(s)://host[:port][/path]`);
-    }
-    return url!.href.replace(/\/$/, '');
-  });
+  const rules = {
+    schemes: ['http', 'https'],
+    expected: 'a comma list of http(s)://host[:port][/path]',
+    noQuery: true,
+    credentials: `log opt 'elasticsearch-url' must not carry credentials (user:password@): set ${CREDENTIAL_SETTINGS.username} and ${CREDENTIAL_SETTINGS.password}, or ${CREDENTIAL_SETTINGS.apiKey}, in the plugin settings`,
+  };
+  return value.split(',').map((entry) => parseUrl('elasticsearch-url', entry, rules).href.replace(/\/$/, ''));
 }
 
-function parseDestination(opts: Readonly<Record<string, string>>): Destination {
-  const index = opts['elasticsearch-index'];
-  const dataStream = opts['elasticsearch-data-stream'];
-  if (index && dataStream) {
-    throw new InvalidOptionError(`log opts 'elasticsearch-index' and 'elasticsearch-data-stream' cannot be given together`);
+function parseDataStream(dataStream: string): string {
+  if (dataStream.startsWith('.ds-') || /[A-Z]/.test(dataStream)) {
+    throw new InvalidOptionError(
+      `invalid value '${dataStream}' for log opt 'elasticsearch-data-stream': expected a lower-case name not starting with '.ds-', such as logs-docker-default`,
+    );
   }
-  if (dataStream) {
-    if (dataStream.startsWith('.ds-') || /[A-Z]/.test(dataStream)) {
-      throw new InvalidOptionError(
-        `invalid value '${dataStream}' for log opt 'elasticsearch-data-stream': expected a lower-case name not starting with '.ds-', such as logs-docker-default`,
-      );
-    }
-    checkIndexName('elasticsearch-data-stream', dataStream);
-    return { kind: 'data-stream', name: dataStream };
-  }
-  return { kind: 'index', pattern: parseIndexPattern(index || DEFAULT_INDEX) };
+  checkIndexName('elasticsearch-data-stream', dataStream);
+  return dataStream;
 }
 
 /** Date fields an index pattern may hold, replaced by the line's own time in UTC. */
@@ -207,7 +190,7 @@ export function indexName(pattern: IndexPattern, date: Date): string {
   return pattern.parts.map((part) => ('literal' in part ? part.literal : DATE_TOKENS[part.token](date))).join('');
 }
 
-function parseCredentials(env: NodeJS.ProcessEnv, flavor: Flavor): Credentials | null {
+function parseCredentials(env: Readonly<Record<string, string | undefined>>, flavor: Flavor): Credentials | null {
   const { username: userKey, password: passwordKey, apiKey: apiKeyKey } = CREDENTIAL_SETTINGS;
   const username = env[userKey] ?? '';
   const password = env[passwordKey] ?? '';
@@ -388,134 +371,104 @@ function bodyLines(operations: ReadonlyArray<BulkAction | Record<string, unknown
  * action), each with the batch's lines it carries: one request unless the documents are heavy.
  */
 function bulkBodies(lines: readonly string[]): Request<string[]>[] {
-  const bodies: Request<string[]>[] = [];
-  let body: string[] = [];
-  let docs: number[] = [];
-  let bytes = 0;
-  for (let i = 0; i < lines.length; i += 2) {
-    const action = lines[i]!;
-    const document = lines[i + 1]!;
-    const size = Buffer.byteLength(action) + Buffer.byteLength(document) + 2;
-    if (body.length > 0 && bytes + size > MAX_BULK_BODY_BYTES) {
-      bodies.push({ lines: docs, payload: body });
-      body = [];
-      docs = [];
-      bytes = 0;
-    }
-    body.push(action, document);
-    docs.push(i / 2);
-    bytes += size;
+  const documents = Array.from({ length: lines.length / 2 }, (_, i) => i);
+  const size = (doc: number): number => Buffer.byteLength(lines[2 * doc]!) + Buffer.byteLength(lines[2 * doc + 1]!) + 2;
+  return cutRequests(documents, { maxBytes: MAX_BULK_BODY_BYTES }, size).map((docs) => ({
+    lines: docs,
+    payload: docs.flatMap((doc) => [lines[2 * doc]!, lines[2 * doc + 1]!]),
+  }));
+}
+
+// Plain media types: the Elastic client's `compatible-with=9` is refused by Elasticsearch 8,
+// and these are understood by 7.x, 8.x and 9.x alike, and by OpenSearch.
+const BULK_HEADERS = { 'content-type': 'application/x-ndjson', accept: 'application/json' };
+/** Answers that mean this node cannot serve now, while another may: the next address is tried. */
+const NEXT_NODE_STATUSES = new Set([502, 503, 504]);
+
+function authorization(credentials: Credentials | null): Record<string, string> {
+  if (credentials === null) return {};
+  if (credentials.kind === 'api-key') return { authorization: `ApiKey ${credentials.apiKey}` };
+  return { authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` };
+}
+
+/** A refused bulk request's body, fit for the log: its error type and reason, no document. */
+function refusalOf(response: HttpResponse): string {
+  try {
+    const error = (JSON.parse(response.body.toString('utf8')) as { error?: { type?: string; reason?: string } | string }).error;
+    if (typeof error === 'string') return withoutContent(error);
+    if (error) return withoutContent(`${error.type ?? 'error'}${error.reason ? ': ' + error.reason : ''}`);
+  } catch {
+    /* not JSON: its text */
   }
-  if (body.length > 0) bodies.push({ lines: docs, payload: body });
-  return bodies;
-}
-
-/**
- * The bulk call of one client, on body lines already serialized (both clients send a string
- * as it is); rejects on a failed request (status, connection, abort).
- */
-interface BulkClient {
-  bulk(body: string[], signal: AbortSignal): Promise<{ items: BulkItem[] }>;
-  close(): Promise<void>;
-}
-
-// Plain media types: the Elastic client's default `compatible-with=9` is refused by
-// Elasticsearch 8, and these are understood by 7.x, 8.x and 9.x alike.
-const PLAIN_HEADERS = { 'content-type': 'application/x-ndjson', accept: 'application/json' };
-
-// Each client is loaded when a container first ships with it, not when the plugin starts:
-// they cost the plugin memory that hosts not shipping to Elasticsearch should not pay.
-async function elasticBulk(config: ElasticsearchConfig): Promise<BulkClient> {
-  const { Client } = await import('@elastic/elasticsearch');
-  const credentials = config.credentials;
-  const client = new Client({
-    nodes: config.nodes,
-    // The engine's backoff governs; within one send, each address is tried once.
-    maxRetries: config.nodes.length - 1,
-    tls: config.tls,
-    ...(credentials === null
-      ? {}
-      : { auth: credentials.kind === 'api-key' ? { apiKey: credentials.apiKey } : { username: credentials.username, password: credentials.password } }),
-  });
-  return {
-    bulk: async (body, signal) => {
-      try {
-        const response = await client.bulk({ operations: body }, { signal, headers: PLAIN_HEADERS });
-        return { items: response.items.map((entry) => Object.values(entry)[0] as BulkItem) };
-      } catch (err) {
-        if ((err as Error).name !== 'ProductNotSupportedError') throw err;
-        throw new Error(`${(err as Error).message} For OpenSearch, set --log-opt elasticsearch-flavor=opensearch.`, { cause: err });
-      }
-    },
-    close: () => client.close(),
-  };
-}
-
-async function openSearchBulk(config: ElasticsearchConfig): Promise<BulkClient> {
-  const { Client } = await import('@opensearch-project/opensearch');
-  const credentials = config.credentials;
-  const client = new Client({
-    nodes: config.nodes,
-    maxRetries: config.nodes.length - 1,
-    ssl: config.tls,
-    ...(credentials?.kind === 'basic' ? { auth: { username: credentials.username, password: credentials.password } } : {}),
-  });
-  return {
-    bulk: async (body, signal) => {
-      signal.throwIfAborted();
-      // Its types want objects; its serializer sends a string line as it is, as the Elastic client's does.
-      const request = client.bulk({ body: body as unknown as Array<Record<string, unknown>> });
-      // Braces: abort() returns the request, a thenable, which EventTarget would await and
-      // report its rejection as uncaught.
-      const onAbort = (): void => {
-        request.abort();
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      try {
-        const response = await request;
-        const items = (response.body.items as Array<Record<string, BulkItem>>).map((entry) => Object.values(entry)[0]!);
-        return { items };
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-      }
-    },
-    close: () => client.close(),
-  };
-}
-
-/**
- * A failed bulk request as a SendError: transient for the cluster's state and the network
- * (see transientStatus), not for a request the server calls bad (400, 413), which the engine
- * sends in halves.
- */
-function requestFailure(err: unknown): SendError {
-  const meta = (err as { meta?: { statusCode?: number; headers?: Record<string, string> } }).meta;
-  // A connection error has no status (the Elastic client says 0): only a 4xx answer names the request.
-  const status = meta?.statusCode || (err as { statusCode?: number }).statusCode || 0;
-  const transient = status < 400 || status >= 500 || transientStatus(status);
-  const afterMs = retryAfterMs(meta?.headers?.['retry-after']);
-  return new SendError(`elasticsearch: the bulk request failed: ${withoutContent((err as Error).message)}`, {
-    transient,
-    ...(afterMs === undefined ? {} : { retryAfterMs: afterMs }),
-    ...(transient ? {} : { rejectCode: status === 413 ? ('too_large' as const) : ('invalid' as const) }),
-    cause: err,
-  });
+  return withoutContent(response.body.toString('utf8', 0, Math.min(response.body.length, 1200)).trim());
 }
 
 class ElasticsearchBackend implements Backend {
   private readonly encoder: DocumentEncoder;
   private readonly config: ElasticsearchConfig;
-  /** Made at the first send (neither client connects before its first request). */
-  private client: Promise<BulkClient> | null = null;
+  /** Connects at the first request, not before. */
+  private readonly http: HttpClient;
+  private readonly headers: Record<string, string>;
+  /** The address that answered last: sends go there first. */
+  private node = 0;
 
   constructor(config: ElasticsearchConfig, container: ContainerContext) {
     this.encoder = new DocumentEncoder(container, config.destination);
     this.config = config;
+    this.http = new HttpClient({
+      name: 'elasticsearch',
+      tls: config.tls,
+      proxy: config.proxy,
+      // Elastic's default request timeout; the engine's send deadline (60 s) bounds the whole send.
+      timeoutMs: 30_000,
+      // The cluster's state, not the request's: fixing the credentials, the role or the index loses nothing.
+      transientStatuses: [401, 403, 404],
+    });
+    this.headers = { ...BULK_HEADERS, ...authorization(config.credentials) };
   }
 
-  private connect(): Promise<BulkClient> {
-    this.client ??= this.config.flavor === 'opensearch' ? openSearchBulk(this.config) : elasticBulk(this.config);
-    return this.client;
+  /**
+   * One bulk request, to each address in turn from the last that answered, until one
+   * answers other than with a connection failure or 502/503/504 (as the Elastic client's
+   * retries on other nodes). Resolves to its items; throws the request's SendError.
+   */
+  private async post(payload: readonly string[], signal: AbortSignal): Promise<BulkItem[]> {
+    const body = payload.join('\n') + '\n';
+    const nodes = this.config.nodes;
+    let failure: unknown;
+    for (let attempt = 0; attempt < nodes.length; attempt++) {
+      const node = (this.node + attempt) % nodes.length;
+      let response: HttpResponse;
+      try {
+        response = await this.http.request({ url: `${nodes[node]}/_bulk`, method: 'POST', headers: this.headers, body }, signal);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        failure = err;
+        continue;
+      }
+      if (NEXT_NODE_STATUSES.has(response.status) && attempt < nodes.length - 1) continue;
+      this.node = node;
+      return this.items(response);
+    }
+    throw failure;
+  }
+
+  private items(response: HttpResponse): BulkItem[] {
+    const refused = classifyBulkResponse(response);
+    if (refused) throw refused;
+    if (this.config.flavor === 'elasticsearch' && response.headers['x-elastic-product'] !== 'Elasticsearch') {
+      throw new SendError(
+        'elasticsearch: the server is not Elasticsearch (its answer has no X-Elastic-Product: Elasticsearch header). For OpenSearch, set --log-opt elasticsearch-flavor=opensearch.',
+        { transient: true },
+      );
+    }
+    let parsed: { items?: Array<Record<string, BulkItem>> };
+    try {
+      parsed = JSON.parse(response.body.toString('utf8')) as typeof parsed;
+    } catch (err) {
+      throw new SendError(`elasticsearch: ${response.where} answered ${response.status} with a body that is not JSON`, { transient: true, cause: err });
+    }
+    return (parsed.items ?? []).map((entry) => Object.values(entry)[0]!);
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
@@ -531,13 +484,7 @@ class ElasticsearchBackend implements Backend {
 
   /** One bulk request: what each of its documents became. */
   private async bulk({ lines, payload }: Request<string[]>, signal: AbortSignal): Promise<SendResult> {
-    let items: BulkItem[];
-    try {
-      ({ items } = await (await this.connect()).bulk(payload, signal));
-    } catch (err) {
-      // Either client's own abort error would hide why the engine aborted (shutdown, its send deadline).
-      throw signal.aborted ? abortError(signal) : requestFailure(err);
-    }
+    const items = await this.post(payload, signal);
     if (items.length !== lines.length) {
       throw new SendError(`the bulk response has ${items.length} results for ${lines.length} documents`, { transient: true });
     }
@@ -556,16 +503,24 @@ class ElasticsearchBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    const client = this.client;
-    this.client = null;
-    if (client) await (await client).close();
+    await this.http.close();
   }
 }
 
-export const elasticsearchFactory: BackendFactory<ElasticsearchConfig> = {
+/**
+ * A bulk answer that is not 2xx as a SendError: transient for the cluster's state and the
+ * network (429, 5xx, 408, 401, 403, 404), not for a request the server calls bad (400,
+ * 413: too_large), which the engine sends in halves. Null for 2xx.
+ */
+function classifyBulkResponse(response: HttpResponse): SendError | null {
+  return classifyResponse(response, { name: 'elasticsearch', transientStatuses: [401, 403, 404] }, refusalOf);
+}
+
+export const elasticsearchFactory: BackendFactory<ElasticsearchConfig, typeof ELASTICSEARCH_OPTIONS, typeof ELASTICSEARCH_SETTINGS> = {
   name: 'elasticsearch',
-  optionKeys: OPTION_KEYS,
-  parseOptions: (opts) => parseElasticsearchOptions(opts),
+  options: ELASTICSEARCH_OPTIONS,
+  settings: ELASTICSEARCH_SETTINGS,
+  configure: configureElasticsearch,
   batchLimits(): BatchLimits {
     // Elastic's advice is bulk bodies of 5-15 MB: 5 MiB of lines plus what a document adds
     // to each (its action, time, container fields), in 5000 documents at most. Heavier

@@ -6,19 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import { decode, encode } from '@msgpack/msgpack';
-import { InvalidOptionError, parseBool, parseGoDuration, parseRamInBytes, parseTimerDuration } from '../lifecycle/options.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type RetryPolicy,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
-import { StreamConnection, abortError, describeTarget, parseHostPort, tlsOptions, transientError, type StreamTarget } from './connection.ts';
+import { InvalidOptionError, parseGoDuration, parseTimerDuration } from '../options/values.ts';
+import { defineOptions, type OptionValues } from '../options/schema.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type RetryPolicy, type SendResult, SendError } from '../delivery/backend.ts';
+import { type ContainerContext } from '../shaping/container.ts';
+import { type OutgoingLine } from '../shaping/line.ts';
+import { abortError, transientError } from '../delivery/backend.ts';
+import { parseHostPort, splitScheme } from '../transport/address.ts';
+import { StreamConnection, describeTarget, type StreamTarget } from '../transport/stream.ts';
+import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 
 export interface FluentdConfig {
   target: StreamTarget;
@@ -32,24 +28,6 @@ export interface FluentdConfig {
   /** How long to wait for an ack (fluentd-read-timeout); otherwise the engine's send deadline. */
   ackTimeoutMs: number | null;
 }
-
-const OPTION_KEYS = [
-  'fluentd-address',
-  'fluentd-async',
-  'fluentd-async-connect',
-  'fluentd-async-reconnect-interval',
-  'fluentd-buffer-limit',
-  'fluentd-retry-wait',
-  'fluentd-max-retries',
-  'fluentd-sub-second-precision',
-  'fluentd-request-ack',
-  'fluentd-write-timeout',
-  'fluentd-read-timeout',
-  'fluentd-tls-ca-cert',
-  'fluentd-tls-cert',
-  'fluentd-tls-key',
-  'fluentd-tls-skip-verify',
-] as const;
 
 const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_PORT = 24224;
@@ -68,38 +46,57 @@ const ZERO_RETRY_WAIT_MS = 500;
 /** Retries back off from fluentd-retry-wait up to this (the engine's usual cap), never giving up. */
 const MAX_RETRY_DELAY_MS = 30_000;
 
-export function parseFluentdOptions(opts: Readonly<Record<string, string>>): FluentdConfig {
-  const bool = (key: string): boolean => (opts[key] ? parseBool(key, opts[key]) : false);
-  // Validated as Docker does; they change nothing here (see the README: logship never
-  // blocks a container's start, never drops after a number of retries).
-  bool('fluentd-async');
-  bool('fluentd-async-connect');
-  if (opts['fluentd-async-reconnect-interval']) {
-    const ms = parseGoDuration('fluentd-async-reconnect-interval', opts['fluentd-async-reconnect-interval']);
-    if (ms < 100 || ms > 10_000) {
-      throw new InvalidOptionError(
-        `invalid value '${opts['fluentd-async-reconnect-interval']}' for log opt 'fluentd-async-reconnect-interval': expected a duration from 100ms to 10s`,
-      );
-    }
-  }
-  if (opts['fluentd-max-retries']) {
-    const value = opts['fluentd-max-retries'];
-    if (!/^\d+$/.test(value) || Number(value) > 2 ** 31 - 1) {
-      throw new InvalidOptionError(`invalid value '${value}' for log opt 'fluentd-max-retries': expected a whole number`);
-    }
-  }
-  if (opts['fluentd-write-timeout']) parseGoDuration('fluentd-write-timeout', opts['fluentd-write-timeout']);
-  const readTimeout = opts['fluentd-read-timeout'] ? parseTimerDuration('fluentd-read-timeout', opts['fluentd-read-timeout'], 0) : 0;
+const TLS_FILE = 'a PEM file, as the plugin sees it';
+
+export const FLUENTD_OPTIONS = defineOptions([
+  {
+    key: 'fluentd-address',
+    type: 'string',
+    accepts: '`host:port`, `tcp://host:port`, `tls://host:port` or `unix:///path`', defaultDoc: "`tcp://127.0.0.1:24224`", doc: "`host[:port]`, `tcp://host[:port]`, `tls://host[:port]` (no path) or `unix:///path`" },
+  { key: 'fluentd-async', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "validated and ignored: logship never fails or delays `docker run` for an unreachable receiver" },
+  { key: 'fluentd-async-connect', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "validated and ignored: logship never fails or delays `docker run` for an unreachable receiver" },
+  { key: 'fluentd-async-reconnect-interval', type: 'custom', accepts: 'a duration from 100ms to 10s', parse: parseReconnectInterval, defaultDoc: "", doc: "validated (100ms–10s) and ignored: logship reconnects on the next retry" },
+  {
+    key: 'fluentd-buffer-limit',
+    type: 'size',
+    units: 'binary',
+    max: MAX_BUFFER_LIMIT,
+    default: '1m', defaultDoc: "`1m`", doc: "most line bytes in one batch (binary units, as Docker: `1m` = 1,048,576), at most `64m`: a batch is held in memory, and forward inputs refuse or warn about larger messages (Fluent Bit's limit is 6 MB by default, fluentd warns at 8 MB)" },
+  { key: 'fluentd-retry-wait', type: 'custom', default: '1s', accepts: 'a duration from 0 to 24h (0: 500ms, as Docker)', parse: parseRetryWait, defaultDoc: "`1s`", doc: "first wait before retrying a failed batch (a Go duration up to `24h`, in whole milliseconds as Docker keeps it); it doubles, with jitter, up to 30 s (or this value if larger). `0`, or under 1 ms, is 500 ms, as in Docker's driver (its client takes 0 as its default), never a tight reconnect loop" },
+  { key: 'fluentd-max-retries', type: 'custom', accepts: 'a whole number', parse: parseMaxRetries, defaultDoc: "`2147483647`", doc: "validated and **ignored**: logship never gives up on a line (Docker drops it after this many retries); the store's size bounds an outage instead" },
+  { key: 'fluentd-sub-second-precision', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "EventTime (seconds and nanoseconds) instead of whole seconds" },
+  { key: 'fluentd-request-ack', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "ask for an ack of each batch's chunk id; a batch counts as delivered only once it came back (exact at-least-once; recommended)" },
+  { key: 'fluentd-write-timeout', type: 'duration', defaultDoc: "", doc: "validated (a Go duration) and ignored" },
+  { key: 'fluentd-read-timeout', type: 'duration', timer: true, min: 0, defaultDoc: "none", doc: "how long to wait for an ack before the batch is retried (up to `24h`, rounded up to whole milliseconds; without it, or past 60 s, the engine's 60 s limit on a send)" },
+  { key: 'fluentd-tls-ca-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "the system's CAs", doc: "(logship only) PEM file of the CA for `tls://`" },
+  { key: 'fluentd-tls-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "(logship only) PEM client certificate and key" },
+  { key: 'fluentd-tls-key', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "(logship only) PEM client certificate and key" },
+  { key: 'fluentd-tls-skip-verify', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "(logship only) `true` skips verifying the server's certificate" },
+]);
+
+export function configureFluentd(values: OptionValues<typeof FLUENTD_OPTIONS>): FluentdConfig {
+  const readTimeout = values['fluentd-read-timeout'] ?? 0;
   return {
-    target: parseFluentdAddress(opts['fluentd-address'] ?? '', opts, bool('fluentd-tls-skip-verify')),
-    subSecondPrecision: bool('fluentd-sub-second-precision'),
-    requestAck: bool('fluentd-request-ack'),
-    bufferLimitBytes: opts['fluentd-buffer-limit']
-      ? parseRamInBytes('fluentd-buffer-limit', opts['fluentd-buffer-limit'], MAX_BUFFER_LIMIT)
-      : DEFAULT_BUFFER_LIMIT,
-    retryWaitMs: opts['fluentd-retry-wait'] ? parseRetryWait(opts['fluentd-retry-wait']) : DEFAULT_RETRY_WAIT_MS,
+    target: parseFluentdAddress(values['fluentd-address'] ?? '', values),
+    subSecondPrecision: values['fluentd-sub-second-precision'],
+    requestAck: values['fluentd-request-ack'],
+    bufferLimitBytes: values['fluentd-buffer-limit'],
+    retryWaitMs: values['fluentd-retry-wait'],
     ackTimeoutMs: readTimeout > 0 ? readTimeout : null,
   };
+}
+
+function parseReconnectInterval(value: string, key: string): number {
+  const ms = parseGoDuration(key, value);
+  if (ms < 100 || ms > 10_000) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration from 100ms to 10s`);
+  return ms;
+}
+
+function parseMaxRetries(value: string, key: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 2 ** 31 - 1) {
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number`);
+  }
+  return Number(value);
 }
 
 /** Docker keeps whole milliseconds (`int(d.Seconds() * 1000)`), and its client takes 0 as its default. */
@@ -109,13 +106,13 @@ function parseRetryWait(value: string): number {
   return ms === 0 ? ZERO_RETRY_WAIT_MS : ms;
 }
 
-function parseFluentdAddress(address: string, opts: Readonly<Record<string, string>>, skipVerify: boolean): StreamTarget {
+function parseFluentdAddress(address: string, values: OptionValues<typeof FLUENTD_OPTIONS>): StreamTarget {
   const invalid = (why: string): InvalidOptionError =>
     new InvalidOptionError(
       `invalid value '${address}' for log opt 'fluentd-address': ${why}; expected host:port, tcp://host:port, tls://host:port or unix:///path`,
     );
   const full = address === '' ? `tcp://${DEFAULT_HOST}:${DEFAULT_PORT}` : address.includes('://') ? address : `tcp://${address}`;
-  const [, scheme = '', rest = ''] = /^([a-z+]+):\/\/(.*)$/.exec(full) ?? [];
+  const { scheme, rest } = splitScheme(full) ?? { scheme: '', rest: '' };
   if (scheme === 'unix') {
     if (rest.replace(/^\/+/, '') === '') throw invalid('the socket path is empty');
     return { kind: 'unix', path: rest };
@@ -126,7 +123,7 @@ function parseFluentdAddress(address: string, opts: Readonly<Record<string, stri
   if (!hostPort) throw invalid('bad host or port');
   const host = hostPort.host || DEFAULT_HOST;
   if (scheme === 'tcp') return { kind: 'tcp', host, port: hostPort.port };
-  const tls = tlsOptions(opts, { ca: 'fluentd-tls-ca-cert', cert: 'fluentd-tls-cert', key: 'fluentd-tls-key' }, skipVerify, host);
+  const tls = tlsOptions({ ...tlsFileOptions('fluentd-tls', values), skipVerify: values['fluentd-tls-skip-verify'], servername: host });
   return { kind: 'tls', host, port: hostPort.port, tls };
 }
 
@@ -402,10 +399,10 @@ class FluentdBackend implements Backend {
   }
 }
 
-export const fluentdFactory: BackendFactory<FluentdConfig> = {
+export const fluentdFactory: BackendFactory<FluentdConfig, typeof FLUENTD_OPTIONS> = {
   name: 'fluentd',
-  optionKeys: OPTION_KEYS,
-  parseOptions: parseFluentdOptions,
+  options: FLUENTD_OPTIONS,
+  configure: configureFluentd,
   batchLimits(config: FluentdConfig): BatchLimits {
     return { maxLines: 10_000, maxBytes: config.bufferLimitBytes };
   },

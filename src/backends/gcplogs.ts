@@ -6,20 +6,13 @@
 // delays delivery (the engine retries) instead of failing `docker run`.
 import { randomBytes } from 'node:crypto';
 import type { Entry, protos as Protos, v2 } from '@google-cloud/logging';
-import { InvalidOptionError, parseBool } from '../lifecycle/options.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type Rejection,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
-import { abortError, parseHostPort, shownAddress, transientError } from './connection.ts';
-import { type Request, sendInOrder } from './requests.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import { defineOptions, type OptionValues } from '../options/schema.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError, abortError, transientError } from '../delivery/backend.ts';
+import { type ContainerContext } from '../shaping/container.ts';
+import { type OutgoingLine } from '../shaping/line.ts';
+import { parseHostPort, shownAddress } from '../transport/address.ts';
+import { type Request, cutRequests, sendInOrder, utf8Pieces } from '../transport/requests.ts';
 
 export interface GcpInstance {
   zone: string;
@@ -43,8 +36,6 @@ export interface GcplogsConfig {
   /** logship's own gcp-endpoint; null: Cloud Logging's public endpoint. */
   endpoint: GcpEndpoint | null;
 }
-
-const OPTION_KEYS = ['gcp-project', 'gcp-log-cmd', 'gcp-meta-zone', 'gcp-meta-name', 'gcp-meta-id', 'gcp-endpoint'] as const;
 
 export const LOG_NAME = 'gcplogs-docker-driver';
 
@@ -93,22 +84,35 @@ const GRPC_STATUS = { INVALID_ARGUMENT: 3, OUT_OF_RANGE: 11 } as const;
  */
 const BAD_REQUEST_CODES = new Set<number>([GRPC_STATUS.INVALID_ARGUMENT, GRPC_STATUS.OUT_OF_RANGE]);
 
-export function parseGcplogsOptions(opts: Readonly<Record<string, string>>): GcplogsConfig {
-  const project = opts['gcp-project'] ?? '';
-  if ('gcp-project' in opts && !/^[a-z][a-z0-9.:-]{0,127}$/.test(project)) {
+export const GCPLOGS_OPTIONS = defineOptions([
+  // Given empty, it is refused (Docker would look it up; an empty value is a mistake here).
+  { key: 'gcp-project', type: 'custom', empty: 'value', accepts: 'a project id', parse: parseProject, defaultDoc: "the credentials' key file's `project_id`, else the metadata server's project", doc: "the project to write to (a project id: lower-case letters, digits, hyphens)" },
+  { key: 'gcp-log-cmd', type: 'bool', default: 'false', defaultDoc: "`false`", doc: "`true` adds the container's command (entrypoint and arguments) as `container.command`" },
+  { key: 'gcp-meta-zone', type: 'string', accepts: 'a zone name', defaultDoc: "none", doc: "the instance's zone, name and id off GCE; with any of them set the resource is `gce_instance`. On GCE the metadata server's values win, as in Docker" },
+  { key: 'gcp-meta-name', type: 'string', accepts: 'an instance name', defaultDoc: "none", doc: "the instance's zone, name and id off GCE; with any of them set the resource is `gce_instance`. On GCE the metadata server's values win, as in Docker" },
+  { key: 'gcp-meta-id', type: 'string', accepts: 'an instance id', defaultDoc: "none", doc: "the instance's zone, name and id off GCE; with any of them set the resource is `gce_instance`. On GCE the metadata server's values win, as in Docker" },
+  { key: 'gcp-endpoint', type: 'custom', accepts: '`host:port` (gRPC over TLS) or `http://host:port` (plaintext gRPC)', parse: parseEndpoint, defaultDoc: "`logging.googleapis.com:443`", doc: "(logship only) `host:port`: gRPC over TLS (system CAs) with the credentials below, for a private endpoint such as `private.googleapis.com:443`; `http://host:port`: **plaintext** gRPC **without credentials**, for an emulator or a test endpoint on loopback (gRPC does not attach tokens to a plaintext channel, and a token must not travel in the clear)" },
+]);
+
+export function configureGcplogs(values: OptionValues<typeof GCPLOGS_OPTIONS>): GcplogsConfig {
+  const zone = values['gcp-meta-zone'] ?? '';
+  const name = values['gcp-meta-name'] ?? '';
+  const id = values['gcp-meta-id'] ?? '';
+  return {
+    project: values['gcp-project'] ?? null,
+    logCommand: values['gcp-log-cmd'],
+    instance: zone || name || id ? { zone, name, id } : null,
+    endpoint: values['gcp-endpoint'] ?? null,
+  };
+}
+
+function parseProject(project: string): string {
+  if (!/^[a-z][a-z0-9.:-]{0,127}$/.test(project)) {
     throw new InvalidOptionError(
       `invalid value '${project}' for log opt 'gcp-project': expected a project id (lower-case letters, digits and hyphens, starting with a letter)`,
     );
   }
-  const zone = opts['gcp-meta-zone'] ?? '';
-  const name = opts['gcp-meta-name'] ?? '';
-  const id = opts['gcp-meta-id'] ?? '';
-  return {
-    project: project === '' ? null : project,
-    logCommand: opts['gcp-log-cmd'] ? parseBool('gcp-log-cmd', opts['gcp-log-cmd']) : false,
-    instance: zone || name || id ? { zone, name, id } : null,
-    endpoint: opts['gcp-endpoint'] ? parseEndpoint(opts['gcp-endpoint']) : null,
-  };
+  return project;
 }
 
 function parseEndpoint(value: string): GcpEndpoint {
@@ -163,20 +167,6 @@ export function target(project: string, instance: GcpInstance | null): Target {
 /** Unix nanoseconds as a protobuf Timestamp. */
 function timestamp(timeNano: bigint): { seconds: number; nanos: number } {
   return { seconds: Number(timeNano / 1_000_000_000n), nanos: Number(timeNano % 1_000_000_000n) };
-}
-
-/** Cuts at most `max` bytes, backing off so no UTF-8 sequence is split across pieces. */
-export function utf8Pieces(bytes: Buffer, max: number): Buffer[] {
-  const pieces: Buffer[] = [];
-  let start = 0;
-  while (bytes.length - start > max) {
-    let end = start + max;
-    for (let back = 0; back < 3 && (bytes[end]! & 0xc0) === 0x80; back++) end--;
-    pieces.push(bytes.subarray(start, end));
-    start = end;
-  }
-  pieces.push(bytes.subarray(start));
-  return pieces;
 }
 
 /** Builds the LogEntries of one container's lines (with the library's Entry); the fixed keys are built once. */
@@ -410,21 +400,7 @@ class GcplogsBackend implements Backend {
  * fields make the lines heavy.
  */
 function requests(lines: readonly OutgoingLine[], encoder: EntryEncoder): Request<null>[] {
-  const out: Request<null>[] = [];
-  let current: number[] = [];
-  let bytes = 0;
-  lines.forEach((line, i) => {
-    const size = encoder.requestBytes(line);
-    if (current.length > 0 && bytes + size > MAX_REQUEST_BYTES) {
-      out.push({ lines: current, payload: null });
-      current = [];
-      bytes = 0;
-    }
-    current.push(i);
-    bytes += size;
-  });
-  if (current.length > 0) out.push({ lines: current, payload: null });
-  return out;
+  return cutRequests(lines, { maxBytes: MAX_REQUEST_BYTES }, (line) => encoder.requestBytes(line)).map((group) => ({ lines: group, payload: null }));
 }
 
 /** Rejects as soon as `signal` aborts; the abandoned call ends by its own timeout. */
@@ -436,10 +412,10 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-export const gcplogsFactory: BackendFactory<GcplogsConfig> = {
+export const gcplogsFactory: BackendFactory<GcplogsConfig, typeof GCPLOGS_OPTIONS> = {
   name: 'gcplogs',
-  optionKeys: OPTION_KEYS,
-  parseOptions: parseGcplogsOptions,
+  options: GCPLOGS_OPTIONS,
+  configure: configureGcplogs,
   batchLimits: (): BatchLimits => ({ maxLines: MAX_BATCH_LINES, maxBytes: MAX_BATCH_BYTES, lineOverheadBytes: ENTRY_OVERHEAD_BYTES }),
   create(config: GcplogsConfig, container: ContainerContext): Backend {
     return new GcplogsBackend(config, container);

@@ -1,18 +1,22 @@
 // Every backend logship can ship to, by the name of the Docker driver it stands in for.
 // `--log-opt backend=NAME` selects from this list; their option keys must not overlap.
-import type { BackendFactory } from '../delivery/backend.ts';
+import type { AnyBackendFactory } from '../delivery/backend.ts';
 import { awslogsFactory } from './awslogs.ts';
 import { elasticsearchFactory } from './elasticsearch.ts';
 import { fluentdFactory } from './fluentd.ts';
 import { gcplogsFactory } from './gcplogs.ts';
+import { gelfFactory } from './gelf.ts';
 import { journaldFactory } from './journald.ts';
+import { splunkFactory } from './splunk.ts';
 import { syslogFactory } from './syslog.ts';
 
-export const BACKENDS: readonly BackendFactory<unknown>[] = [
+export const BACKENDS: readonly AnyBackendFactory[] = [
   syslogFactory,
   fluentdFactory,
   journaldFactory,
   awslogsFactory,
   gcplogsFactory,
   elasticsearchFactory,
+  gelfFactory,
+  splunkFactory,
 ];

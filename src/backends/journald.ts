@@ -4,17 +4,12 @@
 // line's own time: a delivery delayed by an outage would otherwise only carry the time
 // journald received it.
 import { randomBytes } from 'node:crypto';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  type OutgoingLine,
-  type SendResult,
-  SendError,
-} from '../delivery/backend.ts';
-import { UnixDatagramConnection, range, resultInLines } from './connection.ts';
+import { type Backend, type BackendFactory, type BatchLimits, type SendResult, SendError } from '../delivery/backend.ts';
+import { UnixDatagramConnection } from '../transport/datagram.ts';
+import { range, resultInLines } from '../transport/requests.ts';
 import { rfc3339Nano } from '../delivery/timestamp.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 export interface JournaldConfig {
   socketPath: string;
@@ -195,8 +190,9 @@ class JournaldBackend implements Backend {
 export const journaldFactory: BackendFactory<JournaldConfig> = {
   name: 'journald',
   // Docker's journald driver has only the common options (tag, labels, env), which the engine handles.
-  optionKeys: [],
-  parseOptions: () => ({ socketPath: JOURNAL_SOCKET }),
+  // Docker's journald driver has no options but the shared ones.
+  options: [],
+  configure: () => ({ socketPath: JOURNAL_SOCKET }),
   batchLimits: (): BatchLimits => ({ maxLines: 1000, maxBytes: 4 << 20 }),
   create(config: JournaldConfig, container: ContainerContext): Backend {
     return new JournaldBackend(config, container);

@@ -2,30 +2,17 @@
 // formats, priorities, framing and `syslog-*` options, over udp, tcp, tcp+tls, unix and
 // unixgram. One difference on purpose: the header's time is the line's time, not the
 // send time, because logship may deliver a line long after it was written.
-import dgram from 'node:dgram';
-import { InvalidOptionError } from '../lifecycle/options.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import { defineOptions, type OptionValues } from '../options/schema.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
-import {
-  type Backend,
-  type BackendFactory,
-  type BatchLimits,
-  type ContainerContext,
-  DELIVERED,
-  type OutgoingLine,
-  type SendResult,
-} from '../delivery/backend.ts';
-import {
-  abortError,
-  type ReplayWindow,
-  StreamConnection,
-  UnixDatagramConnection,
-  parseHostPort,
-  range,
-  resultInLines,
-  tlsOptions,
-  transientError,
-  type StreamTarget,
-} from './connection.ts';
+import { type Backend, type BackendFactory, type BatchLimits, DELIVERED, type SendResult } from '../delivery/backend.ts';
+import { type ContainerContext } from '../shaping/container.ts';
+import { type OutgoingLine } from '../shaping/line.ts';
+import { parseHostPort, splitScheme } from '../transport/address.ts';
+import { MAX_UDP_PAYLOAD, UdpConnection, UnixDatagramConnection } from '../transport/datagram.ts';
+import { range, resultInLines } from '../transport/requests.ts';
+import { type ReplayWindow, StreamConnection, type StreamTarget } from '../transport/stream.ts';
+import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 
 export type SyslogFormat = '' | 'rfc3164' | 'rfc5424' | 'rfc5424micro';
 
@@ -42,16 +29,6 @@ export interface SyslogConfig {
   /** RFC 5425 octet counting: Docker uses it for rfc5424 formats over tcp+tls only. */
   octetCounting: boolean;
 }
-
-const OPTION_KEYS = [
-  'syslog-address',
-  'syslog-facility',
-  'syslog-format',
-  'syslog-tls-ca-cert',
-  'syslog-tls-cert',
-  'syslog-tls-key',
-  'syslog-tls-skip-verify',
-] as const;
 
 const FACILITIES = [
   'kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp',
@@ -72,39 +49,54 @@ export const LOCAL_SYSLOG_SOCKET = '/run/systemd/journal/dev-log';
 const SEVERITY_INFO = 6;
 const SEVERITY_ERR = 3;
 
-/**
- * The largest UDP payload over IPv4: a longer message is cut to fit, and so is one a unix
- * datagram socket refuses as too long (over its send buffer, about 208 KiB by default).
- */
-export const MAX_UDP_PAYLOAD = 65_507;
+// A message longer than the largest UDP payload is cut to fit, and so is one a unix
+// datagram socket refuses as too long (over its send buffer, about 208 KiB by default).
+export { MAX_UDP_PAYLOAD };
 const datagramTruncation = new RateLimitedWarning('syslog: cut messages longer than one datagram takes');
 
-export function parseSyslogOptions(opts: Readonly<Record<string, string>>): SyslogConfig {
-  const address = opts['syslog-address'] ?? '';
-  const target = parseSyslogAddress(address, opts);
-  const format = (opts['syslog-format'] ?? '') as SyslogFormat;
-  if (!FORMATS.includes(format)) {
-    throw new InvalidOptionError(
-      `invalid value '${format}' for log opt 'syslog-format': expected rfc3164, rfc5424 or rfc5424micro (or empty for Docker's default)`,
-    );
-  }
+const TLS_FILE = 'a PEM file, as the plugin sees it';
+
+export const SYSLOG_OPTIONS = defineOptions([
+  {
+    key: 'syslog-address',
+    type: 'string',
+    accepts: '`udp://host[:port]`, `tcp://host[:port]`, `tcp+tls://host[:port]`, `unix:///path`, `unixgram:///path` (port 514)', defaultDoc: "the local syslog socket", doc: "`udp://host[:port]`, `tcp://host[:port]`, `tcp+tls://host[:port]` (port 514 by default), `unix:///path` or `unixgram:///path`. Empty is Docker's `/dev/log`, which on a systemd host is journald's `dev-log`: the plugin sees it as `/run/systemd/journal/dev-log` through its `journal` mount" },
+  { key: 'syslog-facility', type: 'custom', accepts: 'a number 0-23 or a facility name (`user`, `local0`...)', parse: parseFacility, defaultDoc: "`daemon`", doc: "`kern user mail daemon auth syslog lpr news uucp cron authpriv ftp local0`…`local7`, or a number 0–23" },
+  { key: 'syslog-format', type: 'custom', accepts: '`rfc3164`, `rfc5424` or `rfc5424micro`', parse: parseFormat, defaultDoc: "empty", doc: "empty: `<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG`; `rfc3164` adds the host name; `rfc5424`: `<PRI>1 TIME HOST TAG PID TAG - MSG`; `rfc5424micro`: the same with microseconds" },
+  { key: 'syslog-tls-ca-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "the system's CAs", doc: "PEM file of the CA that signs the server's certificate (`tcp+tls`)" },
+  { key: 'syslog-tls-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "PEM client certificate and key, for servers that ask for one (both or neither)" },
+  { key: 'syslog-tls-key', type: 'string', accepts: TLS_FILE, defaultDoc: "none", doc: "PEM client certificate and key, for servers that ask for one (both or neither)" },
+  // Like Docker, its mere presence skips verification, whatever its value.
+  { key: 'syslog-tls-skip-verify', type: 'custom', empty: 'value', accepts: 'present (any value) or absent', parse: () => true, defaultDoc: "absent", doc: "present (with **any** value, even `false`, as in Docker) skips verifying the server's certificate" },
+]);
+
+export function configureSyslog(values: OptionValues<typeof SYSLOG_OPTIONS>): SyslogConfig {
+  const target = parseSyslogAddress(values['syslog-address'] ?? '', values);
+  const format = values['syslog-format'] ?? '';
   return {
     target,
-    facility: parseFacility(opts['syslog-facility'] ?? '') << 3,
+    facility: (values['syslog-facility'] ?? FACILITY_CODES.daemon!) << 3,
     format,
     octetCounting: target.kind === 'tls' && (format === 'rfc5424' || format === 'rfc5424micro'),
   };
 }
 
-function parseSyslogAddress(address: string, opts: Readonly<Record<string, string>>): SyslogTarget {
+function parseFormat(value: string): SyslogFormat {
+  if (FORMATS.includes(value as SyslogFormat)) return value as SyslogFormat;
+  throw new InvalidOptionError(
+    `invalid value '${value}' for log opt 'syslog-format': expected rfc3164, rfc5424 or rfc5424micro (or empty for Docker's default)`,
+  );
+}
+
+function parseSyslogAddress(address: string, values: OptionValues<typeof SYSLOG_OPTIONS>): SyslogTarget {
   if (address === '') return { kind: 'unixgram', path: LOCAL_SYSLOG_SOCKET };
   const invalid = (why: string): InvalidOptionError =>
     new InvalidOptionError(
       `invalid value '${address}' for log opt 'syslog-address': ${why}; expected udp://host[:port], tcp://host[:port], tcp+tls://host[:port], unix:///path or unixgram:///path`,
     );
-  const match = /^([a-z+]+):\/\/(.*)$/.exec(address);
-  if (!match) throw invalid('not in the form proto://address');
-  const [, scheme = '', rest = ''] = match;
+  const split = splitScheme(address);
+  if (!split) throw invalid('not in the form proto://address');
+  const { scheme, rest } = split;
   if (scheme === 'unix' || scheme === 'unixgram') {
     if (!rest.startsWith('/')) throw invalid('the socket path must be absolute');
     return { kind: scheme, path: rest };
@@ -115,18 +107,11 @@ function parseSyslogAddress(address: string, opts: Readonly<Record<string, strin
   // Like Docker, TLS options with another protocol are accepted and unused.
   if (scheme !== 'tcp+tls') return { kind: scheme, ...hostPort };
   // Like Docker, the mere presence of syslog-tls-skip-verify skips verification.
-  const skipVerify = opts['syslog-tls-skip-verify'] !== undefined;
-  const tls = tlsOptions(
-    opts,
-    { ca: 'syslog-tls-ca-cert', cert: 'syslog-tls-cert', key: 'syslog-tls-key' },
-    skipVerify,
-    hostPort.host,
-  );
+  const tls = tlsOptions({ ...tlsFileOptions('syslog-tls', values), skipVerify: values['syslog-tls-skip-verify'] ?? false, servername: hostPort.host });
   return { kind: 'tls', ...hostPort, tls };
 }
 
 function parseFacility(value: string): number {
-  if (value === '') return FACILITY_CODES.daemon!;
   const named = FACILITY_CODES[value];
   if (named !== undefined) return named;
   if (/^\d+$/.test(value) && Number(value) <= 23) return Number(value);
@@ -219,74 +204,30 @@ class StreamTransport implements Transport {
   }
 }
 
-/** A connected UDP socket, so an ICMP port-unreachable fails the next send instead of vanishing. */
+/** udp: each datagram goes on its own, so only those the socket refused go again. */
 class UdpTransport implements Transport {
-  private readonly host: string;
-  private readonly port: number;
-  private socket: Promise<dgram.Socket> | null = null;
-
+  private readonly connection: UdpConnection;
   constructor(host: string, port: number) {
-    this.host = host;
-    this.port = port;
+    this.connection = new UdpConnection(host, port);
   }
 
   async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
-    if (signal.aborted) throw abortError(signal);
-    let socket: dgram.Socket;
-    try {
-      socket = await this.connected();
-    } catch (err) {
-      throw transientError(err);
-    }
     const truncated: number[] = [];
-    const failed: number[] = [];
-    let firstError: Error | null = null;
-    await new Promise<void>((resolve) => {
-      let pending = messages.length;
-      messages.forEach((message, i) => {
-        let datagram = message;
-        if (datagram.length > MAX_UDP_PAYLOAD) {
-          datagramTruncation.warn({ transport: 'udp', bytes: datagram.length, max: MAX_UDP_PAYLOAD });
-          datagram = cut(datagram, MAX_UDP_PAYLOAD);
-          truncated.push(i);
-        }
-        socket.send(datagram, (err) => {
-          if (err) {
-            firstError ??= err;
-            failed.push(i);
-          }
-          if (--pending === 0) resolve();
-        });
-      });
+    const datagrams = messages.map((message, i) => {
+      if (message.length <= MAX_UDP_PAYLOAD) return message;
+      datagramTruncation.warn({ transport: 'udp', bytes: message.length, max: MAX_UDP_PAYLOAD });
+      truncated.push(i);
+      return cut(message, MAX_UDP_PAYLOAD);
     });
-    if (firstError) this.close();
-    // Each datagram goes on its own: only those the socket refused go again.
-    if (failed.length === messages.length) throw transientError(firstError);
+    const { failed, error } = await this.connection.send(datagrams, signal);
     const result: { retry?: NonNullable<SendResult['retry']>; truncated?: number[] } = {};
-    if (failed.length > 0) result.retry = { lines: failed.sort((a, b) => a - b), reason: String((firstError as Error | null)?.message) };
+    if (failed.length > 0) result.retry = { lines: failed, reason: String(error?.message) };
     if (truncated.length > 0) result.truncated = truncated.filter((i) => !failed.includes(i));
     return result;
   }
 
   close(): void {
-    const socket = this.socket;
-    this.socket = null;
-    void socket?.then((s) => s.close(), () => {});
-  }
-
-  private connected(): Promise<dgram.Socket> {
-    this.socket ??= new Promise((resolve, reject) => {
-      const socket = dgram.createSocket(this.host.includes(':') ? 'udp6' : 'udp4');
-      socket.on('error', () => {}); // each send reports its own error
-      socket.connect(this.port, this.host, (err?: Error) => {
-        if (err) {
-          socket.close();
-          this.socket = null;
-          reject(err);
-        } else resolve(socket);
-      });
-    });
-    return this.socket;
+    this.connection.close();
   }
 }
 
@@ -366,10 +307,10 @@ class SyslogBackend implements Backend {
   }
 }
 
-export const syslogFactory: BackendFactory<SyslogConfig> = {
+export const syslogFactory: BackendFactory<SyslogConfig, typeof SYSLOG_OPTIONS> = {
   name: 'syslog',
-  optionKeys: OPTION_KEYS,
-  parseOptions: parseSyslogOptions,
+  options: SYSLOG_OPTIONS,
+  configure: configureSyslog,
   batchLimits(config: SyslogConfig): BatchLimits {
     // Datagrams go one by one anyway; streams take larger writes.
     const stream = config.target.kind === 'tcp' || config.target.kind === 'tls' || config.target.kind === 'unix';

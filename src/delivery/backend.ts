@@ -2,54 +2,12 @@
 // src/backends/). A backend only turns lines into its receiver's wire format and sends
 // them and says what became of each line; the engine owns batching, retry, bisection,
 // cursors, ordering, counting and dead letters, so no backend has a queue.
-import type { Source } from '../fifo/log-entry.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
+import type { LineShaping } from '../shaping/line-shaper.ts';
 import type { MultilineOptions } from '../shaping/multiline.ts';
-
-/** One line ready to ship: partial chunks already reassembled by the shaping stage. */
-export interface OutgoingLine {
-  source: Source;
-  /** Unix nanoseconds of the line (its first chunk's time). */
-  timeNano: bigint;
-  /** The line without its trailing newline; raw bytes, not necessarily UTF-8. */
-  line: Buffer;
-  /**
-   * Set only for a fragment the shaping stage could not make whole (the line-size cap cut
-   * it, or the stream ended before its last chunk); backends whose built-in driver sends
-   * partial metadata (fluentd, journald) send these fields.
-   */
-  partial?: { id: string; ordinal: number; last: boolean };
-  /**
-   * The line parsed as a JSON object: set only with the `parse-json` log-opt, and only for a
-   * line that is one. A backend with structured records adds these keys beside its own (its
-   * own keys win a clash: the line itself still goes as the message, so nothing is lost).
-   */
-  fields?: Readonly<Record<string, unknown>>;
-}
-
-/** What a backend knows of its container, resolved once per StartLogging. */
-export interface ContainerContext {
-  /** Full 64-hex id. */
-  id: string;
-  /** Without the daemon's leading '/'. */
-  name: string;
-  imageId: string;
-  imageName: string;
-  created: string;
-  /** The entrypoint and its arguments joined by spaces, as Docker's Info.Command() prints them. */
-  command: string;
-  daemonName: string;
-  /** The `tag` log-opt's template executed for this container (default `{{.ID}}`). */
-  tag: string;
-  /**
-   * Whether the `tag` log-opt was given: a driver with a default of its own (awslogs names
-   * its stream `{{.FullID}}`) uses `tag` only then.
-   */
-  tagSet: boolean;
-  /** From `labels`, `labels-regex`, `env`, `env-regex`, in the built-in drivers' order. */
-  attributes: ReadonlyArray<readonly [string, string]>;
-  /** The host's name, as the built-in drivers put it in their records. */
-  hostname: string;
-}
+import type { OptionSchema, OptionValues } from '../options/schema.ts';
+import type { RateLimit } from './rate-limit.ts';
 
 /**
  * Why a receiver refused a line for good: a label of `logship_backend_lines_rejected_total`,
@@ -155,6 +113,18 @@ export function isTransient(err: unknown): boolean {
   return false;
 }
 
+/** What a send aborted by the engine (shutdown, its send deadline) fails with: transient, saying why. */
+export function abortError(signal: AbortSignal): SendError {
+  const reason: unknown = signal.reason;
+  return new SendError(reason instanceof Error ? reason.message : 'aborted', { transient: true, cause: reason });
+}
+
+/** `err` as a transient SendError: the receiver or the way to it failed, not the batch. */
+export function transientError(err: unknown): SendError {
+  if (err instanceof SendError && err.transient) return err;
+  return new SendError(err instanceof Error ? err.message : String(err), { transient: true, cause: err });
+}
+
 export interface Backend {
   /**
    * Ships one batch, in order, and says what became of each line (see SendResult): a backend
@@ -188,19 +158,40 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export interface BackendFactory<Config> {
+/** The plugin's proxy settings (HTTP_PROXY, HTTPS_PROXY, NO_PROXY); '' is none. */
+export interface ProxySettings {
+  httpProxy: string;
+  httpsProxy: string;
+  /** Comma list of hosts (`.example.com`, `*`, `host:port`) reached directly. */
+  noProxy: string;
+}
+
+/**
+ * The plugin settings a backend is handed (it never reads process.env): the proxy, and its
+ * own settings (its `settings` schema: credentials that must not be log-opts, which
+ * `docker inspect` shows), parsed when the plugin started.
+ */
+export interface BackendSettings<Own = Readonly<Record<string, unknown>>> {
+  proxy: ProxySettings;
+  own: Own;
+}
+
+export interface BackendFactory<Config, S extends OptionSchema = OptionSchema, P extends OptionSchema = readonly []> {
   /** The `backend` log-opt value, as Docker's built-in driver is named (`syslog`, ...). */
   readonly name: string;
   /**
-   * Every log-opt of this backend, named as the built-in driver names them; not the shared
-   * ones (tag, labels, labels-regex, env, env-regex), which arrive resolved in ContainerContext.
+   * Every log-opt of this backend, named as the built-in driver names them, as data (see
+   * options/schema.ts); not the shared ones (tag, labels, labels-regex, env, env-regex),
+   * which arrive resolved in ContainerContext. Keys never overlap another backend's.
    */
-  readonly optionKeys: readonly string[];
+  readonly options: S;
+  /** The plugin settings (`docker plugin set` names) this backend reads. */
+  readonly settings?: P;
   /**
-   * Validates this backend's log-opts (only its own keys are passed); throws InvalidOptionError.
-   * An error message must never quote the value of a credential (a key, password or token).
+   * The typed values of its options (parsed and checked one by one from the schema) to
+   * its config: cross-field checks only; throws InvalidOptionError. Must not connect.
    */
-  parseOptions(opts: Readonly<Record<string, string>>): Config;
+  configure(values: OptionValues<S>, settings: BackendSettings<OptionValues<P>>): Config;
   batchLimits(config: Config): BatchLimits;
   /**
    * The backend's own multiline log-opts (awslogs-multiline-pattern, awslogs-datetime-format),
@@ -211,4 +202,21 @@ export interface BackendFactory<Config> {
   retryPolicy?(config: Config): RetryPolicy;
   /** Must not connect: a receiver down at StartLogging must not fail the container. */
   create(config: Config, container: ContainerContext): Backend;
+}
+
+/** Any backend, as lists hold them (each one's own types are checked where it is declared). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyBackendFactory = BackendFactory<any, any, any>;
+
+/**
+ * A selected backend with its validated options bound in; `multiline` is the backend's own
+ * (awslogs-multiline-pattern, ...) when it has them set, the shared multiline-* otherwise.
+ */
+export interface BackendPlan extends LineShaping {
+  name: string;
+  limits: BatchLimits;
+  retry: RetryPolicy | null;
+  /** This backend's shipping rate for the container; null: as fast as the receiver takes it. */
+  rateLimit?: RateLimit | null;
+  create(container: ContainerContext): Backend;
 }

@@ -7,7 +7,8 @@ import { isUtf8 } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { rfc3339Nano } from './timestamp.ts';
-import type { OutgoingLine, RejectCode } from './backend.ts';
+import type { RejectCode } from './backend.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 /** 10 MB holds thousands of rejected lines; the store, not this file, is the spool. */
 export const DEAD_LETTER_CAP_BYTES = 10_000_000;

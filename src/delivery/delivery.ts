@@ -4,25 +4,28 @@
 // container that stopped, then lets the registry release it.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BackendPlan } from '../lifecycle/options.ts';
 import { log } from '../observability/log.ts';
 import type { BackendLag } from '../observability/metrics.ts';
 import type { BackendStatus } from '../observability/status.ts';
 import type { Redactor } from '../shaping/redact.ts';
 import type { ContainerStore } from '../store/container-store.ts';
 import { STORE_DIR_MODE } from '../store/segments.ts';
-import type { ContainerContext } from './backend.ts';
+import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import { CursorFile } from './cursor.ts';
 import { DeadLetterFile } from './dead-letters.ts';
 import { Shipper } from './shipper.ts';
+import type { BackendPlan } from './backend.ts';
+import type { ContainerContext } from '../shaping/container.ts';
 
 export class Delivery {
   /** Container id → backend name → its shipper. */
   private readonly shippers = new Map<string, Map<string, Shipper>>();
   private readonly onReleased: (containerId: string) => void;
+  private readonly clock: Clock;
 
-  constructor(onReleased: (containerId: string) => void) {
+  constructor(onReleased: (containerId: string) => void, clock: Clock = SYSTEM_CLOCK) {
     this.onReleased = onReleased;
+    this.clock = clock;
   }
 
   /** Starts shipping each planned backend that is not already shipping this container. */
@@ -39,6 +42,7 @@ export class Delivery {
         container,
         new CursorFile(store.dir, plan.name, () => store.syncData()),
         new DeadLetterFile(store.dir, plan.name),
+        this.clock,
         redactor,
       );
       mine.set(plan.name, shipper);

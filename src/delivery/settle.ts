@@ -6,15 +6,9 @@
 // order (halves delivered are not sent again), until the line that fails alone is found.
 // That line is rejected only after it failed alone twice with a backoff between, so a
 // passing glitch rejects nothing; the rest ships.
-import {
-  type OutgoingLine,
-  type Rejection,
-  type RejectCode,
-  type RetryPolicy,
-  type SendResult,
-  SendError,
-  isTransient,
-} from './backend.ts';
+import { type Rejection, type RejectCode, type RetryPolicy, type SendResult, SendError, isTransient } from './backend.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
+import type { Clock } from './clock.ts';
 
 /** A send that neither resolves nor rejects in this time is aborted and retried. */
 export const SEND_TIMEOUT_MS = 60_000;
@@ -51,6 +45,7 @@ export interface Setback {
 export interface SettleLink {
   send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult>;
   policy: RetryPolicy;
+  clock: Clock;
   /** Plugin shutdown: stop where we are. */
   stop: AbortSignal;
   /** After each send that settled lines, before the next. */
@@ -77,7 +72,7 @@ export async function settleBatch(batch: readonly OutgoingLine[], link: SettleLi
     const piece = pieces[0]!;
     let result: SendResult;
     try {
-      const signal = AbortSignal.any([link.stop, AbortSignal.timeout(SEND_TIMEOUT_MS)]);
+      const signal = AbortSignal.any([link.stop, link.clock.timeout(SEND_TIMEOUT_MS)]);
       result = await link.send(piece.lines.map((i) => batch[i]!), signal);
     } catch (err) {
       if (link.stop.aborted) return false;
@@ -85,7 +80,7 @@ export async function settleBatch(batch: readonly OutgoingLine[], link: SettleLi
       if (isTransient(err)) {
         const delayMs = backoff(link.policy, attempt, err instanceof SendError ? err.retryAfterMs : undefined);
         link.setback({ kind: 'failed', reason, lines: remaining(pieces), attempt: ++attempt, delayMs });
-        await sleep(delayMs, link.stop);
+        await link.clock.sleep(delayMs, link.stop);
         continue;
       }
       piece.failures++;
@@ -103,7 +98,7 @@ export async function settleBatch(batch: readonly OutgoingLine[], link: SettleLi
       }
       const delayMs = backoff(link.policy, attempt, undefined);
       link.setback({ kind: 'failed', reason, lines: remaining(pieces), attempt: ++attempt, delayMs });
-      await sleep(delayMs, link.stop);
+      await link.clock.sleep(delayMs, link.stop);
       continue;
     }
     const { settled, again } = apply(piece.lines, result);
@@ -119,7 +114,7 @@ export async function settleBatch(batch: readonly OutgoingLine[], link: SettleLi
     piece.failures = 0;
     const delayMs = backoff(link.policy, attempt, result.retry?.afterMs);
     link.setback({ kind: 'retry', reason: result.retry?.reason ?? '', lines: remaining(pieces), attempt: ++attempt, delayMs });
-    await sleep(delayMs, link.stop);
+    await link.clock.sleep(delayMs, link.stop);
   }
   return true;
 }
@@ -171,18 +166,4 @@ function rejectCode(err: unknown): RejectCode {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -11,7 +11,6 @@
 //
 // Lines the shaper filtered out, and (in drop mode) lines over the rate limit, are counted
 // and passed: once nothing is queued the cursor moves past them, so they are not lag.
-import type { BackendPlan } from '../lifecycle/options.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import {
   backendDropped,
@@ -28,14 +27,27 @@ import { LineShaper } from '../shaping/line-shaper.ts';
 import type { Redactor } from '../shaping/redact.ts';
 import type { StorePosition } from '../store/container-store.ts';
 import type { StoreView } from '../store/log-reader.ts';
-import type { Backend, ContainerContext, OutgoingLine, RetryPolicy } from './backend.ts';
+import type { Backend, RetryPolicy, BackendPlan } from './backend.ts';
 import type { CursorFile } from './cursor.ts';
 import type { DeadLetterFile } from './dead-letters.ts';
+import { type Clock, SYSTEM_CLOCK } from './clock.ts';
 import { TokenBucket } from './rate-limit.ts';
-import { type Setback, type Settled, settleBatch, sleep, retryDelay } from './settle.ts';
-import { StoreFollower, oldestHeld } from './store-follower.ts';
+import { type Setback, type Settled, settleBatch, retryDelay } from './settle.ts';
+import { StoreFollower, oldestHeld } from '../store/follower.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
 
 export const DEFAULT_MAX_DELAY_MS = 200;
+
+/**
+ * Lines all shippers together hold in their queues before each stops reading at a batch of
+ * what it has (it always may hold one read's worth, so none starves). A queued line costs
+ * about 300 bytes of heap beside its bytes; with 50 containers writing at once and fluentd's
+ * 10,000-line batches the queues held 500,000 of them and the plugin's RSS went past 300 MB
+ * (bench/drivers.ts). One busy container still fills whole batches.
+ */
+export const QUEUED_LINES_BUDGET = 20_000;
+let queuedLinesAll = 0;
 export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
 
 /** The store a shipper reads: the reader's view, plus where a new cursor starts. */
@@ -83,6 +95,7 @@ export class Shipper {
   /** Settles after `ended`, once the backend is closed. */
   readonly done: Promise<void>;
   private readonly plan: BackendPlan;
+  private readonly container: ContainerContext;
   private readonly store: ShipperStore;
   private readonly cursor: CursorFile;
   private readonly deadLetters: DeadLetterFile;
@@ -97,6 +110,7 @@ export class Shipper {
   private acked: StorePosition | null = null;
   /** When the batch being collected got its first line. */
   private waitingSince: number | null = null;
+  private readonly clock: Clock;
   private readonly bucket: TokenBucket | null;
   private readonly stats = {
     shipped: 0,
@@ -114,16 +128,19 @@ export class Shipper {
     container: ContainerContext,
     cursor: CursorFile,
     deadLetters: DeadLetterFile,
+    clock: Clock = SYSTEM_CLOCK,
     redactor: Redactor | null = null,
   ) {
     this.store = store;
+    this.clock = clock;
     this.plan = plan;
+    this.container = container;
     this.backendName = plan.name;
     this.containerId = container.id;
     this.cursor = cursor;
     this.deadLetters = deadLetters;
     initSeries(plan.name);
-    this.bucket = plan.rateLimit ? new TokenBucket(plan.rateLimit, Date.now()) : null;
+    this.bucket = plan.rateLimit ? new TokenBucket(plan.rateLimit, this.clock.now()) : null;
     this.shaper = new LineShaper(
       plan,
       {
@@ -144,14 +161,14 @@ export class Shipper {
     // Taken now, before this StartLogging's first append, so a new cursor misses nothing.
     const end = saved ? null : store.endPosition();
     end?.catch(() => {}); // retried in run()
-    this.ended = this.run(saved, end, container).catch((err: unknown) =>
+    this.ended = this.run(saved, end).catch((err: unknown) =>
       log.error('delivery: a shipping loop failed', { container: this.containerId.slice(0, 12), backend: this.backendName, error: redact(String(err)) }),
     );
     this.done = this.ended.then(() => this.close());
   }
 
   /** Entries not yet acknowledged, and the age of the oldest line waiting. */
-  lag(nowNano = BigInt(Date.now()) * 1_000_000n): { entries: number | null; seconds: number } {
+  lag(nowNano = BigInt(this.clock.now()) * 1_000_000n): { entries: number | null; seconds: number } {
     const end = this.follower?.end ?? null;
     const first = this.queue[0];
     const seconds = first ? Math.max(0, Number(nowNano - first.line.timeNano) / 1e9) : 0;
@@ -181,7 +198,7 @@ export class Shipper {
     return this.done;
   }
 
-  private async run(saved: StorePosition | null, end: Promise<StorePosition> | null, container: ContainerContext): Promise<void> {
+  private async run(saved: StorePosition | null, end: Promise<StorePosition> | null): Promise<void> {
     let firstTry = end;
     const from =
       saved ??
@@ -194,8 +211,6 @@ export class Shipper {
     if (from === null) return;
     this.acked = from;
     this.follower = new StoreFollower(this.store, from);
-    this.backend = await this.retrying('create the backend', async () => this.plan.create(container));
-    if (this.backend === null) return;
     for (let failures = 0; !this.abort.signal.aborted; ) {
       try {
         if (await this.step()) return;
@@ -207,7 +222,7 @@ export class Shipper {
         const delay = retryDelay(this.plan.retry ?? DEFAULT_RETRY, failures++);
         this.noteError(String(err));
         retryWarning.warn({ ...this.who(), step: 'ship', error: redact(String(err)), attempt: failures, retryInMs: Math.round(delay) });
-        await sleep(delay, this.abort.signal);
+        await this.clock.sleep(delay, this.abort.signal);
       }
     }
   }
@@ -223,7 +238,7 @@ export class Shipper {
     if (this.queue.length === 0) this.passSkipped();
     const live = this.store.isLive();
     // An open multiline event with no new line for its flush timeout ships as it is.
-    if (this.caughtUp && live) this.enqueueAll(this.shaper.flushIdle(Date.now()));
+    if (this.caughtUp && live) this.enqueueAll(this.shaper.flushIdle(this.clock.now()));
     if (this.queue.length > 0 && (this.full() || !this.caughtUp || !live || this.expired(maxDelay))) {
       if (!(await this.sendBatch())) return true;
       this.waitingSince = null;
@@ -243,8 +258,8 @@ export class Shipper {
     }
     // A batch is started: let the store collect more until the delay is up, then read it
     // all at once, rather than reading after every FIFO chunk.
-    this.waitingSince ??= Date.now();
-    await sleep(this.waitingSince + maxDelay - Date.now(), this.abort.signal);
+    this.waitingSince ??= this.clock.now();
+    await this.clock.sleep(this.waitingSince + maxDelay - this.clock.now(), this.abort.signal);
     return false;
   }
 
@@ -253,16 +268,20 @@ export class Shipper {
     const deadline = this.shaper.nextDeadline();
     if (deadline === null) return this.store.nextChange(seen, this.abort.signal);
     // Whole milliseconds: AbortSignal.timeout throws on a fraction.
-    const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(deadline - Date.now())));
+    const timeout = this.clock.timeout(Math.max(0, Math.ceil(deadline - this.clock.now())));
     await this.store.nextChange(seen, AbortSignal.any([this.abort.signal, timeout]));
   }
 
   private full(): boolean {
-    return this.queue.length >= this.plan.limits.maxLines || this.queuedBytes >= this.plan.limits.maxBytes;
+    return (
+      this.queue.length >= this.plan.limits.maxLines ||
+      this.queuedBytes >= this.plan.limits.maxBytes ||
+      (this.queue.length > 0 && queuedLinesAll >= QUEUED_LINES_BUDGET)
+    );
   }
 
   private expired(maxDelay: number): boolean {
-    return this.waitingSince !== null && Date.now() - this.waitingSince >= maxDelay;
+    return this.waitingSince !== null && this.clock.now() - this.waitingSince >= maxDelay;
   }
 
   /** Reads what the store holds until a batch is full or the store is caught up. */
@@ -277,7 +296,7 @@ export class Shipper {
       this.caughtUp = false;
       if (read.lost) this.countLost(read.lost.count, read.lost.reason);
       const { entries } = read;
-      const now = Date.now();
+      const now = this.clock.now();
       for (let i = 0; i < entries.length; i++) {
         const { entry, at } = entries[i]!;
         const lines = this.shaper.push(entry, at, now);
@@ -320,11 +339,12 @@ export class Shipper {
   }
 
   private enqueue(line: OutgoingLine, after: StorePosition): void {
-    if (this.plan.rateLimit?.mode === 'drop' && !this.bucket!.tryTake(line.line.length, Date.now())) {
+    if (this.plan.rateLimit?.mode === 'drop' && !this.bucket!.tryTake(line.line.length, this.clock.now())) {
       this.countDropped('rate_limited', 1);
       return;
     }
     this.queue.push({ line, after });
+    queuedLinesAll++;
     this.queuedBytes += line.line.length + (this.plan.limits.lineOverheadBytes ?? 0);
   }
 
@@ -340,6 +360,10 @@ export class Shipper {
 
   /** Sends the head of the queue until every line of it is settled; false if stopped first. */
   private async sendBatch(): Promise<boolean> {
+    // Made at the first line to send, not before: a plugin starting with 2,000 stores whose
+    // lines all shipped opens no connection for them (a backend may dial in create()).
+    this.backend ??= await this.retrying('create the backend', async () => this.plan.create(this.container));
+    if (this.backend === null) return false;
     const { maxLines, maxBytes, lineOverheadBytes = 0 } = this.plan.limits;
     let n = 0;
     let bytes = 0;
@@ -363,6 +387,7 @@ export class Shipper {
       {
         send: (lines, signal) => this.backend!.send(lines, signal),
         policy: this.plan.retry ?? DEFAULT_RETRY,
+        clock: this.clock,
         stop: this.abort.signal,
         settled: (s) => {
           this.count(s, batch);
@@ -377,6 +402,7 @@ export class Shipper {
     );
     if (!settled) return false;
     this.queue = this.queue.slice(n);
+    queuedLinesAll -= n;
     this.queuedBytes -= bytes;
     return true;
   }
@@ -384,9 +410,9 @@ export class Shipper {
   /** How many of the first `n` queued lines the rate limit lets go, after waiting if need be; null if stopped. */
   private async paced(n: number): Promise<number | null> {
     for (;;) {
-      const allowed = this.bucket!.take((i) => this.queue[i]!.line.line.length, n, Date.now());
+      const allowed = this.bucket!.take((i) => this.queue[i]!.line.line.length, n, this.clock.now());
       if (allowed > 0) return allowed;
-      await sleep(-allowed, this.abort.signal);
+      await this.clock.sleep(-allowed, this.abort.signal);
       if (this.abort.signal.aborted) return null;
     }
   }
@@ -397,7 +423,7 @@ export class Shipper {
     if (delivered.length > 0) {
       backendShipped.inc({ backend }, delivered.length);
       this.stats.shipped += delivered.length;
-      this.stats.lastSendMs = Date.now();
+      this.stats.lastSendMs = this.clock.now();
     }
     if (truncated.length > 0) backendTruncated.inc({ backend }, truncated.length);
     if (rejected.length === 0) return;
@@ -442,7 +468,7 @@ export class Shipper {
   }
 
   private noteError(message: string): void {
-    this.stats.lastError = { atMs: Date.now(), message: redact(message) };
+    this.stats.lastError = { atMs: this.clock.now(), message: redact(message) };
   }
 
   private who(): { container: string; backend: string } {
@@ -461,12 +487,14 @@ export class Shipper {
         const delay = retryDelay(policy, attempt);
         this.noteError(`${what}: ${(err as Error).message}`);
         retryWarning.warn({ ...this.who(), step: what, error: redact(String((err as Error).message)), attempt: attempt + 1, retryInMs: Math.round(delay) });
-        await sleep(delay, this.abort.signal);
+        await this.clock.sleep(delay, this.abort.signal);
       }
     }
   }
 
   private async close(): Promise<void> {
+    queuedLinesAll -= this.queue.length;
+    this.queue = [];
     await this.follower?.close();
     await this.backend?.close().catch((err: unknown) =>
       log.warn('delivery: closing a backend failed', { backend: this.backendName, error: redact(String(err)) }),

@@ -6,11 +6,24 @@
 //                                            plus the bytes of a frame begun but not stored
 //
 // Written before StartLogging answers, removed when the FIFO reaches EOF. Holding the
-// daemon's own request means a reattach validates it with the parsers StartLogging uses.
+// daemon's own request means a reattach validates it with the parsers StartLogging uses;
+// those are the protocol's (the edge, above lifecycle), so they are handed in.
 import fs from 'node:fs';
 import path from 'node:path';
 import { log } from '../observability/log.ts';
-import { type StartLoggingRequest, parseStartLogging, startLoggingBody } from '../protocol/wire.ts';
+import type { ContainerInfo } from '../shaping/container.ts';
+
+/** A FIFO to read and the container writing into it: what StartLogging asks for. */
+export interface StartLoggingRequest {
+  file: string;
+  info: ContainerInfo;
+}
+
+/** The daemon's StartLogging body, parsed (throws on a malformed one) and written back. */
+export interface StartLoggingBodies {
+  parse(body: unknown): StartLoggingRequest;
+  body(req: StartLoggingRequest): Record<string, unknown>;
+}
 
 export interface Attachment extends StartLoggingRequest {
   /** Bytes of a frame begun but not complete when the previous process stopped reading. */
@@ -21,9 +34,11 @@ const SUFFIX = '.json';
 
 export class Attachments {
   private readonly dir: string;
+  private readonly bodies: StartLoggingBodies;
 
-  constructor(dir: string) {
+  constructor(dir: string, bodies: StartLoggingBodies) {
     this.dir = dir;
+    this.bodies = bodies;
   }
 
   private fileFor(fifoPath: string): string {
@@ -37,7 +52,7 @@ export class Attachments {
   save(req: StartLoggingRequest, heldBack: Buffer | null = null): void {
     const file = this.fileFor(req.file);
     const tmp = `${file}.tmp`;
-    const body = { ...startLoggingBody(req), HeldBack: heldBack && heldBack.length > 0 ? heldBack.toString('base64') : undefined };
+    const body = { ...this.bodies.body(req), HeldBack: heldBack && heldBack.length > 0 ? heldBack.toString('base64') : undefined };
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       // Info.ContainerEnv may hold secrets: readable by root only.
@@ -78,7 +93,7 @@ export class Attachments {
       }
       try {
         const body = JSON.parse(fs.readFileSync(file, 'utf8')) as { HeldBack?: unknown };
-        const req = parseStartLogging(body);
+        const req = this.bodies.parse(body);
         if (path.basename(req.file) + SUFFIX !== name) throw new Error(`names FIFO ${req.file}`);
         const heldBack = typeof body.HeldBack === 'string' ? Buffer.from(body.HeldBack, 'base64') : null;
         out.push({ ...req, heldBack });

@@ -5,49 +5,21 @@
 // labels, env, ...), and each selected backend's own, which its factory validates. A key
 // of a backend that is not selected is an error, so a typo in `backend` cannot silently
 // leave an address unused.
-import type { Backend, BackendFactory, BatchLimits, ContainerContext, RetryPolicy } from '../delivery/backend.ts';
+import type { Source } from '../codec/log-entry.ts';
+import type { AnyBackendFactory, BackendFactory, BackendPlan, ProxySettings } from '../delivery/backend.ts';
 import { DEFAULT_RATE_LIMIT_BURST_MS, RATE_LIMIT_OPTIONS, type RateLimit, rateLimitFor } from '../delivery/rate-limit.ts';
-import type { Source } from '../fifo/log-entry.ts';
-import type { AttributeSpec } from '../shaping/attributes.ts';
+import { type OptionSchema, parseOptions, schemaKeys } from '../options/schema.ts';
+import { InvalidOptionError, parseBool, parseCount, parseRamInBytes, parseSize, parseTimerDuration } from '../options/values.ts';
 import { FILTER_OPTIONS, type LineFilter, filterFor } from '../shaping/filter.ts';
 import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
 import type { LineShaping } from '../shaping/line-shaper.ts';
 import { type MultilineMatcher, type MultilineOptions, datetimeFormatPattern } from '../shaping/multiline.ts';
 import { MULTILINE_PRESETS, type MultilinePreset } from '../shaping/multiline-presets.ts';
-import { REDACT_OPTIONS, REDACT_PRESET_NAMES, type RedactPreset, type RedactionSpec, presetPattern } from '../shaping/redact.ts';
+import { REDACT_OPTIONS, REDACT_PRESET_NAMES, type RedactPreset, presetPattern } from '../shaping/redact.ts';
+import type { RedactionSpec } from '../shaping/redact.ts';
+import type { ShapingOptions } from '../shaping/options.ts';
 import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
-
-export interface StoreOptions {
-  /** Rotate the current file once it would grow past this many bytes. */
-  maxSizeBytes: number;
-  /** Files kept in all, the current one included. */
-  maxFiles: number;
-  /** Gzip rotated files. */
-  compress: boolean;
-}
-
-export interface ShapingOptions extends LineShaping {
-  /** Null: nothing masked. Env values are bound per container (redactorFor). */
-  redaction: RedactionSpec | null;
-  /** `{{.ID}}` unless `tag` is set. */
-  tag: TagTemplate;
-  /** `tag` was given (not empty, which Docker treats as unset). */
-  tagSet: boolean;
-  attributes: AttributeSpec;
-}
-
-/**
- * A selected backend with its validated options bound in; `multiline` is the backend's own
- * (awslogs-multiline-pattern, ...) when it has them set, the shared multiline-* otherwise.
- */
-export interface BackendPlan extends LineShaping {
-  name: string;
-  limits: BatchLimits;
-  retry: RetryPolicy | null;
-  /** This backend's shipping rate for the container; null: as fast as the receiver takes it. */
-  rateLimit?: RateLimit | null;
-  create(container: ContainerContext): Backend;
-}
+import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/options.ts';
 
 export interface LogOptions {
   store: StoreOptions;
@@ -58,10 +30,16 @@ export interface LogOptions {
   rateLimit: RateLimit | null;
 }
 
-export class InvalidOptionError extends Error {}
+/**
+ * The plugin settings backends are handed, read once when the plugin starts: the proxy, and
+ * the values of the settings their `settings` schemas name (empty ones dropped).
+ */
+export interface BackendEnvironment {
+  proxy: ProxySettings;
+  env: Readonly<Record<string, string>>;
+}
 
-/** 20m in json-file's decimal units; the local driver's defaults otherwise. */
-export const DEFAULT_STORE_OPTIONS: StoreOptions = { maxSizeBytes: 20_000_000, maxFiles: 5, compress: true };
+export const NO_ENVIRONMENT: BackendEnvironment = Object.freeze({ proxy: { httpProxy: '', httpsProxy: '', noProxy: '' }, env: {} });
 
 // Keys the daemon itself consumes but passes to plugins too (logdriver-protocol.md §6).
 const DAEMON_KEYS = new Set(['mode', 'max-buffer-size', 'cache-disabled']);
@@ -98,15 +76,16 @@ export const DEFAULT_TAG = '{{.ID}}';
 
 export function parseLogOptions(
   config: Record<string, string> | null | undefined,
-  factories: readonly BackendFactory<unknown>[],
+  factories: readonly AnyBackendFactory[],
+  environment: BackendEnvironment = NO_ENVIRONMENT,
 ): LogOptions {
   const opts = config ?? {};
   const selected = parseBackendList(opts.backend, factories);
-  const own = new Map<BackendFactory<unknown>, Record<string, string>>(selected.map((f) => [f, {}]));
+  const own = new Map<AnyBackendFactory, Record<string, string>>(selected.map((f) => [f, {}]));
   for (const [key, value] of Object.entries(opts)) {
     if (key === 'backend' || STORE_KEYS.includes(key) || SHAPING_KEYS.includes(key) || DAEMON_KEYS.has(key)) continue;
     if (key.startsWith('cache-') && CACHE_KEYS.includes(key.slice('cache-'.length))) continue;
-    const owner = factories.find((f) => f.optionKeys.includes(key));
+    const owner = factories.find((f) => schemaKeys(f.options).includes(key));
     if (owner && own.has(owner)) {
       own.get(owner)![key] = value;
       continue;
@@ -116,7 +95,7 @@ export function parseLogOptions(
         `log opt '${key}' is an option of backend '${owner.name}', which log opt 'backend' does not select (backend=${opts.backend ?? ''})`,
       );
     }
-    const accepted = ['backend', ...STORE_KEYS, ...SHAPING_KEYS, ...selected.flatMap((f) => f.optionKeys)];
+    const accepted = ['backend', ...STORE_KEYS, ...SHAPING_KEYS, ...selected.flatMap((f) => schemaKeys(f.options))];
     throw new InvalidOptionError(`unknown log opt '${key}' for ${DRIVER} log driver (accepted: ${accepted.join(', ')})`);
   }
   const names = selected.map((f) => f.name);
@@ -125,15 +104,15 @@ export function parseLogOptions(
   return {
     store: parseStoreOptions(opts),
     shaping,
-    backends: selected.map((f) => plan(f, own.get(f)!, shaping, rateLimitFor(rateLimit, f.name))),
+    backends: selected.map((f) => plan(f, own.get(f)!, shaping, environment, rateLimitFor(rateLimit, f.name))),
     rateLimit,
   };
 }
 
-function parseBackendList(value: string | undefined, factories: readonly BackendFactory<unknown>[]): BackendFactory<unknown>[] {
+function parseBackendList(value: string | undefined, factories: readonly AnyBackendFactory[]): AnyBackendFactory[] {
   if (value === undefined || value.trim() === '') return [];
   const names = factories.map((f) => f.name);
-  const selected: BackendFactory<unknown>[] = [];
+  const selected: AnyBackendFactory[] = [];
   for (const name of value.split(',').map((n) => n.trim())) {
     const factory = factories.find((f) => f.name === name);
     if (!factory) {
@@ -147,13 +126,27 @@ function parseBackendList(value: string | undefined, factories: readonly Backend
   return selected;
 }
 
-function plan<Config>(
-  factory: BackendFactory<Config>,
+/**
+ * A backend's config from its own log-opts: each value parsed by its schema, then the
+ * factory's cross-field checks, with the plugin settings it declares.
+ */
+export function configureBackend<Config, S extends OptionSchema, P extends OptionSchema>(
+  factory: BackendFactory<Config, S, P>,
+  opts: Readonly<Record<string, string>>,
+  environment: BackendEnvironment = NO_ENVIRONMENT,
+): Config {
+  const own = parseOptions((factory.settings ?? []) as P, environment.env);
+  return factory.configure(parseOptions(factory.options, opts), { proxy: environment.proxy, own });
+}
+
+function plan(
+  factory: AnyBackendFactory,
   opts: Record<string, string>,
   shaping: LineShaping,
+  environment: BackendEnvironment,
   rateLimit: RateLimit | null,
 ): BackendPlan {
-  const config = factory.parseOptions(opts);
+  const config: unknown = configureBackend(factory, opts, environment);
   return {
     name: factory.name,
     limits: factory.batchLimits(config),
@@ -359,104 +352,3 @@ function parseStoreOptions(opts: Record<string, string>): StoreOptions {
   return store;
 }
 
-// The grammar of go-units, which Docker parses sizes with: `10m`, `1.5g`, `512KiB`. Its
-// FromHumanSize (json-file's max-size) reads the units as decimal, RAMInBytes (max-buffer-size,
-// fluentd-buffer-limit) as binary.
-const SIZE_PATTERN = /^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$/i;
-const DECIMAL_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12, p: 1e15 };
-const BINARY_UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };
-
-/** Bytes for a positive size in those units; NaN when it is not one. */
-function sizeInBytes(value: string, units: Record<string, number>): number {
-  const match = SIZE_PATTERN.exec(value);
-  const bytes = match ? Math.floor(Number(match[1]) * (units[(match[2] ?? '').toLowerCase()] ?? NaN)) : NaN;
-  return Number.isSafeInteger(bytes) && bytes > 0 ? bytes : NaN;
-}
-
-/** go-units FromHumanSize, as json-file parses max-size: decimal units, `10m` = 10,000,000. */
-export function parseSize(key: string, value: string): number {
-  const bytes = sizeInBytes(value.trim(), DECIMAL_UNITS);
-  if (Number.isNaN(bytes)) {
-    throw new InvalidOptionError(
-      `invalid value '${value}' for log opt '${key}': expected a positive size such as 500k, 20m or 1g (decimal units, like json-file)`,
-    );
-  }
-  return bytes;
-}
-
-/**
- * go-units RAMInBytes, as Docker parses fluentd-buffer-limit: binary units, `1m` = 1,048,576;
- * at most `max` bytes.
- */
-export function parseRamInBytes(key: string, value: string, max = Number.MAX_SAFE_INTEGER): number {
-  const bytes = sizeInBytes(value, BINARY_UNITS);
-  if (Number.isNaN(bytes) || bytes > max) {
-    const what = max === Number.MAX_SAFE_INTEGER ? 'a size such as 512k or 8m' : `a size of at most ${humanBytes(max)}, such as 512k`;
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected ${what} (binary units)`);
-  }
-  return bytes;
-}
-
-function humanBytes(n: number): string {
-  for (const [unit, size] of [['g', 2 ** 30], ['m', 2 ** 20], ['k', 2 ** 10]] as const) if (n % size === 0) return `${n / size}${unit}`;
-  return String(n);
-}
-
-function parseCount(key: string, value: string): number {
-  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of files, 1 or more`);
-  }
-  return n;
-}
-
-const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-/** Go's time.Duration is an int64 of nanoseconds: ParseDuration refuses anything longer (about 2,562,047 h). */
-const MAX_GO_DURATION_MS = 9_223_372_036_854.775807;
-
-/** Go's time.ParseDuration (`1s`, `500ms`, `1m30s`), in milliseconds; negative is refused. */
-export function parseGoDuration(key: string, value: string): number {
-  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/gy;
-  let ms = 0;
-  let consumed = 0;
-  for (let m = part.exec(value); m; m = part.exec(value)) {
-    ms += Number(m[1]) * DURATION_UNITS[m[2]!]!;
-    consumed = part.lastIndex;
-  }
-  if (value === '0') return 0;
-  if (value === '' || consumed !== value.length || ms > MAX_GO_DURATION_MS) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration such as 500ms, 1s or 1m30s`);
-  }
-  return ms;
-}
-
-/**
- * Durations the plugin sets a timer for are whole milliseconds (AbortSignal.timeout throws on
- * a fraction, and a timer truncates one), and timers take at most 2^31-1 ms, about 24.8 days:
- * past that Node fires them at once. A day is the bound; no log-opt needs longer.
- */
-export const MAX_TIMER_DURATION_MS = 24 * 3_600_000;
-
-/**
- * A Go duration for a timer: rounded up to whole milliseconds (so `1500us` is 2 ms), then
- * from `minMs` (0 allowed when 0) to MAX_TIMER_DURATION_MS.
- */
-export function parseTimerDuration(key: string, value: string, minMs: number): number {
-  const ms = Math.ceil(parseGoDuration(key, value));
-  if (ms < minMs || ms > MAX_TIMER_DURATION_MS) {
-    throw new InvalidOptionError(
-      `invalid value '${value}' for log opt '${key}': expected a duration from ${minMs === 0 ? '0' : `${minMs}ms`} to 24h, such as 500ms, 2s or 1m30s`,
-    );
-  }
-  return ms;
-}
-
-// Go's strconv.ParseBool, which the built-in drivers use.
-const TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
-const FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
-
-export function parseBool(key: string, value: string): boolean {
-  if (TRUE.has(value)) return true;
-  if (FALSE.has(value)) return false;
-  throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected true or false`);
-}

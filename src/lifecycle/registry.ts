@@ -1,25 +1,26 @@
-// The plugin's live state: one ContainerLog per FIFO (per StartLogging), one store per
+// The plugin's live state: one FifoPump per FIFO (per StartLogging), one store per
 // container shared by its loggers, readers and delivery loops. Stores outlive loggers: a
 // stopped container's `docker logs` opens a new, empty FIFO and must find every line
 // still there, and its backends keep shipping until they have caught up.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ContainerContext, BackendFactory } from '../delivery/backend.ts';
+import type { AnyBackendFactory } from '../delivery/backend.ts';
 import { Delivery, loadDeliveryState, saveDeliveryState } from '../delivery/delivery.ts';
-import { MAX_FRAME_BYTES } from '../fifo/deframer.ts';
+import { MAX_FRAME_BYTES } from '../ingest/deframer.ts';
+import { FifoPump } from '../ingest/fifo-pump.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import { type LiveSources, fifosResumed, linesDropped } from '../observability/metrics.ts';
 import type { ContainerStatus, StatusSource } from '../observability/status.ts';
-import { containerContext } from '../shaping/context.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import { type ContainerContext, type ContainerInfo, containerContext } from '../shaping/container.ts';
 import { type Redactor, ShortSecretError, redactorFor } from '../shaping/redact.ts';
 import { TemplateError } from '../shaping/tag.ts';
 import { ContainerStore } from '../store/container-store.ts';
+import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult, tightenModes } from '../store/janitor.ts';
 import type { ReadRequest } from '../store/log-reader.ts';
-import type { ContainerInfo } from '../protocol/wire.ts';
-import { Attachments } from './attachments.ts';
-import { ContainerLog } from './container-log.ts';
-import { DEFAULT_STORE_OPTIONS, InvalidOptionError, type LogOptions, parseLogOptions } from './options.ts';
-import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult, tightenModes } from './store-janitor.ts';
+import { DEFAULT_STORE_OPTIONS } from '../store/options.ts';
+import { Attachments, type StartLoggingBodies } from './attachments.ts';
+import { type BackendEnvironment, type LogOptions, NO_ENVIRONMENT, parseLogOptions } from './options.ts';
 
 export class LoggingError extends Error {}
 
@@ -29,8 +30,19 @@ const dropWarning = new RateLimitedWarning('store: dropped lines that could not 
 // start compressing segments its container chose to keep plain. StartLogging brings the real options.
 const UNCHANGED_STORE_OPTIONS = { ...DEFAULT_STORE_OPTIONS, compress: false };
 
+export interface RegistryOptions {
+  /** The daemon's StartLogging body both ways, which attachments are kept in (protocol/wire.ts's START_LOGGING). */
+  requests: StartLoggingBodies;
+  /** What log-opt `backend` may select; none: the local copy only. */
+  backends?: readonly AnyBackendFactory[];
+  /** The plugin settings handed to backends (Settings.backends). */
+  environment?: BackendEnvironment;
+  /** With limits, a janitor applies retention and quota in the background (see StoreJanitor). */
+  limits?: StoreLimits;
+}
+
 interface Attached {
-  logger: ContainerLog;
+  logger: FifoPump;
   info: ContainerInfo;
 }
 
@@ -46,32 +58,37 @@ export class Registry implements StoreHolder {
   private readonly names = new Map<string, string>();
   /** Container id → entries read from its FIFOs at the last status snapshot, for lines/s. */
   private readonly readSamples = new Map<string, { frames: number; atMs: number }>();
+  private readonly backends: readonly AnyBackendFactory[];
+  private readonly environment: BackendEnvironment;
 
-  /** With limits, a janitor applies retention and quota in the background (see StoreJanitor). */
-  constructor(dataDir: string, fifoDir: string, limits: StoreLimits = NO_LIMITS) {
+  constructor(dataDir: string, fifoDir: string, { requests, backends = [], environment = NO_ENVIRONMENT, limits = NO_LIMITS }: RegistryOptions) {
     this.containersDir = path.join(dataDir, 'containers');
     this.fifoDir = path.resolve(fifoDir);
-    this.attachments = new Attachments(path.join(dataDir, 'attachments'));
+    this.backends = backends;
+    this.environment = environment;
+    this.attachments = new Attachments(path.join(dataDir, 'attachments'), requests);
     this.janitor = new StoreJanitor(this.containersDir, limits, this);
     this.janitor.start();
   }
 
   /**
-   * Begins reading a FIFO into the container's store, and shipping it to the selected
-   * backends. Throws LoggingError or InvalidOptionError for bad input.
-   * `resume` set: the FIFO was read by an earlier process (see ContainerLog).
+   * Begins reading a FIFO into the container's store, and shipping it to the backends its
+   * log-opts select; returns the options they parsed into (the one place log-opts are
+   * parsed). Throws LoggingError or InvalidOptionError for bad input.
+   * `resume` set: the FIFO was read by an earlier process (see FifoPump).
    */
-  start(fifoPath: string, info: ContainerInfo, options: LogOptions, resume?: Buffer): void {
+  start(fifoPath: string, info: ContainerInfo, resume?: Buffer): LogOptions {
     const containerId = info.id;
+    const options = parseLogOptions(info.config, this.backends, this.environment);
     const fifo = this.checkFifoPath(fifoPath);
     if (this.logs.has(fifo)) throw new LoggingError(`already logging from ${fifo}`);
     const context = contextFor(info, options);
     const redactor = redactorOf(options, info.env);
     const store = this.storeFor(containerId, options);
     this.names.set(containerId, context.name);
-    let logger: ContainerLog;
+    let logger: FifoPump;
     try {
-      logger = new ContainerLog(fifo, containerId, store, resume, options.shaping.redaction?.local ? redactor : null);
+      logger = new FifoPump(fifo, containerId, store, resume, options.shaping.redaction?.local ? redactor : null);
     } catch (err) {
       this.release(containerId);
       throw new LoggingError(`cannot open ${fifo}: ${(err as Error).message}`);
@@ -92,13 +109,14 @@ export class Registry implements StoreHolder {
       }
       this.delivery.ensure(store, options.backends, context, redactor);
     }
+    return options;
   }
 
   /**
    * Reads again every FIFO an earlier plugin process was reading and the daemon still
    * holds; a container writing into one is blocked until then, so call it first thing.
    */
-  reattach(factories: readonly BackendFactory<unknown>[]): number {
+  reattach(): number {
     let count = 0;
     for (const { file, info, heldBack } of this.attachments.load()) {
       // The daemon removes a FIFO after StopLogging; if it is gone, so is the logger.
@@ -107,7 +125,7 @@ export class Registry implements StoreHolder {
         continue;
       }
       try {
-        this.start(file, info, parseLogOptions(info.config, factories), heldBack ?? Buffer.alloc(0));
+        this.start(file, info, heldBack ?? Buffer.alloc(0));
         count++;
         fifosResumed.inc();
         log.info('logging resumed', { container: info.id.slice(0, 12), name: info.name });
@@ -124,7 +142,7 @@ export class Registry implements StoreHolder {
    * lines a stopped container left unshipped reach their backends without a StartLogging.
    * Loops with nothing left to ship end at once and release their store.
    */
-  resumeDelivery(factories: readonly BackendFactory<unknown>[]): void {
+  resumeDelivery(): void {
     let names: string[];
     try {
       names = fs.readdirSync(this.containersDir);
@@ -136,7 +154,7 @@ export class Registry implements StoreHolder {
       if (!state) continue;
       let options: LogOptions;
       try {
-        options = parseLogOptions(state.config, factories);
+        options = parseLogOptions(state.config, this.backends, this.environment);
       } catch (err) {
         log.warn('delivery: cannot resume a container whose options no longer parse', { container: containerId.slice(0, 12), error: redact(String(err)) });
         continue;

@@ -5,7 +5,7 @@
 // source and time_nano are copied as stored, the line gets its newline, and partial metadata
 // and attrs (which the daemon ignores) are left out. Re-encoding each entry with protobufjs
 // cost more than everything else in `docker logs` (see entry-scan.ts).
-import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
+import { EntryScan, scanEntry } from '../codec/entry-scan.ts';
 
 const SOURCE_FIELD = [Buffer.from('\x0a\x06stdout', 'latin1'), Buffer.from('\x0a\x06stderr', 'latin1')] as const;
 const TIME_TAG = 0x10;

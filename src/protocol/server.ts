@@ -6,11 +6,12 @@ import type http from 'node:http';
 import { once } from 'node:events';
 import express, { type Request, type Response } from 'express';
 import { BACKENDS } from '../backends/index.ts';
-import { InvalidOptionError, parseLogOptions } from '../lifecycle/options.ts';
+import { parseLogOptions } from '../lifecycle/options.ts';
 import { LoggingError, type Registry } from '../lifecycle/registry.ts';
 import { log } from '../observability/log.ts';
 import { encodeReadLogsBatch } from './read-logs-stream.ts';
 import { BadRequestError, parseReadLogs, parseStartLogging, parseStopLogging } from './wire.ts';
+import { InvalidOptionError } from '../options/values.ts';
 
 /** The daemon sends no Content-Type, and an empty body for Capabilities. */
 function body(req: Request): unknown {
@@ -43,8 +44,7 @@ export function createApp(registry: Registry): express.Express {
   app.post('/LogDriver.StartLogging', (req, res) => {
     try {
       const { file, info } = parseStartLogging(body(req));
-      const options = parseLogOptions(info.config, BACKENDS);
-      registry.start(file, info, options);
+      const options = registry.start(file, info);
       log.info('logging started', { container: info.id.slice(0, 12), name: info.name, backends: options.backends.map((b) => b.name).join(',') });
       res.json({ Err: '' });
     } catch (err) {

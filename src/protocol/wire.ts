@@ -1,34 +1,10 @@
 // The daemon's request bodies (logdriver-protocol.md §3), parsed defensively: Go's JSON
 // has no tags, so keys are Go field names; any field but ContainerID may be null.
+import type { StartLoggingBodies, StartLoggingRequest } from '../lifecycle/attachments.ts';
+import type { ContainerInfo } from '../shaping/container.ts';
 import type { ReadRequest } from '../store/log-reader.ts';
 
 export class BadRequestError extends Error {}
-
-export interface ContainerInfo {
-  /** Full 64-hex id; also the store's folder name, so it is checked strictly. */
-  id: string;
-  /** With the daemon's leading '/'. */
-  name: string;
-  /** The log-opts, unfiltered (daemon keys such as `mode` included). */
-  config: Record<string, string>;
-  /** `sha256:<hex>`. */
-  imageId: string;
-  /** As the user typed it (`nginx:alpine`, a digest, ...). */
-  imageName: string;
-  /** RFC 3339, as the daemon sent it. */
-  created: string;
-  entrypoint: string;
-  args: string[];
-  /** `K=V` entries; may hold secrets: never log them. */
-  env: string[];
-  labels: Record<string, string>;
-  daemonName: string;
-}
-
-export interface StartLoggingRequest {
-  file: string;
-  info: ContainerInfo;
-}
 
 export interface ReadLogsRequest {
   info: ContainerInfo;
@@ -159,3 +135,6 @@ export function parseGoTime(value: unknown, key: string): bigint | null {
   }
   return (BigInt(ms) - BigInt(offsetMinutes) * 60_000n) * 1_000_000n + BigInt(frac.padEnd(9, '0'));
 }
+
+/** The StartLogging body both ways, for the registry's attachments. */
+export const START_LOGGING: StartLoggingBodies = { parse: parseStartLogging, body: startLoggingBody };

@@ -1,7 +1,7 @@
 // Which shipped lines a backend drops: by stream, and by RE2 pattern on the whole line or
 // multiline event (after reassembly, so a pattern sees what the receiver would). The local
 // copy keeps every line; a line filtered out is counted (`filtered`), never sent.
-import type { Source } from '../fifo/log-entry.ts';
+import type { Source } from '../codec/log-entry.ts';
 import type { GoRegexp } from './go-regexp.ts';
 
 export interface LineFilter {

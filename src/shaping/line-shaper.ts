@@ -4,12 +4,12 @@
 // (with parse-json) JSON objects parsed into fields, so fields never hold what was masked. Fragments the
 // assembler could not make whole pass through untouched. Each stage keeps the mark of the
 // first record it still holds, so the delivery cursor never passes anything not yet shipped.
-import type { LogEntry } from '../fifo/log-entry.ts';
-import type { OutgoingLine } from '../delivery/backend.ts';
+import type { LogEntry } from '../codec/log-entry.ts';
 import { type LineFilter, passes } from './filter.ts';
 import { TOO_DEEP, jsonObjectFields } from './json-fields.ts';
 import { type GroupedLine, type MultilineOptions, MultilineGrouper } from './multiline.ts';
 import { PartialAssembler } from './partial.ts';
+import type { OutgoingLine } from './line.ts';
 import type { Redactor } from './redact.ts';
 
 export interface LineShaping {

@@ -1,7 +1,7 @@
 // Multiline events: consecutive lines of one stream joined into one event (a stack trace
 // arrives as one event, not forty), for what is shipped to backends only; the local copy
 // and `docker logs` keep every line as the daemon sent it.
-import type { PartialMetadata, Source } from '../fifo/log-entry.ts';
+import type { PartialMetadata, Source } from '../codec/log-entry.ts';
 import type { EventRules } from './event-rules.ts';
 import { type GoRegexp, compileGoRegexp } from './go-regexp.ts';
 import { type MultilinePreset, presetRules } from './multiline-presets.ts';

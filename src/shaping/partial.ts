@@ -15,7 +15,7 @@
 //
 // Each group remembers a caller's mark (a store position) of its first chunk, so a
 // delivery cursor never passes the start of a line that is not yet whole.
-import type { LogEntry, PartialMetadata, Source } from '../fifo/log-entry.ts';
+import type { LogEntry, PartialMetadata, Source } from '../codec/log-entry.ts';
 
 export interface Line<M = void> {
   source: Source;

@@ -4,13 +4,13 @@
 import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import type { StoreOptions } from '../lifecycle/options.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { linesStored } from '../observability/metrics.ts';
-import type { FrameBatch } from './frame-batch.ts';
+import type { FrameBatch } from '../ingest/frame-batch.ts';
 import { AppendError, LogWriter } from './log-writer.ts';
 import { type ReadRequest, type StoreView, readStore } from './log-reader.ts';
 import { type StoreSnapshot, segmentPath, snapshotFromDisk } from './segments.ts';
+import type { StoreOptions } from './options.ts';
 
 /** Where the next record will be: its index, and its segment and byte offset there. */
 export interface StorePosition {

@@ -8,7 +8,7 @@
 // since/until look into them, and only at their time.
 import fs from 'node:fs';
 import { createGunzip } from 'node:zlib';
-import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
+import { EntryScan, scanEntry } from '../codec/entry-scan.ts';
 import { log } from '../observability/log.ts';
 import { CorruptRecordError, RECORD_OVERHEAD, RecordParser, scanBackward, scanForward } from './record-format.ts';
 import { type SegmentInfo, type StoreSnapshot, segmentPath } from './segments.ts';

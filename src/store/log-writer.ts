@@ -8,10 +8,9 @@ import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
-import type { StoreOptions } from '../lifecycle/options.ts';
+import { EntryScan, scanEntry } from '../codec/entry-scan.ts';
 import { log } from '../observability/log.ts';
-import type { FrameBatch } from './frame-batch.ts';
+import type { FrameBatch } from '../ingest/frame-batch.ts';
 import { RECORD_OVERHEAD, encodeRecords, recordsBytes, scanForward } from './record-format.ts';
 import {
   STORE_DIR_MODE,
@@ -23,6 +22,7 @@ import {
   segmentPath,
   writeManifest,
 } from './segments.ts';
+import type { StoreOptions } from './options.ts';
 
 /** Some records of an append were not written (disk full, I/O error); those before were. */
 export class AppendError extends Error {

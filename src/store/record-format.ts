@@ -8,8 +8,8 @@
 // The layout is the one of moby's `local` driver.
 import fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { MIN_FRAME_PAYLOAD } from '../fifo/deframer.ts';
-import type { FrameBatch } from './frame-batch.ts';
+import { MIN_FRAME_PAYLOAD } from '../ingest/deframer.ts';
+import type { FrameBatch } from '../ingest/frame-batch.ts';
 
 export const RECORD_OVERHEAD = 8;
 

@@ -4,14 +4,19 @@
 // lines out of order), throttling, 5xx and an outage failing the send (transient) for the
 // engine to retry, puts that went through not sent again, sequence tokens,
 // DataAlreadyAccepted, rejected events and the json/emf header.
+// The plugin settings as the plugin reads them at start (Settings.backends).
+import { backendEnvironment } from '../../src/settings.ts';
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { awslogsFactory, instanceRegion } from '../../src/backends/awslogs.ts';
-import { type ContainerContext, type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
+import { SendError } from '../../src/delivery/backend.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { CloudWatchEndpoint, MAX_BATCH_BYTES } from './lib/cloudwatch-endpoint.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 const IMDS_PORT = 14568;
 const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'AKIDLOGSHIPTEST', AWS_SECRET_ACCESS_KEY: 'logship-test-secret' };
@@ -54,7 +59,7 @@ afterEach(async () => {
 
 function backend(opts: Record<string, string>, ctx: ContainerContext = context()) {
   const b = awslogsFactory.create(
-    awslogsFactory.parseOptions({ 'awslogs-region': 'us-east-1', 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's', ...opts }),
+    configureBackend(awslogsFactory, { 'awslogs-region': 'us-east-1', 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's', ...opts }),
     ctx,
   );
   backends.push(b);
@@ -123,7 +128,7 @@ describe('awslogs backend → CloudWatch endpoint: creation', () => {
   it('names the stream by the full container id unless awslogs-stream or tag is set', async () => {
     endpoint.createGroup('g');
     const ctx = context({ tag: 'my-tag' });
-    const b = awslogsFactory.create(awslogsFactory.parseOptions({ 'awslogs-region': 'us-east-1', 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g' }), ctx);
+    const b = awslogsFactory.create(configureBackend(awslogsFactory, { 'awslogs-region': 'us-east-1', 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g' }), ctx);
     backends.push(b);
     await b.send([line('by-id', 'stdout', now())], signal);
     assert.deepEqual(messages('g', ctx.id), ['by-id']);
@@ -294,7 +299,7 @@ describe('awslogs backend → CloudWatch endpoint: requests', () => {
   it('takes the region from the plugin environment when awslogs-region is not set, signing for it', async () => {
     process.env.AWS_REGION = 'eu-north-1';
     try {
-      const b = awslogsFactory.create(awslogsFactory.parseOptions({ 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }), context());
+      const b = awslogsFactory.create(configureBackend(awslogsFactory, { 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }, backendEnvironment(process.env)), context());
       backends.push(b);
       await b.send([line('regional', 'stdout', now())], signal);
     } finally {
@@ -316,7 +321,7 @@ describe('awslogs backend → CloudWatch endpoint: requests', () => {
     await new Promise<void>((resolve) => imds.listen(IMDS_PORT, '127.0.0.1', resolve));
     process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = `http://127.0.0.1:${IMDS_PORT}/`;
     try {
-      const b = awslogsFactory.create(awslogsFactory.parseOptions({ 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }), context());
+      const b = awslogsFactory.create(configureBackend(awslogsFactory, { 'awslogs-endpoint': endpoint.url, 'awslogs-group': 'g', 'awslogs-stream': 's' }, backendEnvironment(process.env)), context());
       backends.push(b);
       await b.send([line('from imds', 'stdout', now())], signal);
       assert.deepEqual(messages(), ['from imds']);

@@ -1,17 +1,23 @@
-// The elasticsearch backend with the real clients (@elastic/elasticsearch, opensearch-js)
+// The elasticsearch backend on its HTTP client (transport/http.ts)
 // against the bulk endpoint of lib/elasticsearch-endpoint.ts, in Elasticsearch mode and in
 // OpenSearch mode (no product header): documents and their index, the media types, the
 // outcomes (409 done, 429/5xx to send again, mapping conflicts rejected, a whole request
 // refused transient or not), auth, TLS, several addresses and abort.
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
-import { elasticsearchFactory, parseElasticsearchOptions } from '../../src/backends/elasticsearch.ts';
+import { type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { elasticsearchFactory, } from '../../src/backends/elasticsearch.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { ElasticsearchEndpoint, type EndpointMode, type EndpointOptions } from './lib/elasticsearch-endpoint.ts';
 import { makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
+
+/** The backend's config from its log-opts and the plugin settings it is handed. */
+const parseElasticsearchOptions = (opts: Record<string, string>, env: Record<string, string | undefined> = {}) =>
+  configureBackend(elasticsearchFactory, opts, { ...NO_ENVIRONMENT, env: Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)) });
 
 const PORT = 19210;
 /** Nothing listens here: an address that refuses connections. */

@@ -1,14 +1,17 @@
 // The fluentd backend against the fluent org's forward-protocol server: tcp, unix and tls,
 // Docker's record fields, EventTime, ack mode, and a receiver that never acks.
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Backend, ContainerContext, OutgoingLine } from '../../src/delivery/backend.ts';
+import type { Backend } from '../../src/delivery/backend.ts';
 import { fluentdFactory } from '../../src/backends/fluentd.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { FLUENTD_PORT, FluentReceiver, makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 const signal = new AbortController().signal;
 let dir: string;
@@ -37,7 +40,7 @@ async function withReceiver(listen: net.ListenOptions, tlsOn: boolean, run: (rec
 }
 
 async function send(opts: Record<string, string>, ctx: ContainerContext, lines: OutgoingLine[]): Promise<void> {
-  const backend = fluentdFactory.create(fluentdFactory.parseOptions(opts), ctx);
+  const backend = fluentdFactory.create(configureBackend(fluentdFactory, opts), ctx);
   try {
     await backend.send(lines, signal);
   } finally {
@@ -98,7 +101,7 @@ describe('fluentd backend → FluentServer', () => {
     await new Promise<void>((resolve) => silent.listen(FLUENTD_PORT, '127.0.0.1', resolve));
     try {
       const backend = fluentdFactory.create(
-        fluentdFactory.parseOptions({ 'fluentd-address': `127.0.0.1:${FLUENTD_PORT}`, 'fluentd-request-ack': 'true', 'fluentd-read-timeout': '300ms' }),
+        configureBackend(fluentdFactory, { 'fluentd-address': `127.0.0.1:${FLUENTD_PORT}`, 'fluentd-request-ack': 'true', 'fluentd-read-timeout': '300ms' }),
         context(),
       );
       await assert.rejects(backend.send([line('never acked', 'stdout', now())], signal), /no ack/);
@@ -110,7 +113,7 @@ describe('fluentd backend → FluentServer', () => {
 
   it('request-ack: a batch fails while the receiver is down, then goes through on the same backend', async () => {
     const opts = { 'fluentd-address': `127.0.0.1:${FLUENTD_PORT}`, 'fluentd-request-ack': 'true' };
-    const backend: Backend = fluentdFactory.create(fluentdFactory.parseOptions(opts), context());
+    const backend: Backend = fluentdFactory.create(configureBackend(fluentdFactory, opts), context());
     try {
       await withReceiver({ host: '127.0.0.1', port: FLUENTD_PORT }, false, async (receiver) => {
         await backend.send([line('bk-fl-before', 'stdout', now())], signal);

@@ -2,6 +2,7 @@
 // project, the instance and an access token, and the endpoint speaks gRPC over TLS, as
 // Cloud Logging does, so the client sends `authorization: Bearer <token>`. Its own file: the
 // metadata server's presence is looked up once per process, as Docker does.
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,7 +20,7 @@ process.env.GRPC_DEFAULT_SSL_ROOTS_FILE_PATH = tls.ca;
 process.env.GCE_METADATA_HOST = metadata.host;
 const grpc = await import('@grpc/grpc-js');
 const { CloudLoggingEndpoint } = await import('./lib/cloud-logging-endpoint.ts');
-const { gcplogsFactory, parseGcplogsOptions } = await import('../../src/backends/gcplogs.ts');
+const { gcplogsFactory, } = await import('../../src/backends/gcplogs.ts');
 const endpoint = new CloudLoggingEndpoint(15012);
 
 before(async () => {
@@ -37,7 +38,7 @@ after(async () => {
 
 describe('gcplogs backend on GCE (metadata server, TLS endpoint)', () => {
   it("discovers the project and the instance, and authenticates with the metadata server's token", async () => {
-    const backend = gcplogsFactory.create(parseGcplogsOptions({ 'gcp-endpoint': `localhost:${endpoint.port}`, 'gcp-meta-zone': 'ignored-on-gce' }), context());
+    const backend = gcplogsFactory.create(configureBackend(gcplogsFactory, { 'gcp-endpoint': `localhost:${endpoint.port}`, 'gcp-meta-zone': 'ignored-on-gce' }), context());
     try {
       await backend.send([line('on-gce', 'stdout', '2026-11-21T23:06:40Z')], new AbortController().signal);
     } finally {

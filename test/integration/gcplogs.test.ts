@@ -2,14 +2,16 @@
 // Logging endpoint over plaintext gRPC on loopback. No metadata server here (detection off,
 // and its address a closed loopback port: nothing may leave loopback), so the instance comes
 // from gcp-meta-* as Docker does off GCE.
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { v2 } from '@google-cloud/logging';
-import { gcplogsFactory, LOG_NAME, MAX_FIELDS_LINE_BYTES, MAX_MESSAGE_BYTES, parseGcplogsOptions } from '../../src/backends/gcplogs.ts';
-import { type Backend, type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { gcplogsFactory, LOG_NAME, MAX_FIELDS_LINE_BYTES, MAX_MESSAGE_BYTES, } from '../../src/backends/gcplogs.ts';
+import { type Backend, type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { CloudLoggingEndpoint, MAX_ENTRIES } from './lib/cloud-logging-endpoint.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
 process.env.GCE_METADATA_HOST = '127.0.0.1:15019';
@@ -20,7 +22,7 @@ let endpoint: CloudLoggingEndpoint;
 const backends: Backend[] = [];
 
 function backend(opts: Record<string, string> = {}, ctx = context()): Backend {
-  const config = parseGcplogsOptions({ 'gcp-project': 'test-project', 'gcp-endpoint': `http://${endpoint.address}`, ...opts });
+  const config = configureBackend(gcplogsFactory, { 'gcp-project': 'test-project', 'gcp-endpoint': `http://${endpoint.address}`, ...opts });
   const created = gcplogsFactory.create(config, ctx);
   backends.push(created);
   return created;
@@ -92,7 +94,7 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
   });
 
   it('without gcp-project and without a metadata server, the send fails saying exactly that (the engine retries)', async () => {
-    const config = parseGcplogsOptions({ 'gcp-endpoint': `http://${endpoint.address}` });
+    const config = configureBackend(gcplogsFactory, { 'gcp-endpoint': `http://${endpoint.address}` });
     const b = gcplogsFactory.create(config, context());
     backends.push(b);
     const calls = endpoint.calls;
@@ -208,7 +210,7 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
   });
 
   it('a full batch at the limits the engine is given stays within the API limits', async () => {
-    const limits = gcplogsFactory.batchLimits(parseGcplogsOptions({}));
+    const limits = gcplogsFactory.batchLimits(configureBackend(gcplogsFactory, {}));
     assert.ok(limits.maxLines <= MAX_ENTRIES);
     // As many lines as the engine puts in one batch, of the size that fills maxBytes.
     const size = Math.floor(limits.maxBytes / limits.maxLines) - (limits.lineOverheadBytes ?? 0);
@@ -223,7 +225,7 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
   });
 
   it('a full batch of parse-json lines of numbers, whose fields weigh several times their text, stays within the API limits', async () => {
-    const limits = gcplogsFactory.batchLimits(parseGcplogsOptions({}));
+    const limits = gcplogsFactory.batchLimits(configureBackend(gcplogsFactory, {}));
     // `0,` is two bytes of JSON and an eleven-byte Value in the entry's Struct.
     const numbers = (i: number, bytes: number): OutgoingLine => {
       const values = Array.from({ length: Math.floor((bytes - 24) / 2) }, () => 0);

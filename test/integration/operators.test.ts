@@ -19,7 +19,8 @@ import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
 import { serveMetrics } from '../../src/observability/metrics-server.ts';
 import { setLiveSources } from '../../src/observability/metrics.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
+import { START_LOGGING } from '../../src/protocol/wire.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 import { frame } from '../unit/frames.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -82,7 +83,7 @@ before(async () => {
   fs.mkdirSync(path.join(root, 'fifo'));
   receiver = new Receiver(await freePort());
   await receiver.up();
-  registry = new Registry(path.join(root, 'data'), path.join(root, 'fifo'));
+  registry = new Registry(path.join(root, 'data'), path.join(root, 'fifo'), { requests: START_LOGGING, backends: BACKENDS });
   setLiveSources(registry.liveSources());
   metricsPort = await freePort();
   const server = await serveMetrics({ host: '127.0.0.1', port: metricsPort }, () => ({}), registry.statusSource());
@@ -96,7 +97,7 @@ before(async () => {
   const fifo = path.join(root, 'fifo', 'web');
   execFileSync('mkfifo', [fifo]);
   const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
-  registry.start(fifo, info, parseLogOptions(info.config, BACKENDS));
+  registry.start(fifo, info);
   let n = 0;
   // A line every 100 ms, every tenth a health check (filtered), as a container would print them.
   writer = setInterval(() => {

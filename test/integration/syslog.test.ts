@@ -1,13 +1,16 @@
 // The syslog backend against a real rsyslog: every transport and format, TLS with a CA
 // made here, and a receiver that goes away and comes back.
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ContainerContext, type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { MAX_UDP_PAYLOAD, syslogFactory } from '../../src/backends/syslog.ts';
 import { context, line } from '../unit/backend-context.ts';
 import { Rsyslog, SYSLOG_PORT, SYSLOG_TLS_PORT, makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 const signal = new AbortController().signal;
 let dir: string;
@@ -27,7 +30,7 @@ after(async () => {
 });
 
 async function send(opts: Record<string, string>, ctx: ContainerContext, lines: OutgoingLine[]): Promise<SendResult> {
-  const backend = syslogFactory.create(syslogFactory.parseOptions(opts), ctx);
+  const backend = syslogFactory.create(configureBackend(syslogFactory, opts), ctx);
   try {
     return await backend.send(lines, signal);
   } finally {
@@ -113,7 +116,7 @@ describe('syslog backend → rsyslog', () => {
   });
 
   it('a batch fails while rsyslog is down and goes through on the same backend once it is back', async () => {
-    const backend = syslogFactory.create(syslogFactory.parseOptions({ 'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}` }), context());
+    const backend = syslogFactory.create(configureBackend(syslogFactory, { 'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}` }), context());
     try {
       const marker = `bk-reconnect-${Date.now()}`;
       await backend.send([line(`${marker} 1`, 'stdout', now())], signal);

@@ -1,6 +1,8 @@
 // The awslogs backend without a network: its options as Docker's driver validates them, the
 // events it makes of lines (UTF-8, parse-json, multiline, splitting), how it cuts a batch
 // into puts within PutLogEvents' limits, its multiline hook and the stream's name.
+import { splitUtf8 } from '../../src/transport/requests.ts';
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
@@ -11,19 +13,18 @@ import {
   PER_EVENT_BYTES,
   awslogsFactory,
   configuredRegion,
-  parseAwslogsOptions,
   planPuts,
   rejectedEvents,
-  splitMessage,
   streamName,
   toEvents,
 } from '../../src/backends/awslogs.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 
 const GROUP = { 'awslogs-group': 'g' };
-const parse = (opts: Record<string, string>) => parseAwslogsOptions({ ...GROUP, ...opts });
+const parse = (opts: Record<string, string>) => configureBackend(awslogsFactory, { ...GROUP, ...opts });
 const refuses = (opts: Record<string, string>, pattern: RegExp): void => {
   assert.throws(() => parse(opts), (err: Error) => err instanceof InvalidOptionError && pattern.test(err.message));
 };
@@ -41,6 +42,8 @@ describe('awslogs options', () => {
       endpoint: null,
       credentialsPath: null,
       format: null,
+      // The plugin settings it is handed (none in this test).
+      environment: { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_EC2_METADATA_DISABLED: undefined, AWS_EC2_METADATA_SERVICE_ENDPOINT: undefined },
     });
   });
 
@@ -68,7 +71,7 @@ describe('awslogs options', () => {
   });
 
   it('refuses what Docker refuses, naming the option', () => {
-    assert.throws(() => parseAwslogsOptions({}), /must specify a value for log opt 'awslogs-group'/);
+    assert.throws(() => configureBackend(awslogsFactory, {}), /must specify a value for log opt 'awslogs-group'/);
     refuses({ 'awslogs-create-group': 'yes' }, /'awslogs-create-group': expected true or false/);
     refuses({ 'awslogs-create-stream': '2' }, /'awslogs-create-stream'/);
     refuses({ 'awslogs-datetime-format': '%Y', 'awslogs-multiline-pattern': 'x' }, /'awslogs-datetime-format' and 'awslogs-multiline-pattern' at the same time/);
@@ -180,7 +183,7 @@ describe('awslogs events', () => {
   });
 
   it('split 4-byte characters whole', () => {
-    const pieces = splitMessage('😀'.repeat(5), 9);
+    const pieces = splitUtf8('😀'.repeat(5), 9);
     assert.deepEqual(pieces, ['😀😀', '😀😀', '😀']);
   });
 });

@@ -1,6 +1,7 @@
 // A ContainerContext and lines for backend tests, shaped like what the engine resolves.
-import type { ContainerContext, OutgoingLine } from '../../src/delivery/backend.ts';
-import type { Source } from '../../src/fifo/log-entry.ts';
+import type { Source } from '../../src/codec/log-entry.ts';
+import type { ContainerContext } from '../../src/shaping/container.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 export function context(overrides: Partial<ContainerContext> = {}): ContainerContext {
   const id = overrides.id ?? 'f81fcd13a82e' + '0'.repeat(52);

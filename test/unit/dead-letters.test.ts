@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { OutgoingLine } from '../../src/delivery/backend.ts';
 import { DeadLetterFile, type DeadLetterRecord } from '../../src/delivery/dead-letters.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 let dir: string;
 beforeEach(() => {

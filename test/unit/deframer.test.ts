@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Deframer, MAX_FRAME_BYTES } from '../../src/fifo/deframer.ts';
+import { Deframer, MAX_FRAME_BYTES } from '../../src/ingest/deframer.ts';
 import { frame, lines } from './frames.ts';
 
 function deframeAll(chunks: Buffer[], deframer = new Deframer()): { frames: Buffer[]; skipped: number } {

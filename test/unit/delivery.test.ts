@@ -9,18 +9,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { type Backend, type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import type { BackendPlan } from '../../src/delivery/backend.ts';
+import type { Clock } from '../../src/delivery/clock.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { DeadLetterFile } from '../../src/delivery/dead-letters.ts';
 import { retryDelay } from '../../src/delivery/settle.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
-import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
 import { FluentdEncoder } from '../../src/backends/fluentd.ts';
 import type { DeadLetterRecord } from '../../src/delivery/dead-letters.ts';
 import { backendDropped, backendJsonTooDeep, backendMultilineEvents, backendRejected, backendRetries } from '../../src/observability/metrics.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
+import { FakeClock } from './fake-clock.ts';
 import { type EntryFields, T0, batch as frameBatch, lines } from './frames.ts';
+import { MemoryBackend } from './memory-backend.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
+import type { StoreOptions } from '../../src/store/options.ts';
 
 const ID = 'c'.repeat(64);
 const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, attributes: [], hostname: 'h' };
@@ -31,43 +35,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** A receiver in the test: takes batches, or fails them while `down`, or never answers while `stuck`. */
-class TestBackend implements Backend {
-  readonly batches: OutgoingLine[][] = [];
-  attempts = 0;
-  down = false;
-  stuck = false;
-  /** Fail this many sends, then accept. */
-  failures = 0;
-  private waiters: (() => void)[] = [];
-
-  send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
-    this.attempts++;
-    if (this.stuck) return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
-    if (this.down || this.failures > 0) {
-      this.failures = Math.max(0, this.failures - 1);
-      return Promise.reject(new SendError('connection refused', { transient: true }));
-    }
-    this.batches.push([...lines]);
-    for (const w of this.waiters.splice(0)) w();
-    return Promise.resolve({});
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  get lines(): string[] {
-    return this.batches.flat().map((l) => l.line.toString());
-  }
-
-  /** Resolves once `n` lines in all have been taken. */
-  async received(n: number): Promise<void> {
-    while (this.lines.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-}
-
-function planFor(backend: TestBackend, name = 'test', maxLines = 1000, maxBytes = 1 << 20): BackendPlan {
+function planFor(backend: MemoryBackend, name = 'test', maxLines = 1000, maxBytes = 1 << 20): BackendPlan {
   return {
     name,
     limits: { maxLines, maxBytes, maxDelayMs: 5 },
@@ -99,8 +67,8 @@ async function within<T>(promise: Promise<T>, what: () => string): Promise<T> {
   }
 }
 
-function ship(store: ContainerStore, plan: BackendPlan): Shipper {
-  return new Shipper(store, plan, CONTEXT, new CursorFile(dir, plan.name), new DeadLetterFile(dir, plan.name));
+function ship(store: ContainerStore, plan: BackendPlan, clock?: Clock): Shipper {
+  return new Shipper(store, plan, CONTEXT, new CursorFile(dir, plan.name), new DeadLetterFile(dir, plan.name), clock);
 }
 
 const numbered = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
@@ -113,7 +81,7 @@ describe('delivery engine', () => {
   it('ships every line in order within the batch limits, across rotations and gzip, then ends with the container', async () => {
     const store = openStore({ maxSizeBytes: 600, maxFiles: 100, compress: true });
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const shipper = ship(store, planFor(backend, 'test', 7, 100));
     append(store, lines(300));
     await backend.received(300);
@@ -133,7 +101,7 @@ describe('delivery engine', () => {
   it('counts a backend\'s per-line overhead against the batch byte limit', async () => {
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const plan = planFor(backend, 'test', 1000, 100);
     plan.limits.lineOverheadBytes = 26;
     const shipper = ship(store, plan);
@@ -154,7 +122,7 @@ describe('delivery engine', () => {
   it('retries a failed batch with backoff and still delivers in order', async () => {
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     backend.failures = 4;
     const retriesBefore = (await backendRetries.get()).values.find((v) => v.labels.backend === 'flaky')?.value ?? 0;
     const shipper = ship(store, planFor(backend, 'flaky', 10));
@@ -172,9 +140,9 @@ describe('delivery engine', () => {
   it('waits out a receiver that is down, without holding up another backend', async () => {
     const store = openStore();
     store.attachProducer();
-    const down = new TestBackend();
+    const down = new MemoryBackend();
     down.down = true;
-    const up = new TestBackend();
+    const up = new MemoryBackend();
     const a = ship(store, planFor(down, 'down'));
     const b = ship(store, planFor(up, 'up'));
     append(store, lines(50));
@@ -194,7 +162,7 @@ describe('delivery engine', () => {
     const store = openStore();
     store.attachProducer();
     append(store, lines(10));
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const shipper = ship(store, planFor(backend));
     append(store, lines(5, T0, 11));
     await backend.received(5);
@@ -207,7 +175,7 @@ describe('delivery engine', () => {
   it('resumes after a restart from the last acknowledged batch: nothing lost, nothing before it again', async () => {
     const store = openStore({ maxSizeBytes: 500, maxFiles: 100, compress: true });
     store.attachProducer();
-    const first = new TestBackend();
+    const first = new MemoryBackend();
     const shipper = ship(store, planFor(first, 'test', 10));
     append(store, lines(30));
     await first.received(30);
@@ -221,7 +189,7 @@ describe('delivery engine', () => {
     // A new process over the same folder; the container still runs.
     const reopened = openStore({ maxSizeBytes: 500, maxFiles: 100, compress: true });
     reopened.attachProducer();
-    const second = new TestBackend();
+    const second = new MemoryBackend();
     const resumed = ship(reopened, planFor(second, 'test', 10));
     await second.received(70);
     reopened.detachProducer();
@@ -233,7 +201,7 @@ describe('delivery engine', () => {
   it('counts entries evicted before they were shipped as dropped, and ships the rest', async () => {
     const store = openStore({ maxSizeBytes: 400, maxFiles: 2, compress: false });
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     backend.down = true;
     const dropped = async () => (await backendDropped.get()).values.find((v) => v.labels.backend === 'evict' && v.labels.reason === 'evicted')?.value ?? 0;
     const before = await dropped();
@@ -255,7 +223,7 @@ describe('delivery engine', () => {
   it('reassembles a line split across reads and batches, and never moves the cursor past its first chunk', async () => {
     const store = openStore();
     store.attachProducer();
-    const first = new TestBackend();
+    const first = new MemoryBackend();
     const shipper = ship(store, planFor(first, 'test', 1));
     append(store, [chunk('aa', 'p', 1, false), { source: 'stderr', line: 'between' }], 1);
     await first.received(1);
@@ -265,7 +233,7 @@ describe('delivery engine', () => {
     assert.equal(new CursorFile(dir, 'test').load()!.index, 0);
 
     append(store, [chunk('bb', 'p', 2, false), chunk('cc', 'p', 3, true), { line: 'after' }], 1);
-    const second = new TestBackend();
+    const second = new MemoryBackend();
     const resumed = ship(store, planFor(second, 'test', 1));
     await second.received(3);
     store.detachProducer();
@@ -279,7 +247,7 @@ describe('delivery engine', () => {
   it('sends a line the container never finished as a fragment once it stops', async () => {
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const shipper = ship(store, planFor(backend));
     append(store, [{ line: 'whole' }, chunk('no newline', 'q', 1, false)]);
     await backend.received(1);
@@ -307,7 +275,7 @@ describe('delivery engine with multiline events and parse-json', () => {
     const before = await joined();
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const shipper = ship(store, withShaping(planFor(backend, 'joins', 2), { multiline: java }));
     const entries = ['before', ...TRACE, 'middle', ...TRACE, 'after'].map((line, i) => ({ line, timeNano: T0 + BigInt(i) * 1000n }));
     append(store, entries, 2);
@@ -325,7 +293,7 @@ describe('delivery engine with multiline events and parse-json', () => {
     const pattern = { ...java, matcher: { kind: 'first-line', pattern: compileGoRegexp('^S') } } as const;
     const store = openStore();
     store.attachProducer();
-    const first = new TestBackend();
+    const first = new MemoryBackend();
     const shipper = ship(store, withShaping(planFor(first, 'test', 1), { multiline: pattern }));
     append(store, [{ line: 'S out' }, { line: 'S err', source: 'stderr' }, { line: 'out 1' }, { line: 'S err 2', source: 'stderr' }], 1);
     await first.received(1);
@@ -338,7 +306,7 @@ describe('delivery engine with multiline events and parse-json', () => {
     const reopened = openStore();
     reopened.attachProducer();
     append(reopened, [{ line: 'out 2' }, { line: 'S out 2' }], 1);
-    const second = new TestBackend();
+    const second = new MemoryBackend();
     const resumed = ship(reopened, withShaping(planFor(second, 'test', 1), { multiline: pattern }));
     await second.received(2);
     reopened.detachProducer();
@@ -349,22 +317,33 @@ describe('delivery engine with multiline events and parse-json', () => {
   });
 
   it('ships an open event once no line came for the flush timeout, while the container runs', async () => {
+    const clock = new FakeClock();
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
-    const shipper = ship(store, withShaping(planFor(backend), { multiline: { ...java, flushTimeoutMs: 150 } }));
-    await sleep(20);
-    const appended = Date.now();
+    const backend = new MemoryBackend();
+    const shipper = ship(store, withShaping(planFor(backend), { multiline: { ...java, flushTimeoutMs: 150 } }), clock);
+    const appended = clock.now();
     append(store, TRACE.map((line) => ({ line })));
+    // The event is held until the flush timeout, counted from its last line...
+    await clock.waitForTimerAt(appended + 150);
+    clock.advance(149);
+    assert.deepEqual(backend.lines, []);
+    clock.advance(1);
+    // ...then batched for the plan's 5 ms like any line.
+    await clock.waitForTimerAt(appended + 155);
+    clock.advance(5);
     await backend.received(1);
-    const waited = Date.now() - appended;
-    assert.ok(waited >= 150 && waited < 2000, `shipped after ${waited} ms`);
     assert.deepEqual(backend.lines, [TRACE.join('\n')]);
     assert.ok(store.isLive(), 'the container still runs');
     // Saved just after the send resolves.
     while (new CursorFile(dir, 'test').load()!.index !== TRACE.length) await sleep(2);
     // The next line after the timeout is an event of its own.
+    const later = clock.now();
     append(store, [{ line: 'later' }]);
+    await clock.waitForTimerAt(later + 150);
+    clock.advance(150);
+    await clock.waitForTimerAt(later + 155);
+    clock.advance(5);
     await backend.received(2);
     store.detachProducer();
     await shipper.done;
@@ -373,15 +352,16 @@ describe('delivery engine with multiline events and parse-json', () => {
   });
 
   it('ships the open events of a stopped container at once', async () => {
+    const clock = new FakeClock();
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
-    const shipper = ship(store, withShaping(planFor(backend), { multiline: java }));
+    const backend = new MemoryBackend();
+    const shipper = ship(store, withShaping(planFor(backend), { multiline: java }), clock);
+    const stopped = clock.now();
     append(store, [...TRACE.map((line) => ({ line })), { line: 'err', source: 'stderr' }]);
-    const stopped = Date.now();
     store.detachProducer();
     await shipper.done;
-    assert.ok(Date.now() - stopped < 5000, 'not held for the 60 s flush timeout');
+    assert.equal(clock.now(), stopped, 'shipped without waiting for the 60 s flush timeout, or for the batch delay');
     assert.deepEqual(backend.lines.sort(), [TRACE.join('\n'), 'err'].sort());
     await store.close();
   });
@@ -389,7 +369,7 @@ describe('delivery engine with multiline events and parse-json', () => {
   it('ships a JSON object line with its fields, after multiline, and fragments untouched', async () => {
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const shipper = ship(store, withShaping(planFor(backend), { parseJson: true }));
     append(store, [{ line: '{"level":"info","n":1}' }, { line: 'plain' }, { line: '[1]' }, chunk('{"a":', 'z', 1, false)]);
     store.detachProducer();
@@ -415,7 +395,7 @@ describe('delivery engine: lines a receiver will not take', () => {
   it('a line the backend cannot send alone is rejected into the dead-letter file and counted; the rest ships once, in order, and the cursor passes it', async () => {
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     // The receiver refuses every send that holds the poison line, with an error that is not transient.
     const send = backend.send.bind(backend);
     backend.send = (batch, signal) => (batch.some((l) => l.line.includes('poison')) ? Promise.reject(new Error('400 bad request')) : send(batch, signal));
@@ -443,7 +423,7 @@ describe('delivery engine: lines a receiver will not take', () => {
   it('lines a backend reports rejected go to the dead-letter file with their reason; those it asks to have again are sent again alone', async () => {
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const send = backend.send.bind(backend);
     let first = true;
     backend.send = (batch, signal) => {
@@ -467,7 +447,7 @@ describe('delivery engine: lines a receiver will not take', () => {
   it('finding 2: a parse-json line nested deeper than the encoders take ships as plain text, counted, and the lines after it ship', async () => {
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const encoder = new FluentdEncoder(CONTEXT, false);
     const send = backend.send.bind(backend);
     backend.send = (batch, signal) => {
@@ -494,7 +474,7 @@ describe('delivery engine: lines a receiver will not take', () => {
   it('finding 9: a flush timeout that is not a whole number of milliseconds does not end the loop', async () => {
     const store = openStore();
     store.attachProducer();
-    const backend = new TestBackend();
+    const backend = new MemoryBackend();
     const multiline = { matcher: { kind: 'first-line', pattern: compileGoRegexp('^S') }, flushTimeoutMs: 1.5, maxLines: 100, maxBytes: 1 << 20 } as const;
     const shipper = ship(store, { ...planFor(backend, 'fraction', 10), multiline });
     append(store, [{ line: 'S start' }, { line: 'continued' }]);

@@ -1,3 +1,4 @@
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,13 +10,17 @@ import {
   describeRefusal,
   elasticsearchFactory,
   indexName,
-  parseElasticsearchOptions,
   parseIndexPattern,
   type BulkAction,
 } from '../../src/backends/elasticsearch.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
+
+/** The backend's config from its log-opts and the plugin settings it is handed. */
+const parseElasticsearchOptions = (opts: Record<string, string>, env: Record<string, string | undefined> = {}) =>
+  configureBackend(elasticsearchFactory, opts, { ...NO_ENVIRONMENT, env: Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined)) });
 
 const NO_ENV = {};
 

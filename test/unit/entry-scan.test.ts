@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import protobuf from 'protobufjs';
-import { EntryScan, scanEntry } from '../../src/fifo/entry-scan.ts';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { EntryScan, scanEntry } from '../../src/codec/entry-scan.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
 
 const LogEntry = protobuf
   .loadSync(fileURLToPath(new URL('../../proto/entry.proto', import.meta.url)))

@@ -1,12 +1,12 @@
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { ExtensionCodec, decode, decodeMulti, encode } from '@msgpack/msgpack';
-import { InvalidOptionError } from '../../src/lifecycle/options.ts';
-import { FluentdEncoder, parseFluentdOptions } from '../../src/backends/fluentd.ts';
-import { parseGoDuration } from '../../src/lifecycle/options.ts';
-import { parseRamInBytes } from '../../src/lifecycle/options.ts';
+import { FluentdEncoder, } from '../../src/backends/fluentd.ts';
+import { fluentdFactory } from '../../src/backends/fluentd.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError, parseGoDuration, parseRamInBytes } from '../../src/options/values.ts';
 
 // What Docker's driver sent: [tag, time, record, option] per line (Message mode).
 const capture = fs.readFileSync(new URL('../fixtures/docker-captures/docker-fluentd-raw.msgpack', import.meta.url));
@@ -88,7 +88,7 @@ describe('fluentd records match Docker', () => {
 
 describe('fluentd options', () => {
   it('has Docker defaults', () => {
-    const config = parseFluentdOptions({});
+    const config = configureBackend(fluentdFactory, {});
     assert.deepEqual(config.target, { kind: 'tcp', host: '127.0.0.1', port: 24224 });
     assert.equal(config.bufferLimitBytes, 1024 * 1024);
     assert.equal(config.retryWaitMs, 1000);
@@ -97,10 +97,10 @@ describe('fluentd options', () => {
   });
 
   it('parses addresses as Docker does', () => {
-    assert.deepEqual(parseFluentdOptions({ 'fluentd-address': 'fluent.example:24225' }).target, { kind: 'tcp', host: 'fluent.example', port: 24225 });
-    assert.deepEqual(parseFluentdOptions({ 'fluentd-address': 'tcp://:24226' }).target, { kind: 'tcp', host: '127.0.0.1', port: 24226 });
-    assert.deepEqual(parseFluentdOptions({ 'fluentd-address': 'unix:///run/fluent.sock' }).target, { kind: 'unix', path: '/run/fluent.sock' });
-    const tls = parseFluentdOptions({ 'fluentd-address': 'tls://localhost', 'fluentd-tls-skip-verify': 'true' }).target;
+    assert.deepEqual(configureBackend(fluentdFactory, { 'fluentd-address': 'fluent.example:24225' }).target, { kind: 'tcp', host: 'fluent.example', port: 24225 });
+    assert.deepEqual(configureBackend(fluentdFactory, { 'fluentd-address': 'tcp://:24226' }).target, { kind: 'tcp', host: '127.0.0.1', port: 24226 });
+    assert.deepEqual(configureBackend(fluentdFactory, { 'fluentd-address': 'unix:///run/fluent.sock' }).target, { kind: 'unix', path: '/run/fluent.sock' });
+    const tls = configureBackend(fluentdFactory, { 'fluentd-address': 'tls://localhost', 'fluentd-tls-skip-verify': 'true' }).target;
     assert.equal(tls.kind === 'tls' && tls.port, 24224);
     assert.equal(tls.kind === 'tls' && tls.tls.rejectUnauthorized, false);
   });
@@ -111,8 +111,8 @@ describe('fluentd options', () => {
     assert.equal(parseGoDuration('k', '1.5s'), 1500);
     assert.equal(parseRamInBytes('k', '8m'), 8 * 1024 * 1024);
     assert.equal(parseRamInBytes('k', '512KiB'), 512 * 1024);
-    assert.equal(parseFluentdOptions({ 'fluentd-retry-wait': '2s', 'fluentd-buffer-limit': '2m' }).retryWaitMs, 2000);
-    assert.equal(parseFluentdOptions({ 'fluentd-read-timeout': '5s' }).ackTimeoutMs, 5000);
+    assert.equal(configureBackend(fluentdFactory, { 'fluentd-retry-wait': '2s', 'fluentd-buffer-limit': '2m' }).retryWaitMs, 2000);
+    assert.equal(configureBackend(fluentdFactory, { 'fluentd-read-timeout': '5s' }).ackTimeoutMs, 5000);
   });
 
   it('refuses bad values, naming the option', () => {
@@ -131,7 +131,7 @@ describe('fluentd options', () => {
       { 'fluentd-address': 'tls://h', 'fluentd-tls-ca-cert': '/nonexistent.pem' },
     ];
     for (const opts of bad) {
-      assert.throws(() => parseFluentdOptions(opts), (err: Error) => err instanceof InvalidOptionError && /log opt/.test(err.message), JSON.stringify(opts));
+      assert.throws(() => configureBackend(fluentdFactory, opts), (err: Error) => err instanceof InvalidOptionError && /log opt/.test(err.message), JSON.stringify(opts));
     }
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EntryScan, scanEntry } from '../../src/fifo/entry-scan.ts';
-import { FrameBatch } from '../../src/store/frame-batch.ts';
+import { EntryScan, scanEntry } from '../../src/codec/entry-scan.ts';
+import { FrameBatch } from '../../src/ingest/frame-batch.ts';
 import { frame } from './frames.ts';
 
 describe('FrameBatch', () => {

@@ -1,7 +1,7 @@
 // Builds daemon frames with the real schema, the way the daemon's encoder lays them out.
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { FrameBatch } from '../../src/store/frame-batch.ts';
+import { FrameBatch } from '../../src/ingest/frame-batch.ts';
 
 const LogEntry = protobuf
   .loadSync(fileURLToPath(new URL('../../proto/entry.proto', import.meta.url)))

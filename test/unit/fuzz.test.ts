@@ -12,23 +12,23 @@
 // And the store after a crash or a power cut: real stores whose current segment is cut short
 // or ends in garbage. The reopened store and a reader of the stopped container must see
 // exactly the records before the damage, no fewer.
-import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MAX_FRAME_BYTES } from '../../src/fifo/deframer.ts';
+import { MAX_FRAME_BYTES } from '../../src/ingest/deframer.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
+import { START_LOGGING } from '../../src/protocol/wire.ts';
 import { counterTotal, fifoBytesSkipped, linesDropped } from '../../src/observability/metrics.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { type EntryFields, batch, frame } from './frames.ts';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
 import { setLevel } from '../../src/observability/log.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import type { ReadRequest } from '../../src/store/log-reader.ts';
 import { readManifest, segmentPath } from '../../src/store/segments.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 
 const BUDGET_MS = Number(process.env.LOGSHIP_FUZZ_MS ?? 3000);
 const SEED = Number(process.env.LOGSHIP_FUZZ_SEED ?? Date.now() % 2 ** 32);
@@ -50,7 +50,7 @@ let registry: Registry;
 before(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-fuzz-'));
   fs.mkdirSync(path.join(root, 'fifo'));
-  registry = new Registry(path.join(root, 'data'), path.join(root, 'fifo'));
+  registry = new Registry(path.join(root, 'data'), path.join(root, 'fifo'), { requests: START_LOGGING });
 });
 after(async () => {
   await registry.shutdown();
@@ -67,7 +67,7 @@ async function throughPlugin(stream: Buffer, rand: () => number): Promise<string
   const file = path.join(root, 'fifo', id);
   execFileSync('mkfifo', [file]);
   const daemonEnd = await fs.promises.open(file, fs.constants.O_RDWR);
-  registry.start(file, info(id), parseLogOptions({ 'max-size': '200000', 'max-file': '1000', compress: 'false' }, []));
+  registry.start(file, { ...info(id), config: { 'max-size': '200000', 'max-file': '1000', compress: 'false' } });
   // Writes go through the thread pool: a full pipe blocks a pool thread, not the reader.
   for (let pos = 0; pos < stream.length; ) {
     const n = 1 + Math.floor(rand() * (rand() < 0.5 ? 64 : 70_000));

@@ -1,5 +1,7 @@
 // gcplogs without a network: options as Docker's gcplogs names them, the entries' shape,
 // the parse-json merge, the cutting of long lines and the reading of per-entry errors.
+import { utf8Pieces } from '../../src/transport/requests.ts';
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Entry, protos } from '@google-cloud/logging';
@@ -8,14 +10,13 @@ import {
   MAX_MESSAGE_BYTES,
   containerPayload,
   gcplogsFactory,
-  parseGcplogsOptions,
   partialErrors,
   target,
-  utf8Pieces,
 } from '../../src/backends/gcplogs.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 
 type Value = { stringValue?: string; numberValue?: number; boolValue?: boolean; structValue?: Struct; listValue?: { values: Value[] }; nullValue?: number };
 type Struct = { fields: Record<string, Value> };
@@ -30,18 +31,18 @@ function payload(entry: object): Record<string, unknown> {
 
 describe('gcplogs options', () => {
   it("takes Docker's keys, with Docker's defaults", () => {
-    assert.deepEqual(parseGcplogsOptions({}), { project: null, logCommand: false, instance: null, endpoint: null });
+    assert.deepEqual(configureBackend(gcplogsFactory, {}), { project: null, logCommand: false, instance: null, endpoint: null });
     assert.deepEqual(
-      parseGcplogsOptions({ 'gcp-project': 'my-proj', 'gcp-log-cmd': 'true', 'gcp-meta-zone': 'us-east1-b', 'gcp-meta-id': '42' }),
+      configureBackend(gcplogsFactory, { 'gcp-project': 'my-proj', 'gcp-log-cmd': 'true', 'gcp-meta-zone': 'us-east1-b', 'gcp-meta-id': '42' }),
       { project: 'my-proj', logCommand: true, instance: { zone: 'us-east1-b', name: '', id: '42' }, endpoint: null },
     );
-    assert.equal(parseGcplogsOptions({ 'gcp-log-cmd': 'false' }).logCommand, false);
+    assert.equal(configureBackend(gcplogsFactory, { 'gcp-log-cmd': 'false' }).logCommand, false);
   });
 
   it('gcp-endpoint: host:port over TLS, http://host:port in plaintext', () => {
-    assert.deepEqual(parseGcplogsOptions({ 'gcp-endpoint': 'logging.example.com:8443' }).endpoint, { host: 'logging.example.com', port: 8443, plaintext: false });
-    assert.deepEqual(parseGcplogsOptions({ 'gcp-endpoint': 'private.googleapis.com' }).endpoint, { host: 'private.googleapis.com', port: 443, plaintext: false });
-    assert.deepEqual(parseGcplogsOptions({ 'gcp-endpoint': 'http://127.0.0.1:8085' }).endpoint, { host: '127.0.0.1', port: 8085, plaintext: true });
+    assert.deepEqual(configureBackend(gcplogsFactory, { 'gcp-endpoint': 'logging.example.com:8443' }).endpoint, { host: 'logging.example.com', port: 8443, plaintext: false });
+    assert.deepEqual(configureBackend(gcplogsFactory, { 'gcp-endpoint': 'private.googleapis.com' }).endpoint, { host: 'private.googleapis.com', port: 443, plaintext: false });
+    assert.deepEqual(configureBackend(gcplogsFactory, { 'gcp-endpoint': 'http://127.0.0.1:8085' }).endpoint, { host: '127.0.0.1', port: 8085, plaintext: true });
   });
 
   it('refuses bad values, naming the option and what it accepts', () => {
@@ -52,12 +53,12 @@ describe('gcplogs options', () => {
       [{ 'gcp-project': 'Has Spaces' }, /log opt 'gcp-project': expected a project id/],
       [{ 'gcp-project': '' }, /log opt 'gcp-project'/],
     ];
-    for (const [opts, message] of cases) assert.throws(() => parseGcplogsOptions(opts), (err) => err instanceof InvalidOptionError && message.test(err.message));
+    for (const [opts, message] of cases) assert.throws(() => configureBackend(gcplogsFactory, opts), (err) => err instanceof InvalidOptionError && message.test(err.message));
   });
 
   it('never quotes a gcp-endpoint that may carry a password', () => {
     assert.throws(
-      () => parseGcplogsOptions({ 'gcp-endpoint': 'http://user:s3cret@logging.example:8085' }),
+      () => configureBackend(gcplogsFactory, { 'gcp-endpoint': 'http://user:s3cret@logging.example:8085' }),
       (err: Error) => err instanceof InvalidOptionError && /invalid value \(not shown: it has an @\) for log opt 'gcp-endpoint'/.test(err.message) && !err.message.includes('s3cret'),
     );
   });
@@ -68,7 +69,7 @@ describe('gcplogs options', () => {
   });
 
   it('batches within the API limits: entries per request, request bytes with a per-entry overhead', () => {
-    const limits = gcplogsFactory.batchLimits(parseGcplogsOptions({}));
+    const limits = gcplogsFactory.batchLimits(configureBackend(gcplogsFactory, {}));
     assert.ok(limits.maxLines <= 1000);
     // parse-json may put a line in twice (message and fields): still under 10 MB.
     assert.ok(2 * limits.maxBytes + limits.maxLines * (limits.lineOverheadBytes ?? 0) < 10_000_000);

@@ -2,11 +2,14 @@
 // regexp and regexp/syntax docs, chosen where JavaScript's RegExp would read them otherwise),
 // its refusals, named by the option, and its linear time on lines crafted to make a
 // backtracking engine take exponential or quadratic time.
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { parseAwslogsOptions } from '../../src/backends/awslogs.ts';
-import { InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { } from '../../src/backends/awslogs.ts';
+import { awslogsFactory } from '../../src/backends/awslogs.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 
 describe("Go's regexp syntax", () => {
@@ -84,7 +87,7 @@ describe('lookarounds and backreferences', () => {
         );
       }
       assert.throws(
-        () => parseAwslogsOptions({ 'awslogs-group': 'g', 'awslogs-multiline-pattern': pattern }),
+        () => configureBackend(awslogsFactory, { 'awslogs-group': 'g', 'awslogs-multiline-pattern': pattern }),
         (err: Error) => err instanceof InvalidOptionError && err.message.includes("log opt 'awslogs-multiline-pattern'") && err.message.includes('not RE2 syntax'),
       );
     }
@@ -96,7 +99,7 @@ describe('lookarounds and backreferences', () => {
       (err: Error) => err instanceof InvalidOptionError && /^invalid value '\^\(\?=%Y\)' for log opt 'datetime-format': .*not RE2 syntax/.test(err.message),
     );
     assert.throws(
-      () => parseAwslogsOptions({ 'awslogs-group': 'g', 'awslogs-datetime-format': '(?!%H)' }),
+      () => configureBackend(awslogsFactory, { 'awslogs-group': 'g', 'awslogs-datetime-format': '(?!%H)' }),
       (err: Error) => err instanceof InvalidOptionError && err.message.includes("log opt 'awslogs-datetime-format'"),
     );
   });

@@ -8,9 +8,9 @@ import { DocumentEncoder, parseIndexPattern } from '../../src/backends/elasticse
 import { FluentdEncoder } from '../../src/backends/fluentd.ts';
 import { EntryEncoder } from '../../src/backends/gcplogs.ts';
 import { JournalEncoder } from '../../src/backends/journald.ts';
-import type { OutgoingLine } from '../../src/delivery/backend.ts';
 import { MAX_JSON_DEPTH, TOO_DEEP, jsonObjectFields } from '../../src/shaping/json-fields.ts';
 import { context } from './backend-context.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 /** An object `depth` levels deep, the outer one included: `{"a":{"a":…1…}}`. */
 const nested = (depth: number, open = '{"a":', close = '}'): string => open.repeat(depth) + '1' + close.repeat(depth);

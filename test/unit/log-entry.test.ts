@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InvalidEntryError, decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { InvalidEntryError, decodeLogEntry } from '../../src/codec/log-entry.ts';
 import { T0, payload } from './frames.ts';
 
 describe('LogEntry codec', () => {

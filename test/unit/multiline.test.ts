@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import type { Source } from '../../src/fifo/log-entry.ts';
+import type { Source } from '../../src/codec/log-entry.ts';
 import { jsonObjectFields } from '../../src/shaping/json-fields.ts';
 import { LineShaper } from '../../src/shaping/line-shaper.ts';
 import { type GroupedLine, type MultilineMatcher, type MultilineOptions, MultilineGrouper, datetimeFormatPattern } from '../../src/shaping/multiline.ts';

@@ -6,16 +6,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Backend, BackendFactory, OutgoingLine, SendResult } from '../../src/delivery/backend.ts';
+import type { Backend, BackendFactory, BackendPlan, SendResult } from '../../src/delivery/backend.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { DeadLetterFile } from '../../src/delivery/dead-letters.ts';
 import { TokenBucket } from '../../src/delivery/rate-limit.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
-import { type BackendPlan, InvalidOptionError, parseLogOptions } from '../../src/lifecycle/options.ts';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
 import { backendDropped } from '../../src/observability/metrics.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
+import { START_LOGGING } from '../../src/protocol/wire.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
 import { LineShaper } from '../../src/shaping/line-shaper.ts';
 import { REDACT_PRESET_NAMES, Redactor, ShortSecretError, presetPattern, redactorFor } from '../../src/shaping/redact.ts';
@@ -48,8 +51,8 @@ class Receiver implements Backend {
 function factory(name: string, receiver: Receiver): BackendFactory<null> {
   return {
     name,
-    optionKeys: [],
-    parseOptions: () => null,
+    options: [],
+    configure: () => null,
     batchLimits: () => ({ maxLines: 1000, maxBytes: 1 << 20, maxDelayMs: 5 }),
     retryPolicy: () => ({ initialDelayMs: 2, maxDelayMs: 10 }),
     create: () => receiver,
@@ -70,7 +73,7 @@ function openStore(): ContainerStore {
 }
 
 function ship(store: ContainerStore, plan: BackendPlan, redactor: Redactor | null = null): Shipper {
-  return new Shipper(store, plan, CONTEXT, new CursorFile(dir, plan.name), new DeadLetterFile(dir, plan.name), redactor);
+  return new Shipper(store, plan, CONTEXT, new CursorFile(dir, plan.name), new DeadLetterFile(dir, plan.name), undefined, redactor);
 }
 
 function planOf(config: Record<string, string>, receiver: Receiver, name = 'a'): BackendPlan {
@@ -281,7 +284,7 @@ describe('the registry with the controls', () => {
     fs.mkdirSync(path.join(dir, 'fifo'));
     const receiver = new Receiver();
     const factories = [factory('r', receiver)];
-    const registry = new Registry(path.join(dir, 'data'), path.join(dir, 'fifo'));
+    const registry = new Registry(path.join(dir, 'data'), path.join(dir, 'fifo'), { requests: START_LOGGING, backends: factories });
     const printed = ['db password is s3cret-pw!', 'plain line', `${'x'.repeat(20_000)} s3cret-pw!`];
     const runs = [
       { id: '1'.repeat(64), name: '/kept', config: { backend: 'r', 'redact-env': 'DB_PASSWORD' } },
@@ -292,7 +295,7 @@ describe('the registry with the controls', () => {
       execFileSync('mkfifo', [fifo]);
       const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
       const i = info(run.id, run.name, run.config, ['PATH=/bin', 'DB_PASSWORD=s3cret-pw!']);
-      registry.start(fifo, i, parseLogOptions(i.config, factories));
+      registry.start(fifo, i);
       fs.writeSync(daemonEnd, Buffer.concat(printed.map((line, k) => frame({ line, timeNano: T0 + BigInt(k) }))));
       await until(`shipped: ${receiver.lines.length} ${JSON.stringify(registry.statusSource().containers())}`, () => receiver.lines.length >= 3 * (n + 1));
       const status = registry.statusSource().containers().find((c) => c.id === run.id.slice(0, 12))!;
@@ -310,7 +313,7 @@ describe('the registry with the controls', () => {
     const fifo = path.join(dir, 'fifo', 'short');
     execFileSync('mkfifo', [fifo]);
     const short = info('3'.repeat(64), '/short', { backend: 'r', 'redact-env': 'PIN' }, ['PIN=1234']);
-    assert.throws(() => registry.start(fifo, short, parseLogOptions(short.config, factories)), (err: Error) =>
+    assert.throws(() => registry.start(fifo, short), (err: Error) =>
       err instanceof InvalidOptionError && /'redact-env'.*PIN is shorter than 6 characters/.test(err.message) && !err.message.includes('1234'));
     await registry.shutdown();
   });

@@ -1,10 +1,15 @@
+import { schemaKeys } from '../../src/options/schema.ts';
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BackendFactory } from '../../src/delivery/backend.ts';
-import { parseFluentdOptions } from '../../src/backends/fluentd.ts';
+import { } from '../../src/backends/fluentd.ts';
+import { fluentdFactory } from '../../src/backends/fluentd.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
-import { DEFAULT_STORE_OPTIONS, InvalidOptionError, parseLogOptions, parseSize } from '../../src/lifecycle/options.ts';
+import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
+import { DEFAULT_STORE_OPTIONS } from '../../src/store/options.ts';
+import { InvalidOptionError, parseSize } from '../../src/options/values.ts';
 
 describe('log options', () => {
   it('defaults to 20m x 5 files, compressed', () => {
@@ -54,10 +59,11 @@ describe('log options', () => {
 function factory(name: string, keys: string[]): BackendFactory<Record<string, string>> {
   return {
     name,
-    optionKeys: keys,
-    parseOptions(opts) {
+    options: keys.map((key) => ({ key, type: 'string', doc: key })),
+    configure(values) {
+      const opts = Object.fromEntries(Object.entries(values).filter((entry): entry is [string, string] => entry[1] !== undefined));
       if (opts[keys[0]!] === 'bad') throw new InvalidOptionError(`invalid value 'bad' for log opt '${keys[0]}'`);
-      return { ...opts };
+      return opts;
     },
     batchLimits: () => ({ maxLines: 10, maxBytes: 1000 }),
     create: () => ({ send: () => Promise.resolve({}), close: () => Promise.resolve() }),
@@ -77,7 +83,7 @@ describe('backend selection', () => {
     const seen: Record<string, Record<string, string>> = {};
     const spy = (f: BackendFactory<Record<string, string>>): BackendFactory<Record<string, string>> => ({
       ...f,
-      parseOptions: (opts) => (seen[f.name] = f.parseOptions(opts)),
+      configure: (values, settings) => (seen[f.name] = f.configure(values, settings)),
     });
     const plans = parseLogOptions(
       { backend: 'syslog, fluentd', 'syslog-address': 'udp://h:514', 'fluentd-address': 'h:24224', tag: '{{.Name}}', 'max-size': '1m' },
@@ -248,13 +254,13 @@ describe('numeric options: lower and upper bounds', () => {
   });
 
   it('fluentd-read-timeout and multiline-flush-timeout are whole milliseconds, rounded up (finding 9)', () => {
-    assert.equal(parseFluentdOptions({ 'fluentd-read-timeout': '1500us' }).ackTimeoutMs, 2);
-    assert.equal(parseFluentdOptions({ 'fluentd-read-timeout': '0' }).ackTimeoutMs, null);
+    assert.equal(configureBackend(fluentdFactory, { 'fluentd-read-timeout': '1500us' }).ackTimeoutMs, 2);
+    assert.equal(configureBackend(fluentdFactory, { 'fluentd-read-timeout': '0' }).ackTimeoutMs, null);
     assert.equal(parseLogOptions({ ...JAVA, 'multiline-flush-timeout': '1500us' }, []).shaping.multiline!.flushTimeoutMs, 2);
   });
 
   it('lists only options the backends have', () => {
-    const known = new Set(['max-size', 'max-file', 'multiline-flush-timeout', 'multiline-max-lines', 'multiline-max-bytes', ...BACKENDS.flatMap((f) => f.optionKeys)]);
+    const known = new Set(['max-size', 'max-file', 'multiline-flush-timeout', 'multiline-max-lines', 'multiline-max-bytes', ...BACKENDS.flatMap((f) => schemaKeys(f.options))]);
     for (const b of bounds) assert.ok(known.has(b.key), b.key);
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { LogEntry } from '../../src/fifo/log-entry.ts';
+import type { LogEntry } from '../../src/codec/log-entry.ts';
 import { LineShaper } from '../../src/shaping/line-shaper.ts';
 import { PartialAssembler } from '../../src/shaping/partial.ts';
 

@@ -7,8 +7,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
+import { START_LOGGING } from '../../src/protocol/wire.ts';
 import { createApp, listen } from '../../src/protocol/server.ts';
 import { frame, lines } from './frames.ts';
 
@@ -21,7 +22,7 @@ before(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-api-'));
   fs.mkdirSync(path.join(root, 'fifo'));
   socketPath = path.join(root, 'plugin.sock');
-  registry = new Registry(path.join(root, 'data'), path.join(root, 'fifo'));
+  registry = new Registry(path.join(root, 'data'), path.join(root, 'fifo'), { requests: START_LOGGING });
   server = await listen(createApp(registry), socketPath);
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
 import { encodeReadLogsBatch } from '../../src/protocol/read-logs-stream.ts';
 import { T0, payload } from './frames.ts';
 

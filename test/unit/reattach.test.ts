@@ -1,6 +1,5 @@
 // A new plugin process reads on the FIFOs an earlier one was reading: after a clean shutdown
 // (even with a frame cut in two) and after a crash (the stream then starts mid-frame).
-import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,9 +8,10 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Attachments } from '../../src/lifecycle/attachments.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
+import { START_LOGGING } from '../../src/protocol/wire.ts';
 import { frame, lines } from './frames.ts';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 
 let root: string;
 let dataDir: string;
@@ -70,8 +70,8 @@ describe('reattach', () => {
   it('reads on after a shutdown, with a frame cut in two across the processes', async () => {
     const id = 'a'.repeat(64);
     const { file, fd } = daemonFifo('f1');
-    const first = new Registry(dataDir, fifoDir);
-    first.start(file, info(id), parseLogOptions({ 'max-size': '1000000', 'max-file': '2', compress: 'false' }, []));
+    const first = new Registry(dataDir, fifoDir, { requests: START_LOGGING });
+    first.start(file, { ...info(id), config: { 'max-size': '1000000', 'max-file': '2', compress: 'false' } });
     const frames = lines(20).map(frame);
     const half = Math.floor(frames[9]!.length / 2);
     fs.writeSync(fd, Buffer.concat([...frames.slice(0, 9), frames[9]!.subarray(0, half)]));
@@ -80,8 +80,8 @@ describe('reattach', () => {
 
     // The daemon keeps writing while no process reads.
     fs.writeSync(fd, Buffer.concat([frames[9]!.subarray(half), ...frames.slice(10, 15)]));
-    const second = new Registry(dataDir, fifoDir);
-    assert.equal(second.reattach([]), 1);
+    const second = new Registry(dataDir, fifoDir, { requests: START_LOGGING });
+    assert.equal(second.reattach(), 1);
     fs.writeSync(fd, Buffer.concat(frames.slice(15)));
     await until('all 20 lines stored', async () => (await storedLines(second, id)).length === 20);
     assert.deepEqual(await storedLines(second, id), expected(20));
@@ -91,18 +91,18 @@ describe('reattach', () => {
     fs.rmSync(file);
     await until('attachment removed', async () => fs.readdirSync(path.join(dataDir, 'attachments')).length === 0);
     await second.shutdown();
-    assert.equal(new Registry(dataDir, fifoDir).reattach([]), 0);
+    assert.equal(new Registry(dataDir, fifoDir, { requests: START_LOGGING }).reattach(), 0);
   });
 
   it('after a crash, finds the next whole frame in a stream that starts mid-frame', async () => {
     const id = 'b'.repeat(64);
     const { file, fd } = daemonFifo('f2');
     // What a killed process leaves: its attachment, and a pipe whose head it had consumed.
-    new Attachments(path.join(dataDir, 'attachments')).save({ file, info: info(id) });
+    new Attachments(path.join(dataDir, 'attachments'), START_LOGGING).save({ file, info: info(id) });
     const frames = lines(10).map(frame);
     fs.writeSync(fd, Buffer.concat([frames[0]!.subarray(7), ...frames.slice(1)]));
-    const registry = new Registry(dataDir, fifoDir);
-    assert.equal(registry.reattach([]), 1);
+    const registry = new Registry(dataDir, fifoDir, { requests: START_LOGGING });
+    assert.equal(registry.reattach(), 1);
     await until('9 lines stored', async () => (await storedLines(registry, id)).length === 9);
     assert.deepEqual(await storedLines(registry, id), expected(10).slice(1));
     fs.closeSync(fd);
@@ -110,18 +110,18 @@ describe('reattach', () => {
   });
 
   it('drops attachments whose FIFO is gone or whose record is damaged', () => {
-    const attachments = new Attachments(path.join(dataDir, 'attachments'));
+    const attachments = new Attachments(path.join(dataDir, 'attachments'), START_LOGGING);
     attachments.save({ file: path.join(fifoDir, 'gone'), info: info('c'.repeat(64)) });
     fs.writeFileSync(path.join(dataDir, 'attachments', 'junk.json'), '{"File":');
     const { file, fd } = daemonFifo('f3');
     attachments.save({ file, info: { ...info('d'.repeat(64)), config: { colour: 'blue' } } }); // no longer a valid option
-    assert.equal(new Registry(dataDir, fifoDir).reattach([]), 0);
+    assert.equal(new Registry(dataDir, fifoDir, { requests: START_LOGGING }).reattach(), 0);
     fs.closeSync(fd);
     assert.deepEqual(fs.readdirSync(path.join(dataDir, 'attachments')), []);
   });
 
   it('keeps the whole container info', () => {
-    const attachments = new Attachments(path.join(dataDir, 'attachments'));
+    const attachments = new Attachments(path.join(dataDir, 'attachments'), START_LOGGING);
     const file = path.join(fifoDir, 'f4');
     attachments.save({ file, info: info('e'.repeat(64)) });
     assert.deepEqual(attachments.load(), [{ file, info: info('e'.repeat(64)), heldBack: null }]);

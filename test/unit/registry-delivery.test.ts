@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type BackendFactory, type OutgoingLine, SendError } from '../../src/delivery/backend.ts';
-import { parseLogOptions } from '../../src/lifecycle/options.ts';
+import { type BackendFactory, SendError } from '../../src/delivery/backend.ts';
 import { Registry } from '../../src/lifecycle/registry.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
-import { frame, lines } from './frames.ts';
+import { START_LOGGING } from '../../src/protocol/wire.ts';
+import { T0, frame, lines } from './frames.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 
 let root: string;
 before(() => {
@@ -22,10 +23,11 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 /** One receiver for every backend instance the factory makes, like a real server. */
 const receiver = { up: false, lines: [] as { tag: string; line: string }[] };
 
-const testFactory: BackendFactory<{ address: string }> = {
+const TEST_OPTIONS = [{ key: 'test-address', type: 'string', default: 'default', doc: 'where' }] as const;
+const testFactory: BackendFactory<{ address: string }, typeof TEST_OPTIONS> = {
   name: 'test',
-  optionKeys: ['test-address'],
-  parseOptions: (opts) => ({ address: opts['test-address'] ?? 'default' }),
+  options: TEST_OPTIONS,
+  configure: (values) => ({ address: values['test-address'] }),
   batchLimits: () => ({ maxLines: 5, maxBytes: 1 << 20, maxDelayMs: 5 }),
   retryPolicy: () => ({ initialDelayMs: 5, maxDelayMs: 20 }),
   create: (_config, container) => ({
@@ -55,8 +57,8 @@ describe('registry and delivery', () => {
     execFileSync('mkfifo', [fifo]);
     const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
 
-    const first = new Registry(dataDir, path.join(root, 'fifo'));
-    first.start(fifo, info, parseLogOptions(info.config, [testFactory])); // must not throw: receiver down
+    const first = new Registry(dataDir, path.join(root, 'fifo'), { requests: START_LOGGING, backends: [testFactory] });
+    first.start(fifo, info); // must not throw: receiver down
     fs.writeSync(daemonEnd, Buffer.concat(lines(12).map(frame)));
     fs.closeSync(daemonEnd); // the container stops
     await until(() => fs.existsSync(path.join(dataDir, 'containers', id, 'cursors', 'test.json')));
@@ -65,8 +67,8 @@ describe('registry and delivery', () => {
     await first.shutdown();
 
     receiver.up = true;
-    const second = new Registry(dataDir, path.join(root, 'fifo'));
-    second.resumeDelivery([testFactory]);
+    const second = new Registry(dataDir, path.join(root, 'fifo'), { requests: START_LOGGING, backends: [testFactory] });
+    second.resumeDelivery();
     await until(() => receiver.lines.length >= 12);
     assert.deepEqual(receiver.lines.map((l) => l.line), lines(12).map((l) => l.line));
     assert.ok(receiver.lines.every((l) => l.tag === 'shipper'));
@@ -84,12 +86,12 @@ describe('registry and delivery', () => {
       id, name: '/again', config: { backend: 'test' }, imageId: '', imageName: '', created: '',
       entrypoint: '', args: [], env: [], labels: {}, daemonName: 'docker',
     };
-    const registry = new Registry(dataDir, path.join(root, 'fifo'));
+    const registry = new Registry(dataDir, path.join(root, 'fifo'), { requests: START_LOGGING, backends: [testFactory] });
     for (const [run, from] of [['r1', 1], ['r2', 21]] as const) {
       const fifo = path.join(root, 'fifo', run);
       execFileSync('mkfifo', [fifo]);
       const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
-      registry.start(fifo, info, parseLogOptions(info.config, [testFactory]));
+      registry.start(fifo, info);
       fs.writeSync(daemonEnd, Buffer.concat(lines(20, undefined, from).map(frame)));
       fs.closeSync(daemonEnd);
       await until(() => receiver.lines.length >= from + 19);
@@ -97,5 +99,59 @@ describe('registry and delivery', () => {
     await until(() => registry.liveSources().openContainers() === 0);
     assert.deepEqual(receiver.lines.map((l) => l.line), lines(40).map((l) => l.line));
     await registry.shutdown();
+  });
+
+  it('opens no backend for a store with nothing to ship, at start-up or reattached, and one as soon as a line comes', async () => {
+    const dataDir = path.join(root, 'data-idle');
+    const fifoDir = path.join(root, 'fifo-idle');
+    fs.mkdirSync(fifoDir);
+    const created: string[] = [];
+    const counting: BackendFactory<{ address: string }, typeof TEST_OPTIONS> = {
+      ...testFactory,
+      create: (config, container) => {
+        created.push(container.id);
+        return testFactory.create(config, container);
+      },
+    };
+    receiver.up = true;
+    receiver.lines = [];
+    const infoOf = (id: string, name: string): ContainerInfo => ({
+      id, name, config: { backend: 'test', tag: '{{.Name}}' }, imageId: '', imageName: '', created: '',
+      entrypoint: '', args: [], env: [], labels: {}, daemonName: 'docker',
+    });
+    const stopped = infoOf('e'.repeat(64), '/stopped');
+    const running = infoOf('f'.repeat(64), '/running');
+    const stoppedFifo = path.join(fifoDir, 'stopped');
+    const runningFifo = path.join(fifoDir, 'running');
+    execFileSync('mkfifo', [stoppedFifo, runningFifo]);
+    const stoppedEnd = fs.openSync(stoppedFifo, fs.constants.O_RDWR);
+    const runningEnd = fs.openSync(runningFifo, fs.constants.O_RDWR);
+
+    // Both ship everything they wrote; one container stops, the other keeps its FIFO open.
+    const options = { requests: START_LOGGING, backends: [counting] };
+    const first = new Registry(dataDir, fifoDir, options);
+    first.start(stoppedFifo, stopped);
+    first.start(runningFifo, running);
+    fs.writeSync(stoppedEnd, Buffer.concat(lines(3).map(frame)));
+    fs.writeSync(runningEnd, Buffer.concat(lines(3).map(frame)));
+    fs.closeSync(stoppedEnd);
+    await until(() => receiver.lines.length === 6);
+    await first.shutdown();
+
+    // A new process: the stopped store resumes delivery, the running FIFO is reattached.
+    created.length = 0;
+    const second = new Registry(dataDir, fifoDir, options);
+    assert.equal(second.reattach(), 1);
+    second.resumeDelivery();
+    await new Promise((r) => setTimeout(r, 200)); // many times the batch delay: a send would have happened
+    assert.deepEqual(created, []);
+    assert.equal(receiver.lines.length, 6);
+
+    fs.writeSync(runningEnd, frame({ source: 'stdout', line: 'after the restart', timeNano: T0 + 1_000_000n }));
+    await until(() => receiver.lines.length === 7);
+    assert.deepEqual(created, [running.id]);
+    assert.equal(receiver.lines[6]!.line, 'after the restart');
+    fs.closeSync(runningEnd);
+    await second.shutdown();
   });
 });

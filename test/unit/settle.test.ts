@@ -3,8 +3,10 @@
 // fails alone, a glitch that rejects nothing, the receiver's own delay honoured and capped.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
-import { type OutgoingLine, type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { type SendResult, SendError } from '../../src/delivery/backend.ts';
+import { SYSTEM_CLOCK } from '../../src/delivery/clock.ts';
 import { RETRY_AFTER_CAP_MS, type Setback, type Settled, settleBatch } from '../../src/delivery/settle.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 
 const POLICY = { initialDelayMs: 1000, maxDelayMs: 30_000 };
 
@@ -41,6 +43,7 @@ async function settle(batch: OutgoingLine[], send: (lines: string[], call: numbe
       return outcome;
     },
     policy: POLICY,
+    clock: SYSTEM_CLOCK, // on node:test's mocked setTimeout and Date
     stop: stop.signal,
     settled: (s) => {
       run.settled.push(s);

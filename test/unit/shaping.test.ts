@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { extraAttributes } from '../../src/shaping/attributes.ts';
 import { compileGoRegexp } from '../../src/shaping/go-regexp.ts';
-import { containerContext } from '../../src/shaping/context.ts';
+import { containerContext, type ContainerInfo } from '../../src/shaping/container.ts';
 import { type TagInfo, TemplateError, compileTag } from '../../src/shaping/tag.ts';
 import { parseLogOptions } from '../../src/lifecycle/options.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
 
 const FULL_ID = '3f4e1a2b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b';
 const IMAGE_ID = 'sha256:9c7a54a9a43cca047013b82af109fe963fde787f63f9e016fdc3384500c2823d';

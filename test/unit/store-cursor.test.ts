@@ -9,15 +9,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { type Backend, DELIVERED, type OutgoingLine, type SendResult } from '../../src/delivery/backend.ts';
+import { type Backend, DELIVERED, type SendResult, type BackendPlan } from '../../src/delivery/backend.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { DeadLetterFile } from '../../src/delivery/dead-letters.ts';
 import { Shipper } from '../../src/delivery/shipper.ts';
-import type { BackendPlan, StoreOptions } from '../../src/lifecycle/options.ts';
 import { backendDropped } from '../../src/observability/metrics.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { readManifest, segmentPath } from '../../src/store/segments.ts';
 import { T0, batch, frame, lines } from './frames.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
+import type { StoreOptions } from '../../src/store/options.ts';
 
 const ID = 'd'.repeat(64);
 const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, attributes: [], hostname: 'h' };

@@ -11,7 +11,7 @@ import { ContainerStore } from '../../src/store/container-store.ts';
 import { LogWriter } from '../../src/store/log-writer.ts';
 import { readManifest, segmentPath } from '../../src/store/segments.ts';
 import { T0, batch, lines } from './frames.ts';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
 
 let dir: string;
 beforeEach(() => {

@@ -1,5 +1,4 @@
 // Retention and quota over real stores in a data folder, through the registry that owns them.
-import { parseLogOptions } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -7,12 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Registry } from '../../src/lifecycle/registry.ts';
+import { START_LOGGING } from '../../src/protocol/wire.ts';
 import { counterTotal, segmentsEvicted, storesRemoved } from '../../src/observability/metrics.ts';
-import type { ContainerInfo } from '../../src/protocol/wire.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { readManifest } from '../../src/store/segments.ts';
 import { T0, batch, frame, lines } from './frames.ts';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
+import type { ContainerInfo } from '../../src/shaping/container.ts';
 
 let root: string;
 let dataDir: string;
@@ -66,11 +66,11 @@ describe('retention', () => {
     age(old, 2 * HOUR);
     age(recent, HOUR / 2);
     age(oldButLogging, 2 * HOUR);
-    const registry = new Registry(dataDir, fifoDir, { retentionMs: HOUR, diskQuotaBytes: 0 });
+    const registry = new Registry(dataDir, fifoDir, { requests: START_LOGGING, limits: { retentionMs: HOUR, diskQuotaBytes: 0 } });
     const fifo = path.join(fifoDir, 'f');
     execFileSync('mkfifo', [fifo]);
     const daemonEnd = fs.openSync(fifo, fs.constants.O_RDWR);
-    registry.start(fifo, info(oldButLogging), parseLogOptions({ 'max-size': '400', 'max-file': '1000', compress: 'false' }, []));
+    registry.start(fifo, { ...info(oldButLogging), config: { 'max-size': '400', 'max-file': '1000', compress: 'false' } });
     const before = await counterTotal(storesRemoved);
 
     const result = await registry.sweep();
@@ -86,7 +86,7 @@ describe('retention', () => {
   it('keeps everything with RETENTION=0', async () => {
     await makeStore('d'.repeat(64), 5);
     age('d'.repeat(64), 1000 * HOUR);
-    const registry = new Registry(dataDir, fifoDir, { retentionMs: 0, diskQuotaBytes: 0 });
+    const registry = new Registry(dataDir, fifoDir, { requests: START_LOGGING, limits: { retentionMs: 0, diskQuotaBytes: 0 } });
     assert.equal((await registry.sweep()).storesRemoved, 0);
     assert.ok(fs.existsSync(storeDir('d'.repeat(64))));
   });
@@ -103,7 +103,7 @@ describe('quota', () => {
     const newerClosed = readManifest(storeDir(newer)).length;
     assert.ok(olderClosed > 5, 'test setup: several rotated segments');
     const quota = total - bytesOnDisk(older) / 2; // half of the older store must go
-    const registry = new Registry(dataDir, fifoDir, { retentionMs: 0, diskQuotaBytes: quota });
+    const registry = new Registry(dataDir, fifoDir, { requests: START_LOGGING, limits: { retentionMs: 0, diskQuotaBytes: quota } });
     const before = await counterTotal(segmentsEvicted);
 
     const result = await registry.sweep();
@@ -123,7 +123,7 @@ describe('quota', () => {
   it('with a quota below the current segments, evicts every rotated segment and keeps the current ones', async () => {
     const ids = ['1', '2'].map((c) => c.repeat(64));
     for (const id of ids) await makeStore(id, 100);
-    const registry = new Registry(dataDir, fifoDir, { retentionMs: 0, diskQuotaBytes: 1 });
+    const registry = new Registry(dataDir, fifoDir, { requests: START_LOGGING, limits: { retentionMs: 0, diskQuotaBytes: 1 } });
     const result = await registry.sweep();
     for (const id of ids) {
       assert.deepEqual(readManifest(storeDir(id)), []);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { saveDeliveryState } from '../../src/delivery/delivery.ts';
-import { tightenModes } from '../../src/lifecycle/store-janitor.ts';
+import { tightenModes } from '../../src/store/janitor.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { batch, lines } from './frames.ts';
 

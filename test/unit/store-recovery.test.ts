@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { decodeLogEntry } from '../../src/fifo/log-entry.ts';
-import type { StoreOptions } from '../../src/lifecycle/options.ts';
+import { decodeLogEntry } from '../../src/codec/log-entry.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import type { ReadRequest } from '../../src/store/log-reader.ts';
 import { readManifest, segmentPath } from '../../src/store/segments.ts';
 import { T0, batch, frame, lines } from './frames.ts';
+import type { StoreOptions } from '../../src/store/options.ts';
 
 const OPTIONS: StoreOptions = { maxSizeBytes: 1_000_000, maxFiles: 5, compress: false };
 let dir: string;

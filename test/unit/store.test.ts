@@ -3,12 +3,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { type LogEntry, decodeLogEntry } from '../../src/fifo/log-entry.ts';
-import type { StoreOptions } from '../../src/lifecycle/options.ts';
+import { type LogEntry, decodeLogEntry } from '../../src/codec/log-entry.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import type { ReadRequest } from '../../src/store/log-reader.ts';
 import { readManifest } from '../../src/store/segments.ts';
 import { type EntryFields, T0, batch, frame, lines } from './frames.ts';
+import type { StoreOptions } from '../../src/store/options.ts';
 
 const MAX_PAYLOAD = 1 << 20;
 let dir: string;

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ReplayWindow, StreamConnection } from '../../src/backends/connection.ts';
+import { type ReplayWindow, StreamConnection } from '../../src/transport/stream.ts';
 
 /**
  * A receiver whose first connection is never read and then reset, as a receiver that stops

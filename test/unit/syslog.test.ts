@@ -1,9 +1,11 @@
+import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { InvalidOptionError } from '../../src/lifecycle/options.ts';
-import { LOCAL_SYSLOG_SOCKET, encodeSyslogMessage, parseSyslogOptions } from '../../src/backends/syslog.ts';
+import { LOCAL_SYSLOG_SOCKET, encodeSyslogMessage, } from '../../src/backends/syslog.ts';
+import { syslogFactory } from '../../src/backends/syslog.ts';
 import { context, line } from './backend-context.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
 
 const captures = new URL('../fixtures/docker-captures/', import.meta.url);
 // Docker's messages, one per line: what dockerd (PID 2597, host `vm`) sent to rsyslog.
@@ -33,7 +35,7 @@ describe('syslog encoding matches Docker byte for byte', () => {
   ];
   for (const c of cases) {
     it(`tcp, format '${c.format}', ${c.source}`, () => {
-      const config = parseSyslogOptions({ 'syslog-address': 'tcp://127.0.0.1:5514', 'syslog-format': c.format });
+      const config = configureBackend(syslogFactory, { 'syslog-address': 'tcp://127.0.0.1:5514', 'syslog-format': c.format });
       const encoded = encodeSyslogMessage(config, context({ tag: c.tag }), DOCKERD_PID, line(c.text, c.source, c.at, (c.micros ?? 0) * 1000));
       assert.equal(encoded.toString(), tcp[c.index]!.toString());
       assert.deepEqual(encoded, tcp[c.index]);
@@ -43,10 +45,10 @@ describe('syslog encoding matches Docker byte for byte', () => {
   it('tcp+tls: octet counting for rfc5424, newlines for the default format', () => {
     const tls = messages(tlsCapture);
     const ctx = context({ tag: '0bf8015a29f8' });
-    const rfc5424 = parseSyslogOptions({ 'syslog-address': 'tcp+tls://127.0.0.1:6514', 'syslog-format': 'rfc5424' });
+    const rfc5424 = configureBackend(syslogFactory, { 'syslog-address': 'tcp+tls://127.0.0.1:6514', 'syslog-format': 'rfc5424' });
     assert.equal(rfc5424.octetCounting, true);
     assert.deepEqual(encodeSyslogMessage(rfc5424, ctx, DOCKERD_PID, line('err-tls-rfc5424', 'stderr', '2026-11-21T23:06:58Z')), tls[2]);
-    const plain = parseSyslogOptions({ 'syslog-address': 'tcp+tls://127.0.0.1:6514' });
+    const plain = configureBackend(syslogFactory, { 'syslog-address': 'tcp+tls://127.0.0.1:6514' });
     assert.equal(plain.octetCounting, false);
     assert.deepEqual(
       encodeSyslogMessage(plain, context({ tag: '5bf6ca4e3591' }), DOCKERD_PID, line('out-tls-', 'stdout', '2026-11-21T23:06:58Z')),
@@ -55,35 +57,35 @@ describe('syslog encoding matches Docker byte for byte', () => {
   });
 
   it('keeps raw bytes, drops trailing zeros of micro time, pads single-digit days', () => {
-    const micro = parseSyslogOptions({ 'syslog-address': 'udp://h', 'syslog-format': 'rfc5424micro' });
+    const micro = configureBackend(syslogFactory, { 'syslog-address': 'udp://h', 'syslog-format': 'rfc5424micro' });
     const raw = Buffer.from([0xff, 0x41]);
     const encoded = encodeSyslogMessage(micro, context({ tag: 't' }), 1, line(raw, 'stdout', '2026-01-02T03:04:05Z', 120_000_000));
     assert.deepEqual(encoded, Buffer.concat([Buffer.from('<30>1 2026-01-02T03:04:05.12Z vm t 1 t - '), raw, Buffer.from('\n')]));
     const whole = encodeSyslogMessage(micro, context({ tag: 't' }), 1, line('x', 'stdout', '2026-01-02T03:04:05Z'));
     assert.equal(whole.toString(), '<30>1 2026-01-02T03:04:05Z vm t 1 t - x\n');
-    const unix = parseSyslogOptions({ 'syslog-address': 'udp://h' });
+    const unix = configureBackend(syslogFactory, { 'syslog-address': 'udp://h' });
     assert.equal(encodeSyslogMessage(unix, context({ tag: 't' }), 1, line('x', 'stdout', '2026-01-02T03:04:05Z')).toString(), '<30>Jan  2 03:04:05 t[1]: x\n');
   });
 });
 
 describe('syslog options', () => {
   it('parses every transport with Docker defaults (port 514, facility daemon)', () => {
-    assert.deepEqual(parseSyslogOptions({ 'syslog-address': 'udp://10.0.0.1' }).target, { kind: 'udp', host: '10.0.0.1', port: 514 });
-    assert.deepEqual(parseSyslogOptions({ 'syslog-address': 'tcp://[::1]:601' }).target, { kind: 'tcp', host: '::1', port: 601 });
-    assert.deepEqual(parseSyslogOptions({ 'syslog-address': 'unix:///dev/log' }).target, { kind: 'unix', path: '/dev/log' });
-    assert.deepEqual(parseSyslogOptions({ 'syslog-address': 'unixgram:///x/y.sock' }).target, { kind: 'unixgram', path: '/x/y.sock' });
-    assert.deepEqual(parseSyslogOptions({}).target, { kind: 'unixgram', path: LOCAL_SYSLOG_SOCKET });
-    assert.equal(parseSyslogOptions({}).facility, 3 << 3);
-    const tls = parseSyslogOptions({ 'syslog-address': 'tcp+tls://localhost', 'syslog-tls-skip-verify': 'false' }).target;
+    assert.deepEqual(configureBackend(syslogFactory, { 'syslog-address': 'udp://10.0.0.1' }).target, { kind: 'udp', host: '10.0.0.1', port: 514 });
+    assert.deepEqual(configureBackend(syslogFactory, { 'syslog-address': 'tcp://[::1]:601' }).target, { kind: 'tcp', host: '::1', port: 601 });
+    assert.deepEqual(configureBackend(syslogFactory, { 'syslog-address': 'unix:///dev/log' }).target, { kind: 'unix', path: '/dev/log' });
+    assert.deepEqual(configureBackend(syslogFactory, { 'syslog-address': 'unixgram:///x/y.sock' }).target, { kind: 'unixgram', path: '/x/y.sock' });
+    assert.deepEqual(configureBackend(syslogFactory, {}).target, { kind: 'unixgram', path: LOCAL_SYSLOG_SOCKET });
+    assert.equal(configureBackend(syslogFactory, {}).facility, 3 << 3);
+    const tls = configureBackend(syslogFactory, { 'syslog-address': 'tcp+tls://localhost', 'syslog-tls-skip-verify': 'false' }).target;
     assert.equal(tls.kind, 'tls');
     // Docker skips verification whenever the key is present, whatever its value.
     assert.equal(tls.kind === 'tls' && tls.tls.rejectUnauthorized, false);
   });
 
   it('parses facilities by name and number', () => {
-    assert.equal(parseSyslogOptions({ 'syslog-facility': 'local3' }).facility, 19 << 3);
-    assert.equal(parseSyslogOptions({ 'syslog-facility': 'authpriv' }).facility, 10 << 3);
-    assert.equal(parseSyslogOptions({ 'syslog-facility': '23' }).facility, 23 << 3);
+    assert.equal(configureBackend(syslogFactory, { 'syslog-facility': 'local3' }).facility, 19 << 3);
+    assert.equal(configureBackend(syslogFactory, { 'syslog-facility': 'authpriv' }).facility, 10 << 3);
+    assert.equal(configureBackend(syslogFactory, { 'syslog-facility': '23' }).facility, 23 << 3);
   });
 
   it('refuses bad values, naming the option and what it accepts', () => {
@@ -99,7 +101,7 @@ describe('syslog options', () => {
       { 'syslog-address': 'tcp+tls://h', 'syslog-tls-cert': '/etc/hostname' },
     ];
     for (const opts of bad) {
-      assert.throws(() => parseSyslogOptions(opts), (err: Error) => err instanceof InvalidOptionError && /log opt/.test(err.message), JSON.stringify(opts));
+      assert.throws(() => configureBackend(syslogFactory, opts), (err: Error) => err instanceof InvalidOptionError && /log opt/.test(err.message), JSON.stringify(opts));
     }
   });
 });

@@ -1,19 +1,34 @@
-// One logger instance: the FIFO of one StartLogging, read to EOF and written to the
-// container's store. It never waits on the store: a failed write is counted and dropped.
-// With redact-local, a frame whose line holds a secret is written with the line masked (one
+// The pump of one FIFO (one StartLogging): read to EOF, its frames checked and handed to the
+// container's store in batches. It never waits on the store: a failed write is counted and dropped.
+// With redact-local, a frame whose line holds a secret is stored with the line masked (one
 // 16 KiB chunk at a time: a secret cut by the daemon's chunking is masked only in the shipped copy).
 import type net from 'node:net';
-import { Deframer } from '../fifo/deframer.ts';
-import { EntryScan, scanEntry } from '../fifo/entry-scan.ts';
-import { InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
-import { openFifo } from '../fifo/reader.ts';
+import { EntryScan, scanEntry } from '../codec/entry-scan.ts';
+import { InvalidEntryError, decodeLogEntry } from '../codec/log-entry.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { fifoBytesSkipped, linesDropped, linesReceived } from '../observability/metrics.ts';
-import type { Redactor } from '../shaping/redact.ts';
-import type { ContainerStore } from '../store/container-store.ts';
-import { FrameBatch } from '../store/frame-batch.ts';
+import { Deframer } from './deframer.ts';
+import { openFifo } from './fifo-reader.ts';
+import { FrameBatch } from './frame-batch.ts';
 
-export interface ContainerLogStats {
+/** Where the frames go: the container's store (declared here so ingest does not reach up into it). */
+export interface FrameSink {
+  /** A batch is only valid during the call: a sink that keeps it for later copies it. */
+  append(batch: FrameBatch): void;
+  /** A producer writes into the sink from construction until it finishes. */
+  attachProducer(): void;
+  detachProducer(): void;
+}
+
+/**
+ * What masks the stored copy's lines (redact-local: shaping's Redactor; declared here so ingest
+ * does not reach down the pipeline into shaping). Returns `line` itself when nothing matched.
+ */
+export interface LineMasker {
+  redact(line: Buffer): Buffer;
+}
+
+export interface FifoPumpStats {
   frames: number;
   corruptFrames: number;
   skippedBytes: number;
@@ -30,22 +45,22 @@ const scan = new EntryScan();
  */
 const batch = new FrameBatch(Buffer.alloc(0));
 
-export class ContainerLog {
+export class FifoPump {
   readonly fifoPath: string;
   readonly containerId: string;
-  readonly stats: ContainerLogStats = { frames: 0, corruptFrames: 0, skippedBytes: 0 };
+  readonly stats: FifoPumpStats = { frames: 0, corruptFrames: 0, skippedBytes: 0 };
   /** Settles when reading stopped and the store no longer counts on this producer. */
   readonly finished: Promise<Ending>;
-  private readonly store: ContainerStore;
+  private readonly store: FrameSink;
   private readonly deframer = new Deframer();
   private readonly fifo: net.Socket;
-  private readonly redactor: Redactor | null;
+  private readonly redactor: LineMasker | null;
 
   /**
    * `resume` set: the FIFO was being read by an earlier plugin process; it holds the bytes
    * that process had read but not yet stored, when it could hand them over.
    */
-  constructor(fifoPath: string, containerId: string, store: ContainerStore, resume?: Buffer, localRedactor: Redactor | null = null) {
+  constructor(fifoPath: string, containerId: string, store: FrameSink, resume?: Buffer, localRedactor: LineMasker | null = null) {
     this.fifoPath = fifoPath;
     this.redactor = localRedactor;
     this.containerId = containerId;

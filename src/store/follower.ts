@@ -13,12 +13,12 @@
 // means a power cut lost records the backend had shipped; the store gives their indexes to
 // new lines, so the cursor is brought back to the end, or it would skip those.
 import fs from 'node:fs';
-import { type LogEntry, InvalidEntryError, decodeLogEntry } from '../fifo/log-entry.ts';
+import { type LogEntry, InvalidEntryError, decodeLogEntry } from '../codec/log-entry.ts';
 import { log } from '../observability/log.ts';
-import type { StorePosition } from '../store/container-store.ts';
-import { type Position, type Range, type StoreView, endPosition, isDamage, rangeRecords, rangesBetween } from '../store/log-reader.ts';
-import { RECORD_OVERHEAD, recordEndsAt, scanForwardSync } from '../store/record-format.ts';
-import { type StoreSnapshot, segmentPath } from '../store/segments.ts';
+import type { StorePosition } from './container-store.ts';
+import { type Position, type Range, type StoreView, endPosition, isDamage, rangeRecords, rangesBetween } from './log-reader.ts';
+import { RECORD_OVERHEAD, recordEndsAt, scanForwardSync } from './record-format.ts';
+import { type StoreSnapshot, segmentPath } from './segments.ts';
 
 export interface StoredEntry {
   entry: LogEntry;

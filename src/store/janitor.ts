@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { bytesFreed, segmentsEvicted, storesRemoved } from '../observability/metrics.ts';
-import { STORE_DIR_MODE, STORE_FILE_MODE, type SegmentInfo, readManifest } from '../store/segments.ts';
+import { STORE_DIR_MODE, STORE_FILE_MODE, type SegmentInfo, readManifest } from './segments.ts';
 
 export interface StoreLimits {
   /** 0 = keep forever. */

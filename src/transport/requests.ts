@@ -1,0 +1,144 @@
+// A batch as the requests that carry it, once for every backend: cutting by count and bytes,
+// splitting a message at UTF-8 character boundaries, sending the requests in order, and
+// telling a result counted in something else (events, entries, datagrams) in lines.
+//
+// sendInOrder: the first request that fails ends the send: the lines of it and of every
+// request after it are told to the engine as lines to send again, so those the receiver
+// already has are not sent twice; when it is the first request, its error is the send's
+// (and the engine decides, from the error, whether to retry or bisect).
+import type { Rejection, SendResult } from '../delivery/backend.ts';
+
+export interface Request<Payload> {
+  /** The batch's lines this request carries (indexes in the batch). */
+  lines: readonly number[];
+  payload: Payload;
+}
+
+/**
+ * Sends each request in turn. `send` resolves to what became of its lines, in batch
+ * indexes (a `retry` without lines: all its lines not rejected).
+ */
+export async function sendInOrder<Payload>(
+  requests: readonly Request<Payload>[],
+  send: (request: Request<Payload>) => Promise<SendResult>,
+): Promise<SendResult> {
+  const rejected: Rejection[] = [];
+  const truncated: number[] = [];
+  const again = new Set<number>();
+  let retry: { afterMs?: number; reason: string } | null = null;
+  const note = (reason: string, afterMs: number | undefined): void => {
+    retry ??= { reason };
+    if (afterMs !== undefined && !(afterMs <= (retry.afterMs ?? -1))) retry.afterMs = afterMs;
+  };
+  for (let k = 0; k < requests.length; k++) {
+    const request = requests[k]!;
+    let result: SendResult;
+    try {
+      result = await send(request);
+    } catch (err) {
+      if (k === 0) throw err;
+      for (const r of requests.slice(k)) for (const line of r.lines) again.add(line);
+      note(`request ${k + 1} of ${requests.length} failed: ${(err as Error).message}`, undefined);
+      break;
+    }
+    if (result.rejected) rejected.push(...result.rejected);
+    if (result.truncated) truncated.push(...result.truncated);
+    if (result.retry) {
+      const refused = new Set(result.rejected?.map((r) => r.index));
+      for (const line of result.retry.lines ?? request.lines.filter((l) => !refused.has(l))) again.add(line);
+      note(result.retry.reason, result.retry.afterMs);
+    }
+  }
+  const out: { -readonly [K in keyof SendResult]: SendResult[K] } = {};
+  if (rejected.length > 0) out.rejected = rejected;
+  if (truncated.length > 0) out.truncated = truncated;
+  if (retry !== null) out.retry = { ...(retry as { afterMs?: number; reason: string }), lines: [...again].sort((a, b) => a - b) };
+  return out;
+}
+
+/**
+ * A result whose indexes count something else (datagrams, events, entries) told in lines:
+ * `lineOf[i]` is the line of item i. A line named more than once is named once; one both
+ * retried and delivered goes again whole.
+ */
+export function resultInLines(result: SendResult, lineOf: readonly number[]): SendResult {
+  const out: { -readonly [K in keyof SendResult]: SendResult[K] } = {};
+  const lines = (items: readonly number[]): number[] => [...new Set(items.map((i) => lineOf[i]!))].sort((a, b) => a - b);
+  if (result.rejected) {
+    const seen = new Set<number>();
+    out.rejected = result.rejected.flatMap((r) => {
+      const index = lineOf[r.index]!;
+      if (seen.has(index)) return [];
+      seen.add(index);
+      return [{ ...r, index }];
+    });
+  }
+  if (result.retry) out.retry = { ...result.retry, ...(result.retry.lines ? { lines: lines(result.retry.lines) } : {}) };
+  if (result.truncated) out.truncated = lines(result.truncated);
+  return out;
+}
+
+/** The indexes from `from` to `to` (excluded): the lines of a batch from one on. */
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+export interface CutLimits {
+  /** Items per request at most. */
+  maxItems?: number;
+  /** Bytes per request at most, as `size` counts them; an item over it goes alone. */
+  maxBytes: number;
+}
+
+/**
+ * Items cut into consecutive requests within the limits, in order: each group is the items'
+ * indexes. `size(item)` is what the item weighs in a request (its own framing included);
+ * `split(prev, item)` may end a request early (CloudWatch's 24-hour span).
+ */
+export function cutRequests<T>(
+  items: readonly T[],
+  limits: CutLimits,
+  size: (item: T, index: number) => number,
+  split?: (first: T, item: T) => boolean,
+): number[][] {
+  const groups: number[][] = [];
+  let group: number[] = [];
+  let bytes = 0;
+  const maxItems = limits.maxItems ?? Number.MAX_SAFE_INTEGER;
+  items.forEach((item, index) => {
+    const weight = size(item, index);
+    if (group.length > 0 && (group.length >= maxItems || bytes + weight > limits.maxBytes || (split !== undefined && split(items[group[0]!]!, item)))) {
+      groups.push(group);
+      group = [];
+      bytes = 0;
+    }
+    group.push(index);
+    bytes += weight;
+  });
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
+
+/** Cuts at most `max` bytes, backing off so no UTF-8 sequence is split across pieces. */
+export function utf8Pieces(bytes: Buffer, max: number): Buffer[] {
+  const pieces: Buffer[] = [];
+  let start = 0;
+  while (bytes.length - start > max) {
+    let end = start + max;
+    for (let back = 0; back < 3 && (bytes[end]! & 0xc0) === 0x80; back++) end--;
+    pieces.push(bytes.subarray(start, end));
+    start = end;
+  }
+  pieces.push(bytes.subarray(start));
+  return pieces;
+}
+
+/** A string in pieces of at most maxBytes UTF-8 bytes, never cutting a character; none for ''. */
+export function splitUtf8(text: string, maxBytes: number): string[] {
+  if (text === '') return [];
+  // Most lines are far shorter than any limit: no encoding for them.
+  if (text.length * 3 <= maxBytes) return [text];
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return [text];
+  return utf8Pieces(bytes, maxBytes).map((piece) => piece.toString('utf8'));
+}
