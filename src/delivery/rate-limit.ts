@@ -4,6 +4,9 @@
 // (lag grows; only what rotation evicts before it ships is lost, counted as evicted). In
 // "drop" mode a line that finds the buckets empty is not shipped, counted as rate_limited.
 // The local copy and `docker logs` keep every line either way.
+import { defineOptions, parseOptions } from '../options/schema.ts';
+import { InvalidOptionError, parseTimerDuration } from '../options/values.ts';
+import { nameSet } from '../shaping/filter.ts';
 
 export interface RateLimit {
   /** Lines per second; null: no limit on lines. */
@@ -17,16 +20,39 @@ export interface RateLimit {
   backends: ReadonlySet<string> | null;
 }
 
-export const DEFAULT_RATE_LIMIT_BURST_MS = 1000;
+/** The log-opts of rate limits (options/schema.ts parses them; the README's table comes from here). */
+export const RATE_LIMIT_OPTIONS = defineOptions([
+  { key: 'rate-limit-lines', type: 'custom', accepts: 'a whole number of lines per second, 1 or more', defaultDoc: 'no limit', doc: 'Lines per second a backend ships of this container.', parse: parseLinesPerSec },
+  { key: 'rate-limit-bytes', type: 'size', units: 'binary', defaultDoc: 'no limit', doc: 'Bytes per second a backend ships of this container (of the lines as shipped, before the encoding), in binary units: 512k, 1m.' },
+  { key: 'rate-limit-burst', type: 'custom', accepts: 'a duration from 1ms to 1h, such as 500ms or 10s', default: '1s', doc: 'How much of the rate may go at once after a quiet spell (the buckets hold this long of the rate), 1ms to 1h.', parse: parseBurst },
+  { key: 'rate-limit-mode', type: 'enum', values: ['wait', 'drop'], default: 'wait', doc: 'wait: lines above the rate wait in the store (lag grows); drop: they are not shipped, counted as rate_limited.' },
+  { key: 'rate-limit-backends', type: 'custom', accepts: 'a comma-separated list of selected backends', defaultDoc: 'every selected backend', doc: 'The backends the rate limit applies to, each at the full rate.', parse: nameSet },
+]);
 
-/** The log-opts of rate limits, as data (the README's table and the options schema take them from here). */
-export const RATE_LIMIT_OPTIONS = [
-  { key: 'rate-limit-lines', type: 'integer', min: 1, default: '', doc: 'Lines per second a backend ships of this container; unset: no limit.' },
-  { key: 'rate-limit-bytes', type: 'size', default: '', doc: 'Bytes per second a backend ships of this container (binary units: 512k, 1m); unset: no limit.' },
-  { key: 'rate-limit-burst', type: 'duration', min: '1ms', max: '1h', default: '1s', doc: 'How much of the rate may go at once after a quiet spell (the buckets hold this long of the rate).' },
-  { key: 'rate-limit-mode', type: 'enum', values: ['wait', 'drop'], default: 'wait', doc: 'wait: lines above the rate wait in the store (nothing lost); drop: they are not shipped, counted as rate_limited.' },
-  { key: 'rate-limit-backends', type: 'list', default: '', doc: 'The backends the rate limit applies to (comma-separated); empty: every selected backend, each at the full rate.' },
-] as const;
+/** The rate limit the log-opts ask for; null: none. */
+export function parseRateLimit(opts: Readonly<Record<string, string>>): RateLimit | null {
+  const values = parseOptions(RATE_LIMIT_OPTIONS, opts);
+  const linesPerSec = values['rate-limit-lines'] ?? null;
+  const bytesPerSec = values['rate-limit-bytes'] ?? null;
+  if (linesPerSec === null && bytesPerSec === null) {
+    const set = ['rate-limit-burst', 'rate-limit-mode', 'rate-limit-backends'].find((k) => opts[k]);
+    if (set) throw new InvalidOptionError(`log opt '${set}' needs 'rate-limit-lines' or 'rate-limit-bytes' (it only tunes the rate limit)`);
+    return null;
+  }
+  return { linesPerSec, bytesPerSec, burstMs: values['rate-limit-burst'], mode: values['rate-limit-mode'], backends: values['rate-limit-backends'] ?? null };
+}
+
+function parseLinesPerSec(value: string, key: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of lines per second, 1 or more`);
+  return n;
+}
+
+function parseBurst(value: string, key: string): number {
+  const ms = parseTimerDuration(key, value, 1);
+  if (ms > 3_600_000) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a duration from 1ms to 1h, such as 500ms or 10s`);
+  return ms;
+}
 
 export function rateLimitFor(limit: RateLimit | null, backend: string): RateLimit | null {
   if (limit === null || (limit.backends !== null && !limit.backends.has(backend))) return null;

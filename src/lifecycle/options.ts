@@ -5,18 +5,16 @@
 // labels, env, ...), and each selected backend's own, which its factory validates. A key
 // of a backend that is not selected is an error, so a typo in `backend` cannot silently
 // leave an address unused.
-import type { Source } from '../codec/log-entry.ts';
 import type { AnyBackendFactory, BackendFactory, BackendPlan, ProxySettings } from '../delivery/backend.ts';
-import { DEFAULT_RATE_LIMIT_BURST_MS, RATE_LIMIT_OPTIONS, type RateLimit, rateLimitFor } from '../delivery/rate-limit.ts';
+import { RATE_LIMIT_OPTIONS, type RateLimit, parseRateLimit, rateLimitFor } from '../delivery/rate-limit.ts';
 import { type OptionSchema, parseOptions, schemaKeys } from '../options/schema.ts';
 import { InvalidOptionError, parseBool, parseCount, parseRamInBytes, parseSize, parseTimerDuration } from '../options/values.ts';
-import { FILTER_OPTIONS, type LineFilter, filterFor } from '../shaping/filter.ts';
-import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
+import { FILTER_OPTIONS, filterFor, parseFilter } from '../shaping/filter.ts';
+import { type GoRegexp, compileGoRegexp, parseGoRegexpOption } from '../shaping/go-regexp.ts';
 import type { LineShaping } from '../shaping/line-shaper.ts';
 import { type MultilineMatcher, type MultilineOptions, datetimeFormatPattern } from '../shaping/multiline.ts';
 import { MULTILINE_PRESETS, type MultilinePreset } from '../shaping/multiline-presets.ts';
-import { REDACT_OPTIONS, REDACT_PRESET_NAMES, type RedactPreset, presetPattern } from '../shaping/redact.ts';
-import type { RedactionSpec } from '../shaping/redact.ts';
+import { REDACT_OPTIONS, parseRedaction } from '../shaping/redact.ts';
 import type { ShapingOptions } from '../shaping/options.ts';
 import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/options.ts';
@@ -53,7 +51,13 @@ const MULTILINE_KEYS = [
   'multiline-max-lines',
   'multiline-max-bytes',
 ];
-const CONTROL_KEYS: readonly string[] = [...FILTER_OPTIONS, ...REDACT_OPTIONS, ...RATE_LIMIT_OPTIONS].map((o) => o.key);
+/** The shared log-opts declared as schemas by the stage that owns them (README tables by name). */
+export const SHARED_SCHEMAS: ReadonlyArray<{ name: string; schema: OptionSchema }> = [
+  { name: 'filter', schema: FILTER_OPTIONS },
+  { name: 'redact', schema: REDACT_OPTIONS },
+  { name: 'rate-limit', schema: RATE_LIMIT_OPTIONS },
+];
+const CONTROL_KEYS: readonly string[] = SHARED_SCHEMAS.flatMap((s) => schemaKeys(s.schema));
 const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex', ...MULTILINE_KEYS, 'parse-json', ...CONTROL_KEYS];
 
 /** Long enough for a trace printed in several writes; short enough that a last line is not held for long. */
@@ -100,7 +104,8 @@ export function parseLogOptions(
   }
   const names = selected.map((f) => f.name);
   const shaping = parseShapingOptions(opts, names);
-  const rateLimit = parseRateLimit(opts, names);
+  const rateLimit = parseRateLimit(opts);
+  checkSelected('rate-limit-backends', rateLimit?.backends ?? null, names, opts['rate-limit-backends']);
   return {
     store: parseStoreOptions(opts),
     shaping,
@@ -159,95 +164,15 @@ function plan(
   };
 }
 
-/** A list of selected backends' names (filter-backends, rate-limit-backends); null when unset. */
-function backendSubset(key: string, value: string | undefined, selected: readonly string[]): ReadonlySet<string> | null {
-  if (!value) return null;
-  const names = value.split(',').map((n) => n.trim());
-  for (const name of names) {
+/** filter-backends and rate-limit-backends name backends that log opt 'backend' selects. */
+function checkSelected(key: string, names: ReadonlySet<string> | null, selected: readonly string[], value: string | undefined): void {
+  for (const name of names ?? []) {
     if (!selected.includes(name)) {
       throw new InvalidOptionError(
         `invalid value '${value}' for log opt '${key}': '${name}' is not a backend that log opt 'backend' selects (selected: ${selected.join(', ') || 'none'})`,
       );
     }
   }
-  return new Set(names);
-}
-
-function parseFilter(opts: Record<string, string>, selected: readonly string[]): LineFilter | null {
-  let streams: Set<Source> | null = null;
-  if (opts['ship-streams']) {
-    streams = new Set();
-    for (const name of opts['ship-streams'].split(',').map((n) => n.trim())) {
-      if (name !== 'stdout' && name !== 'stderr') {
-        throw new InvalidOptionError(`invalid value '${opts['ship-streams']}' for log opt 'ship-streams': expected stdout, stderr or stdout,stderr`);
-      }
-      streams.add(name);
-    }
-    if (streams.size === 2) streams = null;
-  }
-  const drop = regexOption('drop-pattern', opts['drop-pattern']);
-  const keep = regexOption('keep-pattern', opts['keep-pattern']);
-  const backends = backendSubset('filter-backends', opts['filter-backends'], selected);
-  if (streams === null && drop === null && keep === null) {
-    if (backends !== null) throw new InvalidOptionError(`log opt 'filter-backends' needs one of 'ship-streams', 'drop-pattern' or 'keep-pattern' (it only says which backends they apply to)`);
-    return null;
-  }
-  return { streams, drop, keep, backends };
-}
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-function parseRedaction(opts: Record<string, string>): RedactionSpec | null {
-  const patterns = [];
-  if (opts.redact) {
-    const names = opts.redact.split(',').map((n) => n.trim());
-    const presets = names.includes('all') ? REDACT_PRESET_NAMES : names;
-    for (const name of presets) {
-      if (!(REDACT_PRESET_NAMES as readonly string[]).includes(name)) {
-        throw new InvalidOptionError(`invalid value '${opts.redact}' for log opt 'redact': '${name}' is not a preset (accepted: a comma-separated list of ${REDACT_PRESET_NAMES.join(', ')}, or all)`);
-      }
-      patterns.push(presetPattern(name as RedactPreset));
-    }
-  }
-  const own = regexOption('redact-pattern', opts['redact-pattern']);
-  if (own) patterns.push(own);
-  const envNames = opts['redact-env'] ? opts['redact-env'].split(',').map((n) => n.trim()) : [];
-  for (const name of envNames) {
-    if (!ENV_NAME.test(name)) {
-      throw new InvalidOptionError(`invalid value '${opts['redact-env']}' for log opt 'redact-env': '${name}' is not an environment variable name (letters, digits and _, not starting with a digit)`);
-    }
-  }
-  const local = opts['redact-local'] ? parseBool('redact-local', opts['redact-local']) : false;
-  if (patterns.length === 0 && envNames.length === 0) {
-    if (local) throw new InvalidOptionError(`log opt 'redact-local' needs one of 'redact', 'redact-pattern' or 'redact-env' (it only says whether the local copy is masked too)`);
-    return null;
-  }
-  return { patterns, envNames, local };
-}
-
-function parseRateLimit(opts: Record<string, string>, selected: readonly string[]): RateLimit | null {
-  const lines = opts['rate-limit-lines'];
-  const bytes = opts['rate-limit-bytes'];
-  const linesPerSec = lines ? parsePositiveInteger('rate-limit-lines', lines, 'lines per second') : null;
-  const bytesPerSec = bytes ? parseRamInBytes('rate-limit-bytes', bytes) : null;
-  const burst = opts['rate-limit-burst'];
-  const burstMs = burst ? parseTimerDuration('rate-limit-burst', burst, 1) : DEFAULT_RATE_LIMIT_BURST_MS;
-  if (burstMs > 3_600_000) throw new InvalidOptionError(`invalid value '${burst}' for log opt 'rate-limit-burst': expected a duration from 1ms to 1h, such as 500ms or 10s`);
-  const mode = opts['rate-limit-mode'] || 'wait';
-  if (mode !== 'wait' && mode !== 'drop') throw new InvalidOptionError(`invalid value '${mode}' for log opt 'rate-limit-mode': expected wait or drop`);
-  const backends = backendSubset('rate-limit-backends', opts['rate-limit-backends'], selected);
-  if (linesPerSec === null && bytesPerSec === null) {
-    const set = ['rate-limit-burst', 'rate-limit-mode', 'rate-limit-backends'].find((k) => opts[k]);
-    if (set) throw new InvalidOptionError(`log opt '${set}' needs 'rate-limit-lines' or 'rate-limit-bytes' (it only tunes the rate limit)`);
-    return null;
-  }
-  return { linesPerSec, bytesPerSec, burstMs, mode, backends };
-}
-
-function parsePositiveInteger(key: string, value: string, what: string): number {
-  const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of ${what}, 1 or more`);
-  return n;
 }
 
 function parseShapingOptions(opts: Record<string, string>, selected: readonly string[]): ShapingOptions {
@@ -259,6 +184,8 @@ function parseShapingOptions(opts: Record<string, string>, selected: readonly st
     if (!(err instanceof TemplateError)) throw err;
     throw new InvalidOptionError(`invalid value '${opts.tag}' for log opt 'tag': ${err.message}`);
   }
+  const filter = parseFilter(opts);
+  checkSelected('filter-backends', filter?.backends ?? null, selected, opts['filter-backends']);
   return {
     tag,
     tagSet: Boolean(opts.tag),
@@ -270,7 +197,7 @@ function parseShapingOptions(opts: Record<string, string>, selected: readonly st
     },
     multiline: parseMultilineOptions(opts),
     parseJson: opts['parse-json'] ? parseBool('parse-json', opts['parse-json']) : false,
-    filter: parseFilter(opts, selected),
+    filter,
     redaction: parseRedaction(opts),
   };
 }
@@ -330,13 +257,7 @@ function listOption(value: string | undefined): string[] {
 }
 
 function regexOption(key: string, value: string | undefined): GoRegexp | null {
-  if (!value) return null;
-  try {
-    return compileGoRegexp(value);
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${err.message}; expected a Go regular expression (RE2 syntax)`);
-  }
+  return value ? parseGoRegexpOption(value, key) : null;
 }
 
 function parseStoreOptions(opts: Record<string, string>): StoreOptions {

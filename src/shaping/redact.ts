@@ -8,7 +8,9 @@
 // so what is not masked goes out byte for byte, valid UTF-8 or not. A pattern with capture
 // groups masks what its groups captured (the `Bearer ` before a token stays readable); one
 // without masks its whole match.
-import { type GoRegexp, compileGoRegexp } from './go-regexp.ts';
+import { defineOptions, parseOptions } from '../options/schema.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import { type GoRegexp, compileGoRegexp, parseGoRegexpOption } from './go-regexp.ts';
 
 /** What replaces each secret. */
 export const MASK = Buffer.from('***');
@@ -46,13 +48,50 @@ export const REDACT_PRESETS = {
 export type RedactPreset = keyof typeof REDACT_PRESETS;
 export const REDACT_PRESET_NAMES = Object.keys(REDACT_PRESETS) as RedactPreset[];
 
-/** The log-opts of redaction, as data (the README's table and the options schema take them from here). */
-export const REDACT_OPTIONS = [
-  { key: 'redact', type: 'list', values: [...REDACT_PRESET_NAMES, 'all'], default: '', doc: 'Presets of secrets masked as *** in shipped lines (comma-separated, or all).' },
-  { key: 'redact-pattern', type: 'regexp', default: '', doc: 'An RE2 pattern masked in shipped lines: its capture groups if it has any, else the whole match.' },
-  { key: 'redact-env', type: 'list', default: '', doc: `Names of the container's environment variables whose values are masked wherever they appear; a value under ${MIN_ENV_VALUE_CHARS} characters is refused.` },
-  { key: 'redact-local', type: 'bool', default: 'false', doc: 'Also mask the local copy (docker logs), 16 KiB chunk by chunk, at the store\'s write.' },
-] as const;
+/** The log-opts of redaction (options/schema.ts parses them; the README's table comes from here). */
+export const REDACT_OPTIONS = defineOptions([
+  { key: 'redact', type: 'custom', accepts: `a comma-separated list of ${REDACT_PRESET_NAMES.join(', ')}, or all`, doc: 'Presets of secrets masked as *** in shipped lines: a comma-separated list (table below), or all.', parse: parsePresets },
+  { key: 'redact-pattern', type: 'custom', accepts: 'an RE2 regular expression', doc: 'An RE2 pattern masked in shipped lines: its capture groups if it has any, else the whole match.', parse: parseGoRegexpOption },
+  { key: 'redact-env', type: 'custom', accepts: 'a comma-separated list of environment variable names', doc: `Names of the container's environment variables whose values are masked wherever they appear; a value under ${MIN_ENV_VALUE_CHARS} characters is refused.`, parse: parseEnvNames },
+  { key: 'redact-local', type: 'bool', default: 'false', doc: "Also mask the local copy (docker logs), 16 KiB chunk by chunk, at the store's write." },
+]);
+
+/** The redaction the log-opts ask for; null when nothing is masked. */
+export function parseRedaction(opts: Readonly<Record<string, string>>): RedactionSpec | null {
+  const values = parseOptions(REDACT_OPTIONS, opts);
+  const patterns = [...(values.redact ?? [])];
+  if (values['redact-pattern']) patterns.push(values['redact-pattern']);
+  const envNames = values['redact-env'] ?? [];
+  const local = values['redact-local'];
+  if (patterns.length === 0 && envNames.length === 0) {
+    if (local) throw new InvalidOptionError(`log opt 'redact-local' needs one of 'redact', 'redact-pattern' or 'redact-env' (it only says whether the local copy is masked too)`);
+    return null;
+  }
+  return { patterns, envNames, local };
+}
+
+function parsePresets(value: string, key: string): GoRegexp[] {
+  const names = value.split(',').map((n) => n.trim());
+  const presets = names.includes('all') ? REDACT_PRESET_NAMES : names;
+  return presets.map((name) => {
+    if (!(REDACT_PRESET_NAMES as readonly string[]).includes(name)) {
+      throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': '${name}' is not a preset (accepted: a comma-separated list of ${REDACT_PRESET_NAMES.join(', ')}, or all)`);
+    }
+    return presetPattern(name as RedactPreset);
+  });
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function parseEnvNames(value: string, key: string): string[] {
+  const names = value.split(',').map((n) => n.trim());
+  for (const name of names) {
+    if (!ENV_NAME.test(name)) {
+      throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': '${name}' is not an environment variable name (letters, digits and _, not starting with a digit)`);
+    }
+  }
+  return names;
+}
 
 /** The redaction log-opts, validated; env values are bound per container (see bindEnv). */
 export interface RedactionSpec {
