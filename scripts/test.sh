@@ -105,7 +105,8 @@ skip_step() {
 }
 
 backend_tools() {
-  scripts/need-packages.sh "the backend tests" rsyslog rsyslog-gnutls systemd openssl
+  # prometheus and promtool check the alert rules and dashboard; chromium shows the status page.
+  scripts/need-packages.sh "the backend tests" rsyslog rsyslog-gnutls systemd openssl prometheus chromium
 }
 
 e2e_tools() {

@@ -43,7 +43,7 @@ log.info('listening', {
 });
 if (settings.metricsAddress) {
   const { host, port } = settings.metricsAddress;
-  await serveMetrics(settings.metricsAddress, () => ({ openContainers: live.openContainers() }));
+  await serveMetrics(settings.metricsAddress, () => ({ openContainers: live.openContainers() }), registry.statusSource());
   log.info('serving metrics', { address: `${host}:${port}` });
 }
 

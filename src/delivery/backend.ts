@@ -7,6 +7,7 @@ import type { OutgoingLine } from '../shaping/line.ts';
 import type { LineShaping } from '../shaping/line-shaper.ts';
 import type { MultilineOptions } from '../shaping/multiline.ts';
 import type { OptionSchema, OptionValues } from '../options/schema.ts';
+import type { RateLimit } from './rate-limit.ts';
 
 /**
  * Why a receiver refused a line for good: a label of `logship_backend_lines_rejected_total`,
@@ -215,5 +216,7 @@ export interface BackendPlan extends LineShaping {
   name: string;
   limits: BatchLimits;
   retry: RetryPolicy | null;
+  /** This backend's shipping rate for the container; null: as fast as the receiver takes it. */
+  rateLimit?: RateLimit | null;
   create(container: ContainerContext): Backend;
 }

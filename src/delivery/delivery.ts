@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { log } from '../observability/log.ts';
 import type { BackendLag } from '../observability/metrics.ts';
+import type { BackendStatus } from '../observability/status.ts';
+import type { Redactor } from '../shaping/redact.ts';
 import type { ContainerStore } from '../store/container-store.ts';
 import { STORE_DIR_MODE } from '../store/segments.ts';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
@@ -27,7 +29,8 @@ export class Delivery {
   }
 
   /** Starts shipping each planned backend that is not already shipping this container. */
-  ensure(store: ContainerStore, plans: readonly BackendPlan[], container: ContainerContext): void {
+  /** `redactor`: the container's (redact-env's values bound in), null when nothing is masked. */
+  ensure(store: ContainerStore, plans: readonly BackendPlan[], container: ContainerContext, redactor: Redactor | null = null): void {
     let mine = this.shippers.get(container.id);
     if (!mine) this.shippers.set(container.id, (mine = new Map()));
     for (const plan of plans) {
@@ -40,6 +43,7 @@ export class Delivery {
         new CursorFile(store.dir, plan.name, () => store.syncData()),
         new DeadLetterFile(store.dir, plan.name),
         this.clock,
+        redactor,
       );
       mine.set(plan.name, shipper);
       void shipper.ended.then(() => {
@@ -60,6 +64,11 @@ export class Delivery {
     }
   }
 
+  /** The status of each backend shipping this container. */
+  status(containerId: string): BackendStatus[] {
+    return [...(this.shippers.get(containerId)?.values() ?? [])].map((s) => s.status());
+  }
+
   /** Stops every loop where it is; cursors on disk say where to resume. */
   async shutdown(): Promise<void> {
     await Promise.all([...this.shippers.values()].flatMap((mine) => [...mine.values()].map((s) => s.stop())));
@@ -74,6 +83,8 @@ const STATE_FILE = 'delivery.json';
 export interface DeliveryState {
   config: Record<string, string>;
   container: ContainerContext;
+  /** The container's env entries redact-env names (secrets, as the log-opts may be). */
+  env?: string[] | undefined;
 }
 
 export function saveDeliveryState(storeDir: string, state: DeliveryState): void {
@@ -86,7 +97,7 @@ export function saveDeliveryState(storeDir: string, state: DeliveryState): void 
 export function loadDeliveryState(storeDir: string): DeliveryState | null {
   try {
     const json = JSON.parse(fs.readFileSync(path.join(storeDir, STATE_FILE), 'utf8')) as DeliveryState;
-    return { config: json.config, container: json.container };
+    return { config: json.config, container: json.container, env: json.env };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       log.warn('delivery: unreadable delivery state', { dir: storeDir, error: String(err) });

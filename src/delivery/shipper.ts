@@ -8,6 +8,9 @@
 // for good, and never past the first chunk of a line still being reassembled nor the first
 // line of a multiline event still open, so a restart re-reads (and may re-send) rather than
 // skips. No error ends the loop but shutdown: a step that fails is retried after a backoff.
+//
+// Lines the shaper filtered out, and (in drop mode) lines over the rate limit, are counted
+// and passed: once nothing is queued the cursor moves past them, so they are not lag.
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import {
   backendDropped,
@@ -19,13 +22,16 @@ import {
   backendTruncated,
   deadLettersDropped,
 } from '../observability/metrics.ts';
+import type { BackendStatus } from '../observability/status.ts';
 import { LineShaper } from '../shaping/line-shaper.ts';
+import type { Redactor } from '../shaping/redact.ts';
 import type { StorePosition } from '../store/container-store.ts';
 import type { StoreView } from '../store/log-reader.ts';
 import type { Backend, RetryPolicy, BackendPlan } from './backend.ts';
 import type { CursorFile } from './cursor.ts';
 import type { DeadLetterFile } from './dead-letters.ts';
 import { type Clock, SYSTEM_CLOCK } from './clock.ts';
+import { TokenBucket } from './rate-limit.ts';
 import { type Setback, type Settled, settleBatch, retryDelay } from './settle.ts';
 import { StoreFollower, oldestHeld } from '../store/follower.ts';
 import type { ContainerContext } from '../shaping/container.ts';
@@ -63,6 +69,20 @@ const bisectWarning = new RateLimitedWarning(
 const rejectedWarning = new RateLimitedWarning('delivery: a receiver refused lines for good; they are kept in the dead-letter file');
 const deadLetterWarning = new RateLimitedWarning('delivery: could not write rejected lines to the dead-letter file');
 
+const DROP_REASONS = ['evicted', 'damaged', 'filtered', 'rate_limited'] as const;
+type DropReason = (typeof DROP_REASONS)[number];
+const REJECT_CODES = ['invalid', 'too_large', 'too_old', 'too_new', 'encode', 'failed'] as const;
+
+/**
+ * Every series of a backend exists from its first loop, at 0: an alert on increase() or a
+ * dashboard's rate() then sees the first drop or rejection, and not only the second.
+ */
+function initSeries(backend: string): void {
+  for (const c of [backendShipped, backendRetries, backendTruncated, deadLettersDropped, backendMultilineEvents, backendJsonTooDeep]) c.inc({ backend }, 0);
+  for (const reason of DROP_REASONS) backendDropped.inc({ backend, reason }, 0);
+  for (const reason of REJECT_CODES) backendRejected.inc({ backend, reason }, 0);
+}
+
 export class Shipper {
   readonly backendName: string;
   readonly containerId: string;
@@ -91,7 +111,17 @@ export class Shipper {
   /** When the batch being collected got its first line. */
   private waitingSince: number | null = null;
   private readonly clock: Clock;
+  private readonly bucket: TokenBucket | null;
+  private readonly stats = {
+    shipped: 0,
+    retries: 0,
+    deadLetters: 0,
+    dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
+    lastSendMs: null as number | null,
+    lastError: null as { atMs: number; message: string } | null,
+  };
 
+  /** `redactor`: the container's, null when nothing is masked. */
   constructor(
     store: ShipperStore,
     plan: BackendPlan,
@@ -99,6 +129,7 @@ export class Shipper {
     cursor: CursorFile,
     deadLetters: DeadLetterFile,
     clock: Clock = SYSTEM_CLOCK,
+    redactor: Redactor | null = null,
   ) {
     this.store = store;
     this.clock = clock;
@@ -108,10 +139,17 @@ export class Shipper {
     this.containerId = container.id;
     this.cursor = cursor;
     this.deadLetters = deadLetters;
-    this.shaper = new LineShaper(plan, {
-      joined: () => backendMultilineEvents.inc({ backend: plan.name }),
-      tooDeep: () => backendJsonTooDeep.inc({ backend: plan.name }),
-    });
+    initSeries(plan.name);
+    this.bucket = plan.rateLimit ? new TokenBucket(plan.rateLimit, this.clock.now()) : null;
+    this.shaper = new LineShaper(
+      plan,
+      {
+        joined: () => backendMultilineEvents.inc({ backend: plan.name }),
+        tooDeep: () => backendJsonTooDeep.inc({ backend: plan.name }),
+        filtered: () => this.countDropped('filtered', 1),
+      },
+      redactor,
+    );
     let saved: StorePosition | null = null;
     try {
       saved = cursor.load();
@@ -135,6 +173,23 @@ export class Shipper {
     const first = this.queue[0];
     const seconds = first ? Math.max(0, Number(nowNano - first.line.timeNano) / 1e9) : 0;
     return { entries: end === null || this.acked === null ? null : Math.max(0, end - this.acked.index), seconds };
+  }
+
+  /** What the status page shows of this loop. */
+  status(): BackendStatus {
+    const { entries, seconds } = this.lag();
+    const { lastSendMs, lastError } = this.stats;
+    return {
+      backend: this.backendName,
+      shipped: this.stats.shipped,
+      lagEntries: entries,
+      lagSeconds: seconds,
+      lastSendAt: lastSendMs === null ? null : new Date(lastSendMs).toISOString(),
+      lastError: lastError && { at: new Date(lastError.atMs).toISOString(), message: lastError.message },
+      retries: this.stats.retries,
+      deadLetters: this.stats.deadLetters,
+      dropped: { ...this.stats.dropped },
+    };
   }
 
   /** Stops at once (plugin shutdown); what was not acknowledged ships after the restart. */
@@ -165,6 +220,7 @@ export class Shipper {
         // backoff rather than stopping this backend for good.
         if (this.abort.signal.aborted) return;
         const delay = retryDelay(this.plan.retry ?? DEFAULT_RETRY, failures++);
+        this.noteError(String(err));
         retryWarning.warn({ ...this.who(), step: 'ship', error: redact(String(err)), attempt: failures, retryInMs: Math.round(delay) });
         await this.clock.sleep(delay, this.abort.signal);
       }
@@ -179,6 +235,7 @@ export class Shipper {
       const read = await this.retrying('read the store', () => this.fill());
       if (read === null) return true;
     }
+    if (this.queue.length === 0) this.passSkipped();
     const live = this.store.isLive();
     // An open multiline event with no new line for its flush timeout ships as it is.
     if (this.caughtUp && live) this.enqueueAll(this.shaper.flushIdle(this.clock.now()));
@@ -251,6 +308,16 @@ export class Shipper {
     }
   }
 
+  /**
+   * With nothing queued, the cursor may pass what was read: lines filtered out or dropped
+   * over the rate limit are not lag, and a restart need not read them again.
+   */
+  private passSkipped(): void {
+    if (this.acked === null || this.follower === null) return;
+    const position = this.beforeOpen(this.follower.position);
+    if (position.index > this.acked.index) this.saveCursor(position);
+  }
+
   private flushOpenLines(): number {
     const lines = this.shaper.flush();
     for (const line of lines) this.enqueue(line, this.follower!.position);
@@ -272,13 +339,22 @@ export class Shipper {
   }
 
   private enqueue(line: OutgoingLine, after: StorePosition): void {
+    if (this.plan.rateLimit?.mode === 'drop' && !this.bucket!.tryTake(line.line.length, this.clock.now())) {
+      this.countDropped('rate_limited', 1);
+      return;
+    }
     this.queue.push({ line, after });
     queuedLinesAll++;
     this.queuedBytes += line.line.length + (this.plan.limits.lineOverheadBytes ?? 0);
   }
 
-  private countLost(count: number, reason: 'evicted' | 'damaged'): void {
+  private countDropped(reason: DropReason, count: number): void {
     backendDropped.inc({ backend: this.backendName, reason }, count);
+    this.stats.dropped[reason] += count;
+  }
+
+  private countLost(count: number, reason: 'evicted' | 'damaged'): void {
+    this.countDropped(reason, count);
     lostWarning.warn({ container: this.containerId.slice(0, 12), backend: this.backendName, entries: count, reason });
   }
 
@@ -296,6 +372,12 @@ export class Shipper {
       if (n > 0 && bytes + size > maxBytes) break;
       bytes += size;
       n++;
+    }
+    if (this.plan.rateLimit?.mode === 'wait') {
+      // Above the rate the queue stays full, so fill() reads no further: the lines wait in the store.
+      const allowed = await this.paced(n);
+      if (allowed === null) return false;
+      for (; n > allowed; n--) bytes -= this.queue[n - 1]!.line.line.length + lineOverheadBytes;
     }
     const batch = this.queue.slice(0, n);
     const done = new Uint8Array(n);
@@ -325,13 +407,28 @@ export class Shipper {
     return true;
   }
 
+  /** How many of the first `n` queued lines the rate limit lets go, after waiting if need be; null if stopped. */
+  private async paced(n: number): Promise<number | null> {
+    for (;;) {
+      const allowed = this.bucket!.take((i) => this.queue[i]!.line.line.length, n, this.clock.now());
+      if (allowed > 0) return allowed;
+      await this.clock.sleep(-allowed, this.abort.signal);
+      if (this.abort.signal.aborted) return null;
+    }
+  }
+
   /** Counts what a send settled and keeps the rejected lines in the dead-letter file. */
   private count({ delivered, rejected, truncated }: Settled, batch: readonly Queued[]): void {
     const backend = this.backendName;
-    if (delivered.length > 0) backendShipped.inc({ backend }, delivered.length);
+    if (delivered.length > 0) {
+      backendShipped.inc({ backend }, delivered.length);
+      this.stats.shipped += delivered.length;
+      this.stats.lastSendMs = this.clock.now();
+    }
     if (truncated.length > 0) backendTruncated.inc({ backend }, truncated.length);
     if (rejected.length === 0) return;
     for (const r of rejected) backendRejected.inc({ backend, reason: r.code });
+    this.stats.deadLetters += rejected.length;
     const first = rejected[0]!;
     rejectedWarning.warn({ ...this.who(), lines: rejected.length, code: first.code, reason: redact(first.reason), file: this.deadLetters.path });
     try {
@@ -344,6 +441,8 @@ export class Shipper {
 
   private setback(s: Setback): void {
     backendRetries.inc({ backend: this.backendName });
+    this.stats.retries++;
+    this.noteError(s.reason);
     if (s.kind === 'bisect') {
       bisectWarning.warn({ ...this.who(), error: redact(s.reason), lines: s.lines });
       return;
@@ -368,6 +467,10 @@ export class Shipper {
     }
   }
 
+  private noteError(message: string): void {
+    this.stats.lastError = { atMs: this.clock.now(), message: redact(message) };
+  }
+
   private who(): { container: string; backend: string } {
     return { container: this.containerId.slice(0, 12), backend: this.backendName };
   }
@@ -382,6 +485,7 @@ export class Shipper {
       } catch (err) {
         if (this.abort.signal.aborted) return null;
         const delay = retryDelay(policy, attempt);
+        this.noteError(`${what}: ${(err as Error).message}`);
         retryWarning.warn({ ...this.who(), step: what, error: redact(String((err as Error).message)), attempt: attempt + 1, retryInMs: Math.round(delay) });
         await this.clock.sleep(delay, this.abort.signal);
       }

@@ -1,5 +1,7 @@
 // The pump of one FIFO (one StartLogging): read to EOF, its frames checked and handed to the
 // container's store in batches. It never waits on the store: a failed write is counted and dropped.
+// With redact-local, a frame whose line holds a secret is stored with the line masked (one
+// 16 KiB chunk at a time: a secret cut by the daemon's chunking is masked only in the shipped copy).
 import type net from 'node:net';
 import { EntryScan, scanEntry } from '../codec/entry-scan.ts';
 import { InvalidEntryError, decodeLogEntry } from '../codec/log-entry.ts';
@@ -16,6 +18,14 @@ export interface FrameSink {
   /** A producer writes into the sink from construction until it finishes. */
   attachProducer(): void;
   detachProducer(): void;
+}
+
+/**
+ * What masks the stored copy's lines (redact-local: shaping's Redactor; declared here so ingest
+ * does not reach down the pipeline into shaping). Returns `line` itself when nothing matched.
+ */
+export interface LineMasker {
+  redact(line: Buffer): Buffer;
 }
 
 export interface FifoPumpStats {
@@ -44,13 +54,15 @@ export class FifoPump {
   private readonly store: FrameSink;
   private readonly deframer = new Deframer();
   private readonly fifo: net.Socket;
+  private readonly redactor: LineMasker | null;
 
   /**
    * `resume` set: the FIFO was being read by an earlier plugin process; it holds the bytes
    * that process had read but not yet stored, when it could hand them over.
    */
-  constructor(fifoPath: string, containerId: string, store: FrameSink, resume?: Buffer) {
+  constructor(fifoPath: string, containerId: string, store: FrameSink, resume?: Buffer, localRedactor: LineMasker | null = null) {
     this.fifoPath = fifoPath;
+    this.redactor = localRedactor;
     this.containerId = containerId;
     this.store = store;
     if (resume) this.deframer.resume(resume);
@@ -70,10 +82,16 @@ export class FifoPump {
   private onChunk(chunk: Buffer): void {
     const { buf, starts, ends, skippedBytes } = this.deframer.push(chunk);
     batch.reset(buf);
+    let masked: Map<number, Buffer> | null = null;
     for (let i = 0; i < starts.length; i++) {
       const start = starts[i]!;
       const end = ends[i]!;
       if (scanEntry(buf, start + 4, end, scan) && (!scan.unusual || decodes(buf.subarray(start + 4, end)))) {
+        if (this.redactor !== null && scan.lineEnd > scan.lineStart) {
+          const line = buf.subarray(scan.lineStart, scan.lineEnd);
+          const out = this.redactor.redact(line);
+          if (out !== line) (masked ??= new Map()).set(batch.length, withLine(buf, start, end, scan.lineStart, scan.lineEnd, out));
+        }
         batch.add(start, end, scan.timeHi, scan.timeLo);
       } else {
         this.stats.corruptFrames++;
@@ -88,6 +106,7 @@ export class FifoPump {
       fifoBytesSkipped.inc(skippedBytes);
       corruptWarning.warn({ container: this.containerId, reason: 'frame length out of range', skippedBytes });
     }
+    if (masked !== null) rewrite(batch, masked);
     this.store.append(batch);
   }
 
@@ -109,6 +128,40 @@ export class FifoPump {
     this.fifo.destroy();
     return this.deframer.heldBack();
   }
+}
+
+/** The frame buf[start, end) with its line field, at [lineStart, lineEnd), replaced by `line`. */
+function withLine(buf: Buffer, start: number, end: number, lineStart: number, lineEnd: number, line: Buffer): Buffer {
+  // The length varint ends at lineStart, its earlier bytes have the high bit set, and the
+  // field's one-byte tag comes before it.
+  let tag = lineStart - 1;
+  while (tag > start + 4 && buf[tag - 1]! & 0x80) tag--;
+  tag--;
+  const length: number[] = [];
+  for (let n = line.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      length.push(n);
+      break;
+    }
+    length.push((n & 0x7f) | 0x80);
+  }
+  const payload = Buffer.concat([buf.subarray(start + 4, tag), Buffer.from([buf[tag]!, ...length]), line, buf.subarray(lineEnd, end)]);
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(payload.length);
+  return Buffer.concat([header, payload]);
+}
+
+/** Lays the batch's frames out again in new bytes, with the masked ones in place of theirs. */
+function rewrite(b: FrameBatch, masked: Map<number, Buffer>): void {
+  const frames: Buffer[] = [];
+  for (let i = 0; i < b.length; i++) frames.push(masked.get(i) ?? b.buf.subarray(b.starts[i]!, b.ends[i]!));
+  let pos = 0;
+  for (let i = 0; i < frames.length; i++) {
+    b.starts[i] = pos;
+    pos += frames[i]!.length;
+    b.ends[i] = pos;
+  }
+  b.buf = Buffer.concat(frames);
 }
 
 /**

@@ -6,12 +6,15 @@
 // of a backend that is not selected is an error, so a typo in `backend` cannot silently
 // leave an address unused.
 import type { AnyBackendFactory, BackendFactory, BackendPlan, ProxySettings } from '../delivery/backend.ts';
+import { RATE_LIMIT_OPTIONS, type RateLimit, parseRateLimit, rateLimitFor } from '../delivery/rate-limit.ts';
 import { type OptionSchema, parseOptions, schemaKeys } from '../options/schema.ts';
 import { InvalidOptionError, parseBool, parseCount, parseRamInBytes, parseSize, parseTimerDuration } from '../options/values.ts';
-import { type GoRegexp, compileGoRegexp } from '../shaping/go-regexp.ts';
+import { FILTER_OPTIONS, filterFor, parseFilter } from '../shaping/filter.ts';
+import { type GoRegexp, compileGoRegexp, parseGoRegexpOption } from '../shaping/go-regexp.ts';
 import type { LineShaping } from '../shaping/line-shaper.ts';
 import { type MultilineMatcher, type MultilineOptions, datetimeFormatPattern } from '../shaping/multiline.ts';
 import { MULTILINE_PRESETS, type MultilinePreset } from '../shaping/multiline-presets.ts';
+import { REDACT_OPTIONS, parseRedaction } from '../shaping/redact.ts';
 import type { ShapingOptions } from '../shaping/options.ts';
 import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/options.ts';
@@ -21,6 +24,8 @@ export interface LogOptions {
   shaping: ShapingOptions;
   /** Empty: the local copy only. */
   backends: BackendPlan[];
+  /** The rate limit as given, before it is bound to backends; null: none. */
+  rateLimit: RateLimit | null;
 }
 
 /**
@@ -46,7 +51,14 @@ const MULTILINE_KEYS = [
   'multiline-max-lines',
   'multiline-max-bytes',
 ];
-const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex', ...MULTILINE_KEYS, 'parse-json'];
+/** The shared log-opts declared as schemas by the stage that owns them (README tables by name). */
+export const SHARED_SCHEMAS: ReadonlyArray<{ name: string; schema: OptionSchema }> = [
+  { name: 'filter', schema: FILTER_OPTIONS },
+  { name: 'redact', schema: REDACT_OPTIONS },
+  { name: 'rate-limit', schema: RATE_LIMIT_OPTIONS },
+];
+const CONTROL_KEYS: readonly string[] = SHARED_SCHEMAS.flatMap((s) => schemaKeys(s.schema));
+const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex', ...MULTILINE_KEYS, 'parse-json', ...CONTROL_KEYS];
 
 /** Long enough for a trace printed in several writes; short enough that a last line is not held for long. */
 export const DEFAULT_MULTILINE_FLUSH_TIMEOUT_MS = 1000;
@@ -90,11 +102,15 @@ export function parseLogOptions(
     const accepted = ['backend', ...STORE_KEYS, ...SHAPING_KEYS, ...selected.flatMap((f) => schemaKeys(f.options))];
     throw new InvalidOptionError(`unknown log opt '${key}' for ${DRIVER} log driver (accepted: ${accepted.join(', ')})`);
   }
-  const shaping = parseShapingOptions(opts);
+  const names = selected.map((f) => f.name);
+  const shaping = parseShapingOptions(opts, names);
+  const rateLimit = parseRateLimit(opts);
+  checkSelected('rate-limit-backends', rateLimit?.backends ?? null, names, opts['rate-limit-backends']);
   return {
     store: parseStoreOptions(opts),
     shaping,
-    backends: selected.map((f) => plan(f, own.get(f)!, shaping, environment)),
+    backends: selected.map((f) => plan(f, own.get(f)!, shaping, environment, rateLimitFor(rateLimit, f.name))),
+    rateLimit,
   };
 }
 
@@ -128,7 +144,13 @@ export function configureBackend<Config, S extends OptionSchema, P extends Optio
   return factory.configure(parseOptions(factory.options, opts), { proxy: environment.proxy, own });
 }
 
-function plan(factory: AnyBackendFactory, opts: Record<string, string>, shaping: LineShaping, environment: BackendEnvironment): BackendPlan {
+function plan(
+  factory: AnyBackendFactory,
+  opts: Record<string, string>,
+  shaping: LineShaping,
+  environment: BackendEnvironment,
+  rateLimit: RateLimit | null,
+): BackendPlan {
   const config: unknown = configureBackend(factory, opts, environment);
   return {
     name: factory.name,
@@ -136,11 +158,24 @@ function plan(factory: AnyBackendFactory, opts: Record<string, string>, shaping:
     retry: factory.retryPolicy?.(config) ?? null,
     multiline: factory.multiline?.(config) ?? shaping.multiline,
     parseJson: shaping.parseJson,
+    filter: filterFor(shaping.filter ?? null, factory.name),
+    rateLimit,
     create: (container) => factory.create(config, container),
   };
 }
 
-function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
+/** filter-backends and rate-limit-backends name backends that log opt 'backend' selects. */
+function checkSelected(key: string, names: ReadonlySet<string> | null, selected: readonly string[], value: string | undefined): void {
+  for (const name of names ?? []) {
+    if (!selected.includes(name)) {
+      throw new InvalidOptionError(
+        `invalid value '${value}' for log opt '${key}': '${name}' is not a backend that log opt 'backend' selects (selected: ${selected.join(', ') || 'none'})`,
+      );
+    }
+  }
+}
+
+function parseShapingOptions(opts: Record<string, string>, selected: readonly string[]): ShapingOptions {
   let tag: TagTemplate;
   try {
     // Docker treats an empty tag as unset.
@@ -149,6 +184,8 @@ function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
     if (!(err instanceof TemplateError)) throw err;
     throw new InvalidOptionError(`invalid value '${opts.tag}' for log opt 'tag': ${err.message}`);
   }
+  const filter = parseFilter(opts);
+  checkSelected('filter-backends', filter?.backends ?? null, selected, opts['filter-backends']);
   return {
     tag,
     tagSet: Boolean(opts.tag),
@@ -161,6 +198,8 @@ function parseShapingOptions(opts: Record<string, string>): ShapingOptions {
     },
     multiline: parseMultilineOptions(opts),
     parseJson: opts['parse-json'] ? parseBool('parse-json', opts['parse-json']) : false,
+    filter,
+    redaction: parseRedaction(opts),
   };
 }
 
@@ -219,13 +258,7 @@ function listOption(value: string | undefined): string[] {
 }
 
 function regexOption(key: string, value: string | undefined): GoRegexp | null {
-  if (!value) return null;
-  try {
-    return compileGoRegexp(value);
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${err.message}; expected a Go regular expression (RE2 syntax)`);
-  }
+  return value ? parseGoRegexpOption(value, key) : null;
 }
 
 function parseStoreOptions(opts: Record<string, string>): StoreOptions {

@@ -10,8 +10,10 @@ import { MAX_FRAME_BYTES } from '../ingest/deframer.ts';
 import { FifoPump } from '../ingest/fifo-pump.ts';
 import { RateLimitedWarning, log, redact } from '../observability/log.ts';
 import { type LiveSources, fifosResumed, linesDropped } from '../observability/metrics.ts';
+import type { ContainerStatus, StatusSource } from '../observability/status.ts';
 import { InvalidOptionError } from '../options/values.ts';
 import { type ContainerContext, type ContainerInfo, containerContext } from '../shaping/container.ts';
+import { type Redactor, ShortSecretError, redactorFor } from '../shaping/redact.ts';
 import { TemplateError } from '../shaping/tag.ts';
 import { ContainerStore } from '../store/container-store.ts';
 import { NO_LIMITS, type StoreHolder, StoreJanitor, type StoreLimits, type SweepResult, tightenModes } from '../store/janitor.ts';
@@ -52,6 +54,10 @@ export class Registry implements StoreHolder {
   private readonly delivery = new Delivery((containerId) => this.release(containerId));
   private readonly attachments: Attachments;
   private readonly janitor: StoreJanitor;
+  /** Container id → name, for the status page (a stopped container's store has no logger left). */
+  private readonly names = new Map<string, string>();
+  /** Container id → entries read from its FIFOs at the last status snapshot, for lines/s. */
+  private readonly readSamples = new Map<string, { frames: number; atMs: number }>();
   private readonly backends: readonly AnyBackendFactory[];
   private readonly environment: BackendEnvironment;
 
@@ -77,10 +83,12 @@ export class Registry implements StoreHolder {
     const fifo = this.checkFifoPath(fifoPath);
     if (this.logs.has(fifo)) throw new LoggingError(`already logging from ${fifo}`);
     const context = contextFor(info, options);
+    const redactor = redactorOf(options, info.env);
     const store = this.storeFor(containerId, options);
+    this.names.set(containerId, context.name);
     let logger: FifoPump;
     try {
-      logger = new FifoPump(fifo, containerId, store, resume);
+      logger = new FifoPump(fifo, containerId, store, resume, options.shaping.redaction?.local ? redactor : null);
     } catch (err) {
       this.release(containerId);
       throw new LoggingError(`cannot open ${fifo}: ${(err as Error).message}`);
@@ -95,11 +103,11 @@ export class Registry implements StoreHolder {
     });
     if (options.backends.length > 0) {
       try {
-        saveDeliveryState(store.dir, { config: info.config, container: context });
+        saveDeliveryState(store.dir, { config: info.config, container: context, env: redactedEnv(options, info.env) });
       } catch (err) {
         log.warn('delivery: could not save the state a restart resumes from', { container: containerId.slice(0, 12), error: String(err) });
       }
-      this.delivery.ensure(store, options.backends, context);
+      this.delivery.ensure(store, options.backends, context, redactor);
     }
     return options;
   }
@@ -151,7 +159,15 @@ export class Registry implements StoreHolder {
         log.warn('delivery: cannot resume a container whose options no longer parse', { container: containerId.slice(0, 12), error: redact(String(err)) });
         continue;
       }
-      this.delivery.ensure(this.storeFor(containerId, null), options.backends, state.container);
+      let redactor: Redactor | null;
+      try {
+        redactor = redactorOf(options, state.env);
+      } catch (err) {
+        log.warn('delivery: cannot resume a container whose options no longer parse', { container: containerId.slice(0, 12), error: String(err) });
+        continue;
+      }
+      this.names.set(containerId, state.container.name);
+      this.delivery.ensure(this.storeFor(containerId, null), options.backends, state.container, redactor);
       this.release(containerId);
     }
   }
@@ -184,6 +200,44 @@ export class Registry implements StoreHolder {
         return bytes;
       },
     };
+  }
+
+  /** What the status page reads: taken when asked, from what the loggers, stores and shippers keep. */
+  statusSource(): StatusSource {
+    return { containers: () => this.containerStatus() };
+  }
+
+  private containerStatus(): ContainerStatus[] {
+    const now = Date.now();
+    const frames = new Map<string, number>();
+    for (const { logger } of this.logs.values()) frames.set(logger.containerId, (frames.get(logger.containerId) ?? 0) + logger.stats.frames);
+    const out: ContainerStatus[] = [];
+    for (const [id, store] of this.stores) {
+      let storedBytes = 0;
+      let segments = 0;
+      try {
+        const snap = store.snapshot();
+        storedBytes = snap.closed.reduce((n, s) => n + s.bytes, 0) + (snap.current?.size ?? 0);
+        segments = snap.closed.length + (snap.current ? 1 : 0);
+      } catch {
+        // a store being removed
+      }
+      const read = frames.get(id) ?? 0;
+      const last = this.readSamples.get(id);
+      const seconds = last ? (now - last.atMs) / 1000 : 0;
+      this.readSamples.set(id, { frames: read, atMs: now });
+      out.push({
+        id: id.slice(0, 12),
+        name: this.names.get(id) ?? '',
+        running: frames.has(id),
+        storedBytes,
+        segments,
+        linesPerSec: last && seconds > 0 ? Math.max(0, read - last.frames) / seconds : 0,
+        backends: this.delivery.status(id),
+      });
+    }
+    for (const id of this.readSamples.keys()) if (!this.stores.has(id)) this.readSamples.delete(id);
+    return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /**
@@ -272,6 +326,23 @@ export class Registry implements StoreHolder {
       if (store.idle && this.stores.get(containerId) === store) this.stores.delete(containerId);
     });
   }
+}
+
+/** redact-env's values are the container's: a value too short to mask fails `docker run`. */
+function redactorOf(options: LogOptions, env: readonly string[] | undefined): Redactor | null {
+  try {
+    return redactorFor(options.shaping.redaction, env ?? []);
+  } catch (err) {
+    if (!(err instanceof ShortSecretError)) throw err;
+    throw new InvalidOptionError(`invalid value '${options.shaping.redaction!.envNames.join(',')}' for log opt 'redact-env': ${err.message}`);
+  }
+}
+
+/** The env entries redact-env names: what a restarted plugin needs to go on masking them. */
+function redactedEnv(options: LogOptions, env: readonly string[]): string[] | undefined {
+  const names = options.shaping.redaction?.envNames ?? [];
+  if (names.length === 0) return undefined;
+  return env.filter((e) => names.some((n) => e.startsWith(`${n}=`)));
 }
 
 /** The tag executes at StartLogging, so a template that fails on this container fails `docker run`. */

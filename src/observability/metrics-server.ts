@@ -1,8 +1,10 @@
-// /metrics (Prometheus text format) and /health on the address of the METRICS_ADDRESS
-// setting. The plugin runs in the host's network namespace, so this is a host port.
+// /metrics (Prometheus text format), /health, /status (JSON) and / (the status page) on the
+// address of the METRICS_ADDRESS setting. The plugin runs in the host's network namespace, so
+// this is a host port: whoever reaches it sees container names and backend errors.
 import http from 'node:http';
 import { once } from 'node:events';
 import { metricsRegistry } from './metrics.ts';
+import { STATUS_PAGE, type StatusSource, statusDocument } from './status.ts';
 
 export interface ListenAddress {
   host: string;
@@ -19,7 +21,14 @@ export function parseListenAddress(value: string): ListenAddress {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-export async function serveMetrics(address: ListenAddress, health: () => Record<string, unknown>): Promise<http.Server> {
+const NO_STATUS: StatusSource = { containers: () => [] };
+
+export async function serveMetrics(
+  address: ListenAddress,
+  health: () => Record<string, unknown>,
+  status: StatusSource = NO_STATUS,
+): Promise<http.Server> {
+  const startedAt = Date.now();
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -31,8 +40,12 @@ export async function serveMetrics(address: ListenAddress, health: () => Record<
       );
     } else if (url === '/health') {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: 'ok', ...health() }));
+    } else if (url === '/status') {
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(statusDocument(status, startedAt)));
+    } else if (url === '/') {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }).end(STATUS_PAGE);
     } else {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /metrics or /health\n');
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /, /status, /metrics or /health\n');
     }
   });
   server.listen(address.port, address.host);

@@ -26,6 +26,9 @@ export const linesDropped = new Counter({
   registers,
 });
 
+// At 0 from the start, so increase() in an alert sees the first loss.
+for (const reason of ['corrupt', 'store_error']) linesDropped.inc({ reason }, 0);
+
 export const fifoBytesSkipped = new Counter({
   name: 'logship_fifo_bytes_skipped_total',
   help: 'Bytes skipped to find a frame boundary again, or left in a FIFO that ended mid-frame.',
@@ -80,7 +83,7 @@ export const backendRetries = new Counter({
 
 export const backendDropped = new Counter({
   name: 'logship_backend_lines_dropped_total',
-  help: 'Store entries a backend never shipped: evicted (rotation or quota removed them first) or damaged (unreadable segment).',
+  help: 'Store entries or lines a backend never shipped: evicted (rotation or quota removed them first), damaged (unreadable segment), filtered (ship-streams, drop-pattern, keep-pattern) or rate_limited (rate-limit-mode=drop).',
   labelNames: ['backend', 'reason'] as const,
   registers,
 });

@@ -16,6 +16,7 @@
 // minutes for each Node it runs under. re2-wasm (C++ RE2 too) is slower than re2js and
 // adds 7-10 MiB.
 import { RE2JS, RE2JSException } from 're2js';
+import { InvalidOptionError } from '../options/values.ts';
 
 /** A compiled Go regexp; `test` finds a match anywhere in the text (unanchored), as Go's MatchString. */
 export type GoRegexp = RE2JS;
@@ -33,5 +34,15 @@ export function compileGoRegexp(pattern: string): GoRegexp {
       ? ' (lookarounds and backreferences are not RE2 syntax: Docker, as Go, refuses them, since they need backtracking, whose time can grow exponentially with the line)'
       : '';
     throw new SyntaxError(err.message + why);
+  }
+}
+
+/** A log-opt's RE2 pattern (a schema's custom parser): the error names the option. */
+export function parseGoRegexpOption(value: string, key: string): GoRegexp {
+  try {
+    return compileGoRegexp(value);
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${err.message}; expected a Go regular expression (RE2 syntax)`);
   }
 }

@@ -1,18 +1,23 @@
 // What a backend's shipping loop does to stored entries before batching them: partial
 // chunks reassembled into lines, then (with the multiline log-opts) lines joined into
-// events per stream, then (with parse-json) JSON objects parsed into fields. Fragments the
+// events per stream, then the filters (a line dropped goes no further), then redaction, then
+// (with parse-json) JSON objects parsed into fields, so fields never hold what was masked. Fragments the
 // assembler could not make whole pass through untouched. Each stage keeps the mark of the
 // first record it still holds, so the delivery cursor never passes anything not yet shipped.
 import type { LogEntry } from '../codec/log-entry.ts';
+import { type LineFilter, passes } from './filter.ts';
 import { TOO_DEEP, jsonObjectFields } from './json-fields.ts';
 import { type GroupedLine, type MultilineOptions, MultilineGrouper } from './multiline.ts';
 import { PartialAssembler } from './partial.ts';
 import type { OutgoingLine } from './line.ts';
+import type { Redactor } from './redact.ts';
 
 export interface LineShaping {
   /** Null: every line is its own event. */
   multiline: MultilineOptions | null;
   parseJson: boolean;
+  /** Null: every line ships. */
+  filter?: LineFilter | null;
 }
 
 /** What the shaper tells as it goes, for counting. */
@@ -21,37 +26,49 @@ export interface ShapingEvents {
   joined?(): void;
   /** A parse-json line nested too deep for the backends ships as plain text. */
   tooDeep?(): void;
+  /** A line or event was filtered out. */
+  filtered?(): void;
 }
 
 export class LineShaper<M> {
   private readonly assembler = new PartialAssembler<M>();
   private readonly grouper: MultilineGrouper<M> | null;
   private readonly parseJson: boolean;
+  private readonly filter: LineFilter | null;
+  private readonly redactor: Redactor | null;
   private readonly events: ShapingEvents;
 
-  constructor(shaping: LineShaping, events: ShapingEvents = {}) {
+  /** `redactor`: the container's (its env values bound in), null when nothing is masked. */
+  constructor(shaping: LineShaping, events: ShapingEvents = {}, redactor: Redactor | null = null) {
     this.events = events;
     this.grouper = shaping.multiline ? new MultilineGrouper<M>(shaping.multiline, () => events.joined?.()) : null;
     this.parseJson = shaping.parseJson;
+    this.filter = shaping.filter ?? null;
+    this.redactor = redactor;
   }
 
   /** The lines or events this entry completes, in order. `mark` is the entry's position. */
   push(entry: LogEntry, mark: M, nowMs: number): OutgoingLine[] {
     const lines = this.assembler.push(entry, mark);
-    if (this.grouper === null) {
+    if (this.grouper === null && this.filter === null && this.redactor === null) {
       // In place: the plain path allocates nothing more than the assembler did.
       const out = lines as unknown as OutgoingLine[];
       for (let i = 0; i < lines.length; i++) out[i] = this.parseJson ? this.shaped(lines[i]!) : outgoing(lines[i]!);
       return out;
     }
     const out: OutgoingLine[] = [];
-    for (const line of lines) for (const event of this.grouper.push(line, nowMs)) out.push(this.shaped(event));
+    for (const line of lines) {
+      if (this.grouper === null) this.emit(line, out);
+      else for (const event of this.grouper.push(line, nowMs)) this.emit(event, out);
+    }
     return out;
   }
 
   /** Events the flush timeout closed by `nowMs`. */
   flushIdle(nowMs: number): OutgoingLine[] {
-    return this.grouper ? this.grouper.flushIdle(nowMs).map((e) => this.shaped(e)) : [];
+    const out: OutgoingLine[] = [];
+    if (this.grouper) for (const event of this.grouper.flushIdle(nowMs)) this.emit(event, out);
+    return out;
   }
 
   /** When flushIdle will next close an event (Date.now() time); null if none waits. */
@@ -62,10 +79,13 @@ export class LineShaper<M> {
   /** Everything still held, as final: the stream has ended. */
   flush(): OutgoingLine[] {
     const lines = this.assembler.flush();
-    if (this.grouper === null) return lines.map((l) => this.shaped(l));
     const out: OutgoingLine[] = [];
-    for (const line of lines) for (const event of this.grouper.push(line, Date.now())) out.push(this.shaped(event));
-    for (const event of this.grouper.flush()) out.push(this.shaped(event));
+    if (this.grouper === null) {
+      for (const line of lines) this.emit(line, out);
+      return out;
+    }
+    for (const line of lines) for (const event of this.grouper.push(line, Date.now())) this.emit(event, out);
+    for (const event of this.grouper.flush()) this.emit(event, out);
     return out;
   }
 
@@ -76,10 +96,20 @@ export class LineShaper<M> {
     return marks;
   }
 
+  /** Appends the line to `out` unless a filter drops it. */
+  private emit(line: GroupedLine<M>, out: OutgoingLine[]): void {
+    if (this.filter !== null && !passes(this.filter, line.source, line.line)) {
+      this.events.filtered?.();
+      return;
+    }
+    out.push(this.shaped(line));
+  }
+
   private shaped(line: GroupedLine<M>): OutgoingLine {
     const out = outgoing(line);
+    if (this.redactor !== null) out.line = this.redactor.redact(out.line);
     if (this.parseJson && !line.fragment) {
-      const fields = jsonObjectFields(line.line);
+      const fields = jsonObjectFields(out.line);
       if (fields === TOO_DEEP) this.events.tooDeep?.();
       else if (fields) out.fields = fields;
     }

@@ -4,22 +4,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { BACKENDS } from '../../src/backends/index.ts';
+import { SHARED_SCHEMAS } from '../../src/lifecycle/options.ts';
 import { markedSection, optionTable, overlappingKeys, schemaKeys } from '../../src/options/schema.ts';
 
 const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
 describe('options as a schema', () => {
-  for (const factory of BACKENDS.filter((f) => f.options.length > 0)) {
-    it(`README.md's ${factory.name} table is its schema's (npm run docs:options)`, () => {
-      const section = markedSection(readme, factory.name);
-      assert.ok(section, `no <!-- options:${factory.name} --> markers`);
-      assert.equal(readme.slice(section.start, section.end), optionTable(factory.options) + '\n');
+  for (const { name, schema } of [...SHARED_SCHEMAS, ...BACKENDS.map((f) => ({ name: f.name, schema: f.options }))].filter((s) => s.schema.length > 0)) {
+    it(`README.md's ${name} table is its schema's (npm run docs:options)`, () => {
+      const section = markedSection(readme, name);
+      assert.ok(section, `no <!-- options:${name} --> markers`);
+      assert.equal(readme.slice(section.start, section.end), optionTable(schema) + '\n');
     });
   }
 
   it('no two backends declare the same key, nor a shared log-opt', () => {
     const shared = ['backend', 'max-size', 'max-file', 'compress', 'tag', 'labels', 'labels-regex', 'env', 'env-regex', 'parse-json', 'mode', 'max-buffer-size'];
-    const schemas = [{ name: 'shared', schema: shared.map((key) => ({ key, type: 'string' as const, doc: key })) }, ...BACKENDS.map((f) => ({ name: f.name, schema: f.options }))];
+    const schemas = [{ name: 'shared', schema: shared.map((key) => ({ key, type: 'string' as const, doc: key })) }, ...SHARED_SCHEMAS, ...BACKENDS.map((f) => ({ name: f.name, schema: f.options }))];
     assert.deepEqual(overlappingKeys(schemas), []);
     for (const factory of BACKENDS) assert.ok(schemaKeys(factory.options).every((key) => key === key.toLowerCase()), factory.name);
   });

@@ -39,7 +39,7 @@ describe('log options', () => {
 
   it('names the option and the accepted values on bad input', () => {
     const cases: [Record<string, string>, RegExp][] = [
-      [{ foo: 'bar' }, /^unknown log opt 'foo' for logship log driver \(accepted: backend, max-size, max-file, compress, tag, labels, labels-regex, env, env-regex, multiline-pattern, datetime-format, multiline-preset, multiline-flush-timeout, multiline-max-lines, multiline-max-bytes, parse-json\)$/],
+      [{ foo: 'bar' }, /^unknown log opt 'foo' for logship log driver \(accepted: backend, max-size, max-file, compress, tag, labels, labels-regex, env, env-regex, multiline-pattern, datetime-format, multiline-preset, multiline-flush-timeout, multiline-max-lines, multiline-max-bytes, parse-json, ship-streams, drop-pattern, keep-pattern, filter-backends, redact, redact-pattern, redact-env, redact-local, rate-limit-lines, rate-limit-bytes, rate-limit-burst, rate-limit-mode, rate-limit-backends\)$/],
       [{ 'cache-foo': '1' }, /unknown log opt 'cache-foo'/],
       [{ 'max-size': 'lots' }, /invalid value 'lots' for log opt 'max-size': expected a positive size such as 500k, 20m or 1g/],
       [{ 'max-size': '0' }, /log opt 'max-size'/],
@@ -100,7 +100,7 @@ describe('backend selection', () => {
       [{ backend: 'syslog,syslog' }, /'syslog' is listed twice/],
       [{ 'syslog-address': 'udp://h' }, /^log opt 'syslog-address' is an option of backend 'syslog', which log opt 'backend' does not select \(backend=\)$/],
       [{ backend: 'fluentd', 'syslog-address': 'udp://h' }, /backend 'syslog'.*\(backend=fluentd\)/],
-      [{ backend: 'syslog', colour: 'x' }, /^unknown log opt 'colour' for logship log driver \(accepted: backend, .*, env-regex, multiline-pattern, .*, parse-json, syslog-address, syslog-facility\)$/],
+      [{ backend: 'syslog', colour: 'x' }, /^unknown log opt 'colour' for logship log driver \(accepted: backend, .*, env-regex, multiline-pattern, .*, parse-json, .*, rate-limit-backends, syslog-address, syslog-facility\)$/],
       [{ backend: 'syslog', 'syslog-address': 'bad' }, /invalid value 'bad' for log opt 'syslog-address'/],
       [{ tag: '{{.Nope}}' }, /^invalid value '\{\{\.Nope\}\}' for log opt 'tag': can't evaluate field Nope/],
       [{ 'labels-regex': '(' }, /invalid value '\(' for log opt 'labels-regex'/],

@@ -89,7 +89,7 @@ describe('LogDriver API', () => {
   it('fails StartLogging with a message naming an unknown or bad option', async () => {
     const { file } = daemonFifo();
     assert.deepEqual(await call('/LogDriver.StartLogging', { File: file, Info: info('1'.repeat(64), { colour: 'blue' }) }), {
-      Err: "unknown log opt 'colour' for logship log driver (accepted: backend, max-size, max-file, compress, tag, labels, labels-regex, env, env-regex, multiline-pattern, datetime-format, multiline-preset, multiline-flush-timeout, multiline-max-lines, multiline-max-bytes, parse-json)",
+      Err: "unknown log opt 'colour' for logship log driver (accepted: backend, max-size, max-file, compress, tag, labels, labels-regex, env, env-regex, multiline-pattern, datetime-format, multiline-preset, multiline-flush-timeout, multiline-max-lines, multiline-max-bytes, parse-json, ship-streams, drop-pattern, keep-pattern, filter-backends, redact, redact-pattern, redact-env, redact-local, rate-limit-lines, rate-limit-bytes, rate-limit-burst, rate-limit-mode, rate-limit-backends)",
     });
     const bad = await call('/LogDriver.StartLogging', { File: file, Info: info('1'.repeat(64), { 'max-size': 'big' }) });
     assert.match(String(bad.Err), /log opt 'max-size'/);

@@ -12,6 +12,8 @@ export interface ContainerSpec {
   opts?: Record<string, string>;
   /** Container labels beside logship-e2e (compose's, for a backend that reads them). */
   labels?: Record<string, string>;
+  /** Environment (`NAME=value`), as `docker run -e`. */
+  env?: string[];
 }
 
 const created = new Set<string>();
@@ -50,6 +52,7 @@ export async function createContainer(spec: ContainerSpec): Promise<Docker.Conta
   const container = await docker.createContainer({
     Image: image,
     Cmd: spec.cmd,
+    Env: spec.env ?? [],
     Tty: false,
     Labels: { ...spec.labels, 'logship-e2e': 'true' },
     HostConfig: {
