@@ -4,8 +4,8 @@
 import { type Backend, type SendResult, SendError } from '../../src/delivery/backend.ts';
 import type { OutgoingLine } from '../../src/shaping/line.ts';
 
-export /** A receiver in memory: takes batches, or fails them while `down`, or never answers while `stuck`. */
-class MemoryBackend implements Backend {
+/** A receiver in memory: takes batches, or fails them while `down`, or never answers while `stuck`. */
+export class MemoryBackend implements Backend {
   readonly batches: OutgoingLine[][] = [];
   attempts = 0;
   down = false;

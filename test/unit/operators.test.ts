@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Backend, BackendFactory, BackendPlan, SendResult } from '../../src/delivery/backend.ts';
+import type { BackendFactory, BackendPlan } from '../../src/delivery/backend.ts';
 import type { OutgoingLine } from '../../src/shaping/line.ts';
 import { CursorFile } from '../../src/delivery/cursor.ts';
 import { DeadLetterFile } from '../../src/delivery/dead-letters.ts';
@@ -24,31 +24,13 @@ import { LineShaper } from '../../src/shaping/line-shaper.ts';
 import { REDACT_PRESET_NAMES, Redactor, ShortSecretError, presetPattern, redactorFor } from '../../src/shaping/redact.ts';
 import { ContainerStore } from '../../src/store/container-store.ts';
 import { type EntryFields, T0, batch as frameBatch, frame, lines } from './frames.ts';
+import { MemoryBackend } from './memory-backend.ts';
 
 const ID = 'e'.repeat(64);
 const CONTEXT = { id: ID, name: 'app', imageId: '', imageName: '', created: '', command: '', daemonName: 'docker', tag: ID.slice(0, 12), tagSet: false, tagEmpty: false, attributes: [], hostname: 'h', info: { id: '', name: '', imageId: '', imageName: '', entrypoint: '', args: [], env: [], labels: {}, config: {}, daemonName: 'docker', hostname: 'h' } };
 
-class Receiver implements Backend {
-  readonly batches: OutgoingLine[][] = [];
-  private waiters: (() => void)[] = [];
-  send(batch: readonly OutgoingLine[]): Promise<SendResult> {
-    this.batches.push([...batch]);
-    for (const w of this.waiters.splice(0)) w();
-    return Promise.resolve({});
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-  get lines(): string[] {
-    return this.batches.flat().map((l) => l.line.toString());
-  }
-  async received(n: number): Promise<void> {
-    while (this.lines.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-}
-
 /** A factory named `name` whose backends all hand their lines to `receiver`. */
-function factory(name: string, receiver: Receiver): BackendFactory<null> {
+function factory(name: string, receiver: MemoryBackend): BackendFactory<null> {
   return {
     name,
     options: [],
@@ -60,7 +42,7 @@ function factory(name: string, receiver: Receiver): BackendFactory<null> {
 }
 
 const opts = (config: Record<string, string>, names = ['a', 'b']) =>
-  parseLogOptions(config, names.map((n) => factory(n, new Receiver())));
+  parseLogOptions(config, names.map((n) => factory(n, new MemoryBackend())));
 
 let dir: string;
 beforeEach(() => {
@@ -76,7 +58,7 @@ function ship(store: ContainerStore, plan: BackendPlan, redactor: Redactor | nul
   return new Shipper(store, plan, CONTEXT, new CursorFile(dir, plan.name), new DeadLetterFile(dir, plan.name), undefined, redactor);
 }
 
-function planOf(config: Record<string, string>, receiver: Receiver, name = 'a'): BackendPlan {
+function planOf(config: Record<string, string>, receiver: MemoryBackend, name = 'a'): BackendPlan {
   return parseLogOptions({ backend: name, ...config }, [factory(name, receiver)]).backends[0]!;
 }
 
@@ -190,7 +172,7 @@ describe('the shipper with the controls', () => {
   it('filters by stream and pattern, counts them, and passes the cursor over them so they are not lag', async () => {
     const store = openStore();
     store.attachProducer();
-    const receiver = new Receiver();
+    const receiver = new MemoryBackend();
     const plan = planOf({ 'ship-streams': 'stdout', 'drop-pattern': '^GET /health', 'keep-pattern': 'GET|ERROR' }, receiver, 'filtering');
     const shipper = ship(store, plan);
     const entries: EntryFields[] = [
@@ -218,7 +200,7 @@ describe('the shipper with the controls', () => {
   it('wait mode: ships every line, in order, in batches no larger than the bucket', async () => {
     const store = openStore();
     store.attachProducer();
-    const receiver = new Receiver();
+    const receiver = new MemoryBackend();
     const shipper = ship(store, planOf({ 'rate-limit-lines': '100', 'rate-limit-burst': '50ms' }, receiver, 'waiting'));
     store.append(frameBatch(lines(40)));
     await receiver.received(40);
@@ -234,7 +216,7 @@ describe('the shipper with the controls', () => {
   it('drop mode: lines over the rate are counted as rate_limited and passed; the store keeps them all', async () => {
     const store = openStore();
     store.attachProducer();
-    const receiver = new Receiver();
+    const receiver = new MemoryBackend();
     const shipper = ship(store, planOf({ 'rate-limit-lines': '1', 'rate-limit-burst': '1s', 'rate-limit-mode': 'drop' }, receiver, 'dropping'));
     store.append(frameBatch(lines(10)));
     await receiver.received(1);
@@ -252,7 +234,7 @@ describe('the shipper with the controls', () => {
   it('redacts what it ships with the container\'s env bound in', async () => {
     const store = openStore();
     store.attachProducer();
-    const receiver = new Receiver();
+    const receiver = new MemoryBackend();
     const parsed = parseLogOptions({ backend: 'r', 'redact-env': 'DB_PASSWORD', redact: 'bearer' }, [factory('r', receiver)]);
     const shipper = ship(store, parsed.backends[0]!, redactorFor(parsed.shaping.redaction, ['DB_PASSWORD=correct-horse']));
     store.append(frameBatch([{ line: 'connecting with correct-horse', timeNano: T0 }, { line: 'Authorization: Bearer xyz123', timeNano: T0 + 1n }]));
@@ -282,7 +264,7 @@ describe('the registry with the controls', () => {
 
   it('ships redact-env values masked; the local copy keeps them unless redact-local; a short value fails StartLogging', async () => {
     fs.mkdirSync(path.join(dir, 'fifo'));
-    const receiver = new Receiver();
+    const receiver = new MemoryBackend();
     const factories = [factory('r', receiver)];
     const registry = new Registry(path.join(dir, 'data'), path.join(dir, 'fifo'), { requests: START_LOGGING, backends: factories });
     const printed = ['db password is s3cret-pw!', 'plain line', `${'x'.repeat(20_000)} s3cret-pw!`];
