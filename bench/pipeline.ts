@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MAX_FRAME_BYTES } from '../src/ingest/deframer.ts';
-import { openFifo } from '../src/ingest/fifo-reader.ts';
+import { openFifo, readFifo } from '../src/ingest/fifo-reader.ts';
 import { FifoPump } from '../src/ingest/fifo-pump.ts';
 import { encodeReadLogsBatch } from '../src/protocol/read-logs-stream.ts';
 import { ContainerStore } from '../src/store/container-store.ts';
@@ -76,14 +76,14 @@ try {
   console.log(`pipeline: ${LINES} lines; ${mem()} at start`);
   if (DISCARD) {
     await phase('discard', async () => {
-      const fifo = openFifo(fifoPath, () => {});
+      const fifo = readFifo(openFifo(fifoPath), () => {});
       writer.send('go');
       await once(fifo, 'close');
     });
     process.exit(0);
   }
   await phase('ingest', async () => {
-    const logger = new FifoPump(fifoPath, 'bench', store);
+    const logger = new FifoPump(fifoPath, 'bench', store, path.join(dir, 'unstored'), false);
     writer.send('go');
     await logger.finished;
     if (logger.stats.frames !== LINES) throw new Error(`ingested ${logger.stats.frames} frames, expected ${LINES}`);

@@ -9,7 +9,7 @@
 //   frame, and writing each line to the client. Tail, since, until and follow are ignored.
 import fs from 'node:fs';
 import http from 'node:http';
-import { openFifo } from '../../src/ingest/fifo-reader.ts';
+import { openFifo, readFifo } from '../../src/ingest/fifo-reader.ts';
 
 const SOCKET = '/run/docker/plugins/discard.sock';
 const READ_LINES = Number(process.env.READ_LINES ?? 0);
@@ -53,7 +53,7 @@ const replies: Record<string, unknown> = {
 
 function startLogging(body: string): string {
   const { File } = JSON.parse(body) as { File: string };
-  openFifo(File, () => {}).on('error', () => {});
+  readFifo(openFifo(File), () => {}).on('error', () => {});
   return '';
 }
 

@@ -61,15 +61,16 @@ export class Deframer {
 
   /**
    * Continues a stream that another reader (a previous plugin process) was reading:
-   * `pending` is what it held back, if it could say. Without it the stream may start
-   * mid-frame, so the first frame must show the source field, not just a length.
+   * `pending` is what it read and did not store. The stream may still start mid-frame (that
+   * reader may have died before it could say), so the first frame must show the source
+   * field, not just a length.
    */
   resume(pending: Buffer): void {
     this.pending = Buffer.from(pending);
     this.resyncing = true;
   }
 
-  /** The bytes held back, for a reader that hands the stream over (see resume). */
+  /** The bytes held back: the start of a frame not yet complete. */
   heldBack(): Buffer {
     return this.pending;
   }

@@ -1,18 +1,26 @@
 // The pump of one FIFO (one StartLogging): read to EOF, its frames checked and handed to the
 // container's store in batches. It never waits on the store: a failed write is counted and dropped.
+// Each read is kept in the stream's journal until its frames are stored (see read-journal.ts).
 // With redact-local, a frame whose line holds a secret is stored with the line masked (one
 // 16 KiB chunk at a time: a secret cut by the daemon's chunking is masked only in the shipped copy).
+import fs from 'node:fs';
 import type net from 'node:net';
 import { EntryScan, scanEntry } from '../codec/entry-scan.ts';
 import { InvalidEntryError, decodeLogEntry } from '../codec/log-entry.ts';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { fifoBytesSkipped, linesDropped, linesReceived } from '../observability/metrics.ts';
 import { Deframer } from './deframer.ts';
-import { openFifo } from './fifo-reader.ts';
+import { openFifo, readFifo } from './fifo-reader.ts';
 import { FrameBatch } from './frame-batch.ts';
+import { ReadJournal } from './read-journal.ts';
 
 /** Where the frames go: the container's store (declared here so ingest does not reach up into it). */
 export interface FrameSink {
+  /**
+   * Settles once appends are written (or dropped and counted) before append returns: the
+   * store's files are open, or cannot be.
+   */
+  ready(): Promise<void>;
   /** A batch is only valid during the call: a sink that keeps it for later copies it. */
   append(batch: FrameBatch): void;
   /** A producer writes into the sink from construction until it finishes. */
@@ -53,26 +61,60 @@ export class FifoPump {
   readonly finished: Promise<Ending>;
   private readonly store: FrameSink;
   private readonly deframer = new Deframer();
-  private readonly fifo: net.Socket;
   private readonly redactor: LineMasker | null;
+  private readonly journal: ReadJournal;
+  /** Null until the store is ready, and after an abort that came first. */
+  private fifo: net.Socket | null = null;
+  private aborted = false;
 
   /**
-   * `resume` set: the FIFO was being read by an earlier plugin process; it holds the bytes
-   * that process had read but not yet stored, when it could hand them over.
+   * Opens the FIFO at once (throws if it cannot) and reads it once the store is ready.
+   * `resuming`: the FIFO was being read by an earlier plugin process, which left in the
+   * journal at `journalPath` what it had read but not stored.
    */
-  constructor(fifoPath: string, containerId: string, store: FrameSink, resume?: Buffer, localRedactor: LineMasker | null = null) {
+  constructor(
+    fifoPath: string,
+    containerId: string,
+    store: FrameSink,
+    journalPath: string,
+    resuming: boolean,
+    localRedactor: LineMasker | null = null,
+  ) {
     this.fifoPath = fifoPath;
     this.redactor = localRedactor;
     this.containerId = containerId;
     this.store = store;
-    if (resume) this.deframer.resume(resume);
-    this.fifo = openFifo(fifoPath, (chunk) => this.onChunk(chunk));
+    const fd = openFifo(fifoPath);
+    const { journal, leftover } = ReadJournal.open(journalPath, resuming);
+    this.journal = journal;
     store.attachProducer();
-    this.finished = new Promise((resolve) => {
+    // Nothing is read before the store can write it on the spot: a read held in memory
+    // meanwhile would be in no file but the journal, with its cut put off.
+    this.finished = store.ready().then(() => this.read(fd, resuming, leftover));
+  }
+
+  private read(fd: number, resuming: boolean, leftover: Buffer): Promise<Ending> {
+    if (this.aborted) {
+      fs.closeSync(fd);
+      this.finish('cut');
+      return Promise.resolve('cut');
+    }
+    if (resuming) {
+      // The earlier process may have died in the middle of a frame, or after a read it had
+      // no time to journal: the first frame must show the source field, not just a length.
+      this.deframer.resume(leftover);
+      if (leftover.length > 0) this.onChunk(Buffer.alloc(0)); // its whole frames, at once
+    }
+    const fifo = readFifo(fd, (chunk) => {
+      this.journal.note(chunk);
+      this.onChunk(chunk);
+    });
+    this.fifo = fifo;
+    return new Promise((resolve) => {
       let ending: Ending = 'cut';
-      this.fifo.on('end', () => (ending = 'eof'));
-      this.fifo.on('error', (err) => log.warn('fifo: read failed', { container: containerId, error: err.message }));
-      this.fifo.on('close', () => {
+      fifo.on('end', () => (ending = 'eof'));
+      fifo.on('error', (err) => log.warn('fifo: read failed', { container: this.containerId, error: err.message }));
+      fifo.on('close', () => {
         this.finish(ending);
         resolve(ending);
       });
@@ -108,6 +150,8 @@ export class FifoPump {
     }
     if (masked !== null) rewrite(batch, masked);
     this.store.append(batch);
+    // Without a whole frame the journal already ends as the deframer does.
+    if (starts.length > 0) this.journal.stored(this.deframer.heldBack());
   }
 
   private finish(ending: Ending): void {
@@ -116,17 +160,18 @@ export class FifoPump {
       fifoBytesSkipped.inc(this.deframer.bufferedBytes);
       log.warn('fifo: stream ended inside a frame', { container: this.containerId, bytes: this.deframer.bufferedBytes });
     }
+    this.journal.close();
     this.store.detachProducer();
     log.debug('fifo: logging ended', { container: this.containerId, ...this.stats });
   }
 
   /**
-   * Stops reading without waiting for EOF (plugin shutdown) and returns the bytes of a frame
-   * begun but not complete: the next process continues the stream with them.
+   * Stops reading without waiting for EOF (plugin shutdown): the journal keeps the frame
+   * begun but not complete, and the next process continues the stream with it.
    */
-  abort(): Buffer {
-    this.fifo.destroy();
-    return this.deframer.heldBack();
+  abort(): void {
+    this.aborted = true;
+    this.fifo?.destroy();
   }
 }
 

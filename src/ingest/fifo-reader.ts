@@ -26,11 +26,8 @@ const READ_BYTES = 64 * 1024;
  */
 const readBuffer = Buffer.allocUnsafe(READ_BYTES);
 
-/**
- * Opens a FIFO and calls `onChunk` with each read. The chunk is valid only during the call:
- * whatever outlives it must be copied.
- */
-export function openFifo(path: string, onChunk: (chunk: Buffer) => void): net.Socket {
+/** Opens a FIFO for reading; throws if it cannot, or if the path is not a FIFO. */
+export function openFifo(path: string): number {
   // The daemon holds the FIFO open read-write, so this open neither blocks nor sees EOF early.
   // Only the daemon's own FIFO is read: a symlink in the FIFO folder is refused, not followed.
   const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOFOLLOW);
@@ -40,6 +37,14 @@ export function openFifo(path: string, onChunk: (chunk: Buffer) => void): net.So
     fs.closeSync(fd);
     throw err;
   }
+  return fd;
+}
+
+/**
+ * Reads an opened FIFO, calling `onChunk` with each read. The chunk is valid only during the
+ * call: whatever outlives it must be copied.
+ */
+export function readFifo(fd: number, onChunk: (chunk: Buffer) => void): net.Socket {
   const fifo: net.Socket = new net.Socket({
     fd,
     readable: true,

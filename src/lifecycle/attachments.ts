@@ -2,8 +2,9 @@
 // or a forced disable and enable) can read them again: the daemon keeps writing into them
 // and never repeats StartLogging (logdriver-protocol.md §5.3).
 //
-//   <dataDir>/attachments/<FIFO name>.json   the StartLogging body as the daemon sent it,
-//                                            plus the bytes of a frame begun but not stored
+//   <dataDir>/attachments/<FIFO name>.json      the StartLogging body as the daemon sent it
+//   <dataDir>/attachments/<FIFO name>.unstored  the bytes read from it and not yet stored
+//                                               (ingest/read-journal.ts)
 //
 // Written before StartLogging answers, removed when the FIFO reaches EOF. Holding the
 // daemon's own request means a reattach validates it with the parsers StartLogging uses;
@@ -25,12 +26,8 @@ export interface StartLoggingBodies {
   body(req: StartLoggingRequest): Record<string, unknown>;
 }
 
-export interface Attachment extends StartLoggingRequest {
-  /** Bytes of a frame begun but not complete when the previous process stopped reading. */
-  heldBack: Buffer | null;
-}
-
 const SUFFIX = '.json';
+const JOURNAL_SUFFIX = '.unstored';
 
 export class Attachments {
   private readonly dir: string;
@@ -45,18 +42,27 @@ export class Attachments {
     return path.join(this.dir, path.basename(fifoPath) + SUFFIX);
   }
 
+  private journalFor(fifoPath: string): string {
+    return path.join(this.dir, path.basename(fifoPath) + JOURNAL_SUFFIX);
+  }
+
+  /** Where the FIFO's read journal goes: beside its attachment, as private. */
+  prepareJournal(fifoPath: string): string {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    return this.journalFor(fifoPath);
+  }
+
   /**
    * Records (or updates) an attachment, atomically. Failing (disk full) costs only the
    * reattach after a crash, so it is logged, never thrown: the container must still start.
    */
-  save(req: StartLoggingRequest, heldBack: Buffer | null = null): void {
+  save(req: StartLoggingRequest): void {
     const file = this.fileFor(req.file);
     const tmp = `${file}.tmp`;
-    const body = { ...this.bodies.body(req), HeldBack: heldBack && heldBack.length > 0 ? heldBack.toString('base64') : undefined };
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       // Info.ContainerEnv may hold secrets: readable by root only.
-      fs.writeFileSync(tmp, JSON.stringify(body), { mode: 0o600 });
+      fs.writeFileSync(tmp, JSON.stringify(this.bodies.body(req)), { mode: 0o600 });
       fs.renameSync(tmp, file);
     } catch (err) {
       fs.rmSync(tmp, { force: true });
@@ -67,16 +73,18 @@ export class Attachments {
     }
   }
 
+  /** The attachment and its journal. */
   remove(fifoPath: string): void {
     try {
       fs.rmSync(this.fileFor(fifoPath), { force: true });
+      fs.rmSync(this.journalFor(fifoPath), { force: true });
     } catch (err) {
       log.warn('attachments: cannot remove', { fifo: fifoPath, error: String(err) });
     }
   }
 
-  /** Every recorded attachment; unreadable ones are logged and removed. */
-  load(): Attachment[] {
+  /** Every recorded attachment; unreadable ones are logged and removed, with their journals. */
+  load(): StartLoggingRequest[] {
     let names: string[];
     try {
       names = fs.readdirSync(this.dir);
@@ -84,22 +92,26 @@ export class Attachments {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const out: Attachment[] = [];
+    const out: StartLoggingRequest[] = [];
     for (const name of names) {
       const file = path.join(this.dir, name);
+      if (name.endsWith(JOURNAL_SUFFIX)) {
+        // A journal is read by its FIFO's pump; one whose attachment is gone is an orphan.
+        if (!names.includes(name.slice(0, -JOURNAL_SUFFIX.length) + SUFFIX)) fs.rmSync(file, { force: true });
+        continue;
+      }
       if (!name.endsWith(SUFFIX)) {
         fs.rmSync(file, { force: true }); // a .tmp a crash left behind
         continue;
       }
       try {
-        const body = JSON.parse(fs.readFileSync(file, 'utf8')) as { HeldBack?: unknown };
-        const req = this.bodies.parse(body);
+        const req = this.bodies.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
         if (path.basename(req.file) + SUFFIX !== name) throw new Error(`names FIFO ${req.file}`);
-        const heldBack = typeof body.HeldBack === 'string' ? Buffer.from(body.HeldBack, 'base64') : null;
-        out.push({ ...req, heldBack });
+        out.push(req);
       } catch (err) {
         log.warn('attachments: dropping an unreadable record', { file, error: String(err) });
         fs.rmSync(file, { force: true });
+        fs.rmSync(file.slice(0, -SUFFIX.length) + JOURNAL_SUFFIX, { force: true });
       }
     }
     return out;

@@ -75,9 +75,9 @@ export class Registry implements StoreHolder {
    * Begins reading a FIFO into the container's store, and shipping it to the backends its
    * log-opts select; returns the options they parsed into (the one place log-opts are
    * parsed). Throws LoggingError or InvalidOptionError for bad input.
-   * `resume` set: the FIFO was read by an earlier process (see FifoPump).
+   * `resuming`: the FIFO was read by an earlier process (see FifoPump).
    */
-  start(fifoPath: string, info: ContainerInfo, resume?: Buffer): LogOptions {
+  start(fifoPath: string, info: ContainerInfo, resuming = false): LogOptions {
     const containerId = info.id;
     const options = parseLogOptions(info.config, this.backends, this.environment);
     const fifo = this.checkFifoPath(fifoPath);
@@ -88,7 +88,8 @@ export class Registry implements StoreHolder {
     this.names.set(containerId, context.name);
     let logger: FifoPump;
     try {
-      logger = new FifoPump(fifo, containerId, store, resume, options.shaping.redaction?.local ? redactor : null);
+      const journal = this.attachments.prepareJournal(fifo);
+      logger = new FifoPump(fifo, containerId, store, journal, resuming, options.shaping.redaction?.local ? redactor : null);
     } catch (err) {
       this.release(containerId);
       throw new LoggingError(`cannot open ${fifo}: ${(err as Error).message}`);
@@ -118,14 +119,14 @@ export class Registry implements StoreHolder {
    */
   reattach(): number {
     let count = 0;
-    for (const { file, info, heldBack } of this.attachments.load()) {
+    for (const { file, info } of this.attachments.load()) {
       // The daemon removes a FIFO after StopLogging; if it is gone, so is the logger.
       if (!fs.existsSync(file)) {
         this.attachments.remove(file);
         continue;
       }
       try {
-        this.start(file, info, heldBack ?? Buffer.alloc(0));
+        this.start(file, info, true);
         count++;
         fifosResumed.inc();
         log.info('logging resumed', { container: info.id.slice(0, 12), name: info.name });
@@ -283,10 +284,7 @@ export class Registry implements StoreHolder {
   async shutdown(): Promise<void> {
     this.janitor.stop();
     const attached = [...this.logs.entries()];
-    for (const [fifo, { logger, info }] of attached) {
-      const heldBack = logger.abort();
-      if (heldBack.length > 0) this.attachments.save({ file: fifo, info }, heldBack);
-    }
+    for (const [, { logger }] of attached) logger.abort();
     await Promise.all(attached.map(([, a]) => a.logger.finished));
     await this.delivery.shutdown();
     await Promise.all([...this.stores.values()].map((s) => s.close()));

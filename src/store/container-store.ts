@@ -102,7 +102,8 @@ export class ContainerStore implements StoreView {
 
   /**
    * Never blocks and never throws: what cannot be written is counted as dropped. The batch's
-   * bytes may be reused once this returns (they are the FIFO reader's buffer).
+   * bytes may be reused once this returns (they are the FIFO reader's buffer). Before
+   * ready() has settled, the batch may wait in memory for the files to open.
    */
   append(batch: FrameBatch): void {
     if (batch.length === 0) return;
@@ -112,6 +113,11 @@ export class ContainerStore implements StoreView {
     }
     this.waiting.push(batch.copy());
     void this.openWriter();
+  }
+
+  /** Settles once the store's files are open (appends are then written as they are made), or cannot be. */
+  async ready(): Promise<void> {
+    await this.openWriter();
   }
 
   /**

@@ -1,5 +1,6 @@
 // A new plugin process reads on the FIFOs an earlier one was reading: after a clean shutdown
-// (even with a frame cut in two) and after a crash (the stream then starts mid-frame).
+// (even with a frame cut in two) and after a crash (the stream may then start mid-frame, and
+// the dead process's journal holds what it had read and not stored).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -109,6 +110,27 @@ describe('reattach', () => {
     await registry.shutdown();
   });
 
+  it('after a crash, stores first what the dead process had read and not stored', async () => {
+    const id = 'f'.repeat(64);
+    const { file, fd } = daemonFifo('f5');
+    // What a process killed between a read and the store's write leaves: the read in its
+    // journal (five whole frames and half of the sixth), gone from the pipe.
+    const attachments = new Attachments(path.join(dataDir, 'attachments'), START_LOGGING);
+    attachments.save({ file, info: info(id) });
+    const frames = lines(10).map(frame);
+    const half = Math.floor(frames[5]!.length / 2);
+    fs.writeFileSync(attachments.prepareJournal(file), Buffer.concat([...frames.slice(0, 5), frames[5]!.subarray(0, half)]));
+    fs.writeSync(fd, Buffer.concat([frames[5]!.subarray(half), ...frames.slice(6)]));
+    const registry = new Registry(dataDir, fifoDir, { requests: START_LOGGING });
+    assert.equal(registry.reattach(), 1);
+    await until('10 lines stored', async () => (await storedLines(registry, id)).length === 10);
+    assert.deepEqual(await storedLines(registry, id), expected(10));
+    // Once stored, the journal holds nothing the next start would store again.
+    assert.equal(fs.readFileSync(attachments.prepareJournal(file)).length, 0);
+    fs.closeSync(fd);
+    await registry.shutdown();
+  });
+
   it('drops attachments whose FIFO is gone or whose record is damaged', () => {
     const attachments = new Attachments(path.join(dataDir, 'attachments'), START_LOGGING);
     attachments.save({ file: path.join(fifoDir, 'gone'), info: info('c'.repeat(64)) });
@@ -124,6 +146,6 @@ describe('reattach', () => {
     const attachments = new Attachments(path.join(dataDir, 'attachments'), START_LOGGING);
     const file = path.join(fifoDir, 'f4');
     attachments.save({ file, info: info('e'.repeat(64)) });
-    assert.deepEqual(attachments.load(), [{ file, info: info('e'.repeat(64)), heldBack: null }]);
+    assert.deepEqual(attachments.load(), [{ file, info: info('e'.repeat(64)) }]);
   });
 });
