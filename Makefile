@@ -161,8 +161,9 @@ bench: check-docker plugin
 	@$(DOCKER) plugin inspect -f '{{.Enabled}}' $(PLUGIN) 2>/dev/null | grep -qx true \
 	  || { echo "make: error: $(PLUGIN) is not installed and enabled; run 'make install' first" >&2; exit 1; }
 	PLUGIN=$(PLUGIN) DISCARD=$(DISCARD) $(NPM) run --silent bench
-	@# Issue 17's controls (filters, redaction, rate limit): cost per line against no control.
-	$(NPM) run --silent bench:controls
+	@# Issue 17's controls (filters, redaction, rate limit): cost per line against no control,
+	@# in process and through the engine (write time against the floor, the plugin's CPU).
+	PLUGIN=$(PLUGIN) DISCARD=$(DISCARD) $(NPM) run --silent bench:controls
 
 bench-footprint: check-docker plugin
 	$(NPM) run --silent bench:footprint

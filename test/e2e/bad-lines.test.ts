@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
-import { changePluginSettings } from './lib/plugin.ts';
+import { changePluginSettings, metricValue } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { FluentReceiver, Rsyslog, makeTlsMaterial, scratchDir, waitUntil } from '../integration/lib/servers.ts';
 
@@ -48,11 +48,7 @@ after(async () => {
   }
 });
 
-async function series(name: string): Promise<number> {
-  const text = await (await fetch(`http://${METRICS_ADDRESS}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.slice(name.length + 1)) : 0;
-}
+const series = (name: string): Promise<number> => metricValue(METRICS_ADDRESS, name);
 
 /** Prints 1..LINES with `bad` (a shell command printing one line) after line LINES/2. */
 async function run(bad: string, opts: Record<string, string>): Promise<string> {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
-import { changePluginSettings } from './lib/plugin.ts';
+import { changePluginSettings, metricValue } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES } from './lib/sequence.ts';
 import { ElasticsearchEndpoint, type StoredDocument } from '../integration/lib/elasticsearch-endpoint.ts';
@@ -96,11 +96,7 @@ function dayIndex(time: string): string {
   return `logstash-${time.slice(0, 10).replaceAll('-', '.')}`;
 }
 
-async function scrape(name: string): Promise<number> {
-  const text = await (await fetch(`http://${METRICS_ADDRESS}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.slice(name.length + 1)) : 0;
-}
+const scrape = (name: string): Promise<number> => metricValue(METRICS_ADDRESS, name);
 const REJECTED = 'logship_backend_lines_rejected_total{backend="elasticsearch",reason="invalid"}';
 
 describe('backend=elasticsearch through the engine', () => {

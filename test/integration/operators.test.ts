@@ -143,10 +143,12 @@ async function query(expr: string): Promise<unknown[]> {
   return body.data.result;
 }
 
-async function lagAlert(): Promise<string | null> {
+/** LogshipBackendLag's state and the backend it names; null when it is neither pending nor firing. */
+async function lagAlert(): Promise<{ state: string; backend: string } | null> {
   const res = await fetch(`${promUrl}/api/v1/alerts`);
-  const body = (await res.json()) as { data: { alerts: { labels: { alertname: string }; state: string }[] } };
-  return body.data.alerts.find((a) => a.labels.alertname === 'LogshipBackendLag')?.state ?? null;
+  const body = (await res.json()) as { data: { alerts: { labels: { alertname: string; backend: string }; state: string }[] } };
+  const alert = body.data.alerts.find((a) => a.labels.alertname === 'LogshipBackendLag');
+  return alert ? { state: alert.state, backend: alert.labels.backend } : null;
 }
 
 describe('status page, dashboard and alerts', () => {
@@ -155,7 +157,7 @@ describe('status page, dashboard and alerts', () => {
     assert.match(out, /SUCCESS: 5 rules found/);
   });
 
-  it('every dashboard query returns series; the lag alert fires with the backend down and clears; the page shows it', async () => {
+  it('every dashboard query returns series; the lag alert fires with the backend down and clears; the page shows it', async (t) => {
     await until('prometheus scrapes the plugin', async () => (await query('up{job="logship"} == 1')).length > 0);
     await until('lines shipped', async () => receiver.lines > 20);
     await sleep(3000); // rate()s need two scrapes with lines in between
@@ -179,20 +181,38 @@ describe('status page, dashboard and alerts', () => {
       assert.match(await row.locator('.lag-seconds').innerText(), /^\d+\.\d$/);
       assert.match(await row.innerText(), /filtered \d+/);
 
+      // The alert below must be the outage's doing: with the backend keeping up it is quiet.
+      assert.equal(await lagAlert(), null, 'LogshipBackendLag quiet while the backend keeps up');
+      assert.equal(await row.locator('.error').innerText(), '', 'no error shown while the backend keeps up');
+
       await receiver.down();
-      await until('the page shows the backend failing with its error', async () => {
+      const downAt = Date.now();
+      // "Within a few seconds": the page polls every 2 s, and the next line's send fails at once.
+      const error = await until('the page shows the backend failing with its error', async () => {
         const text = await row.locator('.error').innerText();
         return text.length > 0 && /s ago: /.test(text) ? text : null;
-      }, 15_000);
+      }, 8_000);
+      t.diagnostic(`error shown ${((Date.now() - downAt) / 1000).toFixed(1)} s after the receiver went down: ${error}`);
+      assert.match(error, /127\.0\.0\.1|ECONNREFUSED|closed|connect/i, 'the error says what failed');
       assert.equal(await row.locator('td.bad').innerText(), 'failing');
-      await page.screenshot({ path: path.join(output, 'status-backend-down.png'), fullPage: true });
-      await until('LogshipBackendLag fires', async () => (await lagAlert()) === 'firing');
+      const down = path.join(output, 'status-backend-down.png');
+      fs.rmSync(down, { force: true });
+      await page.screenshot({ path: down, fullPage: true });
+      assert.ok(fs.statSync(down).size > 0, `the screenshot is in ${output}`);
+      const firing = await until('LogshipBackendLag fires', async () => {
+        const alert = await lagAlert();
+        return alert?.state === 'firing' ? alert : null;
+      });
+      assert.equal(firing.backend, 'syslog', 'the alert names the backend that is down');
       assert.ok(!(await page.content()).includes('s3cret-value'), 'no secret on the page');
 
       await receiver.up();
       await until('LogshipBackendLag clears', async () => (await lagAlert()) === null);
       await until('the page shows the backend ok again', async () => (await row.locator('td.ok').count()) === 1);
-      await page.screenshot({ path: path.join(output, 'status-backend-back.png'), fullPage: true });
+      const back = path.join(output, 'status-backend-back.png');
+      fs.rmSync(back, { force: true });
+      await page.screenshot({ path: back, fullPage: true });
+      assert.ok(fs.statSync(back).size > 0, `the screenshot is in ${output}`);
     } finally {
       await browser.close();
     }

@@ -139,6 +139,17 @@ export async function withPluginSettings<T>(settings: Record<string, string>, fn
 }
 
 /**
+ * One series of the plugin's /metrics at `address` (its METRICS_ADDRESS setting), written as
+ * the text format prints it (`name{label="v",...}`, labels in the order the code gives them);
+ * 0 while the series is absent.
+ */
+export async function metricValue(address: string, series: string): Promise<number> {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/**
  * Reads and discards whatever the daemon writes into the plugin's FIFOs for `ms`, from the
  * host. Only for a failed test: a plugin that does not read its FIFOs leaves the containers
  * writing into them blocked, and the daemon then hangs on them (even `docker rm -f`).
