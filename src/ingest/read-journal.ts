@@ -8,6 +8,8 @@
 // A kill between the store's write and the cut stores that chunk's lines twice: a window of
 // two system calls, against the whole decode-and-store of a chunk before. Writes go to the
 // page cache, like the store's: this guards against the process dying, not the machine.
+// Its cost, two system calls a read: bench/pipeline.ts's ingest of 1,000,000 lines took
+// 0.30-0.32 s of system time against 0.23-0.30 s without, the same CPU in all (~1.1 s).
 import fs from 'node:fs';
 import { RateLimitedWarning } from '../observability/log.ts';
 
