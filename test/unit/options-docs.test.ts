@@ -4,13 +4,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { BACKENDS } from '../../src/backends/index.ts';
-import { SHARED_SCHEMAS } from '../../src/lifecycle/options.ts';
+import { OPTION_TABLES } from '../../src/lifecycle/options.ts';
+import { JSON_OPTIONS } from '../../src/shaping/options.ts';
 import { markedSection, optionTable, overlappingKeys, schemaKeys } from '../../src/options/schema.ts';
 
 const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
 describe('options as a schema', () => {
-  for (const { name, schema } of [...SHARED_SCHEMAS, ...BACKENDS.map((f) => ({ name: f.name, schema: f.options }))].filter((s) => s.schema.length > 0)) {
+  for (const { name, schema } of [...OPTION_TABLES, ...BACKENDS.map((f) => ({ name: f.name, schema: f.options }))].filter((s) => s.schema.length > 0)) {
     it(`README.md's ${name} table is its schema's (npm run docs:options)`, () => {
       const section = markedSection(readme, name);
       assert.ok(section, `no <!-- options:${name} --> markers`);
@@ -19,8 +20,8 @@ describe('options as a schema', () => {
   }
 
   it('no two backends declare the same key, nor a shared log-opt', () => {
-    const shared = ['backend', 'max-size', 'max-file', 'compress', 'tag', 'labels', 'labels-regex', 'env', 'env-regex', 'parse-json', 'mode', 'max-buffer-size'];
-    const schemas = [{ name: 'shared', schema: shared.map((key) => ({ key, type: 'string' as const, doc: key })) }, ...SHARED_SCHEMAS, ...BACKENDS.map((f) => ({ name: f.name, schema: f.options }))];
+    const daemon = ['backend', 'mode', 'max-buffer-size'];
+    const schemas = [{ name: 'daemon', schema: daemon.map((key) => ({ key, type: 'string' as const, doc: key })) }, { name: 'parse-json', schema: JSON_OPTIONS }, ...OPTION_TABLES, ...BACKENDS.map((f) => ({ name: f.name, schema: f.options }))];
     assert.deepEqual(overlappingKeys(schemas), []);
     for (const factory of BACKENDS) assert.ok(schemaKeys(factory.options).every((key) => key === key.toLowerCase()), factory.name);
   });
