@@ -6,16 +6,22 @@ import { describe, it } from 'node:test';
 import { BACKENDS } from '../../src/backends/index.ts';
 import { OPTION_TABLES } from '../../src/lifecycle/options.ts';
 import { JSON_OPTIONS } from '../../src/shaping/options.ts';
-import { markedSection, optionTable, overlappingKeys, schemaKeys } from '../../src/options/schema.ts';
+import { type OptionSchema, markedSection, optionTable, overlappingKeys, schemaKeys } from '../../src/options/schema.ts';
+import { ALL_SETTINGS } from '../../src/settings.ts';
 
 const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
 describe('options as a schema', () => {
-  for (const { name, schema } of [...OPTION_TABLES, ...BACKENDS.map((f) => ({ name: f.name, schema: f.options }))].filter((s) => s.schema.length > 0)) {
+  const tables: { name: string; schema: OptionSchema; what?: string }[] = [
+    ...OPTION_TABLES,
+    ...BACKENDS.map((f) => ({ name: f.name, schema: f.options })),
+    { name: 'settings', schema: ALL_SETTINGS, what: 'setting' },
+  ];
+  for (const { name, schema, what } of tables.filter((s) => s.schema.length > 0)) {
     it(`README.md's ${name} table is its schema's (npm run docs:options)`, () => {
       const section = markedSection(readme, name);
       assert.ok(section, `no <!-- options:${name} --> markers`);
-      assert.equal(readme.slice(section.start, section.end), optionTable(schema) + '\n');
+      assert.equal(readme.slice(section.start, section.end), optionTable(schema, what) + '\n');
     });
   }
 
