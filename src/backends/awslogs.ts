@@ -74,10 +74,10 @@ export const AWSLOGS_OPTIONS = defineOptions([
 
 /** Plugin settings awslogs reads (the SDK reads its credentials' own: AWS_ACCESS_KEY_ID...). */
 export const AWSLOGS_SETTINGS = defineOptions([
-  { key: 'AWS_REGION', type: 'string', doc: 'The region when awslogs-region is not given.' },
-  { key: 'AWS_DEFAULT_REGION', type: 'string', doc: 'The region when neither awslogs-region nor AWS_REGION is given.' },
-  { key: 'AWS_EC2_METADATA_DISABLED', type: 'string', doc: '`true`: never ask EC2 instance metadata for the region.' },
-  { key: 'AWS_EC2_METADATA_SERVICE_ENDPOINT', type: 'string', doc: 'Where EC2 instance metadata answers.' },
+  { key: 'AWS_REGION', type: 'string', doc: 'the region when `awslogs-region` is not given (empty: `AWS_DEFAULT_REGION`, then EC2 instance metadata)' },
+  { key: 'AWS_DEFAULT_REGION', type: 'string', doc: 'the region when neither `awslogs-region` nor `AWS_REGION` is given' },
+  { key: 'AWS_EC2_METADATA_DISABLED', type: 'string', doc: '`true` never asks EC2 instance metadata (`169.254.169.254`) for a region or credentials; for hosts off EC2, where the lookup can only time out' },
+  { key: 'AWS_EC2_METADATA_SERVICE_ENDPOINT', type: 'string', doc: 'where EC2 instance metadata answers (empty: `http://169.254.169.254`), for tests and emulators' },
 ]);
 
 export function configureAwslogs(

@@ -66,9 +66,9 @@ export const ELASTICSEARCH_OPTIONS = defineOptions([
 
 /** Credentials are plugin settings, never log-opts (`docker inspect` shows those). */
 export const ELASTICSEARCH_SETTINGS = defineOptions([
-  { key: CREDENTIAL_SETTINGS.username, type: 'string', doc: 'User for basic auth, with ELASTICSEARCH_PASSWORD.' },
-  { key: CREDENTIAL_SETTINGS.password, type: 'string', secret: true, doc: 'Password of ELASTICSEARCH_USERNAME.' },
-  { key: CREDENTIAL_SETTINGS.apiKey, type: 'string', secret: true, doc: 'An API key (encoded), instead of a user (Elasticsearch only).' },
+  { key: CREDENTIAL_SETTINGS.username, type: 'string', doc: 'user for basic auth, with `ELASTICSEARCH_PASSWORD` (both or neither)' },
+  { key: CREDENTIAL_SETTINGS.password, type: 'string', secret: true, doc: 'password of `ELASTICSEARCH_USERNAME`' },
+  { key: CREDENTIAL_SETTINGS.apiKey, type: 'string', secret: true, doc: 'an Elasticsearch API key (encoded form: base64 of id:key, sent as `Authorization: ApiKey`), instead of basic auth; not for OpenSearch' },
 ]);
 
 export function configureElasticsearch(

@@ -8,16 +8,12 @@
 import type { AnyBackendFactory, BackendFactory, BackendPlan, ProxySettings } from '../delivery/backend.ts';
 import { RATE_LIMIT_OPTIONS, type RateLimit, parseRateLimit, rateLimitFor } from '../delivery/rate-limit.ts';
 import { type OptionSchema, parseOptions, schemaKeys } from '../options/schema.ts';
-import { InvalidOptionError, parseBool, parseCount, parseRamInBytes, parseSize, parseTimerDuration } from '../options/values.ts';
-import { FILTER_OPTIONS, filterFor, parseFilter } from '../shaping/filter.ts';
-import { type GoRegexp, compileGoRegexp, parseGoRegexpOption } from '../shaping/go-regexp.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import { FILTER_OPTIONS, filterFor } from '../shaping/filter.ts';
 import type { LineShaping } from '../shaping/line-shaper.ts';
-import { type MultilineMatcher, type MultilineOptions, datetimeFormatPattern } from '../shaping/multiline.ts';
-import { MULTILINE_PRESETS, type MultilinePreset } from '../shaping/multiline-presets.ts';
-import { REDACT_OPTIONS, parseRedaction } from '../shaping/redact.ts';
-import type { ShapingOptions } from '../shaping/options.ts';
-import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
-import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../store/options.ts';
+import { REDACT_OPTIONS } from '../shaping/redact.ts';
+import { ATTRIBUTE_OPTIONS, MULTILINE_OPTIONS, SHAPING_KEYS as OWN_SHAPING_KEYS, type ShapingOptions, parseShapingOptions } from '../shaping/options.ts';
+import { STORE_OPTIONS, type StoreOptions, parseStoreOptions } from '../store/options.ts';
 
 export interface LogOptions {
   store: StoreOptions;
@@ -42,15 +38,7 @@ export const NO_ENVIRONMENT: BackendEnvironment = Object.freeze({ proxy: { httpP
 // Keys the daemon itself consumes but passes to plugins too (logdriver-protocol.md §6).
 const DAEMON_KEYS = new Set(['mode', 'max-buffer-size', 'cache-disabled']);
 const CACHE_KEYS = ['max-size', 'max-file', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag'];
-const STORE_KEYS = ['max-size', 'max-file', 'compress'];
-const MULTILINE_KEYS = [
-  'multiline-pattern',
-  'datetime-format',
-  'multiline-preset',
-  'multiline-flush-timeout',
-  'multiline-max-lines',
-  'multiline-max-bytes',
-];
+const STORE_KEYS = schemaKeys(STORE_OPTIONS);
 /** The shared log-opts declared as schemas by the stage that owns them (README tables by name). */
 export const SHARED_SCHEMAS: ReadonlyArray<{ name: string; schema: OptionSchema }> = [
   { name: 'filter', schema: FILTER_OPTIONS },
@@ -58,25 +46,16 @@ export const SHARED_SCHEMAS: ReadonlyArray<{ name: string; schema: OptionSchema 
   { name: 'rate-limit', schema: RATE_LIMIT_OPTIONS },
 ];
 const CONTROL_KEYS: readonly string[] = SHARED_SCHEMAS.flatMap((s) => schemaKeys(s.schema));
-const SHAPING_KEYS = ['tag', 'labels', 'labels-regex', 'env', 'env-regex', ...MULTILINE_KEYS, 'parse-json', ...CONTROL_KEYS];
-
-/** Long enough for a trace printed in several writes; short enough that a last line is not held for long. */
-export const DEFAULT_MULTILINE_FLUSH_TIMEOUT_MS = 1000;
-/** A deep Java trace with its causes runs to a few hundred lines. */
-export const DEFAULT_MULTILINE_MAX_LINES = 1000;
-/**
- * 128 KiB holds such a trace and stays under every receiver's per-record limit (CloudWatch
- * 256 KiB, Cloud Logging 256 KB) with room for the record's metadata and for JSON escaping,
- * which writes each '\n' and '\t' of a trace as two bytes.
- */
-export const DEFAULT_MULTILINE_MAX_BYTES = 128 * 1024;
-/** An event is held in memory until it closes: no bigger than the longest line reassembled (1 MiB). */
-export const MAX_MULTILINE_MAX_BYTES = 1024 * 1024;
-/** Every line takes one byte at least, its '\n': more lines than bytes is no limit. */
-export const MAX_MULTILINE_MAX_LINES = MAX_MULTILINE_MAX_BYTES;
+const SHAPING_KEYS = [...OWN_SHAPING_KEYS, ...CONTROL_KEYS];
+/** The README's tables of the log-opts that are no backend's, by name (parse-json's one row is in the overview). */
+export const OPTION_TABLES: ReadonlyArray<{ name: string; schema: OptionSchema }> = [
+  { name: 'store', schema: STORE_OPTIONS },
+  { name: 'attributes', schema: ATTRIBUTE_OPTIONS },
+  { name: 'multiline', schema: MULTILINE_OPTIONS },
+  ...SHARED_SCHEMAS,
+];
 
 const DRIVER = 'logship';
-export const DEFAULT_TAG = '{{.ID}}';
 
 export function parseLogOptions(
   config: Record<string, string> | null | undefined,
@@ -103,7 +82,8 @@ export function parseLogOptions(
     throw new InvalidOptionError(`unknown log opt '${key}' for ${DRIVER} log driver (accepted: ${accepted.join(', ')})`);
   }
   const names = selected.map((f) => f.name);
-  const shaping = parseShapingOptions(opts, names);
+  const shaping = parseShapingOptions(opts);
+  checkSelected('filter-backends', shaping.filter?.backends ?? null, names, opts['filter-backends']);
   const rateLimit = parseRateLimit(opts);
   checkSelected('rate-limit-backends', rateLimit?.backends ?? null, names, opts['rate-limit-backends']);
   return {
@@ -174,103 +154,3 @@ function checkSelected(key: string, names: ReadonlySet<string> | null, selected:
     }
   }
 }
-
-function parseShapingOptions(opts: Record<string, string>, selected: readonly string[]): ShapingOptions {
-  let tag: TagTemplate;
-  try {
-    // Docker treats an empty tag as unset.
-    tag = compileTag(opts.tag || DEFAULT_TAG);
-  } catch (err) {
-    if (!(err instanceof TemplateError)) throw err;
-    throw new InvalidOptionError(`invalid value '${opts.tag}' for log opt 'tag': ${err.message}`);
-  }
-  const filter = parseFilter(opts);
-  checkSelected('filter-backends', filter?.backends ?? null, selected, opts['filter-backends']);
-  return {
-    tag,
-    tagSet: Boolean(opts.tag),
-    tagEmpty: opts.tag === '',
-    attributes: {
-      labels: listOption(opts.labels),
-      labelsRegex: regexOption('labels-regex', opts['labels-regex']),
-      env: listOption(opts.env),
-      envRegex: regexOption('env-regex', opts['env-regex']),
-    },
-    multiline: parseMultilineOptions(opts),
-    parseJson: opts['parse-json'] ? parseBool('parse-json', opts['parse-json']) : false,
-    filter,
-    redaction: parseRedaction(opts),
-  };
-}
-
-function parseMultilineOptions(opts: Record<string, string>): MultilineOptions | null {
-  // Empty values count as unset, as Docker treats awslogs-multiline-pattern.
-  const set = MULTILINE_KEYS.filter((key) => opts[key]);
-  const matchers = set.filter((key) => key === 'multiline-pattern' || key === 'datetime-format' || key === 'multiline-preset');
-  if (matchers.length > 1) {
-    throw new InvalidOptionError(`log opts '${matchers[0]}' and '${matchers[1]}' cannot both be set: choose one way to find the first line of an event`);
-  }
-  if (matchers.length === 0) {
-    if (set.length === 0) return null;
-    throw new InvalidOptionError(
-      `log opt '${set[0]}' needs one of 'multiline-pattern', 'datetime-format' or 'multiline-preset' (it only tunes how lines are joined into events)`,
-    );
-  }
-  const flushTimeout = opts['multiline-flush-timeout'];
-  const flushTimeoutMs = flushTimeout ? parseTimerDuration('multiline-flush-timeout', flushTimeout, 1) : DEFAULT_MULTILINE_FLUSH_TIMEOUT_MS;
-  return {
-    matcher: parseMultilineMatcher(matchers[0]!, opts[matchers[0]!]!),
-    flushTimeoutMs,
-    maxLines: opts['multiline-max-lines'] ? parseLineCount('multiline-max-lines', opts['multiline-max-lines']) : DEFAULT_MULTILINE_MAX_LINES,
-    maxBytes: opts['multiline-max-bytes']
-      ? parseRamInBytes('multiline-max-bytes', opts['multiline-max-bytes'], MAX_MULTILINE_MAX_BYTES)
-      : DEFAULT_MULTILINE_MAX_BYTES,
-  };
-}
-
-function parseMultilineMatcher(key: string, value: string): MultilineMatcher {
-  if (key === 'multiline-preset') {
-    if (!(MULTILINE_PRESETS as readonly string[]).includes(value)) {
-      throw new InvalidOptionError(`invalid value '${value}' for log opt 'multiline-preset': expected ${MULTILINE_PRESETS.join(', ')}`);
-    }
-    return { kind: 'preset', preset: value as MultilinePreset };
-  }
-  try {
-    return { kind: 'first-line', pattern: key === 'datetime-format' ? datetimeFormatPattern(value) : compileGoRegexp(value) };
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    const accepted = key === 'datetime-format' ? 'expected a strftime format such as %Y-%m-%d %H:%M:%S' : `expected a Go regular expression (RE2 syntax)`;
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': ${err.message}; ${accepted}`);
-  }
-}
-
-function parseLineCount(key: string, value: string): number {
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_MULTILINE_MAX_LINES) {
-    throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected a whole number of lines from 1 to ${MAX_MULTILINE_MAX_LINES}`);
-  }
-  return n;
-}
-
-// As moby splits it: on ',' only, with no trimming.
-function listOption(value: string | undefined): string[] {
-  return value ? value.split(',') : [];
-}
-
-function regexOption(key: string, value: string | undefined): GoRegexp | null {
-  return value ? parseGoRegexpOption(value, key) : null;
-}
-
-function parseStoreOptions(opts: Record<string, string>): StoreOptions {
-  const store = { ...DEFAULT_STORE_OPTIONS };
-  if (opts['max-size'] !== undefined) store.maxSizeBytes = parseSize('max-size', opts['max-size']);
-  if (opts['max-file'] !== undefined) store.maxFiles = parseCount('max-file', opts['max-file']);
-  if (opts.compress !== undefined) store.compress = parseBool('compress', opts.compress);
-  if (store.maxFiles === 1 && opts.compress !== undefined && store.compress) {
-    throw new InvalidOptionError(
-      `log opt 'compress' cannot be true when 'max-file' is 1: there are no rotated files to compress`,
-    );
-  }
-  return store;
-}
-

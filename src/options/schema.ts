@@ -152,17 +152,17 @@ function humanBinary(n: number): string {
 }
 
 /**
- * The README table of a schema (Markdown; `|` in a cell escaped): the option, its default
- * (`defaultDoc`, else the literal default), and its doc.
+ * The README table of a schema (Markdown; `|` in a cell escaped): the option (headed `what`),
+ * its default (`defaultDoc`, else the literal default), and its doc.
  */
-export function optionTable(schema: OptionSchema): string {
+export function optionTable(schema: OptionSchema, what = 'option'): string {
   const cell = (text: string): string => text.replaceAll('|', '\\|');
   const rows = schema.map((spec) => {
     const def = spec.defaultDoc ?? (spec.default === undefined ? (spec.required ? 'required' : 'none') : spec.default === '' ? 'empty' : `\`${spec.default}\``);
     const doc = spec.secret ? `${spec.doc} (a secret: never logged, never quoted in an error)` : spec.doc;
     return `| \`${spec.key}\` | ${cell(def)} | ${cell(doc)} |`;
   });
-  return ['| option | default | meaning |', '|---|---|---|', ...rows].join('\n');
+  return [`| ${what} | default | meaning |`, '|---|---|---|', ...rows].join('\n');
 }
 
 /** The README between `<!-- options:NAME -->` and `<!-- /options:NAME -->`, or null without markers. */

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { RateLimitedWarning, log } from '../observability/log.ts';
 import { bytesFreed, segmentsEvicted, storesRemoved } from '../observability/metrics.ts';
-import { STORE_DIR_MODE, STORE_FILE_MODE, type SegmentInfo, readManifest } from './segments.ts';
+import { STORE_DIR_MODE, STORE_FILE_MODE, type SegmentInfo, namesIn, readManifest } from './segments.ts';
 
 export interface StoreLimits {
   /** 0 = keep forever. */
@@ -180,15 +180,8 @@ export class StoreJanitor {
 
 /** Every store folder with its size on disk, its last change and its rotated segments. */
 function scanStores(containersDir: string): StoreOnDisk[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(containersDir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
   const stores: StoreOnDisk[] = [];
-  for (const id of names) {
+  for (const id of namesIn(containersDir)) {
     if (!STORE_DIR.test(id)) continue;
     const dir = path.join(containersDir, id);
     try {
@@ -223,14 +216,7 @@ export function tightenModes(containersDir: string): number {
   if (!top?.isDirectory() || (top.mode & 0o7777 & ~STORE_DIR_MODE) === 0) return 0;
   let changed = 0;
   const walk = (dir: string, depth: number): void => {
-    let names: string[];
-    try {
-      names = fs.readdirSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // removed meanwhile (retention)
-      throw err;
-    }
-    for (const name of names) {
+    for (const name of namesIn(dir)) { // none if removed meanwhile (retention)
       const entry = path.join(dir, name);
       const st = fs.lstatSync(entry, { throwIfNoEntry: false });
       if (!st || st.isSymbolicLink()) continue; // chmod would follow it out of the store

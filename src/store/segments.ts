@@ -121,17 +121,20 @@ export interface SegmentFile {
   compressed: boolean;
 }
 
-/** Segment files present in the folder, by seq; a seq present both ways is listed twice. */
-export function listSegmentFiles(dir: string): SegmentFile[] {
-  let names: string[];
+/** The names in a folder; none when it is gone (a store removed meanwhile, or never made). */
+export function namesIn(dir: string): string[] {
   try {
-    names = fs.readdirSync(dir);
+    return fs.readdirSync(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
+}
+
+/** Segment files present in the folder, by seq; a seq present both ways is listed twice. */
+export function listSegmentFiles(dir: string): SegmentFile[] {
   const files: SegmentFile[] = [];
-  for (const name of names) {
+  for (const name of namesIn(dir)) {
     const m = SEGMENT_FILE.exec(name);
     if (m) files.push({ seq: Number(m[1]), compressed: m[2] !== undefined });
   }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { BackendPlan } from '../../src/delivery/backend.ts';
 import type { Clock } from '../../src/delivery/clock.ts';
@@ -64,6 +64,31 @@ async function within<T>(promise: Promise<T>, what: () => string): Promise<T> {
     return await Promise.race([promise, timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * Moves the fake clock to the engine's next sleep (a backoff, the batch delay) and fires it,
+ * once the store's I/O due has run: a backend that fails at once would otherwise retry in
+ * microtasks only, and starve it.
+ */
+async function advanceToNextSleep(clock: FakeClock): Promise<void> {
+  await setImmediate();
+  clock.advance((await clock.nextSleep()) - clock.now());
+}
+
+/** Fires each sleep the engine starts until `until` settles: the engine waits no real time. */
+async function advanceUntil(clock: FakeClock, until: Promise<unknown>): Promise<void> {
+  let over = false;
+  const settled = until.then(() => {
+    over = true;
+    return null;
+  });
+  while (!over) {
+    await setImmediate();
+    // A loop that always has a sleep due (a backoff) would win every race: `over` ends it.
+    const at = await Promise.race([clock.nextSleep(), settled]);
+    if (at !== null && !over) clock.advance(at - clock.now());
   }
 }
 
@@ -140,18 +165,19 @@ describe('delivery engine', () => {
   it('waits out a receiver that is down, without holding up another backend', async () => {
     const store = openStore();
     store.attachProducer();
+    const clock = new FakeClock();
     const down = new MemoryBackend();
     down.down = true;
     const up = new MemoryBackend();
-    const a = ship(store, planFor(down, 'down'));
-    const b = ship(store, planFor(up, 'up'));
+    const a = ship(store, planFor(down, 'down'), clock);
+    const b = ship(store, planFor(up, 'up'), clock);
     append(store, lines(50));
-    await up.received(50);
     // The two loops run independently: `up` may be done before `down` has tried at all.
-    while (down.attempts < 2) await sleep(5);
+    await advanceUntil(clock, up.received(50));
+    while (down.attempts < 2) await advanceToNextSleep(clock);
     assert.equal(down.lines.length, 0);
     down.down = false;
-    await down.received(50);
+    await advanceUntil(clock, down.received(50));
     store.detachProducer();
     await Promise.all([a.done, b.done]);
     assert.deepEqual(down.lines, numbered(1, 50));
@@ -205,12 +231,14 @@ describe('delivery engine', () => {
     backend.down = true;
     const dropped = async () => (await backendDropped.get()).values.find((v) => v.labels.backend === 'evict' && v.labels.reason === 'evicted')?.value ?? 0;
     const before = await dropped();
-    const shipper = ship(store, planFor(backend, 'evict', 5));
+    const clock = new FakeClock();
+    const shipper = ship(store, planFor(backend, 'evict', 5), clock);
     append(store, lines(200), 1);
-    await new Promise((r) => setTimeout(r, 20));
+    // A send fails while the store, full, evicts what was not shipped.
+    while (backend.attempts < 1) await advanceToNextSleep(clock);
     backend.down = false;
     store.detachProducer();
-    await shipper.done;
+    await advanceUntil(clock, shipper.done);
     const shipped = backend.lines;
     assert.ok(shipped.length > 0 && shipped.length < 200, `${shipped.length} shipped`);
     // What shipped is in order and ends with the last line; with the evicted ones it is all 200.

@@ -54,6 +54,15 @@ export class FakeClock implements Clock {
     while (!this.timers.some((t) => t.at === at)) await new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
+  /** The due time of the soonest sleep, once the engine is in one (a backoff, the batch delay). */
+  async nextSleep(): Promise<number> {
+    for (;;) {
+      const due = this.timers.filter((t) => t.kind === 'sleep').map((t) => t.at);
+      if (due.length > 0) return Math.min(...due);
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
   /** Moves time on by `ms`, firing every timer due on the way, in order. */
   advance(ms: number): void {
     const until = this.time + ms;

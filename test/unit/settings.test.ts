@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { InvalidSettingError, dropEmptySettings, parseQuota, parseRetention, settingsFromEnv } from '../../src/settings.ts';
+import { ALL_SETTINGS, InvalidSettingError, dropEmptySettings, parseQuota, parseRetention, settingsFromEnv } from '../../src/settings.ts';
 
 describe('settings', () => {
   it('take an empty setting for unset (docker plugin set cannot unset one)', () => {
@@ -41,5 +42,14 @@ describe('settings', () => {
     assert.equal(s.retentionMs, 7_200_000);
     assert.equal(s.diskQuotaBytes, 1_000_000_000);
     assert.throws(() => settingsFromEnv({ DISK_QUOTA: 'big' }), /DISK_QUOTA/);
+  });
+
+  it("config.json's settable env is the settings' schemas: the same names, each with its default", () => {
+    const config = JSON.parse(fs.readFileSync(new URL('../../config.json', import.meta.url), 'utf8')) as { env: { name: string; value: string; settable?: string[] }[] };
+    const settable = config.env.filter((e) => e.settable?.includes('value'));
+    assert.deepEqual(settable.map((e) => e.name).sort(), ALL_SETTINGS.map((s) => s.key).sort());
+    for (const e of settable) assert.equal(e.value, ALL_SETTINGS.find((s) => s.key === e.name)!.default ?? '', e.name);
+    // The rest is fixed for the plugin's process, never a setting.
+    assert.deepEqual(config.env.filter((e) => !e.settable).map((e) => e.name), ['GLIBC_TUNABLES']);
   });
 });

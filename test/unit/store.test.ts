@@ -38,6 +38,21 @@ async function read(store: ContainerStore, req: Partial<ReadRequest> = {}, signa
   return out;
 }
 
+/**
+ * Resolves when a follower of `store` next waits for a change: it has read all it will
+ * from what it saw, so what is appended after that is new to it.
+ */
+function followerWaits(store: ContainerStore): Promise<void> {
+  const nextChange = store.nextChange;
+  return new Promise((resolve) => {
+    store.nextChange = (seen, signal) => {
+      store.nextChange = nextChange;
+      resolve();
+      return nextChange.call(store, seen, signal);
+    };
+  });
+}
+
 const text = (entries: LogEntry[]) => entries.map((e) => e.line.toString());
 const numbered = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `line ${from + i}`);
 
@@ -221,10 +236,11 @@ describe('store: follow', () => {
     const store = openStore({ maxSizeBytes: 600, maxFiles: 100, compress: true });
     store.attachProducer();
     store.append(batch(lines(10)));
-    await new Promise((r) => setTimeout(r, 20)); // let the writer open
+    let waits = followerWaits(store);
     const reading = read(store, { follow: true, tail: 2 });
     for (let i = 0; i < 20; i++) {
-      await new Promise((r) => setTimeout(r, 2));
+      await waits; // caught up: each append is new to it, and some rotate under it
+      waits = followerWaits(store);
       store.append(batch(lines(10, T0 + BigInt(i + 1) * 1_000_000n, 11 + i * 10)));
     }
     store.detachProducer();
@@ -237,11 +253,10 @@ describe('store: follow', () => {
     const store = openStore({ maxSizeBytes: 1_000_000, maxFiles: 2, compress: true });
     store.attachProducer();
     store.append(batch(lines(5)));
-    await new Promise((r) => setTimeout(r, 20));
+    const waits = followerWaits(store);
     const reading = read(store, { follow: true, tail: 0 });
-    await new Promise((r) => setTimeout(r, 5));
+    await waits; // its tail window is cut: lines 1-5 are history it skipped
     store.append(batch(lines(2, T0 + 1_000_000n, 6)));
-    await new Promise((r) => setTimeout(r, 5));
     store.detachProducer();
     assert.deepEqual(text(await reading), ['line 6', 'line 7']);
     await store.close();
@@ -251,8 +266,9 @@ describe('store: follow', () => {
     const store = openStore({ maxSizeBytes: 1_000_000, maxFiles: 2, compress: true });
     store.attachProducer();
     const abort = new AbortController();
+    const waits = followerWaits(store);
     const reading = read(store, { follow: true }, abort.signal);
-    await new Promise((r) => setTimeout(r, 10));
+    await waits;
     abort.abort();
     assert.deepEqual(await reading, []);
     store.detachProducer();
