@@ -17,12 +17,13 @@ import { ReadJournal } from './read-journal.ts';
 /** Where the frames go: the container's store (declared here so ingest does not reach up into it). */
 export interface FrameSink {
   /**
-   * Settles once appends are written (or dropped and counted) before append returns: the
-   * store's files are open, or cannot be.
+   * A batch is only valid during the call: a sink that keeps it for later copies it. True
+   * when the sink is done with it on return (written, or dropped and counted); else a
+   * promise that settles when it is (a store still opening its files keeps it meanwhile).
    */
+  append(batch: FrameBatch): true | Promise<void>;
+  /** Settles once appends are done with on return: the store's files are open, or cannot be. */
   ready(): Promise<void>;
-  /** A batch is only valid during the call: a sink that keeps it for later copies it. */
-  append(batch: FrameBatch): void;
   /** A producer writes into the sink from construction until it finishes. */
   attachProducer(): void;
   detachProducer(): void;
@@ -66,6 +67,8 @@ export class FifoPump {
   /** Null until the store is ready, and after an abort that came first. */
   private fifo: net.Socket | null = null;
   private aborted = false;
+  /** Appends made, so that a deferred cut of the journal knows whether it is the last. */
+  private appends = 0;
 
   /**
    * Opens the FIFO at once (throws if it cannot) and reads it once the store is ready.
@@ -88,9 +91,12 @@ export class FifoPump {
     const { journal, leftover } = ReadJournal.open(journalPath, resuming);
     this.journal = journal;
     store.attachProducer();
-    // Nothing is read before the store can write it on the spot: a read held in memory
-    // meanwhile would be in no file but the journal, with its cut put off.
-    this.finished = store.ready().then(() => this.read(fd, resuming, leftover));
+    // A resumed stream has a full pipe waiting: it is read only once the store writes on the
+    // spot, so each read is cut from the journal as soon as it is stored. A new one reads at
+    // once (a StartLogging for `docker logs` writes nothing, and must not open the store's
+    // files): its first reads wait for the files with the journal uncut, so a kill while
+    // they are written stores those again.
+    this.finished = (resuming ? store.ready() : Promise.resolve()).then(() => this.read(fd, resuming, leftover));
   }
 
   private read(fd: number, resuming: boolean, leftover: Buffer): Promise<Ending> {
@@ -149,9 +155,17 @@ export class FifoPump {
       corruptWarning.warn({ container: this.containerId, reason: 'frame length out of range', skippedBytes });
     }
     if (masked !== null) rewrite(batch, masked);
-    this.store.append(batch);
-    // Without a whole frame the journal already ends as the deframer does.
-    if (starts.length > 0) this.journal.stored(this.deframer.heldBack());
+    const stored = this.store.append(batch);
+    if (starts.length === 0) return; // the journal already ends as the deframer does
+    const append = ++this.appends;
+    if (stored === true) this.journal.stored(this.deframer.heldBack());
+    else {
+      // Settles after the turn that writes every batch queued so far: only the last
+      // append's settling may cut, or it would cut reads still waiting.
+      void stored.then(() => {
+        if (append === this.appends) this.journal.stored(this.deframer.heldBack());
+      });
+    }
   }
 
   private finish(ending: Ending): void {

@@ -102,17 +102,20 @@ export class ContainerStore implements StoreView {
 
   /**
    * Never blocks and never throws: what cannot be written is counted as dropped. The batch's
-   * bytes may be reused once this returns (they are the FIFO reader's buffer). Before
-   * ready() has settled, the batch may wait in memory for the files to open.
+   * bytes may be reused once this returns (they are the FIFO reader's buffer). True when it
+   * is written (or dropped) on return; while the files open it waits in memory, and the
+   * promise settles once it is written.
    */
-  append(batch: FrameBatch): void {
-    if (batch.length === 0) return;
+  append(batch: FrameBatch): true | Promise<void> {
+    if (batch.length === 0) return true;
     if (this.writer) {
       this.write(batch);
-      return;
+      return true;
     }
     this.waiting.push(batch.copy());
+    const written = new Promise<void>((resolve) => this.waiting.push(() => resolve()));
     void this.openWriter();
+    return written;
   }
 
   /** Settles once the store's files are open (appends are then written as they are made), or cannot be. */

@@ -2,6 +2,8 @@
 // before the store's write of a chunk it has taken out of the pipe, and just after it. The
 // next process must store every line in order: the first kind loses nothing and repeats
 // nothing, the second may store the chunk of the kill twice (read-journal.ts), never lose it.
+// The first process is killed at its first write (a kill at a later one of the writes that
+// follow a new stream's store opening would repeat the earlier ones: see FifoPump).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
