@@ -322,6 +322,8 @@ export class KafkaBackend implements Backend {
   private producer: RecordProducer | null = null;
   /** Keyless records: the partition of the next send (the library takes it modulo the partitions). */
   private nextPartition = randomInt(1 << 20);
+  /** Keyed records: the key's hash, Java's murmur2, so Java clients and Kafka Streams pick the same partition. */
+  private keyPartition: number | undefined;
 
   constructor(config: KafkaConfig, container: ContainerContext) {
     this.config = config;
@@ -362,7 +364,10 @@ export class KafkaBackend implements Backend {
     if (signal.aborted) throw abortError(signal);
     const producer = await this.connect();
     const { topic, key } = this.encoder;
-    const messages = records.map((r) => ({ topic, value: r.value, headers: r.headers, timestamp: r.timestamp, ...(key === undefined ? {} : { key }), ...(partition === undefined ? {} : { partition }) }));
+    // The library takes a partition modulo the topic's partitions, as it does its partitioner's
+    // hash: the key's hash is computed once, not per record.
+    const chosen = partition ?? this.keyPartition!;
+    const messages = records.map((r) => ({ topic, value: r.value, headers: r.headers, timestamp: r.timestamp, partition: chosen, ...(key === undefined ? {} : { key }) }));
     const sent = producer.send({ messages, ...(this.config.acks === '1' ? { acks: 1 } : {}) });
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
@@ -389,12 +394,11 @@ export class KafkaBackend implements Backend {
     if (this.producer) return this.producer;
     const { Producer, compatibilityPartitioner } = await loadLibrary();
     const { config } = this;
+    if (this.encoder.key !== undefined) this.keyPartition = compatibilityPartitioner({ topic: this.encoder.topic }, this.encoder.key);
     const options: ProducerOptions<Buffer, Buffer, Buffer, Buffer> = {
       clientId: config.clientId,
       bootstrapBrokers: config.brokers,
       compression: config.compression,
-      // Java's murmur2: a key lands in the partition Java clients (and Kafka Streams) pick for it.
-      partitioner: compatibilityPartitioner,
       autocreateTopics: true,
       retries: LIBRARY_RETRIES,
       retryDelay: LIBRARY_RETRY_DELAY_MS,
