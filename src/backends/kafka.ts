@@ -161,6 +161,7 @@ function executeTemplate(template: TagTemplate, key: string, container: Containe
 
 export interface KafkaRecord {
   value: Buffer;
+  /** Shared between records: never changed (the library's type takes a Map). */
   headers: Map<Buffer, Buffer>;
   timestamp: bigint;
   /** Key, value and headers, as counted against kafka-message-max-bytes. */
@@ -177,9 +178,12 @@ export class KafkaEncoder {
   readonly topic: string;
   readonly key: Buffer | undefined;
   private readonly format: 'json' | 'raw';
-  /** container_id, container_name and the attributes as headers; `source` is added per line. */
-  private readonly fixedHeaders: ReadonlyArray<readonly [Buffer, Buffer]>;
-  private readonly fixedHeaderBytes: number;
+  /**
+   * The headers of a stdout line and of a stderr line: container_id, container_name, the
+   * attributes and `source`. One map each, shared by the records (the library only reads them).
+   */
+  private readonly headers: Readonly<Record<'stdout' | 'stderr', Map<Buffer, Buffer>>>;
+  private readonly headerBytes: number;
   /** `,"container_id":…,…attributes}` after the line's own fields, as fluentd's record. */
   private readonly jsonTail: string;
   /** An attribute named `source` or `log` replaces that field, as in the fluentd driver's map. */
@@ -208,15 +212,17 @@ export class KafkaEncoder {
       ['container_name', container.name],
     ]);
     for (const [k, v] of container.attributes) if (k !== 'source') headers.set(k, v);
-    this.fixedHeaders = [...headers].map(([k, v]) => [utf8(k), utf8(v)] as const);
-    this.fixedHeaderBytes = this.fixedHeaders.reduce((n, [k, v]) => n + k.length + v.length, 0) + SOURCE_HEADER.length + 'stdout'.length;
+    const fixed = [...headers].map(([k, v]) => [utf8(k), utf8(v)] as const);
+    this.headers = {
+      stdout: new Map([...fixed, [SOURCE_HEADER, SOURCES.stdout]]),
+      stderr: new Map([...fixed, [SOURCE_HEADER, SOURCES.stderr]]),
+    };
+    this.headerBytes = fixed.reduce((n, [k, v]) => n + k.length + v.length, 0) + SOURCE_HEADER.length + 'stdout'.length;
   }
 
   encode(line: OutgoingLine): KafkaRecord {
     const value = this.format === 'raw' ? line.line : utf8(this.json(line));
-    const headers = new Map<Buffer, Buffer>(this.fixedHeaders);
-    headers.set(SOURCE_HEADER, SOURCES[line.source]);
-    return { value, headers, timestamp: line.timeNano / 1_000_000n, size: value.length + (this.key?.length ?? 0) + this.fixedHeaderBytes };
+    return { value, headers: this.headers[line.source], timestamp: line.timeNano / 1_000_000n, size: value.length + (this.key?.length ?? 0) + this.headerBytes };
   }
 
   /** The fluentd driver's record: `source` and `log`, partial metadata, parse-json's keys, then the container's fields. */

@@ -429,16 +429,22 @@ const running = new Set<Engine>();
 }
 
 // kafka, the idempotent producer to librdkafka's mock cluster (kcat) behind the test's proxy,
-// which takes the brokers away and answers for a broker that refuses the topic.
+// which takes the brokers away and plays the brokers' SASL/PLAIN listener.
 {
   let mock: KafkaMock;
   const topic = (ctx: ContainerContext): string => `conformance-${ctx.id.slice(0, 12)}`;
+  const RIGHT = { KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'logship', KAFKA_SASL_PASSWORD: 'conformance-kafka-secret' };
   harnesses.kafka = {
     async start() {
+      Object.assign(process.env, RIGHT);
       mock = new KafkaMock(path.join(dir, 'kafka'));
       await mock.start();
+      mock.proxy.sasl = { username: RIGHT.KAFKA_SASL_USERNAME, password: RIGHT.KAFKA_SASL_PASSWORD };
     },
-    stop: () => mock.stop(),
+    async stop() {
+      await mock.stop();
+      for (const name of Object.keys(RIGHT)) delete process.env[name];
+    },
     down: () => mock.proxy.downAll(),
     up: () => mock.proxy.upAll(),
     opts: (ctx) => ({ 'kafka-brokers': mock.bootstrap, 'kafka-topic': topic(ctx), 'kafka-message-max-bytes': '100k' }),
@@ -453,10 +459,10 @@ const running = new Set<Engine>();
     }),
     partial: { none: 'every send goes to one partition, whose leader takes the record batch whole or refuses it' },
     misconfigured: {
-      // The topic's ACL, missing until the operator grants it: TOPIC_AUTHORIZATION_FAILED.
-      wrong: () => void (mock.proxy.refuseProduce = () => 29),
-      right: () => void (mock.proxy.refuseProduce = null),
-      secrets: [],
+      // The SASL password rotated on the cluster: the operator sets the new one in the plugin settings.
+      wrong: () => void (process.env.KAFKA_SASL_PASSWORD = 'wrong-kafka-secret-value'),
+      right: () => void Object.assign(process.env, RIGHT),
+      secrets: ['wrong-kafka-secret-value', RIGHT.KAFKA_SASL_PASSWORD],
     },
   };
 }

@@ -216,6 +216,33 @@ describe('kafka to the mock cluster', () => {
     assert.equal((await consumed(topic, 3)).length, 3);
   });
 
+  it('SASL/PLAIN from the plugin settings: authenticated on every connection, delivered; a wrong password retried (transient), never quoted', async () => {
+    const topic = topicName('sasl');
+    const settings = (password: string) => ({
+      proxy: { httpProxy: '', httpsProxy: '', noProxy: '' },
+      env: { KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'logship', KAFKA_SASL_PASSWORD: password },
+    });
+    const make = (password: string) => new KafkaBackend(configureBackend(kafkaFactory, { 'kafka-brokers': mock.bootstrap, 'kafka-topic': topic }, settings(password)), newContext());
+    mock.proxy.sasl = { username: 'logship', password: 'sasl-right-secret' };
+    try {
+      const wrong = make('sasl-wrong-secret');
+      await assert.rejects(wrong.send(lines('s', 3), signal()), (err: unknown) => {
+        assert.ok(isTransient(err), String(err));
+        assert.ok(!String((err as Error).message).includes('sasl-wrong-secret'), (err as Error).message);
+        return true;
+      });
+      await wrong.close();
+      assert.ok(mock.proxy.saslFailures > 0, 'the broker refused the password');
+      const right = make('sasl-right-secret');
+      assert.deepEqual(await right.send(lines('s', 3), signal()), {});
+      await right.close();
+      assert.ok(mock.proxy.saslLogins.includes('logship'));
+    } finally {
+      mock.proxy.sasl = null;
+    }
+    assert.equal((await consumed(topic, 3)).length, 3);
+  });
+
   it("the partition's leader gone for 10 s while 100,000 lines are written: all arrive, in order; copies counted", async () => {
     const topic = topicName('outage');
     const ctx = newContext();

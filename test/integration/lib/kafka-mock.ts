@@ -2,6 +2,7 @@
 // protocol: ApiVersions, Metadata, InitProducerId, idempotent Produce, Fetch), read back with
 // `kcat -C -f`, behind a TCP proxy the test controls so a broker can go away and come back
 // with what it had (the mock keeps its records in its own memory: stopping it loses them).
+// The mock has no SASL: the proxy plays a broker's PLAIN listener when a test asks.
 //
 // The mock keeps about 5 MB per partition (older record batches are trimmed): a test that
 // reads back many lines keeps them short, compressed, or checks offsets.
@@ -117,6 +118,15 @@ export class KafkaProxy {
   refuseProduce: ((batchBytes: number[]) => number | null) | null = null;
   /** Produce requests answered with a refusal. */
   refusedProduces = 0;
+  /**
+   * SASL/PLAIN, which the mock has not: with it set, the proxy answers SaslHandshake and
+   * SaslAuthenticate itself, as a broker with a PLAIN listener does, and closes a connection
+   * that sends anything else (but ApiVersions) before it authenticated.
+   */
+  sasl: { username: string; password: string } | null = null;
+  /** Users that authenticated, and attempts refused. */
+  readonly saslLogins: string[] = [];
+  saslFailures = 0;
   /** Versions of each API the client used (by API key), to tell what a test covered. */
   readonly versions = new Map<number, Set<number>>();
 
@@ -167,11 +177,19 @@ export class KafkaProxy {
       upstream.on('error', close).on('close', close);
       // Which requests were Metadata (by correlation id), and at what version.
       const metadata = new Map<number, number>();
+      let authenticated = false;
       frames(client, (frame) => {
         const apiKey = frame.readInt16BE(4);
         const version = frame.readInt16BE(6);
         if (!this.versions.has(apiKey)) this.versions.set(apiKey, new Set());
         this.versions.get(apiKey)!.add(version);
+        if (this.sasl && !authenticated && apiKey !== API_VERSIONS) {
+          const answer = apiKey === SASL_HANDSHAKE || apiKey === SASL_AUTHENTICATE ? this.saslAnswer(frame) : null;
+          if (answer === null) return close();
+          authenticated = answer.authenticated;
+          client.write(answer.frame);
+          return;
+        }
         if (apiKey === METADATA) metadata.set(frame.readInt32BE(8), version);
         if (apiKey === PRODUCE && this.refuseProduce) {
           const refusal = produceRefusal(frame, this.refuseProduce);
@@ -205,6 +223,39 @@ export class KafkaProxy {
     for (let i = 1; i <= this.targets.length; i++) await this.up(i);
   }
 
+  /** A broker's answer to SaslHandshake v1 (PLAIN only) or SaslAuthenticate v2 (PLAIN's `\0user\0password`). */
+  private saslAnswer(frame: Buffer): { frame: Buffer; authenticated: boolean } | null {
+    const apiKey = frame.readInt16BE(4);
+    const version = frame.readInt16BE(6);
+    const correlationId = frame.readInt32BE(8);
+    const r = new Reader(frame, 12);
+    r.skipString(false); // client_id
+    const w = new Writer();
+    w.int32(correlationId);
+    if (apiKey === SASL_HANDSHAKE && version === 1) {
+      const mechanism = r.string(false);
+      w.int16(mechanism === 'PLAIN' ? 0 : 33); // UNSUPPORTED_SASL_MECHANISM
+      w.count(1, false);
+      w.string('PLAIN', false);
+      return { frame: w.frame(), authenticated: false };
+    }
+    if (apiKey !== SASL_AUTHENTICATE || version !== 2) return null;
+    r.skipTaggedFields();
+    const length = r.uvarint() - 1;
+    const [, username, password] = frame.toString('utf8', r.pos, r.pos + length).split('\0');
+    const ok = username === this.sasl!.username && password === this.sasl!.password;
+    if (ok) this.saslLogins.push(username!);
+    else this.saslFailures++;
+    w.uvarint(0);
+    w.int16(ok ? 0 : 58); // SASL_AUTHENTICATION_FAILED
+    if (ok) w.nullString(true);
+    else w.string('Authentication failed: Invalid username or password', true);
+    w.uvarint(1); // auth_bytes: empty
+    w.int64(0n); // session_lifetime_ms
+    w.uvarint(0);
+    return { frame: w.frame(), authenticated: ok };
+  }
+
   /** The brokers of a Metadata answer (any version) made to name the proxy's ports, in place. */
   private rewriteBrokers(frame: Buffer, version: number): void {
     const flexible = version >= 9;
@@ -230,6 +281,9 @@ export class KafkaProxy {
 
 const PRODUCE = 0;
 const METADATA = 3;
+const SASL_HANDSHAKE = 17;
+const API_VERSIONS = 18;
+const SASL_AUTHENTICATE = 36;
 
 /**
  * A produce request (v3 to v11) the refusal function refuses, answered as a broker answers it:
