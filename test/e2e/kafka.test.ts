@@ -67,10 +67,18 @@ describe('kafka through the engine', () => {
     const { how } = await killPlugin();
     assert.ok(atKill < LINES, `all ${LINES} lines had arrived before the kill`);
     assert.equal(await exited, 0);
+    let got: ConsumedRecord[] = [];
     const records = await waitUntil(async () => {
-      const got = await recordsOf(container.id);
+      got = await recordsOf(container.id);
       return new Set(got.map((r) => r.value)).size >= LINES && got;
-    }, `${LINES} records`, 90_000);
+    }, `${LINES} records`, 90_000).catch((err: Error) => {
+      const values = new Set(got.map((r) => Number(r.value)));
+      const missing = Array.from({ length: LINES }, (_, i) => i + 1).filter((n) => !values.has(n));
+      throw new Error(
+        `${err.message}: ${got.length} records, ${values.size} distinct, offsets ${got[0]?.offset}..${got.at(-1)?.offset}, ` +
+          `${missing.length} missing (first ${missing.slice(0, 3).join(', ')}, last ${missing.at(-1)})`,
+      );
+    });
     assert.equal(new Set(records.map((r) => r.partition)).size, 1);
     const { duplicates } = checkSequence(records.map((r) => r.value));
     t.diagnostic(`killed with ${atKill} of ${LINES} lines delivered, ${how}; all arrived, in order, ${duplicates} duplicates`);
