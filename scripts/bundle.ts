@@ -153,6 +153,10 @@ const result = await esbuild.build({
   legalComments: 'none',
   chunkNames: '[name]-[hash]',
   metafile: true,
+  // @platformatic/kafka's compression (lz4, snappy) and crc32c are WebAssembly that its
+  // wasm-utils reads from a file beside its own module, which a bundle does not have: the
+  // package's `bundled` entry carries the same module inline.
+  alias: { '@platformatic/wasm-utils': '@platformatic/wasm-utils/bundled' },
   plugins: [assets, dynamicImports, neverRun],
   logLevel: 'warning',
 });

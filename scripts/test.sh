@@ -105,12 +105,13 @@ skip_step() {
 }
 
 backend_tools() {
-  # prometheus and promtool check the alert rules and dashboard; chromium shows the status page.
-  scripts/need-packages.sh "the backend tests" rsyslog rsyslog-gnutls systemd openssl prometheus chromium
+  # prometheus and promtool check the alert rules and dashboard; chromium shows the status page;
+  # kcat hosts librdkafka's mock Kafka cluster and reads it back.
+  scripts/need-packages.sh "the backend tests" rsyslog rsyslog-gnutls systemd openssl prometheus chromium kcat
 }
 
 e2e_tools() {
-  local packages=(busybox-static docker-registry openssl)
+  local packages=(busybox-static docker-registry openssl kcat)
   # The engines run in namespaces of their own: the 20.10 engine is the machine's package, the
   # 28.5 one uses its runc and docker-init (tini), and fetch-engine.sh reads its binaries' glibc
   # needs with objdump.

@@ -7,6 +7,7 @@ import { fluentdFactory } from './fluentd.ts';
 import { gcplogsFactory } from './gcplogs.ts';
 import { gelfFactory } from './gelf.ts';
 import { journaldFactory } from './journald.ts';
+import { kafkaFactory } from './kafka.ts';
 import { lokiFactory } from './loki.ts';
 import { otlpFactory } from './otlp.ts';
 import { splunkFactory } from './splunk.ts';
@@ -23,4 +24,5 @@ export const BACKENDS: readonly AnyBackendFactory[] = [
   otlpFactory,
   gelfFactory,
   splunkFactory,
+  kafkaFactory,
 ];

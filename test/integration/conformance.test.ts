@@ -1,6 +1,6 @@
 // The backend conformance suite: every entry of BACKENDS against its test receiver (rsyslog,
-// systemd-journald, the forward server, the CloudWatch, Cloud Logging and Elasticsearch
-// endpoints), the engine cases through the real engine (a Shipper over a real store):
+// systemd-journald, the forward server, librdkafka's mock Kafka cluster, the CloudWatch,
+// Cloud Logging and Elasticsearch endpoints), the engine cases through the real engine (a Shipper over a real store):
 //   - an empty batch; a send aborted mid-way; close twice;
 //   - a poison line in the middle of a batch: the rest arrive, once each, in order, and the
 //     poison line is dead-lettered and counted, or, where the backend can still ship it,
@@ -34,6 +34,7 @@ import { CloudWatchEndpoint } from './lib/cloudwatch-endpoint.ts';
 import { ElasticsearchEndpoint } from './lib/elasticsearch-endpoint.ts';
 import { GelfServer } from './lib/gelf-server.ts';
 import { HecServer } from './lib/hec-server.ts';
+import { KafkaMock } from './lib/kafka-mock.ts';
 import { LokiEndpoint } from './lib/loki-endpoint.ts';
 import { OtlpReceiver, plain } from './lib/otlp-receiver.ts';
 import { FluentReceiver, Journald, Rsyslog, makeTlsMaterial, scratchDir, waitUntil } from './lib/servers.ts';
@@ -423,6 +424,45 @@ const running = new Set<Engine>();
       wrong: () => void (receiver.required = ['authorization', 'Bearer another-token']),
       right: () => void (receiver.required = null),
       secrets: ['conformance-otlp-token'],
+    },
+  };
+}
+
+// kafka, the idempotent producer to librdkafka's mock cluster (kcat) behind the test's proxy,
+// which takes the brokers away and plays the brokers' SASL/PLAIN listener.
+{
+  let mock: KafkaMock;
+  const topic = (ctx: ContainerContext): string => `conformance-${ctx.id.slice(0, 12)}`;
+  const RIGHT = { KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'logship', KAFKA_SASL_PASSWORD: 'conformance-kafka-secret' };
+  harnesses.kafka = {
+    async start() {
+      Object.assign(process.env, RIGHT);
+      mock = new KafkaMock(path.join(dir, 'kafka'));
+      await mock.start();
+      mock.proxy.sasl = { username: RIGHT.KAFKA_SASL_USERNAME, password: RIGHT.KAFKA_SASL_PASSWORD };
+    },
+    async stop() {
+      await mock.stop();
+      for (const name of Object.keys(RIGHT)) delete process.env[name];
+    },
+    down: () => mock.proxy.downAll(),
+    up: () => mock.proxy.upAll(),
+    opts: (ctx) => ({ 'kafka-brokers': mock.bootstrap, 'kafka-topic': topic(ctx), 'kafka-message-max-bytes': '100k' }),
+    received: async (ctx) =>
+      (await mock.consume(topic(ctx)).catch(() => []))
+        .filter((r) => r.headers.container_id === ctx.id)
+        .map((r) => String((JSON.parse(r.value) as { log: string }).log)),
+    poison: (marker) => ({
+      // Over kafka-message-max-bytes: rejected before it is sent, never retried.
+      entry: { line: `${marker} poison ${'x'.repeat(200 * 1024)}` },
+      outcome: { kind: 'dead-letter', code: 'too_large' },
+    }),
+    partial: { none: 'every send goes to one partition, whose leader takes the record batch whole or refuses it' },
+    misconfigured: {
+      // The SASL password rotated on the cluster: the operator sets the new one in the plugin settings.
+      wrong: () => void (process.env.KAFKA_SASL_PASSWORD = 'wrong-kafka-secret-value'),
+      right: () => void Object.assign(process.env, RIGHT),
+      secrets: ['wrong-kafka-secret-value', RIGHT.KAFKA_SASL_PASSWORD],
     },
   };
 }

@@ -47,7 +47,7 @@ export function makeTlsMaterial(dir: string): TlsMaterial {
 }
 
 /** Starts a daemon with its output in a file; stop() ends it by PID. */
-class Daemon {
+export class Daemon {
   readonly child: ChildProcess;
   readonly logFile: string;
   private readonly exited: Promise<void>;

@@ -1,0 +1,448 @@
+// Kafka, through @platformatic/kafka (pure JavaScript: nothing to build for the rootfs),
+// loaded at a container's first send so the plugin pays for it only on hosts that use it.
+// A record per line: the fluentd driver's fields as JSON (or the line as it is), the line's
+// time as the record's, the container's id, name, stream and attributes as headers, keyed by
+// a template (default the full container id, so a container's lines stay in one partition
+// and in order).
+//
+// Delivery: with kafka-acks=all (the default) the producer is idempotent, so the library's own
+// retries within a send (a leader moved, a timeout) carry the same sequence numbers and the
+// broker drops the copies; the engine moves the cursor only once the broker acknowledged the
+// batch. A send that fails is retried by the engine with a new producer id: at least once,
+// a copy possible only for a batch the broker wrote but whose answer was lost. Every send
+// goes to one partition (the key's, or for keyless records one chosen per send), so a batch
+// is taken or refused whole and never half-written across partitions.
+import { randomInt } from 'node:crypto';
+import type tls from 'node:tls';
+import type { Producer, ProducerOptions } from '@platformatic/kafka';
+import { type Backend, type BackendFactory, type BackendSettings, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError, abortError } from '../delivery/backend.ts';
+import { RateLimitedWarning } from '../observability/log.ts';
+import { type OptionValues, defineOptions } from '../options/schema.ts';
+import { InvalidOptionError } from '../options/values.ts';
+import type { ContainerContext } from '../shaping/container.ts';
+import type { OutgoingLine } from '../shaping/line.ts';
+import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
+import { parseHostPort } from '../transport/address.ts';
+import { cutRequests, resultInLines, sendInOrder } from '../transport/requests.ts';
+import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
+import { goJsonBytes, goJsonString, goJsonValue } from './go-json.ts';
+
+const COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+export type KafkaCompression = (typeof COMPRESSIONS)[number];
+const SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+
+/** What a record takes beside its key, value and headers (Kafka's record and batch framing), counted against kafka-message-max-bytes. */
+export const RECORD_OVERHEAD = 96;
+const TLS_FILE = 'a PEM file, as the plugin sees it';
+
+export const KAFKA_OPTIONS = defineOptions([
+  { key: 'kafka-brokers', type: 'custom', required: true, accepts: 'a comma list of `host:port`', parse: parseBrokers, doc: 'comma list of bootstrap brokers, `host:port`; the others are found from the cluster\'s metadata' },
+  { key: 'kafka-topic', type: 'custom', required: true, accepts: "a template like `tag`'s", parse: parseTemplate, doc: "the topic, a template like `tag`'s (`logs`, `logs-{{.Name}}`); it must give a valid topic name (letters, digits, `.`, `_`, `-`, at most 249)" },
+  { key: 'kafka-key', type: 'custom', default: '{{.FullID}}', empty: 'value', accepts: "a template like `tag`'s", parse: parseTemplate, doc: "the records' key, a template like `tag`'s: one partition per key, so a container's lines keep their order; empty: no key (each batch to a partition of its own choosing, order only within a partition)" },
+  { key: 'kafka-format', type: 'enum', default: 'json', values: ['json', 'raw'], doc: '`json`: a record with the fields the fluentd driver sends (`container_id`, `container_name`, `source`, `log`, the attributes); `raw`: the line as it is' },
+  { key: 'kafka-compression', type: 'enum', default: 'lz4', values: COMPRESSIONS, doc: 'how record batches are compressed: `lz4` (the default: smaller and, to a local broker, faster than none), `none`, `gzip`, `snappy`, `zstd` (Kafka 2.1 or later)' },
+  { key: 'kafka-acks', type: 'custom', default: 'all', accepts: '`all` or `1`', parse: parseAcks, doc: '`all`: the in-sync replicas have the batch before it counts as delivered, with an idempotent producer (no copies from retries); `1`: the leader alone (a leader lost before the others copied it loses the batch); `0` is refused: the broker would say nothing, so nothing could be known delivered' },
+  { key: 'kafka-client-id', type: 'string', default: 'logship', accepts: 'text', doc: 'the client id the brokers see (quotas, logs)' },
+  { key: 'kafka-message-max-bytes', type: 'size', units: 'decimal', default: '1m', doc: "the largest record, uncompressed, key and headers included (the broker's `message.max.bytes` is 1,048,588 by default); a longer one is rejected and dead-lettered, never retried. Also the most record bytes in one produce request" },
+  { key: 'kafka-tls', type: 'bool', default: 'false', doc: '`true`: TLS to the brokers' },
+  { key: 'kafka-tls-ca-cert', type: 'string', accepts: TLS_FILE, defaultDoc: "the system's CAs", doc: "PEM file of the CA that signs the brokers' certificates" },
+  { key: 'kafka-tls-cert', type: 'string', accepts: TLS_FILE, defaultDoc: 'none', doc: 'PEM client certificate and key, for brokers that ask for one (both or neither)' },
+  { key: 'kafka-tls-key', type: 'string', accepts: TLS_FILE, defaultDoc: 'none', doc: 'PEM client certificate and key, for brokers that ask for one (both or neither)' },
+  { key: 'kafka-tls-skip-verify', type: 'bool', default: 'false', doc: "`true` skips verifying the brokers' certificates" },
+]);
+
+/** SASL is plugin settings, never log-opts (`docker inspect` shows those). */
+export const KAFKA_SETTINGS = defineOptions([
+  { key: 'KAFKA_SASL_MECHANISM', type: 'enum', values: SASL_MECHANISMS, doc: 'SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (with KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD); unset: no SASL' },
+  { key: 'KAFKA_SASL_USERNAME', type: 'string', doc: 'SASL user' },
+  { key: 'KAFKA_SASL_PASSWORD', type: 'string', secret: true, doc: 'SASL password' },
+]);
+
+export interface KafkaConfig {
+  brokers: string[];
+  topic: TagTemplate;
+  key: TagTemplate;
+  format: 'json' | 'raw';
+  compression: KafkaCompression;
+  /** `all` makes the producer idempotent. */
+  acks: 'all' | '1';
+  clientId: string;
+  messageMaxBytes: number;
+  tls: tls.ConnectionOptions | null;
+  sasl: { mechanism: SaslMechanism; username: string; password: string } | null;
+}
+
+function parseBrokers(value: string, key: string): string[] {
+  const brokers = value.split(',').map((b) => b.trim());
+  for (const broker of brokers) {
+    const hostPort = broker === '' ? null : parseHostPort(broker, 0);
+    if (!hostPort || hostPort.host === '' || hostPort.port === 0) {
+      throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': '${broker}' is not host:port; expected a comma list of host:port`);
+    }
+  }
+  return brokers;
+}
+
+function parseTemplate(value: string, key: string): TagTemplate {
+  try {
+    return compileTag(value);
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    throw new InvalidOptionError(`invalid template '${value}' for log opt '${key}': ${err.message}`);
+  }
+}
+
+function parseAcks(value: string, key: string): 'all' | '1' {
+  if (value === 'all' || value === '-1') return 'all';
+  if (value === '1') return '1';
+  if (value === '0') {
+    throw new InvalidOptionError(`log opt '${key}=0' is refused: with acks=0 the broker never answers, so logship could not know a batch arrived and would move past lines it may have lost; use 'all' (the default) or '1'`);
+  }
+  throw new InvalidOptionError(`invalid value '${value}' for log opt '${key}': expected all or 1`);
+}
+
+export function configureKafka(values: OptionValues<typeof KAFKA_OPTIONS>, settings: BackendSettings<OptionValues<typeof KAFKA_SETTINGS>>): KafkaConfig {
+  const skipVerify = values['kafka-tls-skip-verify'];
+  const files = tlsFileOptions('kafka-tls', values);
+  const tlsSet = [files.ca, files.cert, files.key].find((entry) => entry?.file)?.key ?? (skipVerify ? 'kafka-tls-skip-verify' : undefined);
+  if (tlsSet && !values['kafka-tls']) throw new InvalidOptionError(`log opt '${tlsSet}' is set, but 'kafka-tls' is not true`);
+  const maxBytes = values['kafka-message-max-bytes'];
+  if (maxBytes < 1024 || maxBytes > 100_000_000) {
+    throw new InvalidOptionError(`invalid value for log opt 'kafka-message-max-bytes': expected a size from 1k to 100m, got ${maxBytes} bytes`);
+  }
+  return {
+    brokers: values['kafka-brokers'],
+    topic: values['kafka-topic'],
+    key: values['kafka-key'],
+    format: values['kafka-format'],
+    compression: values['kafka-compression'],
+    acks: values['kafka-acks'],
+    clientId: values['kafka-client-id'],
+    messageMaxBytes: maxBytes,
+    // SNI comes from each broker's host name.
+    tls: values['kafka-tls'] ? tlsOptions({ ...files, skipVerify }) : null,
+    sasl: parseSasl(settings.own),
+  };
+}
+
+function parseSasl(own: OptionValues<typeof KAFKA_SETTINGS>): KafkaConfig['sasl'] {
+  const mechanism = own.KAFKA_SASL_MECHANISM;
+  const username = own.KAFKA_SASL_USERNAME ?? '';
+  const password = own.KAFKA_SASL_PASSWORD ?? '';
+  // Never quoted: the password is a secret.
+  if (mechanism === undefined) {
+    if (username !== '' || password !== '') throw new InvalidOptionError('plugin settings KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD need KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)');
+    return null;
+  }
+  if (username === '' || password === '') throw new InvalidOptionError(`plugin setting KAFKA_SASL_MECHANISM=${mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (docker plugin set)`);
+  return { mechanism, username, password };
+}
+
+/** Kafka's rule for topic names (its Topic.validate). */
+function checkTopic(topic: string): void {
+  const why =
+    topic === '' ? 'it is empty'
+    : topic === '.' || topic === '..' ? "it cannot be '.' or '..'"
+    : topic.length > 249 ? 'it is longer than 249 characters'
+    : /[^a-zA-Z0-9._-]/.test(topic) ? 'it may have only letters, digits, ., _ and -'
+    : null;
+  if (why !== null) throw new InvalidOptionError(`log opt 'kafka-topic' gives '${topic}' for this container, which is not a valid topic name: ${why}`);
+}
+
+function executeTemplate(template: TagTemplate, key: string, container: ContainerContext): string {
+  try {
+    return template.execute(container.info);
+  } catch (err) {
+    if (!(err instanceof TemplateError)) throw err;
+    throw new InvalidOptionError(`log opt '${key}': ${err.message}`);
+  }
+}
+
+export interface KafkaRecord {
+  value: Buffer;
+  /** Shared between records: never changed (the library's type takes a Map). */
+  headers: Map<Buffer, Buffer>;
+  timestamp: bigint;
+  /** Key, value and headers, as counted against kafka-message-max-bytes. */
+  size: number;
+}
+
+const utf8 = (text: string): Buffer => Buffer.from(text, 'utf8');
+const SOURCE_HEADER = utf8('source');
+const SOURCES = { stdout: utf8('stdout'), stderr: utf8('stderr') } as const;
+const PARTIAL_KEYS = ['partial_message', 'partial_id', 'partial_ordinal', 'partial_last'] as const;
+
+/** The records of one container: everything but the line, its stream and time is encoded once. */
+export class KafkaEncoder {
+  readonly topic: string;
+  readonly key: Buffer | undefined;
+  private readonly format: 'json' | 'raw';
+  /**
+   * The headers of a stdout line and of a stderr line: container_id, container_name, the
+   * attributes and `source`. One map each, shared by the records (the library only reads them).
+   */
+  private readonly headers: Readonly<Record<'stdout' | 'stderr', Map<Buffer, Buffer>>>;
+  private readonly headerBytes: number;
+  /** `,"container_id":…,…attributes}` after the line's own fields, as fluentd's record. */
+  private readonly jsonTail: string;
+  /** An attribute named `source` or `log` replaces that field, as in the fluentd driver's map. */
+  private readonly sourceOverride: boolean;
+  private readonly logOverride: boolean;
+  /** Keys a parsed JSON line may not set: the record's own. */
+  private readonly ownKeys: ReadonlySet<string>;
+
+  constructor(config: Pick<KafkaConfig, 'topic' | 'key' | 'format'>, container: ContainerContext) {
+    this.topic = executeTemplate(config.topic, 'kafka-topic', container);
+    checkTopic(this.topic);
+    const key = executeTemplate(config.key, 'kafka-key', container);
+    this.key = key === '' ? undefined : utf8(key);
+    this.format = config.format;
+    const fields = new Map<string, string>([
+      ['container_id', container.id],
+      ['container_name', '/' + container.name],
+    ]);
+    for (const [k, v] of container.attributes) fields.set(k, v);
+    this.sourceOverride = fields.has('source');
+    this.logOverride = fields.has('log');
+    this.ownKeys = new Set([...fields.keys(), 'source', 'log', ...PARTIAL_KEYS]);
+    this.jsonTail = [...fields].map(([k, v]) => `,${goJsonString(k)}:${goJsonString(v)}`).join('') + '}';
+    const headers = new Map<string, string>([
+      ['container_id', container.id],
+      ['container_name', container.name],
+    ]);
+    for (const [k, v] of container.attributes) if (k !== 'source') headers.set(k, v);
+    const fixed = [...headers].map(([k, v]) => [utf8(k), utf8(v)] as const);
+    this.headers = {
+      stdout: new Map([...fixed, [SOURCE_HEADER, SOURCES.stdout]]),
+      stderr: new Map([...fixed, [SOURCE_HEADER, SOURCES.stderr]]),
+    };
+    this.headerBytes = fixed.reduce((n, [k, v]) => n + k.length + v.length, 0) + SOURCE_HEADER.length + 'stdout'.length;
+  }
+
+  encode(line: OutgoingLine): KafkaRecord {
+    const value = this.format === 'raw' ? line.line : utf8(this.json(line));
+    return { value, headers: this.headers[line.source], timestamp: line.timeNano / 1_000_000n, size: value.length + (this.key?.length ?? 0) + this.headerBytes };
+  }
+
+  /** The fluentd driver's record: `source` and `log`, partial metadata, parse-json's keys, then the container's fields. */
+  private json(line: OutgoingLine): string {
+    let out = '{';
+    let sep = '';
+    if (!this.sourceOverride) {
+      out += `"source":"${line.source}"`;
+      sep = ',';
+    }
+    if (!this.logOverride) {
+      out += `${sep}"log":${goJsonBytes(line.line)}`;
+      sep = ',';
+    }
+    const partial = line.partial;
+    if (partial) {
+      out += `${sep}"partial_message":"true","partial_id":${goJsonString(partial.id)},"partial_ordinal":"${partial.ordinal}","partial_last":"${partial.last}"`;
+      sep = ',';
+    }
+    if (line.fields) {
+      for (const [k, v] of Object.entries(line.fields)) {
+        if (this.ownKeys.has(k)) continue;
+        out += `${sep}${goJsonString(k)}:${goJsonValue(v)}`;
+        sep = ',';
+      }
+    }
+    // jsonTail starts with a comma: without any field before it, drop it.
+    return sep === '' ? out + this.jsonTail.slice(1) : out + this.jsonTail;
+  }
+}
+
+/** The broker's error codes (Kafka's protocol names) found in a library error, its causes and aggregated errors. */
+export function brokerErrors(err: unknown): Set<string> {
+  const found = new Set<string>();
+  const visit = (e: unknown, depth: number): void => {
+    if (!(e instanceof Error) || depth > 6) return;
+    const apiId = (e as { apiId?: unknown }).apiId;
+    if (typeof apiId === 'string') found.add(apiId);
+    if (e instanceof AggregateError) for (const inner of e.errors) visit(inner, depth + 1);
+    visit(e.cause, depth + 1);
+  };
+  visit(err, 0);
+  return found;
+}
+
+function libraryCode(err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('PLT_KFK_') && code !== 'PLT_KFK_MULTIPLE') return code;
+    if (e instanceof AggregateError) {
+      const inner = e.errors.map(libraryCode).find((c) => c !== undefined);
+      if (inner) return inner;
+    }
+  }
+  return undefined;
+}
+
+const TOO_LARGE = ['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE'];
+const INVALID = ['INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP'];
+const warnings = {
+  authorization: new RateLimitedWarning('kafka: the cluster refuses this producer the topic (TOPIC_AUTHORIZATION_FAILED); retrying until it is granted'),
+  unknownTopic: new RateLimitedWarning('kafka: the topic does not exist and the cluster does not create topics (UNKNOWN_TOPIC_OR_PARTITION); retrying until it is created'),
+  authentication: new RateLimitedWarning('kafka: SASL authentication failed; retrying until the plugin settings or the cluster are fixed'),
+};
+
+/**
+ * A failed produce as the engine's outcome: a batch the broker calls too large or invalid is
+ * not transient (the engine halves it down to the line, and rejects that one); a refused
+ * topic, a topic that does not exist and SASL refused are the operator's to fix, so retried
+ * with a warning; everything else (the network, a leader moved, not enough replicas,
+ * timeouts) is transient. The message never holds the password.
+ */
+export function classifyError(err: unknown, topic: string, secret: string | null): SendError {
+  const codes = brokerErrors(err);
+  let message = `kafka: producing to '${topic}' failed: ${err instanceof Error ? String(err) : String(err)}${codes.size > 0 ? ` (${[...codes].join(', ')})` : ''}`;
+  if (secret) message = message.replaceAll(secret, '(not shown)');
+  const has = (names: readonly string[]): boolean => names.some((n) => codes.has(n));
+  if (has(TOO_LARGE)) return new SendError(message, { transient: false, rejectCode: 'too_large' });
+  if (has(INVALID)) return new SendError(message, { transient: false, rejectCode: 'invalid' });
+  if (codes.has('TOPIC_AUTHORIZATION_FAILED')) warnings.authorization.warn({ topic });
+  else if (codes.has('UNKNOWN_TOPIC_OR_PARTITION')) warnings.unknownTopic.warn({ topic });
+  else if (libraryCode(err) === 'PLT_KFK_AUTHENTICATION' || codes.has('SASL_AUTHENTICATION_FAILED')) warnings.authentication.warn();
+  return new SendError(message, { transient: true });
+}
+
+// The library is loaded at the first send, not when the plugin starts.
+type KafkaLibrary = typeof import('@platformatic/kafka');
+let library: Promise<KafkaLibrary> | null = null;
+const loadLibrary = (): Promise<KafkaLibrary> => (library ??= import('@platformatic/kafka'));
+
+/** Retries the library makes within one send: with the same sequence numbers, so the broker drops copies. */
+const LIBRARY_RETRIES = 3;
+const LIBRARY_RETRY_DELAY_MS = 250;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Per request, and the brokers' own produce timeout: within the engine's 60 s per send. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+type RecordProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
+
+export class KafkaBackend implements Backend {
+  private readonly config: KafkaConfig;
+  private readonly encoder: KafkaEncoder;
+  private producer: RecordProducer | null = null;
+  /** Keyless records: the partition of the next send (the library takes it modulo the partitions). */
+  private nextPartition = randomInt(1 << 20);
+  /** Keyed records: the key's hash, Java's murmur2, so Java clients and Kafka Streams pick the same partition. */
+  private keyPartition: number | undefined;
+
+  constructor(config: KafkaConfig, container: ContainerContext) {
+    this.config = config;
+    this.encoder = new KafkaEncoder(config, container);
+  }
+
+  async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
+    if (lines.length === 0) return DELIVERED;
+    const max = this.config.messageMaxBytes;
+    const records: KafkaRecord[] = [];
+    const lineOf: number[] = [];
+    const rejected: Rejection[] = [];
+    lines.forEach((line, i) => {
+      const record = this.encoder.encode(line);
+      if (record.size + RECORD_OVERHEAD > max) {
+        rejected.push({ index: i, code: 'too_large', reason: `the record is ${record.size + RECORD_OVERHEAD} bytes, over kafka-message-max-bytes (${max})` });
+        return;
+      }
+      records.push(record);
+      lineOf.push(i);
+    });
+    if (records.length === 0) return { rejected };
+    // Each request a record batch within the broker's limit whatever the compression.
+    const groups = cutRequests(records, { maxBytes: max }, (r) => r.size + RECORD_OVERHEAD);
+    const partition = this.encoder.key === undefined ? this.nextPartition++ : undefined;
+    const result = await sendInOrder(
+      groups.map((g) => ({ lines: g, payload: g })),
+      async (request) => {
+        await this.produce(request.payload.map((i) => records[i]!), partition, signal);
+        return DELIVERED;
+      },
+    );
+    const out = resultInLines(result, lineOf);
+    return rejected.length > 0 ? { ...out, rejected: [...rejected, ...(out.rejected ?? [])] } : out;
+  }
+
+  private async produce(records: readonly KafkaRecord[], partition: number | undefined, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw abortError(signal);
+    const producer = await this.connect();
+    const { topic, key } = this.encoder;
+    // The library takes a partition modulo the topic's partitions, as it does its partitioner's
+    // hash: the key's hash is computed once, not per record.
+    const chosen = partition ?? this.keyPartition!;
+    const messages = records.map((r) => ({ topic, value: r.value, headers: r.headers, timestamp: r.timestamp, partition: chosen, ...(key === undefined ? {} : { key }) }));
+    const sent = producer.send({ messages, ...(this.config.acks === '1' ? { acks: 1 } : {}) });
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([sent, aborted]);
+    } catch (err) {
+      if (signal.aborted) {
+        // The library cannot cancel a send: its connections go, so nothing of this one
+        // lands after a later send; the engine sends the batch again.
+        sent.catch(() => {});
+        await this.drop();
+        throw abortError(signal);
+      }
+      throw classifyError(err, topic, this.config.sasl?.password ?? null);
+    } finally {
+      signal.removeEventListener('abort', onAbort!);
+    }
+  }
+
+  private async connect(): Promise<RecordProducer> {
+    if (this.producer) return this.producer;
+    const { Producer, compatibilityPartitioner } = await loadLibrary();
+    const { config } = this;
+    if (this.encoder.key !== undefined) this.keyPartition = compatibilityPartitioner({ topic: this.encoder.topic }, this.encoder.key);
+    const options: ProducerOptions<Buffer, Buffer, Buffer, Buffer> = {
+      clientId: config.clientId,
+      bootstrapBrokers: config.brokers,
+      compression: config.compression,
+      autocreateTopics: true,
+      retries: LIBRARY_RETRIES,
+      retryDelay: LIBRARY_RETRY_DELAY_MS,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      timeout: REQUEST_TIMEOUT_MS,
+      ...(config.acks === 'all'
+        ? // InitProducerId for a new producer: id -1, epoch -1 (the library's 0/0 names an existing one).
+          { idempotent: true, producerId: -1n, producerEpoch: -1 }
+        : { idempotent: false }),
+      ...(config.tls ? { tls: config.tls } : {}),
+      ...(config.sasl ? { sasl: { ...config.sasl } } : {}),
+    };
+    this.producer = new Producer(options);
+    return this.producer;
+  }
+
+  private async drop(): Promise<void> {
+    const producer = this.producer;
+    this.producer = null;
+    if (producer) await producer.close(true).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await this.drop();
+  }
+}
+
+export const kafkaFactory: BackendFactory<KafkaConfig, typeof KAFKA_OPTIONS, typeof KAFKA_SETTINGS> = {
+  name: 'kafka',
+  options: KAFKA_OPTIONS,
+  settings: KAFKA_SETTINGS,
+  configure: configureKafka,
+  batchLimits(config: KafkaConfig): BatchLimits {
+    // Several produce requests per send when the lines are many: fewer round trips per line.
+    return { maxLines: 20_000, maxBytes: Math.max(4 << 20, config.messageMaxBytes) };
+  },
+  create(config: KafkaConfig, container: ContainerContext): Backend {
+    return new KafkaBackend(config, container);
+  },
+};

@@ -1,0 +1,287 @@
+// kafka against librdkafka's mock cluster (3 brokers, kcat), through the test's proxy, read
+// back with `kcat -C -f`: every record's value, key, headers, partition and order; a leader
+// gone for 10 s while 100,000 lines are shipped by the real engine; a record too large for
+// the broker rejected, not retried forever; acks=0 refused; a cluster down at create.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BACKENDS } from '../../src/backends/index.ts';
+import { KafkaBackend, kafkaFactory } from '../../src/backends/kafka.ts';
+import { isTransient } from '../../src/delivery/backend.ts';
+import { CursorFile } from '../../src/delivery/cursor.ts';
+import { DeadLetterFile, type DeadLetterRecord } from '../../src/delivery/dead-letters.ts';
+import { Shipper } from '../../src/delivery/shipper.ts';
+import { configureBackend, parseLogOptions } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
+import { ContainerStore } from '../../src/store/container-store.ts';
+import { context } from '../unit/backend-context.ts';
+import { type EntryFields, batch } from '../unit/frames.ts';
+import { type ConsumedRecord, KafkaMock } from './lib/kafka-mock.ts';
+import { scratchDir, waitUntil } from './lib/servers.ts';
+
+let dir: string;
+let mock: KafkaMock;
+
+const signal = (): AbortSignal => new AbortController().signal;
+const nowNano = (): bigint => BigInt(Date.now()) * 1_000_000n;
+const lines = (prefix: string, n: number, source: 'stdout' | 'stderr' = 'stdout'): OutgoingLine[] =>
+  Array.from({ length: n }, (_, i) => ({ source, timeNano: nowNano() + BigInt(i), line: Buffer.from(`${prefix} ${i + 1}`) }));
+const newContext = (overrides: Parameters<typeof context>[0] = {}) => {
+  const id = randomBytes(32).toString('hex');
+  return context({ id, tag: id.slice(0, 12), ...overrides });
+};
+const backend = (opts: Record<string, string>, ctx = newContext()) => ({
+  b: new KafkaBackend(configureBackend(kafkaFactory, { 'kafka-brokers': mock.bootstrap, ...opts }), ctx),
+  ctx,
+});
+const topicName = (what: string): string => `${what}-${randomBytes(4).toString('hex')}`;
+
+async function consumed(topic: string, count: number, timeoutMs = 60_000): Promise<ConsumedRecord[]> {
+  let got: ConsumedRecord[] = [];
+  await waitUntil(async () => (got = await mock.consume(topic)).length >= count, `${count} records in ${topic}`, timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message}: ${got.length} there`);
+  });
+  return got;
+}
+
+/** A container's store shipped to kafka by the real engine, as the plugin runs it. */
+class Engine {
+  readonly storeDir = fs.mkdtempSync(path.join(dir, 'store-'));
+  readonly store = new ContainerStore(this.storeDir, { maxSizeBytes: 200 << 20, maxFiles: 5, compress: false }, 1 << 20, (n, err) => assert.fail(`dropped ${n}: ${String(err)}`));
+  readonly shipper: Shipper;
+
+  constructor(opts: Record<string, string>, ctx = newContext()) {
+    this.store.attachProducer();
+    const [plan] = parseLogOptions({ backend: 'kafka', 'kafka-brokers': mock.bootstrap, ...opts }, BACKENDS).backends;
+    const cursor = new CursorFile(this.storeDir, 'kafka');
+    // A new cursor starts at the end of the store: this one starts at its beginning.
+    fs.mkdirSync(path.dirname(cursor.path), { recursive: true });
+    fs.writeFileSync(cursor.path, JSON.stringify({ version: 1, index: 0, seq: 1, offset: 0 }));
+    this.shipper = new Shipper(this.store, { ...plan!, retry: { initialDelayMs: 100, maxDelayMs: 1000 } }, ctx, cursor, new DeadLetterFile(this.storeDir, 'kafka'));
+  }
+
+  append(entries: EntryFields[]): void {
+    this.store.append(batch(entries));
+  }
+
+  async finish(): Promise<void> {
+    this.store.detachProducer();
+    await this.shipper.done;
+    await this.store.close();
+  }
+
+  deadLetters(): DeadLetterRecord[] {
+    const file = new DeadLetterFile(this.storeDir, 'kafka').path;
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as DeadLetterRecord) : [];
+  }
+}
+
+before(async () => {
+  dir = scratchDir('kafka');
+  mock = new KafkaMock(path.join(dir, 'mock'));
+  await mock.start();
+});
+
+after(async () => {
+  await mock?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('kafka to the mock cluster', () => {
+  it('json: the fluentd fields, keyed by the full id, one partition, in order, headers, the line time', async () => {
+    const topic = topicName('records');
+    const ctx = newContext({ name: 'web-1', attributes: [['app', 'shop'], ['E1', 'xyz']] });
+    const { b } = backend({ 'kafka-topic': topic }, ctx);
+    const out = [...lines('out', 300), ...lines('err', 200, 'stderr')];
+    assert.deepEqual(await b.send(out.slice(0, 250), signal()), {});
+    assert.deepEqual(await b.send(out.slice(250), signal()), {});
+    await b.close();
+    const records = await consumed(topic, 500);
+    assert.equal(records.length, 500);
+    assert.equal(new Set(records.map((r) => r.partition)).size, 1, 'one partition');
+    assert.deepEqual(records.map((r) => r.offset), Array.from({ length: 500 }, (_, i) => i), 'in order, once each');
+    assert.ok(mock.proxy.metadataRewrites > 0, 'through the proxy');
+    records.forEach((r, i) => {
+      const line = out[i]!;
+      assert.equal(r.key, ctx.id);
+      assert.deepEqual(JSON.parse(r.value), { source: line.source, log: line.line.toString(), container_id: ctx.id, container_name: '/web-1', app: 'shop', E1: 'xyz' });
+      assert.deepEqual(r.headers, { container_id: ctx.id, container_name: 'web-1', app: 'shop', E1: 'xyz', source: line.source });
+      assert.equal(BigInt(r.timestampMs), line.timeNano / 1_000_000n);
+    });
+    // The partition Java clients pick for that key: librdkafka's Java-compatible murmur2 agrees.
+    execFileSync('kcat', ['-b', mock.brokers[0]!, '-P', '-t', topic, '-X', 'partitioner=murmur2_random', '-k', ctx.id], { input: 'oracle\n' });
+    const oracle = (await consumed(topic, 501)).find((r) => r.value === 'oracle')!;
+    assert.equal(oracle.partition, records[0]!.partition);
+  });
+
+  for (const compression of ['none', 'gzip', 'snappy', 'lz4', 'zstd']) {
+    it(`compression ${compression}: the consumer reads every record back`, async () => {
+      const topic = topicName(`c-${compression}`);
+      const { b } = backend({ 'kafka-topic': topic, 'kafka-compression': compression, 'kafka-format': 'raw' });
+      assert.deepEqual(await b.send(lines('z', 1000), signal()), {});
+      await b.close();
+      assert.deepEqual((await consumed(topic, 1000)).map((r) => r.value), lines('z', 1000).map((l) => l.line.toString()));
+    });
+  }
+
+  it('raw, with no key, a topic from the container name: the lines as they are; each send to one partition', async () => {
+    const ctx = newContext({ name: `app-${randomBytes(3).toString('hex')}` });
+    const { b } = backend({ 'kafka-topic': 'logs-{{.Name}}', 'kafka-key': '', 'kafka-format': 'raw' }, ctx);
+    const sent = [Buffer.from('plain text'), Buffer.from('{"level":"info"}'), Buffer.from('tabs\tand "quotes"')];
+    for (let k = 0; k < 4; k++) {
+      assert.deepEqual(await b.send(sent.map((line) => ({ source: 'stdout' as const, timeNano: nowNano(), line })), signal()), {});
+    }
+    await b.close();
+    const records = await consumed(`logs-${ctx.name}`, 12);
+    assert.ok(records.every((r) => r.key === null), 'no key');
+    const byPartition = Map.groupBy(records, (r) => r.partition);
+    for (const [, inPartition] of byPartition) {
+      assert.equal(inPartition.length % 3, 0, 'a send is never split across partitions');
+      assert.deepEqual(inPartition.slice(0, 3).map((r) => r.value), sent.map(String));
+    }
+    assert.ok(byPartition.size > 1, 'keyless sends spread over the partitions');
+  });
+
+  it('kafka-acks=0 is refused, saying why; acks=1 ships without an idempotent producer', async () => {
+    assert.throws(() => configureBackend(kafkaFactory, { 'kafka-brokers': mock.bootstrap, 'kafka-topic': 't', 'kafka-acks': '0' }), (err: Error) => {
+      assert.ok(err instanceof InvalidOptionError);
+      assert.match(err.message, /kafka-acks=0' is refused: .*never answers/);
+      return true;
+    });
+    const topic = topicName('acks1');
+    const { b } = backend({ 'kafka-topic': topic, 'kafka-acks': '1' });
+    assert.deepEqual(await b.send(lines('a', 10), signal()), {});
+    await b.close();
+    assert.equal((await consumed(topic, 10)).length, 10);
+  });
+
+  it('a cluster unreachable: create connects to nothing, a send fails transient, then ships once it is back', async () => {
+    await mock.proxy.downAll();
+    const topic = topicName('down');
+    let b: KafkaBackend;
+    try {
+      ({ b } = backend({ 'kafka-topic': topic }));
+      await assert.rejects(b.send(lines('d', 5), signal()), (err: unknown) => isTransient(err));
+    } finally {
+      await mock.proxy.upAll();
+    }
+    assert.deepEqual(await b.send(lines('d', 5), signal()), {});
+    await b.close();
+    assert.deepEqual((await consumed(topic, 5)).map((r) => JSON.parse(r.value).log), lines('d', 5).map((l) => l.line.toString()));
+  });
+
+  it('a record over kafka-message-max-bytes, and a batch the broker calls too large: rejected and dead-lettered, the others delivered, nothing retried forever', async () => {
+    const topic = topicName('large');
+    const engine = new Engine({ 'kafka-topic': topic, 'kafka-format': 'raw', 'kafka-message-max-bytes': '64k' });
+    // The broker's own limit, smaller than logship's (its message.max.bytes): a batch carrying the 30 KB line is refused.
+    mock.proxy.refuseProduce = (sizes) => (sizes.some((s) => s > 20_000) ? 10 : null);
+    const refusedBefore = mock.proxy.refusedProduces;
+    try {
+      const t = nowNano();
+      engine.append([
+        ...Array.from({ length: 20 }, (_, i) => ({ line: `small ${i + 1}`, timeNano: t + BigInt(i) })),
+        { line: `over-ours ${'x'.repeat(70_000)}`, timeNano: t + 20n },
+        { line: `over-the-broker's ${randomBytes(15_000).toString('hex')}`, timeNano: t + 21n },
+        ...Array.from({ length: 20 }, (_, i) => ({ line: `small ${i + 21}`, timeNano: t + 22n + BigInt(i) })),
+      ]);
+      await engine.finish();
+    } finally {
+      mock.proxy.refuseProduce = null;
+    }
+    const records = await consumed(topic, 40);
+    assert.deepEqual(records.map((r) => r.value), Array.from({ length: 40 }, (_, i) => `small ${i + 1}`));
+    const letters = engine.deadLetters();
+    assert.deepEqual(letters.map((l) => [l.line.split(' ')[0], l.code]), [['over-ours', 'too_large'], ["over-the-broker's", 'too_large']]);
+    // Halving down to the line: a few refusals, not one per retry forever.
+    const refused = mock.proxy.refusedProduces - refusedBefore;
+    assert.ok(refused >= 1 && refused <= 12, `${refused} refused produce requests`);
+  });
+
+  it('a topic the cluster refuses this producer: retried (transient), nothing rejected, delivered once granted', async () => {
+    const topic = topicName('authz');
+    const { b } = backend({ 'kafka-topic': topic });
+    mock.proxy.refuseProduce = () => 29;
+    try {
+      await assert.rejects(b.send(lines('g', 3), signal()), (err: unknown) => isTransient(err) && /TOPIC_AUTHORIZATION_FAILED/.test(String((err as Error).message)));
+    } finally {
+      mock.proxy.refuseProduce = null;
+    }
+    assert.deepEqual(await b.send(lines('g', 3), signal()), {});
+    await b.close();
+    assert.equal((await consumed(topic, 3)).length, 3);
+  });
+
+  it('SASL/PLAIN from the plugin settings: authenticated on every connection, delivered; a wrong password retried (transient), never quoted', async () => {
+    const topic = topicName('sasl');
+    const settings = (password: string) => ({
+      proxy: { httpProxy: '', httpsProxy: '', noProxy: '' },
+      env: { KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'logship', KAFKA_SASL_PASSWORD: password },
+    });
+    const make = (password: string) => new KafkaBackend(configureBackend(kafkaFactory, { 'kafka-brokers': mock.bootstrap, 'kafka-topic': topic }, settings(password)), newContext());
+    mock.proxy.sasl = { username: 'logship', password: 'sasl-right-secret' };
+    try {
+      const wrong = make('sasl-wrong-secret');
+      await assert.rejects(wrong.send(lines('s', 3), signal()), (err: unknown) => {
+        assert.ok(isTransient(err), String(err));
+        assert.ok(!String((err as Error).message).includes('sasl-wrong-secret'), (err as Error).message);
+        return true;
+      });
+      await wrong.close();
+      assert.ok(mock.proxy.saslFailures > 0, 'the broker refused the password');
+      const right = make('sasl-right-secret');
+      assert.deepEqual(await right.send(lines('s', 3), signal()), {});
+      await right.close();
+      assert.ok(mock.proxy.saslLogins.includes('logship'));
+    } finally {
+      mock.proxy.sasl = null;
+    }
+    assert.equal((await consumed(topic, 3)).length, 3);
+  });
+
+  it("the partition's leader gone for 10 s while 100,000 lines are written: all arrive, in order; copies counted", async () => {
+    const topic = topicName('outage');
+    const ctx = newContext();
+    const engine = new Engine({ 'kafka-topic': topic, 'kafka-format': 'raw' }, ctx);
+    const total = 100_000;
+    const t = nowNano();
+    const write = (from: number, to: number): void =>
+      engine.append(Array.from({ length: to - from }, (_, i) => ({ line: `o${from + i}`, timeNano: t + BigInt(from + i) })));
+    write(0, 5000);
+    await consumed(topic, 1);
+    const leader = (await mock.leaders(topic)).get((await mock.consume(topic))[0]!.partition)!;
+    await mock.proxy.down(leader);
+    const downAt = Date.now();
+    let written = 5000;
+    try {
+      // The rest written during the outage, in steps, as a container prints them: the store takes them at once.
+      while (written < total) {
+        write(written, written + 5000);
+        written += 5000;
+        await sleep(400);
+      }
+      await sleep(Math.max(0, 10_000 - (Date.now() - downAt)));
+    } finally {
+      await mock.proxy.up(leader);
+    }
+    await engine.finish();
+    const records = await consumed(topic, total, 120_000);
+    assert.equal(new Set(records.map((r) => r.partition)).size, 1);
+    const values = records.map((r) => Number(r.value.slice(1)));
+    // In order: each line after the one before it, except where a batch went again after a lost answer.
+    let copies = 0;
+    let next = 0;
+    for (const v of values) {
+      if (v === next) next++;
+      else if (v < next) copies++;
+      else assert.fail(`line o${next} missing: o${v} came next`);
+    }
+    assert.equal(next, total, 'every line arrived');
+    assert.deepEqual(engine.deadLetters(), []);
+    console.log(`# outage: ${total} lines, ${copies} copies (${records.length} records), leader was broker ${leader}`);
+  });
+});

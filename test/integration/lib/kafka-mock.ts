@@ -1,0 +1,472 @@
+// Kafka for the tests: librdkafka's mock cluster, hosted by Debian's kcat (the real wire
+// protocol: ApiVersions, Metadata, InitProducerId, idempotent Produce, Fetch), read back with
+// `kcat -C -f`, behind a TCP proxy the test controls so a broker can go away and come back
+// with what it had (the mock keeps its records in its own memory: stopping it loses them).
+// The mock has no SASL: the proxy plays a broker's PLAIN listener when a test asks.
+//
+// The mock keeps about 5 MB per partition (older record batches are trimmed): a test that
+// reads back many lines keeps them short, compressed, or checks offsets.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Daemon, waitUntil } from './servers.ts';
+
+const execFileAsync = promisify(execFile);
+
+/** A record as `kcat -C -f` printed it. */
+export interface ConsumedRecord {
+  partition: number;
+  offset: number;
+  /** null: the record has no key. */
+  key: string | null;
+  headers: Record<string, string>;
+  value: string;
+  timestampMs: number;
+}
+
+// Fields apart by 0x1f, records by 0x1e: neither occurs in what the tests send.
+const FORMAT = '%p\\x1f%o\\x1f%K\\x1f%k\\x1f%h\\x1f%T\\x1f%s\\x1e';
+
+export class KafkaMock {
+  readonly dir: string;
+  readonly brokerCount: number;
+  private daemon: Daemon | null = null;
+  /** The mock's own brokers, `127.0.0.1:port`, in broker id order. */
+  brokers: string[] = [];
+  readonly proxy = new KafkaProxy();
+
+  constructor(dir: string, brokerCount = 3) {
+    this.dir = dir;
+    this.brokerCount = brokerCount;
+  }
+
+  /** The bootstrap list through the proxy, for the producer under test. */
+  get bootstrap(): string {
+    return this.proxy.addresses.join(',');
+  }
+
+  async start(): Promise<void> {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const log = path.join(this.dir, 'kcat-mock.log');
+    fs.writeFileSync(log, '');
+    // A consumer of a topic no test writes keeps kcat (and its mock cluster) running.
+    this.daemon = new Daemon('kcat', ['-X', `test.mock.num.brokers=${this.brokerCount}`, '-b', 'unused:9092', '-C', '-t', 'logship-keepalive', '-q'], log);
+    const line = await waitUntil(() => /127\.0\.0\.1:\d+(,127\.0\.0\.1:\d+)*/.exec(fs.readFileSync(log, 'utf8'))?.[0], 'the mock cluster to print its brokers', 10_000);
+    this.brokers = line.split(',');
+    await this.proxy.start(this.brokers);
+  }
+
+  async stop(): Promise<void> {
+    await this.proxy.stop();
+    await this.daemon?.stop();
+    this.daemon = null;
+  }
+
+  /** Every record of a topic so far, read straight from the mock (not through the proxy). */
+  async consume(topic: string): Promise<ConsumedRecord[]> {
+    const { stdout } = await execFileAsync('kcat', ['-b', this.brokers[0]!, '-C', '-t', topic, '-o', 'beginning', '-e', '-q', '-f', FORMAT], {
+      maxBuffer: 1 << 30,
+      timeout: 60_000,
+    });
+    return stdout
+      .split('\x1e')
+      .filter((r) => r !== '')
+      .map((r) => {
+        const [partition, offset, keyLength, key, headers, timestamp, ...value] = r.split('\x1f');
+        return {
+          partition: Number(partition),
+          offset: Number(offset),
+          key: keyLength === '-1' ? null : key!,
+          headers: Object.fromEntries(
+            headers === '' ? [] : headers!.split(',').map((h) => [h.slice(0, h.indexOf('=')), h.slice(h.indexOf('=') + 1)]),
+          ),
+          timestampMs: Number(timestamp),
+          value: value.join('\x1f'),
+        };
+      });
+  }
+
+  /** Partitions of a topic and each one's leader (broker id from 1), from the mock's metadata. */
+  async leaders(topic: string): Promise<Map<number, number>> {
+    const { stdout } = await execFileAsync('kcat', ['-b', this.brokers[0]!, '-L', '-t', topic, '-J'], { timeout: 30_000 });
+    const meta = JSON.parse(stdout) as { topics: { topic: string; partitions: { partition: number; leader: number }[] }[] };
+    return new Map(meta.topics.find((t) => t.topic === topic)!.partitions.map((p) => [p.partition, p.leader]));
+  }
+}
+
+/**
+ * One listening port per mock broker, forwarding to it. Clients find the brokers from
+ * Metadata answers, so those are rewritten to name the proxy's ports (else a client would
+ * connect to the mock directly, past the proxy). `down(id)` closes a broker's port and its
+ * connections; `up(id)` opens the same port again.
+ */
+export class KafkaProxy {
+  private targets: { host: string; port: number }[] = [];
+  private servers: (net.Server | null)[] = [];
+  private ports: number[] = [];
+  private sockets: Set<net.Socket>[] = [];
+  /** Metadata answers rewritten (the proxy was in the path). */
+  metadataRewrites = 0;
+  /**
+   * A broker's refusal of a produce request, decided from its partitions' record batch sizes:
+   * the Kafka error code to answer with (10 MESSAGE_TOO_LARGE, as a broker with a smaller
+   * `message.max.bytes` does; 29 TOPIC_AUTHORIZATION_FAILED), or null to pass it on. A refused
+   * request never reaches the mock, as a broker that refuses it stores nothing.
+   */
+  refuseProduce: ((batchBytes: number[]) => number | null) | null = null;
+  /** Produce requests answered with a refusal. */
+  refusedProduces = 0;
+  /**
+   * SASL/PLAIN, which the mock has not: with it set, the proxy answers SaslHandshake and
+   * SaslAuthenticate itself, as a broker with a PLAIN listener does, and closes a connection
+   * that sends anything else (but ApiVersions) before it authenticated.
+   */
+  sasl: { username: string; password: string } | null = null;
+  /** Users that authenticated, and attempts refused. */
+  readonly saslLogins: string[] = [];
+  saslFailures = 0;
+  /** Versions of each API the client used (by API key), to tell what a test covered. */
+  readonly versions = new Map<number, Set<number>>();
+
+  get addresses(): string[] {
+    return this.ports.map((p) => `127.0.0.1:${p}`);
+  }
+
+  async start(brokers: string[]): Promise<void> {
+    this.targets = brokers.map((b) => ({ host: b.slice(0, b.lastIndexOf(':')), port: Number(b.slice(b.lastIndexOf(':') + 1)) }));
+    this.ports = this.targets.map(() => 0);
+    this.sockets = this.targets.map(() => new Set());
+    this.servers = this.targets.map(() => null);
+    for (let i = 0; i < this.targets.length; i++) await this.up(i + 1);
+  }
+
+  async stop(): Promise<void> {
+    for (let i = 0; i < this.targets.length; i++) await this.down(i + 1);
+  }
+
+  /** Broker `id` (from 1) unreachable: its port closed, its connections reset. */
+  async down(id: number): Promise<void> {
+    const server = this.servers[id - 1];
+    this.servers[id - 1] = null;
+    for (const socket of this.sockets[id - 1]!) socket.destroy();
+    this.sockets[id - 1]!.clear();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  async downAll(): Promise<void> {
+    for (let i = 1; i <= this.targets.length; i++) await this.down(i);
+  }
+
+  async up(id: number): Promise<void> {
+    if (this.servers[id - 1]) return;
+    const target = this.targets[id - 1]!;
+    const sockets = this.sockets[id - 1]!;
+    const server = net.createServer((client) => {
+      const upstream = net.connect(target);
+      sockets.add(client);
+      sockets.add(upstream);
+      const close = (): void => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
+      };
+      client.on('error', close).on('close', close);
+      upstream.on('error', close).on('close', close);
+      // Which requests were Metadata (by correlation id), and at what version.
+      const metadata = new Map<number, number>();
+      let authenticated = false;
+      frames(client, (frame) => {
+        const apiKey = frame.readInt16BE(4);
+        const version = frame.readInt16BE(6);
+        if (!this.versions.has(apiKey)) this.versions.set(apiKey, new Set());
+        this.versions.get(apiKey)!.add(version);
+        if (this.sasl && !authenticated && apiKey !== API_VERSIONS) {
+          const answer = apiKey === SASL_HANDSHAKE || apiKey === SASL_AUTHENTICATE ? this.saslAnswer(frame) : null;
+          if (answer === null) return close();
+          authenticated = answer.authenticated;
+          client.write(answer.frame);
+          return;
+        }
+        if (apiKey === METADATA) metadata.set(frame.readInt32BE(8), version);
+        if (apiKey === PRODUCE && this.refuseProduce) {
+          const refusal = produceRefusal(frame, this.refuseProduce);
+          if (refusal) {
+            this.refusedProduces++;
+            client.write(refusal);
+            return;
+          }
+        }
+        upstream.write(frame);
+      });
+      frames(upstream, (frame) => {
+        const correlationId = frame.readInt32BE(4);
+        const version = metadata.get(correlationId);
+        if (version !== undefined) {
+          metadata.delete(correlationId);
+          this.rewriteBrokers(frame, version);
+        }
+        client.write(frame);
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.ports[id - 1], '127.0.0.1', () => resolve());
+    });
+    this.ports[id - 1] = (server.address() as net.AddressInfo).port;
+    this.servers[id - 1] = server;
+  }
+
+  async upAll(): Promise<void> {
+    for (let i = 1; i <= this.targets.length; i++) await this.up(i);
+  }
+
+  /** A broker's answer to SaslHandshake v1 (PLAIN only) or SaslAuthenticate v2 (PLAIN's `\0user\0password`). */
+  private saslAnswer(frame: Buffer): { frame: Buffer; authenticated: boolean } | null {
+    const apiKey = frame.readInt16BE(4);
+    const version = frame.readInt16BE(6);
+    const correlationId = frame.readInt32BE(8);
+    const r = new Reader(frame, 12);
+    r.skipString(false); // client_id
+    const w = new Writer();
+    w.int32(correlationId);
+    if (apiKey === SASL_HANDSHAKE && version === 1) {
+      const mechanism = r.string(false);
+      w.int16(mechanism === 'PLAIN' ? 0 : 33); // UNSUPPORTED_SASL_MECHANISM
+      w.count(1, false);
+      w.string('PLAIN', false);
+      return { frame: w.frame(), authenticated: false };
+    }
+    if (apiKey !== SASL_AUTHENTICATE || version !== 2) return null;
+    r.skipTaggedFields();
+    const length = r.uvarint() - 1;
+    const [, username, password] = frame.toString('utf8', r.pos, r.pos + length).split('\0');
+    const ok = username === this.sasl!.username && password === this.sasl!.password;
+    if (ok) this.saslLogins.push(username!);
+    else this.saslFailures++;
+    w.uvarint(0);
+    w.int16(ok ? 0 : 58); // SASL_AUTHENTICATION_FAILED
+    if (ok) w.nullString(true);
+    else w.string('Authentication failed: Invalid username or password', true);
+    w.uvarint(1); // auth_bytes: empty
+    w.int64(0n); // session_lifetime_ms
+    w.uvarint(0);
+    return { frame: w.frame(), authenticated: ok };
+  }
+
+  /** The brokers of a Metadata answer (any version) made to name the proxy's ports, in place. */
+  private rewriteBrokers(frame: Buffer, version: number): void {
+    const flexible = version >= 9;
+    const r = new Reader(frame, 8);
+    if (flexible) r.skipTaggedFields(); // the response header's
+    if (version >= 3) r.pos += 4; // throttle_time_ms
+    const count = flexible ? r.uvarint() - 1 : r.int32();
+    for (let i = 0; i < count; i++) {
+      r.pos += 4; // node_id
+      r.skipString(flexible);
+      const port = frame.readInt32BE(r.pos);
+      const index = this.targets.findIndex((t) => t.port === port);
+      if (index >= 0) {
+        frame.writeInt32BE(this.ports[index]!, r.pos);
+        this.metadataRewrites++;
+      }
+      r.pos += 4;
+      if (version >= 1) r.skipString(flexible); // rack
+      if (flexible) r.skipTaggedFields();
+    }
+  }
+}
+
+const PRODUCE = 0;
+const METADATA = 3;
+const SASL_HANDSHAKE = 17;
+const API_VERSIONS = 18;
+const SASL_AUTHENTICATE = 36;
+
+/**
+ * A produce request (v3 to v11) the refusal function refuses, answered as a broker answers it:
+ * every partition with that error code. Null when it passes (or wants no answer: acks=0).
+ */
+function produceRefusal(frame: Buffer, refuse: (batchBytes: number[]) => number | null): Buffer | null {
+  const version = frame.readInt16BE(6);
+  const correlationId = frame.readInt32BE(8);
+  const flexible = version >= 9;
+  const r = new Reader(frame, 12);
+  r.skipString(false); // client_id: a request header's is never compact
+  if (flexible) r.skipTaggedFields();
+  r.skipString(flexible); // transactional_id
+  const acks = frame.readInt16BE(r.pos);
+  r.pos += 2 + 4; // acks, timeout_ms
+  const topics: { name: string; partitions: number[] }[] = [];
+  const sizes: number[] = [];
+  const topicCount = r.count(flexible);
+  for (let t = 0; t < topicCount; t++) {
+    const name = r.string(flexible);
+    const partitions: number[] = [];
+    const partitionCount = r.count(flexible);
+    for (let p = 0; p < partitionCount; p++) {
+      partitions.push(r.int32());
+      const size = flexible ? r.uvarint() - 1 : r.int32();
+      sizes.push(Math.max(0, size));
+      r.pos += Math.max(0, size);
+      if (flexible) r.skipTaggedFields();
+    }
+    if (flexible) r.skipTaggedFields();
+    topics.push({ name, partitions });
+  }
+  const code = refuse(sizes);
+  if (code === null || acks === 0) return null;
+  const w = new Writer();
+  w.int32(correlationId);
+  if (flexible) w.uvarint(0);
+  w.count(topics.length, flexible);
+  for (const topic of topics) {
+    w.string(topic.name, flexible);
+    w.count(topic.partitions.length, flexible);
+    for (const index of topic.partitions) {
+      w.int32(index);
+      w.int16(code);
+      w.int64(-1n); // base_offset
+      w.int64(-1n); // log_append_time_ms
+      if (version >= 5) w.int64(-1n); // log_start_offset
+      if (version >= 8) {
+        w.count(0, flexible); // record_errors
+        w.nullString(flexible); // error_message
+      }
+      if (flexible) w.uvarint(0);
+    }
+    if (flexible) w.uvarint(0);
+  }
+  w.int32(0); // throttle_time_ms
+  if (flexible) w.uvarint(0);
+  return w.frame();
+}
+
+class Writer {
+  private readonly parts: Buffer[] = [];
+
+  int16(v: number): void {
+    const b = Buffer.alloc(2);
+    b.writeInt16BE(v);
+    this.parts.push(b);
+  }
+
+  int32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(v);
+    this.parts.push(b);
+  }
+
+  int64(v: bigint): void {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64BE(v);
+    this.parts.push(b);
+  }
+
+  uvarint(v: number): void {
+    const bytes: number[] = [];
+    do {
+      let b = v & 0x7f;
+      v >>>= 7;
+      if (v !== 0) b |= 0x80;
+      bytes.push(b);
+    } while (v !== 0);
+    this.parts.push(Buffer.from(bytes));
+  }
+
+  count(n: number, compact: boolean): void {
+    if (compact) this.uvarint(n + 1);
+    else this.int32(n);
+  }
+
+  string(text: string, compact: boolean): void {
+    const bytes = Buffer.from(text);
+    if (compact) this.uvarint(bytes.length + 1);
+    else this.int16(bytes.length);
+    this.parts.push(bytes);
+  }
+
+  nullString(compact: boolean): void {
+    if (compact) this.uvarint(0);
+    else this.int16(-1);
+  }
+
+  /** The whole answer, with its size before it. */
+  frame(): Buffer {
+    const body = Buffer.concat(this.parts);
+    const size = Buffer.alloc(4);
+    size.writeInt32BE(body.length);
+    return Buffer.concat([size, body]);
+  }
+}
+
+/** Calls `each` with every whole size-prefixed Kafka frame (its 4-byte size included) as it arrives. */
+function frames(socket: net.Socket, each: (frame: Buffer) => void): void {
+  let pending: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
+      const size = 4 + pending.readInt32BE(0);
+      each(Buffer.from(pending.subarray(0, size)));
+      pending = pending.subarray(size);
+    }
+  });
+}
+
+class Reader {
+  readonly buf: Buffer;
+  pos: number;
+
+  constructor(buf: Buffer, pos: number) {
+    this.buf = buf;
+    this.pos = pos;
+  }
+
+  int32(): number {
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  uvarint(): number {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = this.buf[this.pos++]!;
+      value |= (b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return value;
+    }
+  }
+
+  count(compact: boolean): number {
+    return compact ? this.uvarint() - 1 : this.int32();
+  }
+
+  string(compact: boolean): string {
+    const n = compact ? this.uvarint() - 1 : this.buf.readInt16BE(this.pos);
+    if (!compact) this.pos += 2;
+    const text = this.buf.toString('utf8', this.pos, this.pos + Math.max(0, n));
+    this.pos += Math.max(0, n);
+    return text;
+  }
+
+  /** A string, nullable or not: compact (uvarint length + 1) or int16 length (-1 null). */
+  skipString(compact: boolean): void {
+    if (compact) {
+      const n = this.uvarint();
+      if (n > 0) this.pos += n - 1;
+    } else {
+      const n = this.buf.readInt16BE(this.pos);
+      this.pos += 2 + Math.max(0, n);
+    }
+  }
+
+  skipTaggedFields(): void {
+    const count = this.uvarint();
+    for (let i = 0; i < count; i++) {
+      this.uvarint(); // tag
+      this.pos += this.uvarint();
+    }
+  }
+}

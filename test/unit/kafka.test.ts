@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { KafkaEncoder, RECORD_OVERHEAD, brokerErrors, classifyError, kafkaFactory } from '../../src/backends/kafka.ts';
+import { configureBackend } from '../../src/lifecycle/options.ts';
+import { InvalidOptionError } from '../../src/options/values.ts';
+import { context, line } from './backend-context.ts';
+
+const BROKERS = { 'kafka-brokers': 'k1:9092,[::1]:9093', 'kafka-topic': 'logs' };
+const env = (vars: Record<string, string>) => ({ proxy: { httpProxy: '', httpsProxy: '', noProxy: '' }, env: vars });
+const configure = (opts: Record<string, string>, vars: Record<string, string> = {}) => configureBackend(kafkaFactory, { ...BROKERS, ...opts }, env(vars));
+const refused = (opts: Record<string, string>, pattern: RegExp, vars: Record<string, string> = {}) =>
+  assert.throws(() => configure(opts, vars), (err: Error) => err instanceof InvalidOptionError && pattern.test(err.message));
+const encoder = (opts: Record<string, string> = {}, ctx = context()) => new KafkaEncoder(configure(opts), ctx);
+const headersOf = (h: Map<Buffer, Buffer>) => Object.fromEntries([...h].map(([k, v]) => [k.toString(), v.toString()]));
+
+/** A library error as @platformatic/kafka builds them: aggregated, the broker's code as apiId. */
+function libraryError(apiId: string): Error {
+  const protocol = Object.assign(new Error('from the broker'), { code: 'PLT_KFK_PROTOCOL', apiId });
+  const response = Object.assign(new AggregateError([protocol], 'Received response with error'), { code: 'PLT_KFK_RESPONSE' });
+  return Object.assign(new AggregateError([response], 'Producing messages failed.'), { code: 'PLT_KFK_MULTIPLE' });
+}
+
+describe('kafka options', () => {
+  it('defaults: acks all (idempotent), lz4, key the full id, json, 1 MB records, no TLS, no SASL', () => {
+    const config = configure({});
+    assert.deepEqual(config.brokers, ['k1:9092', '[::1]:9093']);
+    assert.equal(config.acks, 'all');
+    assert.equal(config.compression, 'lz4');
+    assert.equal(config.format, 'json');
+    assert.equal(config.clientId, 'logship');
+    assert.equal(config.messageMaxBytes, 1_000_000);
+    assert.equal(config.key.source, '{{.FullID}}');
+    assert.equal(config.tls, null);
+    assert.equal(config.sasl, null);
+  });
+
+  it('brokers and topic are required; a broker must be host:port', () => {
+    assert.throws(() => configureBackend(kafkaFactory, { 'kafka-topic': 't' }), /must specify a value for log opt 'kafka-brokers'/);
+    assert.throws(() => configureBackend(kafkaFactory, { 'kafka-brokers': 'k:1' }), /must specify a value for log opt 'kafka-topic'/);
+    refused({ 'kafka-brokers': 'k1:9092,k2' }, /'k2' is not host:port/);
+    refused({ 'kafka-brokers': 'k1:9092,' }, /'' is not host:port/);
+    refused({ 'kafka-brokers': 'k1:99999' }, /not host:port/);
+  });
+
+  it('templates are checked when the options are: an unknown field fails docker run', () => {
+    refused({ 'kafka-topic': 'logs-{{.Nope}}' }, /invalid template .* for log opt 'kafka-topic': can't evaluate field Nope/);
+    refused({ 'kafka-key': '{{.Name' }, /log opt 'kafka-key': unclosed action/);
+  });
+
+  it("acks=0 is refused, saying why; '1' and 'all' are taken", () => {
+    refused({ 'kafka-acks': '0' }, /'kafka-acks=0' is refused: with acks=0 the broker never answers/);
+    refused({ 'kafka-acks': '2' }, /expected all or 1/);
+    assert.equal(configure({ 'kafka-acks': '1' }).acks, '1');
+    assert.equal(configure({ 'kafka-acks': '-1' }).acks, 'all');
+  });
+
+  it('compression is one the library has; the record limit within bounds', () => {
+    refused({ 'kafka-compression': 'brotli' }, /expected none, gzip, snappy, lz4 or zstd/);
+    refused({ 'kafka-message-max-bytes': '100' }, /from 1k to 100m/);
+    assert.equal(configure({ 'kafka-message-max-bytes': '64k' }).messageMaxBytes, 64_000);
+  });
+
+  it('TLS: the files read at docker run; TLS options without kafka-tls refused', () => {
+    refused({ 'kafka-tls-skip-verify': 'true' }, /'kafka-tls-skip-verify' is set, but 'kafka-tls' is not true/);
+    refused({ 'kafka-tls': 'true', 'kafka-tls-ca-cert': '/nonexistent/ca.pem' }, /cannot read the file of log opt 'kafka-tls-ca-cert'/);
+    assert.deepEqual(configure({ 'kafka-tls': 'true', 'kafka-tls-skip-verify': 'true' }).tls, { rejectUnauthorized: false });
+  });
+
+  it('SASL from the plugin settings only, never quoting the password', () => {
+    const sasl = { KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: 'shipper', KAFKA_SASL_PASSWORD: 'hunter2-kafka' };
+    assert.deepEqual(configure({}, sasl).sasl, { mechanism: 'SCRAM-SHA-512', username: 'shipper', password: 'hunter2-kafka' });
+    refused({}, /KAFKA_SASL_MECHANISM=PLAIN needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD/, { KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'u' });
+    refused({}, /need KAFKA_SASL_MECHANISM/, { KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'hunter2-kafka' });
+    assert.throws(() => configure({}, { ...sasl, KAFKA_SASL_MECHANISM: 'GSSAPI' }), (err: Error) => /KAFKA_SASL_MECHANISM/.test(err.message) && !err.message.includes('hunter2'));
+    assert.ok(!kafkaFactory.options.some((o) => /sasl|password/i.test(o.key)), 'no credential is a log-opt');
+    assert.ok(kafkaFactory.settings!.find((s) => s.key === 'KAFKA_SASL_PASSWORD')!.secret);
+  });
+});
+
+describe('kafka records', () => {
+  const ctx = context({ id: 'c0ffee'.padEnd(64, '0'), name: 'web-1', attributes: [['app', 'shop'], ['E1', 'xyz']] });
+
+  it("json: the fluentd driver's fields, the line as Go marshals it; headers; the line's time in ms", () => {
+    const e = encoder({}, ctx);
+    const record = e.encode(line('hé <b>\u0000', 'stderr', '2026-11-21T23:06:40.123Z', 456_789));
+    assert.equal(
+      record.value.toString(),
+      `{"source":"stderr","log":"hé \\u003cb\\u003e\\u0000","container_id":"${ctx.id}","container_name":"/web-1","app":"shop","E1":"xyz"}`,
+    );
+    assert.deepEqual(headersOf(record.headers), { container_id: ctx.id, container_name: 'web-1', app: 'shop', E1: 'xyz', source: 'stderr' });
+    assert.equal(record.timestamp, BigInt(Date.parse('2026-11-21T23:06:40.123Z')));
+    assert.equal(e.key!.toString(), ctx.id);
+    assert.equal(e.topic, 'logs');
+  });
+
+  it('json: bytes that are not UTF-8 as U+FFFD, partial metadata as the fluentd driver sends it, parse-json fields beside (ours win)', () => {
+    const e = encoder({}, context({ id: 'a'.repeat(64), name: 'n' }));
+    const bad = e.encode({ ...line(Buffer.from([0x61, 0xff, 0x62]), 'stdout', '2026-01-01T00:00:00Z'), partial: { id: 'p1', ordinal: 2, last: true } });
+    assert.deepEqual(JSON.parse(bad.value.toString()), {
+      source: 'stdout',
+      log: 'a\ufffdb',
+      partial_message: 'true',
+      partial_id: 'p1',
+      partial_ordinal: '2',
+      partial_last: 'true',
+      container_id: 'a'.repeat(64),
+      container_name: '/n',
+    });
+    const parsed = e.encode({ ...line('{"level":"warn","log":"x"}', 'stdout', '2026-01-01T00:00:00Z'), fields: { level: 'warn', log: 'x', n: 3 } });
+    assert.deepEqual(JSON.parse(parsed.value.toString()), { source: 'stdout', log: '{"level":"warn","log":"x"}', level: 'warn', n: 3, container_id: 'a'.repeat(64), container_name: '/n' });
+  });
+
+  it('an attribute named source or log replaces that field, as in the fluentd driver', () => {
+    const e = encoder({}, context({ id: 'b'.repeat(64), name: 'n', attributes: [['source', 'label'], ['log', 'l']] }));
+    assert.deepEqual(JSON.parse(e.encode(line('text', 'stdout', '2026-01-01T00:00:00Z')).value.toString()), { container_id: 'b'.repeat(64), container_name: '/n', source: 'label', log: 'l' });
+  });
+
+  it('raw: the line as it is, bytes unchanged', () => {
+    const bytes = Buffer.from([0x00, 0xff, 0x0a, 0x7b]);
+    assert.deepEqual(encoder({ 'kafka-format': 'raw' }, ctx).encode(line(bytes, 'stdout', '2026-01-01T00:00:00Z')).value, bytes);
+  });
+
+  it("topic and key templates run on the container's info; an empty key is no key", () => {
+    const c = context({ name: 'api', info: { ...context().info, name: '/api', labels: { team: 'pay' } } });
+    const e = encoder({ 'kafka-topic': 'logs-{{.Name}}-{{.ContainerLabels.team}}', 'kafka-key': '{{.Name}}' }, c);
+    assert.equal(e.topic, 'logs-api-pay');
+    assert.equal(e.key!.toString(), 'api');
+    assert.equal(encoder({ 'kafka-key': '' }, c).key, undefined);
+  });
+
+  it('a topic the template makes invalid fails the container, saying why', () => {
+    const c = context({ info: { ...context().info, name: '/has space' } });
+    assert.throws(() => encoder({ 'kafka-topic': 'logs {{.Name}}' }, c), /gives 'logs has space' for this container, which is not a valid topic name: it may have only/);
+    assert.throws(() => encoder({ 'kafka-topic': '{{.ContainerLabels.none}}' }), /not a valid topic name: it is empty/);
+  });
+
+  it('size counts value, key and headers: a record over the limit is refused before it is sent', async () => {
+    const e = encoder({}, ctx);
+    const r = e.encode(line('x'.repeat(100), 'stdout', '2026-01-01T00:00:00Z'));
+    const headerBytes = [...r.headers].reduce((n, [k, v]) => n + k.length + v.length, 0);
+    assert.equal(r.size, r.value.length + 64 + headerBytes);
+    const config = configure({ 'kafka-message-max-bytes': '2k', 'kafka-format': 'raw' });
+    const backend = kafkaFactory.create(config, ctx);
+    // One byte over: with the record's framing, key and headers it exceeds 2,000 bytes.
+    const over = 2000 - RECORD_OVERHEAD - (r.size - r.value.length) + 1;
+    // No broker at k1: a send of only refused lines resolves without the network.
+    const result = await backend.send([line('y'.repeat(over), 'stdout', '2026-01-01T00:00:00Z')], new AbortController().signal);
+    assert.deepEqual(result.rejected?.map((x) => [x.index, x.code]), [[0, 'too_large']]);
+    await backend.close();
+  });
+});
+
+describe('kafka errors', () => {
+  it("the broker's codes found through aggregated errors and causes", () => {
+    assert.deepEqual([...brokerErrors(libraryError('NOT_LEADER_OR_FOLLOWER'))], ['NOT_LEADER_OR_FOLLOWER']);
+    assert.deepEqual([...brokerErrors(new Error('x', { cause: libraryError('NOT_ENOUGH_REPLICAS') }))], ['NOT_ENOUGH_REPLICAS']);
+  });
+
+  it('too large and invalid: not transient, with the code the engine rejects the line with', () => {
+    for (const [code, reject] of [['MESSAGE_TOO_LARGE', 'too_large'], ['RECORD_LIST_TOO_LARGE', 'too_large'], ['INVALID_RECORD', 'invalid'], ['CORRUPT_MESSAGE', 'invalid']] as const) {
+      const err = classifyError(libraryError(code), 't', null);
+      assert.equal(err.transient, false, code);
+      assert.equal(err.rejectCode, reject);
+    }
+  });
+
+  it('leader moved, not enough replicas, timeouts, the network, a refused topic or SASL: transient', () => {
+    for (const code of ['NOT_LEADER_OR_FOLLOWER', 'NOT_ENOUGH_REPLICAS', 'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'REQUEST_TIMED_OUT', 'TOPIC_AUTHORIZATION_FAILED', 'UNKNOWN_TOPIC_OR_PARTITION', 'SASL_AUTHENTICATION_FAILED']) {
+      assert.equal(classifyError(libraryError(code), 't', null).transient, true, code);
+    }
+    assert.equal(classifyError(Object.assign(new Error('Connection failed'), { code: 'PLT_KFK_NETWORK' }), 't', null).transient, true);
+  });
+
+  it('a message never holds the SASL password', () => {
+    const err = classifyError(Object.assign(new Error('auth as user:s3cret-pw failed'), { code: 'PLT_KFK_AUTHENTICATION' }), 't', 's3cret-pw');
+    assert.ok(!err.message.includes('s3cret-pw'), err.message);
+    assert.equal(err.transient, true);
+  });
+});
