@@ -32,7 +32,7 @@ STATE=$(cd "$STATE" && pwd)
 
 # --propagation private: the mounts made inside never show on the machine, nor the machine's later
 # ones inside. --mount-proc: a /proc of the new PID namespace, so a test looking for the plugin's
-# process among /proc's finds this engine's only. --kill-child: unshare killed (a CI run cut short)
+# process among /proc's finds this engine's only. --kill-child: unshare SIGKILLed (a CI run cut short; it ignores SIGTERM)
 # takes the namespace's init, and so everything in it, along.
 ISOLATE_STATE=$STATE exec unshare --mount --net --pid --fork --kill-child --mount-proc --propagation private -- \
   bash -euc '

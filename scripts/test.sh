@@ -61,7 +61,9 @@ isolated=()
 cleanup() {
   scripts/stop-docker.sh "$DOCKERD_PIDFILE"
   local pid
-  for pid in "${isolated[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # SIGKILL: unshare ignores SIGTERM while it waits for its child (seen: a run's namespace,
+  # engine and tests outlived a TERM); its death SIGKILLs the namespace's init (--kill-child).
+  for pid in "${isolated[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT
