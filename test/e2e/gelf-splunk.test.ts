@@ -168,7 +168,8 @@ describe('gelf and splunk through the engine, Docker\'s drivers the oracle', () 
         const { duplicates } = checkSequence(lines);
         t.diagnostic(
           `${o.name}: killed with ${atKill[i]} of ${LINES} lines delivered, ${how}; ` +
-            `all arrived, in order, ${duplicates} duplicates`,
+            `all arrived, in order, ${duplicates} duplicates` +
+            (o.name.startsWith('gelf') ? `; ${gelf.cutAtClose} connections cut inside a frame` : ''),
         );
       }),
     );

@@ -30,6 +30,12 @@ export interface Received {
 export class GelfServer {
   readonly received: Received[] = [];
   readonly violations: string[] = [];
+  /**
+   * Connections that closed inside a frame: the sender died mid-write (a plugin killed with
+   * part of a frame in the kernel) or this server stopped. Graylog drops such a tail; what
+   * the sender does next (send the line again) is for the test to check, not a violation.
+   */
+  cutAtClose = 0;
   readonly port: number;
   private readonly tlsFiles: { cert: string; key: string } | undefined;
   private udp: dgram.Socket | null = null;
@@ -92,7 +98,7 @@ export class GelfServer {
     });
     socket.on('error', () => {});
     socket.on('close', () => {
-      if (pending.length > 0) this.violations.push(`${transport}: ${pending.length} bytes without their NUL at the end of a connection`);
+      if (pending.length > 0) this.cutAtClose++;
       this.sockets.delete(socket);
     });
   }
