@@ -7,7 +7,7 @@
 // keeps that pool; only a "last resort" collection (what V8 does on a low-memory notification)
 // releases it (a 120 MB churn test: 127 -> 58 MB resident). So when the process goes from busy to
 // quiet, and has grown since the last such collection, it runs one: a few full GCs of a small
-// live heap, some 10-30 ms once per burst, never under load. It needs `--expose-gc` (config.json);
+// live heap (its duration is logged at debug level), once per burst, never under load. It needs `--expose-gc` (config.json);
 // without it (tests, bench/pipeline.ts) this does nothing.
 import { log } from '../observability/log.ts';
 
