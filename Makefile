@@ -12,6 +12,8 @@
 #                    that answers)
 #   make demo        build, install, run a container logging through logship, show docker logs
 #   make bench       compare logship with json-file, local, none and a discard-only plugin (built here)
+#   make bench-delivery    lines/s the delivery engine ships, alone and to each backend's local receiver
+#                    (starts rsyslog and journald: run it under scripts/isolate.sh)
 #   make bench-footprint   the plugin's size (rootfs, pushed), start time and memory, against that floor
 #   make clean       remove dist/, plugin/ and build/
 
@@ -30,10 +32,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-.PHONY: help deps build plugin engine install uninstall push test demo bench bench-footprint clean check-docker check-registry
+.PHONY: help deps build plugin engine install uninstall push test demo bench bench-delivery bench-footprint clean check-docker check-registry
 
 help:
-	@sed -n '1,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,20p' Makefile | sed 's/^# \{0,1\}//'
 
 # npm ci when node_modules is missing or older than the lock file (npm ci writes this stamp).
 node_modules/.package-lock.json: package.json package-lock.json
@@ -164,6 +166,9 @@ bench: check-docker plugin
 	@# Issue 17's controls (filters, redaction, rate limit): cost per line against no control,
 	@# in process and through the engine (write time against the floor, the plugin's CPU).
 	PLUGIN=$(PLUGIN) DISCARD=$(DISCARD) $(NPM) run --silent bench:controls
+
+bench-delivery: node_modules/.package-lock.json
+	$(NPM) run --silent bench:delivery
 
 bench-footprint: check-docker plugin
 	$(NPM) run --silent bench:footprint

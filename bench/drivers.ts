@@ -65,6 +65,8 @@ const TARGET_RSS_IDLE_MB = 100;
 const TARGET_RSS_CROWD_MB = 200;
 /** "Given back within seconds": RSS this many seconds after the last line was shipped. */
 const GIVEN_BACK_AFTER_S = 5;
+/** When RSS is read after the last line was shipped (0: the end of the load), seconds. */
+const AFTER_S = [0, 1, 2, 5, 10];
 
 const NAME_PREFIX = process.env.NAME_PREFIX ?? 'logship-bench-';
 const created: Docker.Container[] = [];
@@ -295,17 +297,17 @@ async function main(): Promise<number> {
         const peak = Math.max(sampler.stop(), plugin.peakMb());
         shipTimes.push(shipSeconds);
         concurrentPeaks.push(peak);
-        // Memory given back: RSS 1, 2, 5 and 10 s after the last line arrived.
+        // Memory given back: RSS when the last line arrived and AFTER_S seconds after.
         const after: number[] = [];
         const done = Date.now();
-        for (const s of [1, 2, 5, 10]) {
+        for (const s of AFTER_S) {
           await new Promise((r) => setTimeout(r, Math.max(0, done + s * 1000 - Date.now())));
           after.push(plugin.rssMb());
         }
         givenBack.push(after);
         report +=
           `, shipped to fluentd in ${f2(shipSeconds)} s (${Math.round(receiver.total / shipSeconds / 1000)}k lines/s); ` +
-          `plugin RSS ${mb(rssBefore)} before, peak ${mb(peak)}, then ${after.map(mb).join(' / ')} 1/2/5/10 s after`;
+          `plugin RSS ${mb(rssBefore)} before, peak ${mb(peak)}, then ${after.map(mb).join(' / ')} ${AFTER_S.join('/')} s after`;
         const short = [...receiver.perTag.values()].filter((n) => n !== CONCURRENT_LINES).length;
         if (!shipped || receiver.perTag.size !== CONCURRENT || short > 0) {
           concurrentComplete = false;
@@ -436,7 +438,7 @@ async function main(): Promise<number> {
   const concBase = median(writeTimes.get('json-file') ?? []);
   const concShip = median(shipTimes);
   const concurrentPeak = Math.max(...concurrentPeaks);
-  const givenBackMb = Math.max(...givenBack.map((a) => a[[1, 2, 5, 10].indexOf(GIVEN_BACK_AFTER_S)] ?? NaN));
+  const givenBackMb = Math.max(...givenBack.map((a) => a[AFTER_S.indexOf(GIVEN_BACK_AFTER_S)] ?? NaN));
   console.log(
     `${CONCURRENT} containers x ${CONCURRENT_LINES} lines at once: written in ${(writeTimes.get(PLUGIN) ?? []).map(f2).join(' / ')} s ` +
       `with ${PLUGIN} shipping to fluentd (median ${f2(concWrite)}), ${(writeTimes.get('json-file') ?? []).map(f2).join(' / ')} s ` +
@@ -447,7 +449,7 @@ async function main(): Promise<number> {
   console.log(
     `plugin RSS: ${mb(rssAtStart)} at start; peak ${loadPeaks.map(mb).join(' / ')} during the ${LINES}-line runs, ` +
       `${readPeaks.map(mb).join(' / ')} during docker logs, ${concurrentPeaks.map(mb).join(' / ')} with ${CONCURRENT} at once ` +
-      `(${givenBack.map((a) => a.map(mb).join(' / ')).join('; ')} 1/2/5/10 s after the last line was shipped); ` +
+      `(${givenBack.map((a) => a.map(mb).join(' / ')).join('; ')} ${AFTER_S.join('/')} s after the last line was shipped); ` +
       `${mb(rssIdle)} with ${IDLE} idle containers; peak ${mb(crowdPeak)} with ${CROWD} attached (${crowdWriters.length} writing)`,
   );
   const loadPeak = Math.max(...loadPeaks, ...readPeaks, concurrentPeak);

@@ -218,8 +218,9 @@ export async function* rangeRecords(
 ): AsyncGenerator<{ offset: number; payloads: Buffer[] }> {
   const parser = new RecordParser(view.maxPayload);
   let toSkip = range.skipRecords;
-  let offset = range.fromByte;
   for await (const chunk of rangeBytes(view.dir, range)) {
+    // Where this push's first record starts; counted by the parser, not per record here.
+    let offset = range.fromByte + parser.recordBytes;
     let payloads = parser.push(chunk);
     if (toSkip > 0) {
       const skipped = payloads.slice(0, toSkip);
@@ -227,10 +228,7 @@ export async function* rangeRecords(
       toSkip -= skipped.length;
       payloads = payloads.slice(skipped.length);
     }
-    if (payloads.length > 0) {
-      yield { offset, payloads };
-      for (const p of payloads) offset += p.length + RECORD_OVERHEAD;
-    }
+    if (payloads.length > 0) yield { offset, payloads };
     // The whole records before the damage were handed on first.
     if (parser.damage) throw parser.damage;
   }
@@ -270,7 +268,7 @@ async function* plainRange(file: fs.promises.FileHandle, range: Range): AsyncGen
 
 async function* gunzipRange(file: fs.promises.FileHandle, range: Range): AsyncGenerator<Buffer> {
   let pos = 0;
-  const gunzip = file.createReadStream({ autoClose: false, highWaterMark: READ_CHUNK }).pipe(createGunzip());
+  const gunzip = file.createReadStream({ autoClose: false, highWaterMark: READ_CHUNK }).pipe(createGunzip({ chunkSize: READ_CHUNK }));
   for await (const chunk of gunzip as AsyncIterable<Buffer>) {
     const start = Math.max(0, range.fromByte - pos);
     const stop = Math.min(chunk.length, range.toByte - pos);

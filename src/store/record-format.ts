@@ -60,6 +60,11 @@ export class CorruptRecordError extends Error {}
  */
 const MIN_PAYLOAD = MIN_FRAME_PAYLOAD;
 
+/** buf.readUInt32BE without its bounds checks (callers check), twice per record read. */
+function uint32At(buf: Buffer, pos: number): number {
+  return ((buf[pos]! << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!) >>> 0;
+}
+
 /**
  * Forward parser over a stream of store bytes cut anywhere. `push` returns the payloads
  * of the records completed by a chunk, as views of it where possible. Where the bytes stop
@@ -71,6 +76,8 @@ export class RecordParser {
   private readonly maxPayload: number;
   /** Set once the input stopped being whole records. */
   damage: CorruptRecordError | null = null;
+  /** The bytes of every record returned so far (where the next one starts, from the first). */
+  recordBytes = 0;
 
   constructor(maxPayload: number) {
     this.maxPayload = maxPayload;
@@ -82,19 +89,21 @@ export class RecordParser {
     const payloads: Buffer[] = [];
     let pos = 0;
     while (buf.length - pos >= 4) {
-      const n = buf.readUInt32BE(pos);
+      const n = uint32At(buf, pos);
       if (n < MIN_PAYLOAD || n > this.maxPayload) {
         this.damage = new CorruptRecordError(`record length ${n} is outside ${MIN_PAYLOAD}..${this.maxPayload}`);
         break;
       }
       if (buf.length - pos < n + RECORD_OVERHEAD) break;
-      if (buf.readUInt32BE(pos + 4 + n) !== n) {
+      if (uint32At(buf, pos + 4 + n) !== n) {
         this.damage = new CorruptRecordError('record trailer does not match its header');
         break;
       }
       payloads.push(buf.subarray(pos + 4, pos + 4 + n));
       pos += n + RECORD_OVERHEAD;
     }
+    // The pending bytes start at a record's start, so the records returned span buf[0, pos).
+    this.recordBytes += pos;
     this.pending = this.damage || pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos));
     return payloads;
   }

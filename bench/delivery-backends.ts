@@ -1,0 +1,162 @@
+// Shipping keeps up (issue 18, item 3): for each backend with a local receiver (the integration
+// tests' own: rsyslog, systemd-journald, and the protocol endpoints of test/integration/lib), a
+// store of LINES short lines (`seq`-like, 1 µs apart) shipped from its start by the delivery
+// engine (Shipper with the backend's own batch limits, as the plugin plans them), beside the
+// rate at which the same lines were written into the store in this run (ContainerStore.append of
+// daemon frames, what the plugin does after its FIFO read). The receivers run in this process
+// (rsyslog and journald in their own): their CPU is counted against the shipping, so the figures
+// are lower bounds on a machine where the receiver is elsewhere.
+//
+//   node bench/delivery-backends.ts [backend,...]   env: LINES (1000000)
+//   (rsyslog and systemd-journald are started here: run it under scripts/isolate.sh, as the
+//   integration suite does; `make bench-delivery` runs it with bench/delivery.ts)
+import fs from 'node:fs';
+import path from 'node:path';
+import { BACKENDS } from '../src/backends/index.ts';
+import type { AnyBackendFactory, BackendPlan } from '../src/delivery/backend.ts';
+import { CursorFile } from '../src/delivery/cursor.ts';
+import { DeadLetterFile } from '../src/delivery/dead-letters.ts';
+import { Shipper } from '../src/delivery/shipper.ts';
+import { configureBackend } from '../src/lifecycle/options.ts';
+import { ContainerStore } from '../src/store/container-store.ts';
+import { DEFAULT_STORE_OPTIONS } from '../src/store/options.ts';
+import { context } from '../test/unit/backend-context.ts';
+import { batch } from '../test/unit/frames.ts';
+import { setLevel } from '../src/observability/log.ts';
+import { CloudLoggingEndpoint } from '../test/integration/lib/cloud-logging-endpoint.ts';
+import { CloudWatchEndpoint } from '../test/integration/lib/cloudwatch-endpoint.ts';
+import { ElasticsearchEndpoint } from '../test/integration/lib/elasticsearch-endpoint.ts';
+import { GelfServer } from '../test/integration/lib/gelf-server.ts';
+import { HecServer } from '../test/integration/lib/hec-server.ts';
+import { LokiEndpoint } from '../test/integration/lib/loki-endpoint.ts';
+import { OtlpReceiver } from '../test/integration/lib/otlp-receiver.ts';
+import { FluentReceiver, Journald, Rsyslog, SYSLOG_PORT, makeTlsMaterial, scratchDir } from '../test/integration/lib/servers.ts';
+
+const LINES = Number(process.env.LINES ?? 1_000_000);
+const only = process.argv[2]?.split(',') ?? null;
+
+/** A receiver running, the backend's config against it, and how to stop it. */
+interface Target {
+  config: unknown;
+  stop(): Promise<void>;
+}
+
+const dir = scratchDir('bench-delivery');
+const factory = (name: string): AnyBackendFactory => BACKENDS.find((f) => f.name === name)!;
+const options = (name: string, opts: Record<string, string>) => configureBackend(factory(name), opts);
+
+const TARGETS: Record<string, () => Promise<Target>> = {
+  fluentd: async () => {
+    const r = new FluentReceiver({ listenOptions: { port: 24334, host: '127.0.0.1' } });
+    await r.listen();
+    return { config: options('fluentd', { 'fluentd-address': '127.0.0.1:24334' }), stop: () => r.close() };
+  },
+  syslog: async () => {
+    const r = new Rsyslog(path.join(dir, 'rsyslog'), makeTlsMaterial(path.join(dir, 'tls')));
+    await r.start();
+    return { config: options('syslog', { 'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}` }), stop: () => r.stop() };
+  },
+  journald: async () => {
+    const r = new Journald('logship-bench', path.join(dir, 'journald.out'));
+    r.removeState();
+    await r.start();
+    return { config: { socketPath: r.socket }, stop: () => r.stop() };
+  },
+  elasticsearch: async () => {
+    const r = new ElasticsearchEndpoint({ mode: 'elasticsearch' });
+    await r.listen();
+    return { config: options('elasticsearch', { 'elasticsearch-url': r.url }), stop: () => r.close() };
+  },
+  awslogs: async () => {
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIDLOGSHIPBENCH', AWS_SECRET_ACCESS_KEY: 'logship-bench-secret' });
+    const r = new CloudWatchEndpoint();
+    await r.start();
+    const opts = { 'awslogs-region': 'us-east-1', 'awslogs-endpoint': r.url, 'awslogs-group': 'g', 'awslogs-stream': 's', 'awslogs-create-group': 'true' };
+    return { config: options('awslogs', opts), stop: () => r.stop() };
+  },
+  gcplogs: async () => {
+    const r = new CloudLoggingEndpoint(18095);
+    await r.start();
+    return { config: options('gcplogs', { 'gcp-project': 'bench-project', 'gcp-endpoint': `http://${r.address}` }), stop: async () => r.stop() };
+  },
+  gelf: async () => {
+    const r = new GelfServer(12202);
+    await r.start();
+    return { config: options('gelf', { 'gelf-address': 'tcp://127.0.0.1:12202' }), stop: () => r.stop() };
+  },
+  splunk: async () => {
+    const r = new HecServer({ port: 0, token: 'bench-token', indexes: ['main'] });
+    await r.listen();
+    return { config: options('splunk', { 'splunk-url': r.url, 'splunk-token': 'bench-token' }), stop: () => r.close() };
+  },
+  loki: async () => {
+    const r = new LokiEndpoint();
+    await r.listen();
+    return { config: options('loki', { 'loki-url': r.url }), stop: () => r.close() };
+  },
+  otlp: async () => {
+    const r = new OtlpReceiver();
+    await r.start();
+    return { config: options('otlp', { 'otlp-endpoint': r.httpUrl }), stop: () => r.stop() };
+  },
+};
+
+const storeDir = path.join(dir, 'store');
+const store = new ContainerStore(storeDir, DEFAULT_STORE_OPTIONS, 1 << 20, () => {});
+// From now: Loki and CloudWatch refuse lines a week or two old.
+const T0 = BigInt(Date.now()) * 1_000_000n - BigInt(LINES) * 1000n;
+setLevel('error'); // a refused or retried batch still shows
+const frames = [];
+const PER_BATCH = 10_000;
+for (let from = 1; from <= LINES; from += PER_BATCH) {
+  const n = Math.min(PER_BATCH, LINES - from + 1);
+  frames.push(batch(Array.from({ length: n }, (_, i) => ({ line: String(from + i), timeNano: T0 + BigInt(from + i) * 1000n }))));
+}
+store.attachProducer();
+const t0 = process.hrtime.bigint();
+for (const b of frames) store.append(b);
+await store.endPosition();
+const writeSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+store.detachProducer();
+frames.length = 0;
+const writeRate = LINES / writeSeconds;
+console.log(`delivery per backend: ${LINES} lines written into the store in ${writeSeconds.toFixed(2)} s = ${Math.round(writeRate / 1000)}k lines/s`);
+
+const slower: string[] = [];
+for (const name of Object.keys(TARGETS)) {
+  if (only && !only.includes(name)) continue;
+  const target = await TARGETS[name]!();
+  const f = factory(name);
+  const plan: BackendPlan = {
+    name,
+    limits: f.batchLimits(target.config),
+    retry: f.retryPolicy?.(target.config) ?? null,
+    multiline: null,
+    parseJson: false,
+    create: (container) => f.create(target.config, container),
+  };
+  const cursor = new CursorFile(storeDir, name);
+  fs.rmSync(cursor.path, { force: true });
+  cursor.save({ index: 0, seq: 1, offset: 0 }); // the store's start: without a cursor a shipper starts at its end
+  const start = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
+  const shipper = new Shipper(store, plan, context({ name: `bench-${name}` }), cursor, new DeadLetterFile(storeDir, name));
+  await shipper.done;
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const { shipped, deadLetters, dropped, retries } = shipper.status();
+  await target.stop();
+  const rate = shipped / seconds;
+  const lost = LINES - shipped;
+  console.log(
+    `  ${name.padEnd(14)} ${shipped} lines in ${seconds.toFixed(2)} s = ${String(Math.round(rate / 1000)).padStart(4)}k lines/s ` +
+      `(${(rate / writeRate).toFixed(2)}x the write rate; batches of up to ${plan.limits.maxLines} lines); this process's CPU ` +
+      `${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; retries ${retries}` +
+      (lost > 0 ? `; NOT SHIPPED ${lost} (dead letters ${deadLetters}, dropped ${JSON.stringify(dropped)})` : ''),
+  );
+  if (rate < writeRate || lost > 0) slower.push(name);
+}
+await store.close();
+fs.rmSync(dir, { recursive: true, force: true });
+console.log(slower.length === 0 ? 'every backend shipped at least the write rate' : `below the write rate: ${slower.join(', ')}`);
+process.exit(0); // a client library's keep-alive agent (awslogs, gcplogs) would hold the process open
