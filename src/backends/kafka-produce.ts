@@ -88,8 +88,12 @@ export function encodeRecordBatch(lib: KafkaLibrary, messages: readonly MessageR
     bodies[i] = body;
     total += uvarintSize(zigzag(body)) + body;
   }
-  const records = Buffer.allocUnsafe(total);
-  let pos = 0;
+  let attributes = options.transactionalId ? IS_TRANSACTIONAL : 0;
+  const compression = options.compression ?? 'none';
+  // Uncompressed, the records are written in the batch's place: no copy.
+  const at = compression === 'none' ? BATCH_HEADER : 0;
+  const records = Buffer.allocUnsafe(at + total);
+  let pos = at;
   for (let i = 0; i < count; i++) {
     const m = messages[i]!;
     pos = writeUvarint(records, pos, zigzag(bodies[i]!));
@@ -107,10 +111,8 @@ export function encodeRecordBatch(lib: KafkaLibrary, messages: readonly MessageR
       }
     }
   }
-  let attributes = options.transactionalId ? IS_TRANSACTIONAL : 0;
-  const compression = options.compression ?? 'none';
-  const header = (body: Buffer): Buffer => {
-    const batch = Buffer.allocUnsafe(BATCH_HEADER + body.length);
+  /** The batch's fixed part, before its records (at BATCH_HEADER), then its CRC. */
+  const finish = (batch: Buffer): Buffer => {
     batch.writeBigInt64BE(0n, 0); // baseOffset: the broker assigns it
     batch.writeInt32BE(batch.length - 12, 8);
     batch.writeInt32BE(options.partitionLeaderEpoch ?? 0, 12);
@@ -124,16 +126,20 @@ export function encodeRecordBatch(lib: KafkaLibrary, messages: readonly MessageR
     const m = messages[0]!;
     batch.writeInt32BE(options.sequences ? options.sequences.getWithDefault(`${m.topic}:${m.partition}`, 0) : 0, 53);
     batch.writeInt32BE(count, 57);
-    body.copy(batch, BATCH_HEADER);
     batch.writeUInt32BE(lib.crc32c(batch.subarray(ATTRIBUTES_AT)), CRC_AT);
     return batch;
   };
-  if (compression === 'none') return header(records);
+  const compressed = (body: Buffer): Buffer => {
+    const batch = Buffer.allocUnsafe(BATCH_HEADER + body.length);
+    body.copy(batch, BATCH_HEADER);
+    return finish(batch);
+  };
+  if (compression === 'none') return finish(records);
   const algorithm = lib.compressionsAlgorithms[compression];
   if (!algorithm) throw new lib.UnsupportedCompressionError(`Unsupported compression algorithm ${compression}`);
   attributes |= algorithm.bitmask;
-  if ('compress' in algorithm) return algorithm.compress(records).then(header);
-  return header(algorithm.compressSync(records));
+  if ('compress' in algorithm) return algorithm.compress(records).then(compressed);
+  return compressed(algorithm.compressSync(records));
 }
 
 /**
