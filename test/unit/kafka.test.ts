@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { KafkaEncoder, RECORD_OVERHEAD, brokerErrors, classifyError, kafkaFactory } from '../../src/backends/kafka.ts';
 import { configureBackend } from '../../src/lifecycle/options.ts';
 import { InvalidOptionError } from '../../src/options/values.ts';
+import type { OutgoingLine } from '../../src/shaping/line.ts';
 import { context, line } from './backend-context.ts';
 
 const BROKERS = { 'kafka-brokers': 'k1:9092,[::1]:9093', 'kafka-topic': 'logs' };
@@ -108,6 +109,24 @@ describe('kafka records', () => {
     });
     const parsed = e.encode({ ...line('{"level":"warn","log":"x"}', 'stdout', '2026-01-01T00:00:00Z'), fields: { level: 'warn', log: 'x', n: 3 } });
     assert.deepEqual(JSON.parse(parsed.value.toString()), { source: 'stdout', log: '{"level":"warn","log":"x"}', level: 'warn', n: 3, container_id: 'a'.repeat(64), container_name: '/n' });
+  });
+
+  it('json: a line written from its bytes is the record the general path writes, byte for byte', () => {
+    const e = encoder({}, ctx);
+    const general = (l: OutgoingLine) => Buffer.from((e as unknown as { json(l: OutgoingLine): string }).json(l));
+    const lines = [
+      ...Array.from({ length: 256 }, (_, c) => Buffer.from([0x61, c, 0x62])),
+      Buffer.from('plain text 123 {"k": [1, 2]} it\'s'),
+      Buffer.from(''),
+      Buffer.from('é ü \u2028 \ud83d\ude00 <tag> a&b "q" back\\slash tab\t'),
+      Buffer.from([0xe2, 0x80, 0xa8, 0xc3, 0x28, 0xf0, 0x9f, 0x98]),
+    ];
+    for (const bytes of lines) {
+      for (const source of ['stdout', 'stderr'] as const) {
+        const l = line(bytes, source, '2026-01-01T00:00:00Z');
+        assert.deepEqual(e.encode(l).value, general(l), bytes.toString('hex'));
+      }
+    }
   });
 
   it('an attribute named source or log replaces that field, as in the fluentd driver', () => {

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import * as lib from '@platformatic/kafka';
+import type { MessageRecord } from '@platformatic/kafka';
+import { type ProduceArgs, createProducer, encodeProduceRequest } from '../../src/backends/kafka-produce.ts';
+
+const b = (text: string): Buffer => Buffer.from(text);
+const T = 1_760_000_000_000n;
+const VERSIONS = [3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
+const COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+type Module = { createRequest: (...args: ProduceArgs) => lib.Writer; createRequestAsync?: (...args: ProduceArgs) => Promise<lib.Writer> };
+const MODULES: Record<(typeof VERSIONS)[number], Module> = {
+  3: lib.produceV3,
+  4: lib.produceV4,
+  5: lib.produceV5,
+  6: lib.produceV6,
+  7: lib.produceV7,
+  8: lib.produceV8,
+  9: lib.produceV9,
+  10: lib.produceV10,
+  11: lib.produceV11,
+};
+
+/**
+ * Records that reach every branch of the encoding: no key and an empty value, values and
+ * headers long enough for 2- and 3-byte varints, a header without a value, a time before the
+ * batch's first and one far after it, more than 64 records (2-byte offset deltas), two topics
+ * (one that looks like a number, which the library orders first) and several partitions.
+ * `farMs`: how far after; the library encodes a delta of 2^31 ms or more wrong (below).
+ */
+function messages(farMs = 2_000_000_000n): MessageRecord[] {
+  const headers = new Map([
+    [b('container_id'), b('c'.repeat(64))],
+    [b('container_name'), b('web')],
+    [b('source'), b('stdout')],
+  ]);
+  const out: MessageRecord[] = [];
+  for (let i = 0; i < 150; i++) {
+    const partition = i % 3;
+    const topic = i % 7 === 0 ? '2024' : 'logs';
+    const value = i === 5 ? Buffer.alloc(0) : i === 6 ? b('x'.repeat(20_000)) : b(`{"log":"line ${i}"}`);
+    const timestamp = i === 9 ? T - 5_000n : i === 10 ? T + farMs : T + BigInt(i);
+    const message: MessageRecord = { topic, partition, value, timestamp, headers: i === 11 ? new Map([[b('empty'), null as unknown as Buffer]]) : headers };
+    if (i !== 4) message.key = b('k'.repeat(i === 7 ? 200 : 64));
+    out.push(message);
+  }
+  return out;
+}
+
+const copy = (ms: MessageRecord[]): MessageRecord[] => ms.map((m) => ({ ...m }));
+
+async function library(version: (typeof VERSIONS)[number], ...[acks, timeout, ms, options]: ProduceArgs): Promise<Buffer> {
+  const module = MODULES[version];
+  const writer = options?.compression === 'gzip' && module.createRequestAsync ? await module.createRequestAsync(acks, timeout, ms, options) : module.createRequest(acks, timeout, ms, options);
+  return writer.buffer;
+}
+
+describe('kafka produce requests', () => {
+  for (const version of VERSIONS) {
+    it(`v${version}: the library's request byte for byte, every compression, with sequences and a producer id`, async () => {
+      for (const compression of COMPRESSIONS) {
+        const sequences = new lib.NumericMap();
+        sequences.set('logs:1', 41);
+        sequences.set('2024:0', 7);
+        const options = { compression, producerId: 123_456_789n, producerEpoch: 3, sequences };
+        const ours = await encodeProduceRequest(lib, version, -1, 30_000, copy(messages()), options);
+        const theirs = await library(version, -1, 30_000, copy(messages()), options);
+        assert.equal(ours.length, theirs.length, `${compression}: length`);
+        assert.ok(ours.buffer.equals(theirs), `v${version} ${compression}: the bytes differ`);
+      }
+    });
+  }
+
+  it('no options, a transactional id, acks 0 (no response expected): as the library', async () => {
+    for (const [acks, options] of [
+      [1, undefined],
+      [-1, { transactionalId: 'tx-1', compression: 'none' as const, producerId: 5n, producerEpoch: 0 }],
+      [0, { compression: 'lz4' as const }],
+    ] as const) {
+      for (const version of [7, 11] as const) {
+        const ours = await encodeProduceRequest(lib, version, acks, 1000, copy(messages()), options);
+        const theirs = await library(version, acks, 1000, copy(messages()), options);
+        assert.ok(ours.buffer.equals(theirs), `v${version} acks ${acks}: the bytes differ`);
+        assert.equal(ours.context.noResponse, acks === 0 ? true : undefined);
+      }
+    }
+  });
+
+  it('a batch the library reads back: records, keys, headers, times and the CRC', async () => {
+    const ms = messages().filter((m) => m.topic === 'logs' && m.partition === 1);
+    const request = await encodeProduceRequest(lib, 7, -1, 0, copy(ms), { compression: 'none' });
+    // v7: transactional id (-1), acks, timeout, 1 topic, its name, 1 partition, index, records' length.
+    const reader = lib.Reader.from(request.buffer.subarray(2 + 2 + 4 + 4 + 2 + 4 + 4 + 4 + 4));
+    const batch = lib.readRecordsBatch(reader);
+    assert.equal(batch.records.length, ms.length);
+    const crc = lib.crc32c(request.buffer.subarray(request.buffer.length - (batch.length - 9)));
+    assert.equal(batch.crc, crc);
+    batch.records.forEach((r, i) => {
+      assert.ok(r.value?.equals(ms[i]!.value));
+      assert.equal(r.key?.length ?? -1, ms[i]!.key?.length ?? -1);
+      assert.equal(batch.firstTimestamp + r.timestampDelta, ms[i]!.timestamp);
+      assert.equal(r.headers.length, ms[i]!.headers!.size);
+    });
+  });
+
+  it('a time 2^31 ms or more after the batch\'s first: a varlong, as Kafka\'s own client writes it (the library\'s is not)', async () => {
+    // @platformatic/dynamic-buffer 0.3.1 zigzags a varlong with `>> 31n` (Kafka: `>> 63`) and
+    // sizes it with a 32-bit mask, so a record ~25 days after its batch's first would get a
+    // wrong time: a quiet container's next line, or lines the store kept through an outage.
+    const far = 3_000_000_000n;
+    const ms = messages(far).filter((m) => m.topic === 'logs' && m.partition === 1);
+    const request = await encodeProduceRequest(lib, 7, -1, 0, copy(ms), { compression: 'none' });
+    const theirs = await library(7, -1, 0, copy(ms), { compression: 'none' });
+    assert.ok(!request.buffer.equals(theirs));
+    const batch = lib.readRecordsBatch(lib.Reader.from(request.buffer.subarray(2 + 2 + 4 + 4 + 2 + 4 + 4 + 4 + 4)));
+    batch.records.forEach((r, i) => assert.equal(batch.firstTimestamp + r.timestampDelta, ms[i]!.timestamp));
+    const i = ms.findIndex((m) => m.timestamp === T + far);
+    assert.ok(i > 0);
+    // zigzag(3e9 - first's offset) as 7-bit groups, least first: Java's ByteUtils.writeVarlong.
+    let z = (far - (ms[0]!.timestamp! - T)) * 2n;
+    const expected: number[] = [];
+    for (; z >= 0x80n; z >>= 7n) expected.push(Number(z & 0x7fn) | 0x80);
+    expected.push(Number(z));
+    assert.ok(request.buffer.includes(Buffer.from(expected)));
+  });
+
+  it("a producer's Produce API is ours for every version this file knows, the library's for others", async () => {
+    const producer = createProducer(lib, { clientId: 't', bootstrapBrokers: ['localhost:1'] });
+    const seen: Array<{ name: string; version: number }> = [];
+    // The versions a broker says it speaks (its ApiVersions answer): what kGetApi chooses from.
+    (producer as unknown as Record<symbol, unknown>)[lib.kListApis] = (callback: (err: null, apis: unknown[]) => void) =>
+      callback(null, [
+        { name: 'Produce', minVersion: 3, maxVersion: 7 },
+        { name: 'Metadata', minVersion: 0, maxVersion: 12 },
+      ]);
+    for (const name of ['Produce', 'Metadata']) {
+      const api = await new Promise<lib.API<unknown[], unknown>>((resolve, reject) => producer[lib.kGetApi](name, (err, api) => (err ? reject(err) : resolve(api!))));
+      seen.push({ name, version: api.version });
+      if (name === 'Produce') assert.notEqual(api, lib.produceV7.api);
+      else assert.equal(api, lib.metadataV12.api);
+    }
+    assert.deepEqual(seen, [
+      { name: 'Produce', version: 7 },
+      { name: 'Metadata', version: 12 },
+    ]);
+    await producer.close(true);
+  });
+});
