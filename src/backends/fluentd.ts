@@ -234,6 +234,28 @@ const TRUE = utf8('true');
 const FALSE = utf8('false');
 const NO_FIELDS: [string, unknown][] = [];
 
+/**
+ * The fields Docker's fluentd driver adds to every record of a container (container_id,
+ * container_name, then the attributes, which may replace source or log), and the keys a
+ * parsed JSON line may therefore not set. The kafka backend's json records are the same.
+ */
+export interface FluentdRecordFields {
+  fields: ReadonlyMap<string, string>;
+  sourceOverride: boolean;
+  logOverride: boolean;
+  ownKeys: ReadonlySet<string>;
+}
+
+export function fluentdRecordFields(container: ContainerContext): FluentdRecordFields {
+  const fields = new Map<string, string>([
+    ['container_id', container.id],
+    ['container_name', '/' + container.name],
+  ]);
+  for (const [key, value] of container.attributes) fields.set(key, value);
+  const ownKeys = new Set([...fields.keys(), 'source', 'log', ...Object.values(PARTIAL_KEYS).map(String)]);
+  return { fields, sourceOverride: fields.has('source'), logOverride: fields.has('log'), ownKeys };
+}
+
 /** Encodes the records of one container; the parts that never change are encoded once. */
 export class FluentdEncoder {
   private readonly tag: Buffer;
@@ -250,13 +272,10 @@ export class FluentdEncoder {
   constructor(container: ContainerContext, subSecond: boolean) {
     this.tag = utf8(container.tag);
     this.subSecond = subSecond;
-    const fields = new Map<string, string>([
-      ['container_id', container.id],
-      ['container_name', '/' + container.name],
-    ]);
-    for (const [key, value] of container.attributes) fields.set(key, value);
-    this.sourceOverride = fields.has('source');
-    this.logOverride = fields.has('log');
+    const { fields, sourceOverride, logOverride, ownKeys } = fluentdRecordFields(container);
+    this.sourceOverride = sourceOverride;
+    this.logOverride = logOverride;
+    this.ownKeys = ownKeys;
     const writer = new MsgpackWriter(256);
     for (const [key, value] of fields) {
       writer.str(utf8(key));
@@ -264,7 +283,6 @@ export class FluentdEncoder {
     }
     this.fixedPairs = Buffer.from(writer.result());
     this.fixedCount = fields.size;
-    this.ownKeys = new Set([...fields.keys(), 'source', 'log', ...Object.values(PARTIAL_KEYS).map(String)]);
   }
 
   /** `[tag, [[time, record], ...], option]`; `chunk` is set for ack mode. */

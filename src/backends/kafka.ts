@@ -27,6 +27,7 @@ import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
 import { parseHostPort } from '../transport/address.ts';
 import { cutRequests, resultInLines, sendInOrder } from '../transport/requests.ts';
 import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
+import { fluentdRecordFields } from './fluentd.ts';
 import { goJsonBytes, goJsonString, goJsonValue } from './go-json.ts';
 import type { RecordProducer } from './kafka-produce.ts';
 
@@ -174,7 +175,6 @@ export interface KafkaRecord {
 const utf8 = (text: string): Buffer => Buffer.from(text, 'utf8');
 const SOURCE_HEADER = utf8('source');
 const SOURCES = { stdout: utf8('stdout'), stderr: utf8('stderr') } as const;
-const PARTIAL_KEYS = ['partial_message', 'partial_id', 'partial_ordinal', 'partial_last'] as const;
 
 /** The records of one container: everything but the line, its stream and time is encoded once. */
 export class KafkaEncoder {
@@ -206,14 +206,10 @@ export class KafkaEncoder {
     const key = executeTemplate(config.key, 'kafka-key', container);
     this.key = key === '' ? undefined : utf8(key);
     this.format = config.format;
-    const fields = new Map<string, string>([
-      ['container_id', container.id],
-      ['container_name', '/' + container.name],
-    ]);
-    for (const [k, v] of container.attributes) fields.set(k, v);
-    this.sourceOverride = fields.has('source');
-    this.logOverride = fields.has('log');
-    this.ownKeys = new Set([...fields.keys(), 'source', 'log', ...PARTIAL_KEYS]);
+    const { fields, sourceOverride, logOverride, ownKeys } = fluentdRecordFields(container);
+    this.sourceOverride = sourceOverride;
+    this.logOverride = logOverride;
+    this.ownKeys = ownKeys;
     this.jsonTail = [...fields].map(([k, v]) => `,${goJsonString(k)}:${goJsonString(v)}`).join('') + '}';
     this.plain =
       this.sourceOverride || this.logOverride
