@@ -198,9 +198,9 @@ export type RecordProducer = import('@platformatic/kafka').Producer<Buffer, Buff
 
 const apis = new WeakMap<KafkaLibrary, Map<number, ProduceApi>>();
 
-/** The Produce API of `version` with requests written by encodeProduceRequest, or null for a version this file does not know. */
-function produceApi(lib: KafkaLibrary, version: number): ProduceApi | null {
-  const versions: ProduceVersions = {
+/** The library's Produce modules, by the versions encodeProduceRequest writes requests for. */
+export function produceModules(lib: KafkaLibrary) {
+  return {
     3: lib.produceV3,
     4: lib.produceV4,
     5: lib.produceV5,
@@ -210,8 +210,12 @@ function produceApi(lib: KafkaLibrary, version: number): ProduceApi | null {
     9: lib.produceV9,
     10: lib.produceV10,
     11: lib.produceV11,
-  };
-  const module = versions[version];
+  } as const;
+}
+
+/** The Produce API of `version` with requests written by encodeProduceRequest, or null for a version this file does not know. */
+function produceApi(lib: KafkaLibrary, version: number): ProduceApi | null {
+  const module = (produceModules(lib) as ProduceVersions)[version];
   if (!module) return null;
   let known = apis.get(lib);
   if (!known) apis.set(lib, (known = new Map()));

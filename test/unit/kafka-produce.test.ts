@@ -2,24 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as lib from '@platformatic/kafka';
 import type { MessageRecord } from '@platformatic/kafka';
-import { type ProduceArgs, createProducer, encodeProduceRequest } from '../../src/backends/kafka-produce.ts';
+import { type ProduceArgs, createProducer, encodeProduceRequest, produceModules } from '../../src/backends/kafka-produce.ts';
 
 const b = (text: string): Buffer => Buffer.from(text);
 const T = 1_760_000_000_000n;
 const VERSIONS = [3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
 const COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
 type Module = { createRequest: (...args: ProduceArgs) => lib.Writer; createRequestAsync?: (...args: ProduceArgs) => Promise<lib.Writer> };
-const MODULES: Record<(typeof VERSIONS)[number], Module> = {
-  3: lib.produceV3,
-  4: lib.produceV4,
-  5: lib.produceV5,
-  6: lib.produceV6,
-  7: lib.produceV7,
-  8: lib.produceV8,
-  9: lib.produceV9,
-  10: lib.produceV10,
-  11: lib.produceV11,
-};
+const MODULES = produceModules(lib) as Record<(typeof VERSIONS)[number], Module>;
 
 /**
  * Records that reach every branch of the encoding: no key and an empty value, values and
