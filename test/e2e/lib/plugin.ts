@@ -6,7 +6,6 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Journald } from '../../integration/lib/servers.ts';
-import { pollUntil } from './containers.ts';
 import { PLUGIN } from './docker-client.ts';
 
 const run = promisify(execFile);
@@ -44,60 +43,99 @@ export interface Kill {
   killed: number;
   restarted: number;
   /**
-   * Whether the engine restarted it. 20.10 sometimes leaves a plugin stopped after a few
-   * kills in a row: then, after 10 s, it is disabled and enabled again, the other kind of
-   * restart, and this is false.
+   * Whether the engine restarted it. Now and then (on 20.10 and 28.5, more often on a busy
+   * machine) the engine hears of the exit late or not at all and leaves the plugin without a
+   * process: then, after 10 s, it is disabled and enabled again, what an operator would do,
+   * and this is false.
    */
   byEngine: boolean;
   /** Which of the two, in words, for a test's diagnostics. */
   how: string;
 }
 
-/** kill -9 of the plugin process; resolves once a new one runs in its place. */
+/** kill -9 of the plugin process; resolves once a new one runs in its place and answers. */
 export async function killPlugin(): Promise<Kill> {
   const id = await pluginId();
   const killed = pluginPid(id);
   if (killed === undefined) throw new Error(`no process found for plugin ${PLUGIN} (${id})`);
   process.kill(killed, 'SIGKILL');
-  const replaced = () => {
-    const pid = pluginPid(id);
-    return pid !== undefined && pid !== killed ? pid : undefined;
-  };
-  try {
-    return { killed, restarted: await pollUntil('the engine to restart the plugin', replaced), byEngine: true, how: 'restarted by the engine' };
-  } catch {
-    if (await isEnabled()) await disablePlugin();
+  const restarted = await waitForRunning(id, killed, 10_000, 2_000);
+  if (restarted !== undefined) return { killed, restarted, byEngine: true, how: 'restarted by the engine' };
+  // A late restart of the engine's own can still replace the process enabled here: again, then.
+  for (let attempt = 1; ; attempt++) {
+    await disablePlugin();
     await enablePlugin();
-    const restarted = await pollUntil('the plugin process after enable', replaced);
-    return { killed, restarted, byEngine: false, how: 'not restarted by the engine within 10 s: disabled and enabled' };
+    const pid = await running(id, killed, 5_000);
+    if (pid !== undefined) return { killed, restarted: pid, byEngine: false, how: 'not restarted by the engine within 10 s: disabled and enabled' };
+    if (attempt === 3) throw new Error(`plugin ${PLUGIN} enabled three times after a kill, and no process of it stayed`);
   }
 }
 
+/** `disable -f`; a plugin the engine had already disabled (after a failed restart) is left so. */
 export async function disablePlugin(): Promise<void> {
-  await run('docker', ['plugin', 'disable', '-f', PLUGIN]);
+  try {
+    await run('docker', ['plugin', 'disable', '-f', PLUGIN]);
+  } catch (err) {
+    if (!/already disabled/.test(String((err as { stderr?: string }).stderr))) throw err;
+  }
 }
 
 /**
- * --timeout 0, as `make install` enables it: docker logs -f is not cut after 30 s. Right
- * after a forced disable, or a killed process, the engine may still hold the old containerd
- * task and answer "id already in use" for a while: that is retried, for up to 30 s, and a
- * retry that finds the plugin enabled (the engine finished it after all) is done.
+ * --timeout 0, as `make install` enables it: docker logs -f is not cut after 30 s. Resolves
+ * once the plugin is enabled with a process whose socket answers. Right after a forced
+ * disable or a kill the engine may still hold the old containerd task and refuse ("id
+ * already in use"), or handle the old task's exit late and replace the new process with a
+ * restart of its own, which can fail and leave the plugin disabled: every refusal is
+ * retried, and a plugin left enabled without a process is disabled first, for up to 90 s.
  */
 export async function enablePlugin(): Promise<void> {
-  let retried = false;
-  for (const deadline = Date.now() + 30_000; ; ) {
+  const id = await pluginId();
+  const refusals: string[] = [];
+  for (const deadline = Date.now() + 90_000; Date.now() < deadline; ) {
+    if (await isEnabled()) {
+      if ((await waitForRunning(id, undefined, 3_000)) !== undefined) return;
+      await disablePlugin();
+    }
     try {
       await run('docker', ['plugin', 'enable', '--timeout', '0', PLUGIN]);
-      return;
     } catch (err) {
-      const stderr = String((err as { stderr?: string }).stderr);
-      // The refused attempt may still have finished enabling it (the engine's own restart, late).
-      if (retried && /plugin already enabled/.test(stderr)) return;
-      if (!/id already in use/.test(stderr) || Date.now() > deadline) throw err;
-      retried = true;
-      await new Promise((r) => setTimeout(r, 500));
+      refusals.push(String((err as { stderr?: string }).stderr).trim());
+      await new Promise((r) => setTimeout(r, 1000));
     }
   }
+  throw new Error(`plugin ${PLUGIN} not running 90 s after enabling it; the engine answered: ${refusals.join(' | ')}`);
+}
+
+/** The process of an enabled plugin whose socket answers, other than `not`, that is still so `settleMs` later. */
+async function running(id: string, not?: number, settleMs = 0): Promise<number | undefined> {
+  const answering = async () => {
+    const pid = pluginPid(id);
+    return pid !== undefined && pid !== not && (await isEnabled()) && (await socketAnswers(id)) ? pid : undefined;
+  };
+  const pid = await answering();
+  if (pid === undefined || settleMs === 0) return pid;
+  await new Promise((r) => setTimeout(r, settleMs));
+  return (await answering()) === pid ? pid : undefined;
+}
+
+async function waitForRunning(id: string, not: number | undefined, ms: number, settleMs = 0): Promise<number | undefined> {
+  for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
+    const pid = await running(id, not, settleMs);
+    if (pid !== undefined) return pid;
+  }
+  return undefined;
+}
+
+/** The engine's own check before it marks a plugin enabled: a connection to its socket. */
+function socketAnswers(id: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(path.join('/run/docker/plugins', id, 'logship.sock'));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 async function isEnabled(): Promise<boolean> {
