@@ -7,12 +7,25 @@
 // (rsyslog and journald in their own): their CPU is counted against the shipping, so the figures
 // are lower bounds on a machine where the receiver is elsewhere.
 //
+// Where the receiver is what limits the figure (rsyslog and journald: this process waits on
+// them; the Elasticsearch endpoint: a third of this process's CPU parsing the bulk bodies), its floor is measured too: the same lines' wire bytes, encoded beforehand, sent back
+// to back to a fresh receiver with nothing else running (FLOOR_LINES of them), and the
+// shipping rate is shown as a ratio to it as well as to the write rate.
+//
 //   node bench/delivery-backends.ts [backend,...]   env: LINES (1000000)
 //   (rsyslog and systemd-journald are started here: run it under scripts/isolate.sh, as the
 //   integration suite does; `make bench-delivery` runs it with bench/delivery.ts)
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { BACKENDS } from '../src/backends/index.ts';
+import { DocumentEncoder, type ElasticsearchConfig } from '../src/backends/elasticsearch.ts';
+import { JournalEncoder } from '../src/backends/journald.ts';
+import { encodeSyslogMessage, type SyslogConfig } from '../src/backends/syslog.ts';
+import type { ContainerContext } from '../src/shaping/container.ts';
+import type { OutgoingLine } from '../src/shaping/line.ts';
+import { UnixDatagramConnection } from '../src/transport/datagram.ts';
+import { HttpClient } from '../src/transport/http.ts';
 import type { AnyBackendFactory, BackendPlan } from '../src/delivery/backend.ts';
 import { CursorFile } from '../src/delivery/cursor.ts';
 import { DeadLetterFile } from '../src/delivery/dead-letters.ts';
@@ -33,12 +46,16 @@ import { OtlpReceiver } from '../test/integration/lib/otlp-receiver.ts';
 import { FluentReceiver, Journald, Rsyslog, SYSLOG_PORT, makeTlsMaterial, scratchDir } from '../test/integration/lib/servers.ts';
 
 const LINES = Number(process.env.LINES ?? 1_000_000);
+/** Lines of a receiver-floor run: its wire bytes are built in memory beforehand. */
+const FLOOR_LINES = Math.min(LINES, 200_000);
 const only = process.argv[2]?.split(',') ?? null;
 
 /** A receiver running, the backend's config against it, and how to stop it. */
 interface Target {
   config: unknown;
   stop(): Promise<void>;
+  /** The receiver's floor: prepares these lines' wire bytes (untimed) and returns the run that sends them all. */
+  floor?(lines: readonly OutgoingLine[], container: ContainerContext): () => Promise<void>;
 }
 
 const dir = scratchDir('bench-delivery');
@@ -54,18 +71,63 @@ const TARGETS: Record<string, () => Promise<Target>> = {
   syslog: async () => {
     const r = new Rsyslog(path.join(dir, 'rsyslog'), makeTlsMaterial(path.join(dir, 'tls')));
     await r.start();
-    return { config: options('syslog', { 'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}` }), stop: () => r.stop() };
+    const config = options('syslog', { 'syslog-address': `tcp://127.0.0.1:${SYSLOG_PORT}` }) as SyslogConfig;
+    return {
+      config,
+      stop: () => r.stop(),
+      floor(lines, container) {
+        const bytes = Buffer.concat(lines.map((line) => encodeSyslogMessage(config, container, process.pid, line)));
+        // One connection, one write: the kernel and rsyslog take it as fast as they can.
+        return () =>
+          new Promise<void>((resolve, reject) => {
+            const socket = net.connect(SYSLOG_PORT, '127.0.0.1', () => socket.end(bytes, () => resolve()));
+            socket.on('error', reject);
+          });
+      },
+    };
   },
   journald: async () => {
     const r = new Journald('logship-bench', path.join(dir, 'journald.out'));
     r.removeState();
     await r.start();
-    return { config: { socketPath: r.socket }, stop: () => r.stop() };
+    return {
+      config: { socketPath: r.socket },
+      stop: () => r.stop(),
+      floor(lines, container) {
+        const encoder = new JournalEncoder(container);
+        const datagrams = lines.flatMap((line) => encoder.encode(line));
+        return async () => {
+          // The backend's own transport (it waits for the socket to take more), without the engine or encoding.
+          const connection = new UnixDatagramConnection(r.socket);
+          for (let i = 0; i < datagrams.length; i += 1000) await connection.send(datagrams.slice(i, i + 1000), new AbortController().signal);
+          connection.close();
+        };
+      },
+    };
   },
   elasticsearch: async () => {
     const r = new ElasticsearchEndpoint({ mode: 'elasticsearch' });
     await r.listen();
-    return { config: options('elasticsearch', { 'elasticsearch-url': r.url }), stop: () => r.close() };
+    const config = options('elasticsearch', { 'elasticsearch-url': r.url }) as ElasticsearchConfig;
+    return {
+      config,
+      stop: () => r.close(),
+      floor(lines, container) {
+        const encoder = new DocumentEncoder(container, config.destination);
+        const limit = factory('elasticsearch').batchLimits(config).maxLines;
+        const bodies: string[] = [];
+        for (let i = 0; i < lines.length; i += limit) bodies.push(encoder.encode(lines.slice(i, i + limit)).join('\n') + '\n');
+        return async () => {
+          // The backend's own HTTP client, one bulk request after another, as the engine sends.
+          const http = new HttpClient({ name: 'elasticsearch' });
+          for (const body of bodies) {
+            const response = await http.request({ url: `${r.url}/_bulk`, method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body }, new AbortController().signal);
+            if (response.status !== 200) throw new Error(`the floor's bulk request answered ${response.status}`);
+          }
+          await http.close();
+        };
+      },
+    };
   },
   awslogs: async () => {
     Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'AKIDLOGSHIPBENCH', AWS_SECRET_ACCESS_KEY: 'logship-bench-secret' });
@@ -140,7 +202,8 @@ for (const name of Object.keys(TARGETS)) {
   cursor.save({ index: 0, seq: 1, offset: 0 }); // the store's start: without a cursor a shipper starts at its end
   const start = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
-  const shipper = new Shipper(store, plan, context({ name: `bench-${name}` }), cursor, new DeadLetterFile(storeDir, name));
+  const container = context({ name: `bench-${name}` });
+  const shipper = new Shipper(store, plan, container, cursor, new DeadLetterFile(storeDir, name));
   await shipper.done;
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const cpu = process.cpuUsage(cpu0);
@@ -154,6 +217,19 @@ for (const name of Object.keys(TARGETS)) {
       `${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; retries ${retries}` +
       (lost > 0 ? `; NOT SHIPPED ${lost} (dead letters ${deadLetters}, dropped ${JSON.stringify(dropped)})` : ''),
   );
+  if (target.floor) {
+    const fresh = await TARGETS[name]!();
+    const lines = Array.from({ length: FLOOR_LINES }, (_, i): OutgoingLine => ({ line: Buffer.from(String(i + 1)), timeNano: T0 + BigInt(i + 1) * 1000n, source: 'stdout' }));
+    const run = fresh.floor!(lines, container);
+    const floorStart = process.hrtime.bigint();
+    await run();
+    const floorRate = FLOOR_LINES / (Number(process.hrtime.bigint() - floorStart) / 1e9);
+    await fresh.stop();
+    console.log(
+      `  ${''.padEnd(14)} receiver floor (${FLOOR_LINES} lines' wire bytes built beforehand, sent back to back): ${Math.round(floorRate / 1000)}k lines/s ` +
+        `= ${(floorRate / writeRate).toFixed(2)}x the write rate; shipping is ${(rate / floorRate).toFixed(2)}x this floor`,
+    );
+  }
   if (rate < writeRate || lost > 0) slower.push(name);
 }
 await store.close();

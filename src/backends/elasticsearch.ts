@@ -220,8 +220,12 @@ export interface BulkAction {
 /** Builds the bulk operations of one container; what never changes is built once. */
 export class DocumentEncoder {
   private readonly destination: Destination;
+  private readonly dataStreamJson: string;
   private readonly containerId: string;
   private readonly fixed: Record<string, unknown>;
+  /** The fixed fields as the end of a document's JSON: `"tag":...}`. */
+  private readonly fixedJson: string;
+  /** The index of the period last seen, as JSON text. */
   private indexCache: { period: number; name: string } | null = null;
   /**
    * The id each line was given, so a line the engine sends again (alone, or with fewer
@@ -231,6 +235,7 @@ export class DocumentEncoder {
 
   constructor(container: ContainerContext, destination: Destination) {
     this.destination = destination;
+    this.dataStreamJson = destination.kind === 'data-stream' ? JSON.stringify(destination.name) : '';
     this.containerId = container.id;
     this.fixed = {
       tag: container.tag,
@@ -242,11 +247,15 @@ export class DocumentEncoder {
       // clash in the mapping (compose sets such pairs); ECS `labels` are flat keywords.
       this.fixed.labels = Object.fromEntries(container.attributes.map(([key, value]) => [key.replaceAll('.', '_'), value]));
     }
+    this.fixedJson = JSON.stringify(this.fixed).slice(1);
   }
 
-  /** Action and document for each line, in order: `[action, doc, action, doc, ...]`. */
-  encode(lines: readonly OutgoingLine[]): Array<BulkAction | Record<string, unknown>> {
-    const operations: Array<BulkAction | Record<string, unknown>> = [];
+  /**
+   * The bulk body's lines, in order: `[action, doc, action, doc, ...]`, each as the JSON text
+   * it goes as (built here as text: no object per line to stringify again).
+   */
+  encode(lines: readonly OutgoingLine[]): string[] {
+    const body: string[] = [];
     // How many lines of this batch had each identity so far.
     const seen = new Map<string, number>();
     for (const line of lines) {
@@ -259,9 +268,10 @@ export class DocumentEncoder {
         _id = rank === 0 ? identity : createHash('sha256').update(`${identity}\0${rank}`).digest('base64url').slice(0, ID_LENGTH);
         this.ids.set(line, _id);
       }
-      operations.push({ create: { _index: this.index(line.timeNano), _id } }, this.document(line));
+      // An _id is base64url: nothing in it to escape.
+      body.push(`{"create":{"_index":${this.index(line.timeNano)},"_id":"${_id}"}}`, this.documentJson(line));
     }
-    return operations;
+    return body;
   }
 
   /**
@@ -274,6 +284,15 @@ export class DocumentEncoder {
       .update(line.line)
       .digest('base64url')
       .slice(0, ID_LENGTH);
+  }
+
+  /**
+   * JSON.stringify(document(line)), byte for byte; a plain line (no parsed fields, not a
+   * partial) is built from the container's fields stringified once.
+   */
+  documentJson(line: OutgoingLine): string {
+    if (line.fields || line.partial) return JSON.stringify(this.document(line));
+    return `{"@timestamp":"${rfc3339Nano(line.timeNano)}","message":${JSON.stringify(line.line.toString('utf8'))},"stream":"${line.source}",${this.fixedJson}`;
   }
 
   document(line: OutgoingLine): Record<string, unknown> {
@@ -294,14 +313,15 @@ export class DocumentEncoder {
     return Object.fromEntries([...Object.entries(own), ...Object.entries(line.fields).filter(([key]) => !Object.hasOwn(own, key))]);
   }
 
+  /** The index name for a line of this time, as JSON text. */
   private index(timeNano: bigint): string {
     const destination = this.destination;
-    if (destination.kind === 'data-stream') return destination.name;
+    if (destination.kind === 'data-stream') return this.dataStreamJson;
     const ms = Number(timeNano / 1_000_000n);
     const periodMs = destination.pattern.periodMs;
     // A pattern without date fields names one index: it is built once, as period 0.
     const period = periodMs === null ? 0 : Math.floor(ms / periodMs);
-    if (this.indexCache?.period !== period) this.indexCache = { period, name: indexName(destination.pattern, new Date(ms)) };
+    if (this.indexCache?.period !== period) this.indexCache = { period, name: JSON.stringify(indexName(destination.pattern, new Date(ms))) };
     return this.indexCache.name;
   }
 }
@@ -360,11 +380,6 @@ function withoutContent(text: string): string {
  * document can weigh several times its line (the message escaped, beside its parse-json keys).
  */
 const MAX_BULK_BODY_BYTES = 8 << 20;
-
-/** The operations as bulk body lines: an action's, then its document's. */
-function bodyLines(operations: ReadonlyArray<BulkAction | Record<string, unknown>>): string[] {
-  return operations.map((operation) => JSON.stringify(operation));
-}
 
 /**
  * Body lines cut into requests of at most MAX_BULK_BODY_BYTES (a document always with its
@@ -475,7 +490,7 @@ class ElasticsearchBackend implements Backend {
     if (lines.length === 0) return DELIVERED;
     let body: string[];
     try {
-      body = bodyLines(this.encoder.encode(lines));
+      body = this.encoder.encode(lines);
     } catch (err) {
       throw new SendError(`elasticsearch: encoding the documents failed: ${(err as Error).message}`, { transient: false, rejectCode: 'encode', cause: err });
     }

@@ -65,10 +65,12 @@ export const MAX_FIELDS_LINE_BYTES = 32 * 1024;
 /** Estimated bytes a write request may carry: the API takes 10 MB, with room for what the estimate misses. */
 const MAX_REQUEST_BYTES = 8_000_000;
 /**
- * Lines per batch. The API documents no count per request; Google's own clients bundle 1000
- * entries, and half that leaves room for the extra entries of split lines.
+ * Entries per write request at most: what Google's own clients bundle (1000). A batch holds as
+ * many lines; the rare split line's extra entries push its tail into another request
+ * (requests()), rather than every batch being halved for them.
  */
-const MAX_BATCH_LINES = 500;
+const MAX_REQUEST_ENTRIES = 1000;
+const MAX_BATCH_LINES = MAX_REQUEST_ENTRIES;
 
 /** The library's own retries are off: the engine's backoff governs; this bounds one attempt. */
 const CALL_TIMEOUT_MS = 50_000;
@@ -189,9 +191,14 @@ export class EntryEncoder {
     this.entryBytes = LogEntry.encode(LogEntry.fromObject(empty)).finish().length;
   }
 
+  /** The entries a line becomes: more than one past MAX_MESSAGE_BYTES. */
+  entryCount(line: OutgoingLine): number {
+    return line.line.length <= MAX_MESSAGE_BYTES ? 1 : utf8Pieces(line.line, MAX_MESSAGE_BYTES).length;
+  }
+
   /** At most what a line's entries weigh in a write request. */
   requestBytes(line: OutgoingLine): number {
-    const entries = Math.max(1, Math.ceil(line.line.length / MAX_MESSAGE_BYTES));
+    const entries = this.entryCount(line);
     const fields = withFields(line) ? FIELDS_BYTES_PER_LINE_BYTE * line.line.length : 0;
     return line.line.length + fields + entries * (this.entryBytes + MESSAGE_FRAMING_BYTES);
   }
@@ -395,12 +402,13 @@ class GcplogsBackend implements Backend {
 }
 
 /**
- * The batch cut into write requests of at most MAX_REQUEST_BYTES, in order, each line's entries
- * weighed from what they carry: one request unless the container's keys or parse-json
- * fields make the lines heavy.
+ * The batch cut into write requests of at most MAX_REQUEST_BYTES and MAX_REQUEST_ENTRIES, in
+ * order, each line's entries weighed from what they carry: one request unless the container's
+ * keys, parse-json fields or split lines make the lines heavy.
  */
 function requests(lines: readonly OutgoingLine[], encoder: EntryEncoder): Request<null>[] {
-  return cutRequests(lines, { maxBytes: MAX_REQUEST_BYTES }, (line) => encoder.requestBytes(line)).map((group) => ({ lines: group, payload: null }));
+  const limits = { maxBytes: MAX_REQUEST_BYTES, maxItems: MAX_REQUEST_ENTRIES, count: (index: number) => encoder.entryCount(lines[index]!) };
+  return cutRequests(lines, limits, (line) => encoder.requestBytes(line)).map((group) => ({ lines: group, payload: null }));
 }
 
 /** Rejects as soon as `signal` aborts; the abandoned call ends by its own timeout. */

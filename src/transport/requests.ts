@@ -86,6 +86,8 @@ export function range(from: number, to: number): number[] {
 export interface CutLimits {
   /** Items per request at most. */
   maxItems?: number;
+  /** What an item counts against maxItems, when one item may become several in the request (1 if not given). */
+  count?: (index: number) => number;
   /** Bytes per request at most, as `size` counts them; an item over it goes alone. */
   maxBytes: number;
 }
@@ -104,16 +106,20 @@ export function cutRequests<T>(
   const groups: number[][] = [];
   let group: number[] = [];
   let bytes = 0;
+  let counted = 0;
   const maxItems = limits.maxItems ?? Number.MAX_SAFE_INTEGER;
   items.forEach((item, index) => {
     const weight = size(item, index);
-    if (group.length > 0 && (group.length >= maxItems || bytes + weight > limits.maxBytes || (split !== undefined && split(items[group[0]!]!, item)))) {
+    const count = limits.count?.(index) ?? 1;
+    if (group.length > 0 && (counted + count > maxItems || bytes + weight > limits.maxBytes || (split !== undefined && split(items[group[0]!]!, item)))) {
       groups.push(group);
       group = [];
       bytes = 0;
+      counted = 0;
     }
     group.push(index);
     bytes += weight;
+    counted += count;
   });
   if (group.length > 0) groups.push(group);
   return groups;

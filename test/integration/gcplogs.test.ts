@@ -178,6 +178,17 @@ describe('gcplogs backend → Cloud Logging endpoint (gRPC)', () => {
     assert.ok(endpoint.accepted.length - requests >= 2, 'the batch went as several requests');
   });
 
+  it('a full batch of 1000 lines with a split line goes as requests of at most 1000 entries', async () => {
+    const lines = Array.from({ length: 1000 }, (_, i) => line(i === 500 ? 'x'.repeat(400 * 1024) : `short ${i}`, 'stdout', '2026-11-21T23:06:40Z', i));
+    const before = endpoint.written.length;
+    const requests = endpoint.accepted.length;
+    const result = await backend().send(lines, signal);
+    assert.deepEqual(result, {});
+    // The endpoint refuses a request over 1000 entries: the 400 KiB line's three entries push the tail into a second request.
+    assert.equal(endpoint.written.length - before, 1002);
+    assert.equal(endpoint.accepted.length - requests, 2);
+  });
+
   it('a full outage rejects until the endpoint is back; signal aborts a send', async () => {
     const b = backend();
     endpoint.stop();

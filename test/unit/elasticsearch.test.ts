@@ -144,7 +144,7 @@ describe('elasticsearch index names', () => {
       line('later', 'stdout', '2026-11-21T12:00:00Z'),
     ]);
     assert.deepEqual(
-      ops.filter((_, i) => i % 2 === 0).map((op) => (op as BulkAction).create._index),
+      ops.filter((_, i) => i % 2 === 0).map((op) => (JSON.parse(op) as BulkAction).create._index),
       ['logstash-2026.11.21', 'logstash-2026.11.22', 'logstash-2026.11.21'],
     );
   });
@@ -152,7 +152,7 @@ describe('elasticsearch index names', () => {
   it('a data stream takes every document', () => {
     const encoder = new DocumentEncoder(context(), { kind: 'data-stream', name: 'logs-docker-default' });
     const [action] = encoder.encode([line('x', 'stdout', '2026-11-21T23:59:59Z')]);
-    assert.equal((action as BulkAction).create._index, 'logs-docker-default');
+    assert.equal((JSON.parse(action!) as BulkAction).create._index, 'logs-docker-default');
   });
 });
 
@@ -173,6 +173,23 @@ describe('elasticsearch documents', () => {
       labels: { com_example_team: 'core', com_example: 'x', E1: 'v' },
     });
     assert.equal(encoder.document(line('x', 'stdout', '2026-11-21T23:06:40Z'))['@timestamp'], '2026-11-21T23:06:40Z');
+  });
+
+  it('go as the JSON text of the document, byte for byte, whichever way they are built', () => {
+    const lines = [
+      line('hello é "quoted" \\ \t \u0001 \u2028', 'stderr', '2026-11-21T23:06:40.123Z', 456_789),
+      line(Buffer.from([0x61, 0xff, 0x62]), 'stdout', '2026-11-21T23:06:40Z'),
+      { ...line('piece', 'stdout', '2026-11-21T23:06:40Z'), partial: { id: 'p1', ordinal: 2, last: false } },
+      { ...line('{"level":"x"}', 'stdout', '2026-11-21T23:06:40Z'), fields: { level: 'x' } },
+    ];
+    for (const l of lines) assert.equal(encoder.documentJson(l), JSON.stringify(encoder.document(l)));
+    const body = encoder.encode(lines);
+    assert.deepEqual(body.filter((_, i) => i % 2 === 1), lines.map((l) => JSON.stringify(encoder.document(l))));
+    assert.deepEqual(JSON.parse(body[0]!), { create: { _index: 'logstash-2026.11.21', _id: (JSON.parse(body[0]!) as BulkAction).create._id } });
+    for (const { attributes } of [{ attributes: [] }, { attributes: [['a"b', 'c\\d'] as const] }]) {
+      const other = new DocumentEncoder(context({ attributes, tag: 'x"y' }), { kind: 'data-stream', name: 'logs-a-b' });
+      assert.equal(other.documentJson(lines[0]!), JSON.stringify(other.document(lines[0]!)));
+    }
   });
 
   it('bytes that are not UTF-8 become U+FFFD in message', () => {
@@ -213,7 +230,7 @@ describe('elasticsearch documents', () => {
       line('same', 'stdout', '2026-11-21T23:06:40Z', 1),
       line('other', 'stdout', '2026-11-21T23:06:40Z'),
     ];
-    const ids = (ops: ReturnType<DocumentEncoder['encode']>): string[] => ops.filter((_, i) => i % 2 === 0).map((op) => (op as BulkAction).create._id);
+    const ids = (ops: ReturnType<DocumentEncoder['encode']>): string[] => ops.filter((_, i) => i % 2 === 0).map((op) => (JSON.parse(op) as BulkAction).create._id);
     const first = ids(encoder.encode(batch));
     assert.equal(new Set(first).size, batch.length);
     assert.deepEqual(ids(encoder.encode(batch)), first);

@@ -11,6 +11,9 @@ describe('transport/requests', () => {
     assert.deepEqual(cutRequests(sizes, { maxBytes: 7 }, (s) => s), [[0, 1], [2], [3], [4, 5]]);
     assert.deepEqual(cutRequests(sizes, { maxBytes: 100 }, (s) => s, (first, s) => s - first > 5), [[0, 1, 2], [3, 4, 5]]);
     assert.deepEqual(cutRequests([], { maxBytes: 1 }, () => 1), []);
+    // An item that becomes several in the request counts as many against maxItems (gcplogs' split lines).
+    const pieces = [1, 3, 1, 1, 2];
+    assert.deepEqual(cutRequests(pieces, { maxItems: 4, maxBytes: 100, count: (i) => pieces[i]! }, () => 1), [[0, 1], [2, 3, 4]]);
   });
 
   it('never cuts a UTF-8 character', () => {
