@@ -6,6 +6,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Journald } from '../../integration/lib/servers.ts';
+import { pollUntil } from './containers.ts';
 import { PLUGIN } from './docker-client.ts';
 
 const run = promisify(execFile);
@@ -118,12 +119,9 @@ async function running(id: string, not?: number, settleMs = 0): Promise<number |
   return (await answering()) === pid ? pid : undefined;
 }
 
-async function waitForRunning(id: string, not: number | undefined, ms: number, settleMs = 0): Promise<number | undefined> {
-  for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
-    const pid = await running(id, not, settleMs);
-    if (pid !== undefined) return pid;
-  }
-  return undefined;
+/** running(), polled for up to `ms`; undefined if it never was. */
+function waitForRunning(id: string, not: number | undefined, ms: number, settleMs = 0): Promise<number | undefined> {
+  return pollUntil(`plugin ${PLUGIN} running`, () => running(id, not, settleMs), ms, 250).catch(() => undefined);
 }
 
 /** The engine's own check before it marks a plugin enabled: a connection to its socket. */
