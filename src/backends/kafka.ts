@@ -313,30 +313,89 @@ function libraryCode(err: unknown): string | undefined {
 
 const TOO_LARGE = ['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE'];
 const INVALID = ['INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP'];
+/** Node's codes for a broker certificate that did not verify: the CA option is the operator's to fix. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 const warnings = {
-  authorization: new RateLimitedWarning('kafka: the cluster refuses this producer the topic (TOPIC_AUTHORIZATION_FAILED); retrying until it is granted'),
+  authorization: new RateLimitedWarning(
+    "kafka: the cluster refuses this producer the topic (TOPIC_AUTHORIZATION_FAILED): its lines are dead-lettered (code unauthorized) until the producer's principal is granted WRITE on the topic (see acl)",
+  ),
   unknownTopic: new RateLimitedWarning('kafka: the topic does not exist and the cluster does not create topics (UNKNOWN_TOPIC_OR_PARTITION); retrying until it is created'),
   authentication: new RateLimitedWarning('kafka: SASL authentication failed; retrying until the plugin settings or the cluster are fixed'),
+  certificate: new RateLimitedWarning("kafka: the broker's TLS certificate did not verify; retrying until kafka-tls-ca-cert names the CA that signed it (or the certificate is fixed)"),
+  handshake: new RateLimitedWarning('kafka: the broker ended the TLS handshake (a broker that requires a client certificate does so without kafka-tls-cert and kafka-tls-key); retrying'),
 };
 
+/** What a TLS failure among an error and its causes was: the broker's certificate, or the broker ending the handshake. */
+function tlsFailure(err: unknown): 'certificate' | 'handshake' | null {
+  const seen = new Set<unknown>();
+  const visit = (e: unknown, depth: number): 'certificate' | 'handshake' | null => {
+    if (!(e instanceof Error) || depth > 6 || seen.has(e)) return null;
+    seen.add(e);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') {
+      if (CERTIFICATE_CODES.has(code)) return 'certificate';
+      // The broker's alert: a certificate it needs and was not sent (TLS 1.3 says so, 1.2 says handshake failure).
+      if (/^ERR_SSL_TLSV1\d?_ALERT_(CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|BAD_CERTIFICATE)$/.test(code)) return 'handshake';
+    }
+    if (e instanceof AggregateError) {
+      for (const inner of e.errors) {
+        const found = visit(inner, depth + 1);
+        if (found) return found;
+      }
+    }
+    return visit(e.cause, depth + 1);
+  };
+  return visit(err, 0);
+}
+
 /**
- * A failed produce as the engine's outcome: a batch the broker calls too large or invalid is
- * not transient (the engine halves it down to the line, and rejects that one); a refused
- * topic, a topic that does not exist and SASL refused are the operator's to fix, so retried
- * with a warning; everything else (the network, a leader moved, not enough replicas,
- * timeouts) is transient. The message never holds the password.
+ * A failed produce as the engine's outcome. A batch the broker calls too large or invalid is
+ * not transient (the engine halves it down to the line, and rejects that one). A topic the
+ * cluster refuses this producer (TOPIC_AUTHORIZATION_FAILED) is refused for every line of it,
+ * whatever the batch: a non-transient SendError with the code `unauthorized`, which send()
+ * turns into every line rejected (no halving: no line of it would pass), so a container's lines
+ * do not wait behind an ACL forever while its store fills; the dead-letter file keeps them.
+ * Retried with a warning instead: a topic that does not exist (UNKNOWN_TOPIC_OR_PARTITION: it
+ * may be being created, by the cluster or the operator, and a partition is briefly unknown while
+ * its leader moves) and SASL refused (the connection's login, not this topic or batch: every
+ * container's lines would go to dead letters while a password rotates or a new SCRAM user
+ * reaches every broker). Everything else (the network, TLS, a leader moved, not enough
+ * replicas, timeouts) is transient. The message never holds the password.
  */
-export function classifyError(err: unknown, topic: string, secret: string | null): SendError {
+export function classifyError(err: unknown, topic: string, sasl: { username: string; password: string } | null): SendError {
   const codes = brokerErrors(err);
   let message = `kafka: producing to '${topic}' failed: ${err instanceof Error ? String(err) : String(err)}${codes.size > 0 ? ` (${[...codes].join(', ')})` : ''}`;
-  if (secret) message = message.replaceAll(secret, '(not shown)');
+  if (sasl) message = message.replaceAll(sasl.password, '(not shown)');
   const has = (names: readonly string[]): boolean => names.some((n) => codes.has(n));
   if (has(TOO_LARGE)) return new SendError(message, { transient: false, rejectCode: 'too_large' });
   if (has(INVALID)) return new SendError(message, { transient: false, rejectCode: 'invalid' });
-  if (codes.has('TOPIC_AUTHORIZATION_FAILED')) warnings.authorization.warn({ topic });
-  else if (codes.has('UNKNOWN_TOPIC_OR_PARTITION')) warnings.unknownTopic.warn({ topic });
+  if (codes.has('TOPIC_AUTHORIZATION_FAILED')) {
+    // The principal is the SASL user, or the client certificate's name, or User:ANONYMOUS.
+    const principal = sasl ? `User:${sasl.username}` : "User:<the client certificate's name, or ANONYMOUS>";
+    warnings.authorization.warn({ topic, acl: `kafka-acls --add --allow-principal '${principal}' --operation Write --topic '${topic}'` });
+    return new SendError(message, { transient: false, rejectCode: 'unauthorized' });
+  }
+  if (codes.has('UNKNOWN_TOPIC_OR_PARTITION')) warnings.unknownTopic.warn({ topic });
   else if (libraryCode(err) === 'PLT_KFK_AUTHENTICATION' || codes.has('SASL_AUTHENTICATION_FAILED')) warnings.authentication.warn();
+  else {
+    const tls = tlsFailure(err);
+    if (tls) warnings[tls].warn();
+  }
   return new SendError(message, { transient: true });
+}
+
+/** A batch's outcome when the cluster refused its topic: every line rejected, none halved. */
+export function refusedTopic(err: unknown, lines: readonly number[]): SendResult | null {
+  if (!(err instanceof SendError) || err.rejectCode !== 'unauthorized') return null;
+  return { rejected: lines.map((index) => ({ index, code: 'unauthorized', reason: err.message })) };
 }
 
 // The library (and our produce encoder on it) is loaded at the first send, not when the plugin starts.
@@ -387,7 +446,13 @@ export class KafkaBackend implements Backend {
     const result = await sendInOrder(
       groups.map((g) => ({ lines: g, payload: g })),
       async (request) => {
-        await this.produce(request.payload.map((i) => records[i]!), partition, signal);
+        try {
+          await this.produce(request.payload.map((i) => records[i]!), partition, signal);
+        } catch (err) {
+          const refused = refusedTopic(err, request.lines);
+          if (refused) return refused;
+          throw err;
+        }
         return DELIVERED;
       },
     );
@@ -425,7 +490,7 @@ export class KafkaBackend implements Backend {
         await this.drop();
         throw abortError(signal);
       }
-      throw classifyError(err, topic, this.config.sasl?.password ?? null);
+      throw classifyError(err, topic, this.config.sasl);
     } finally {
       signal.removeEventListener('abort', onAbort!);
     }
