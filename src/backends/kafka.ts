@@ -370,11 +370,20 @@ function tlsFailure(err: unknown): 'certificate' | 'handshake' | null {
  * reaches every broker). Everything else (the network, TLS, a leader moved, not enough
  * replicas, timeouts) is transient. The message never holds the password.
  */
-export function classifyError(err: unknown, topic: string, sasl: { username: string; password: string } | null): SendError {
+export function classifyError(err: unknown, topic: string, sasl: KafkaConfig['sasl']): SendError {
   const codes = brokerErrors(err);
-  let message = `kafka: producing to '${topic}' failed: ${err instanceof Error ? String(err) : String(err)}${codes.size > 0 ? ` (${[...codes].join(', ')})` : ''}`;
-  if (sasl) message = message.replaceAll(sasl.password, '(not shown)');
   const has = (names: readonly string[]): boolean => names.some((n) => codes.has(n));
+  const authentication = libraryCode(err) === 'PLT_KFK_AUTHENTICATION' || codes.has('SASL_AUTHENTICATION_FAILED');
+  const tls = tlsFailure(err);
+  // The library's text names connections that failed, not why: the why first, in plain words.
+  const why =
+    codes.has('TOPIC_AUTHORIZATION_FAILED') ? 'the cluster refuses this producer the topic: '
+    : authentication && sasl ? `SASL authentication failed (${sasl.mechanism}, user '${sasl.username}'): `
+    : tls === 'certificate' ? "the broker's TLS certificate did not verify: "
+    : tls === 'handshake' ? 'the broker ended the TLS handshake (does it require a client certificate?): '
+    : '';
+  let message = `kafka: producing to '${topic}' failed: ${why}${String(err)}${codes.size > 0 ? ` (${[...codes].join(', ')})` : ''}`;
+  if (sasl) message = message.replaceAll(sasl.password, '(not shown)');
   if (has(TOO_LARGE)) return new SendError(message, { transient: false, rejectCode: 'too_large' });
   if (has(INVALID)) return new SendError(message, { transient: false, rejectCode: 'invalid' });
   if (codes.has('TOPIC_AUTHORIZATION_FAILED')) {
@@ -384,11 +393,8 @@ export function classifyError(err: unknown, topic: string, sasl: { username: str
     return new SendError(message, { transient: false, rejectCode: 'unauthorized' });
   }
   if (codes.has('UNKNOWN_TOPIC_OR_PARTITION')) warnings.unknownTopic.warn({ topic });
-  else if (libraryCode(err) === 'PLT_KFK_AUTHENTICATION' || codes.has('SASL_AUTHENTICATION_FAILED')) warnings.authentication.warn();
-  else {
-    const tls = tlsFailure(err);
-    if (tls) warnings[tls].warn();
-  }
+  else if (authentication) warnings.authentication.warn(sasl ? { mechanism: sasl.mechanism, username: sasl.username } : {});
+  else if (tls) warnings[tls].warn();
   return new SendError(message, { transient: true });
 }
 
