@@ -333,17 +333,17 @@ const warnings = {
   handshake: new RateLimitedWarning('kafka: the broker ended the TLS handshake (a broker that requires a client certificate does so without kafka-tls-cert and kafka-tls-key); retrying'),
 };
 
-/** What a TLS failure among an error and its causes was: the broker's certificate, or the broker ending the handshake. */
-function tlsFailure(err: unknown): 'certificate' | 'handshake' | null {
+/** A TLS failure among an error and its causes: the broker's certificate, or the broker ending the handshake; with Node's words. */
+function tlsFailure(err: unknown): { kind: 'certificate' | 'handshake'; text: string } | null {
   const seen = new Set<unknown>();
-  const visit = (e: unknown, depth: number): 'certificate' | 'handshake' | null => {
+  const visit = (e: unknown, depth: number): { kind: 'certificate' | 'handshake'; text: string } | null => {
     if (!(e instanceof Error) || depth > 6 || seen.has(e)) return null;
     seen.add(e);
     const code = (e as NodeJS.ErrnoException).code;
     if (typeof code === 'string') {
-      if (CERTIFICATE_CODES.has(code)) return 'certificate';
+      if (CERTIFICATE_CODES.has(code)) return { kind: 'certificate', text: `${code}: ${e.message}` };
       // The broker's alert: a certificate it needs and was not sent (TLS 1.3 says so, 1.2 says handshake failure).
-      if (/^ERR_SSL_TLSV1\d?_ALERT_(CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|BAD_CERTIFICATE)$/.test(code)) return 'handshake';
+      if (/^ERR_SSL_(TLSV1\d?|SSLV3)_ALERT_(CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|BAD_CERTIFICATE)$/.test(code)) return { kind: 'handshake', text: code };
     }
     if (e instanceof AggregateError) {
       for (const inner of e.errors) {
@@ -370,17 +370,17 @@ function tlsFailure(err: unknown): 'certificate' | 'handshake' | null {
  * reaches every broker). Everything else (the network, TLS, a leader moved, not enough
  * replicas, timeouts) is transient. The message never holds the password.
  */
-export function classifyError(err: unknown, topic: string, sasl: KafkaConfig['sasl']): SendError {
+export function classifyError(err: unknown, topic: string, sasl: KafkaConfig['sasl'], socketError: Error | null = null): SendError {
   const codes = brokerErrors(err);
   const has = (names: readonly string[]): boolean => names.some((n) => codes.has(n));
   const authentication = libraryCode(err) === 'PLT_KFK_AUTHENTICATION' || codes.has('SASL_AUTHENTICATION_FAILED');
-  const tls = tlsFailure(err);
+  const tls = tlsFailure(err) ?? (socketError && tlsFailure(socketError));
   // The library's text names connections that failed, not why: the why first, in plain words.
   const why =
     codes.has('TOPIC_AUTHORIZATION_FAILED') ? 'the cluster refuses this producer the topic: '
     : authentication && sasl ? `SASL authentication failed (${sasl.mechanism}, user '${sasl.username}'): `
-    : tls === 'certificate' ? "the broker's TLS certificate did not verify: "
-    : tls === 'handshake' ? 'the broker ended the TLS handshake (does it require a client certificate?): '
+    : tls?.kind === 'certificate' ? `the broker's TLS certificate did not verify (${tls.text}): `
+    : tls?.kind === 'handshake' ? `the broker ended the TLS handshake (${tls.text}; does it require a client certificate, kafka-tls-cert and kafka-tls-key?): `
     : '';
   let message = `kafka: producing to '${topic}' failed: ${why}${String(err)}${codes.size > 0 ? ` (${[...codes].join(', ')})` : ''}`;
   if (sasl) message = message.replaceAll(sasl.password, '(not shown)');
@@ -394,7 +394,7 @@ export function classifyError(err: unknown, topic: string, sasl: KafkaConfig['sa
   }
   if (codes.has('UNKNOWN_TOPIC_OR_PARTITION')) warnings.unknownTopic.warn({ topic });
   else if (authentication) warnings.authentication.warn(sasl ? { mechanism: sasl.mechanism, username: sasl.username } : {});
-  else if (tls) warnings[tls].warn();
+  else if (tls) warnings[tls.kind].warn({ error: tls.text });
   return new SendError(message, { transient: true });
 }
 
@@ -420,6 +420,12 @@ export class KafkaBackend implements Backend {
   private readonly config: KafkaConfig;
   private readonly encoder: KafkaEncoder;
   private producer: RecordProducer | null = null;
+  /**
+   * The last error of a broker connection's socket since the last failed send. The library fails
+   * the requests of a connection the broker closed with "Connection closed" alone; why (a TLS
+   * alert: the broker requires a client certificate) comes only as the connection's error event.
+   */
+  private socketError: Error | null = null;
   /** Keyless records: the partition of the next send (the library takes it modulo the partitions). */
   private nextPartition = randomInt(1 << 20);
   /** Keyed records: the key's hash, Java's murmur2, so Java clients and Kafka Streams pick the same partition. */
@@ -496,7 +502,7 @@ export class KafkaBackend implements Backend {
         await this.drop();
         throw abortError(signal);
       }
-      throw classifyError(err, topic, this.config.sasl);
+      throw classifyError(err, topic, this.config.sasl, this.takeSocketError());
     } finally {
       signal.removeEventListener('abort', onAbort!);
     }
@@ -525,7 +531,16 @@ export class KafkaBackend implements Backend {
       ...(config.sasl ? { sasl: { ...config.sasl } } : {}),
     };
     this.producer = createProducer(lib, options);
+    this.producer.on('client:broker:connect', ({ connection }: { connection: import('node:events').EventEmitter }) =>
+      connection.on('error', (err: Error) => void (this.socketError = err)),
+    );
     return this.producer;
+  }
+
+  private takeSocketError(): Error | null {
+    const err = this.socketError;
+    this.socketError = null;
+    return err;
   }
 
   private async drop(): Promise<void> {

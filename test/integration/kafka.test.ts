@@ -1,7 +1,9 @@
 // kafka against librdkafka's mock cluster (3 brokers, kcat), through the test's proxy, read
 // back with `kcat -C -f`: every record's value, key, headers, partition and order; a leader
 // gone for 10 s while 100,000 lines are shipped by the real engine; a record too large for
-// the broker rejected, not retried forever; acks=0 refused; a cluster down at create.
+// the broker rejected, not retried forever; a refused topic dead-lettered whole; the broker's
+// retriable errors retried; acks=0 refused; a cluster down at create; SASL PLAIN and SCRAM
+// and TLS (a CA, a client certificate, skip-verify) against the proxy playing those listeners.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +24,7 @@ import { ContainerStore } from '../../src/store/container-store.ts';
 import { context } from '../unit/backend-context.ts';
 import { type EntryFields, batch } from '../unit/frames.ts';
 import { type ConsumedRecord, KafkaMock } from './lib/kafka-mock.ts';
-import { scratchDir, waitUntil } from './lib/servers.ts';
+import { type TlsMaterial, makeTlsMaterial, scratchDir, waitUntil } from './lib/servers.ts';
 
 let dir: string;
 let mock: KafkaMock;
@@ -346,5 +348,86 @@ describe('kafka to the mock cluster', () => {
     assert.equal(next, total, 'every line arrived');
     assert.deepEqual(engine.deadLetters(), []);
     console.log(`# outage: ${total} lines, ${copies} copies (${records.length} records), leader was broker ${leader}`);
+  });
+});
+
+describe('kafka over TLS: the proxy terminates it for every broker it advertises', () => {
+  let material: TlsMaterial;
+  let otherCa: TlsMaterial;
+  const send = async (opts: Record<string, string>, what: string): Promise<string> => {
+    const topic = topicName(what);
+    const { b } = backend({ 'kafka-topic': topic, 'kafka-tls': 'true', ...opts });
+    try {
+      assert.deepEqual(await b.send(lines(what, 3), signal()), {});
+    } finally {
+      await b.close();
+    }
+    return topic;
+  };
+  const refused = async (opts: Record<string, string>, why: RegExp): Promise<void> => {
+    const { b } = backend({ 'kafka-topic': topicName('refused'), 'kafka-tls': 'true', ...opts });
+    try {
+      await assert.rejects(b.send(lines('x', 1), signal()), (err: unknown) => {
+        assert.ok(isTransient(err), String(err));
+        assert.match((err as Error).message, why);
+        return true;
+      });
+    } finally {
+      await b.close();
+    }
+  };
+
+  before(async () => {
+    material = makeTlsMaterial(path.join(dir, 'tls'));
+    otherCa = makeTlsMaterial(path.join(dir, 'other-ca'));
+    await mock.proxy.useTls(material);
+  });
+
+  after(() => mock.proxy.useTls(null));
+
+  it('kafka-tls with kafka-tls-ca-cert delivers, through the proxy', async () => {
+    const connections = mock.proxy.connections;
+    const topic = await send({ 'kafka-tls-ca-cert': material.ca }, 'tls');
+    assert.ok(mock.proxy.connections > connections, 'over the TLS listeners');
+    assert.equal((await consumed(topic, 3)).length, 3);
+  });
+
+  it("the wrong CA: refused, transient, saying the certificate did not verify; kafka-tls-skip-verify=true then delivers", async () => {
+    await refused({ 'kafka-tls-ca-cert': otherCa.ca }, /the broker's TLS certificate did not verify \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE): /);
+    // Without a CA option the system's CAs, which know nothing of the test CA, either.
+    await refused({}, /the broker's TLS certificate did not verify \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE): /);
+    const topic = await send({ 'kafka-tls-ca-cert': otherCa.ca, 'kafka-tls-skip-verify': 'true' }, 'skip');
+    assert.equal((await consumed(topic, 3)).length, 3);
+  });
+
+  it('a broker that requires a client certificate: delivers with kafka-tls-cert and -key; without them refused, transient, never a crash', async () => {
+    await mock.proxy.useTls({ ...material, requireClientCert: true });
+    try {
+      const failures = mock.proxy.tlsClientErrors;
+      await refused({ 'kafka-tls-ca-cert': material.ca }, /the broker ended the TLS handshake \(ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED; does it require a client certificate, kafka-tls-cert and kafka-tls-key\?\)/);
+      assert.ok(mock.proxy.tlsClientErrors > failures, 'the proxy refused the handshake');
+      const topic = await send({ 'kafka-tls-ca-cert': material.ca, 'kafka-tls-cert': material.cert, 'kafka-tls-key': material.key }, 'mtls');
+      assert.equal((await consumed(topic, 3)).length, 3);
+    } finally {
+      await mock.proxy.useTls(material);
+    }
+  });
+
+  it('TLS and SASL SCRAM-SHA-512 together: every connection authenticated, delivered', async () => {
+    const topic = topicName('tls-scram');
+    mock.proxy.sasl = { username: 'logship', password: 'tls-scram-secret', mechanisms: ['SCRAM-SHA-512'] };
+    const logins = mock.proxy.saslLogins.length;
+    const connections = mock.proxy.connections;
+    try {
+      const b = saslBackend('SCRAM-SHA-512', 'tls-scram-secret', topic, { 'kafka-tls': 'true', 'kafka-tls-ca-cert': material.ca });
+      assert.deepEqual(await b.send(lines('ts', 3), signal()), {});
+      await b.close();
+    } finally {
+      mock.proxy.sasl = null;
+    }
+    const made = mock.proxy.connections - connections;
+    assert.ok(made >= 1);
+    assert.deepEqual(mock.proxy.saslLogins.slice(logins), Array.from({ length: made }, () => ({ username: 'logship', mechanism: 'SCRAM-SHA-512' })));
+    assert.equal((await consumed(topic, 3)).length, 3);
   });
 });
