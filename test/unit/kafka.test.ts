@@ -196,6 +196,20 @@ describe('kafka errors', () => {
     assert.equal(classifyError(Object.assign(new Error('Connection failed'), { code: 'PLT_KFK_NETWORK' }), 't', null).transient, true);
   });
 
+  it("TLS: a certificate that did not verify, found in the causes, and the broker's alert, found in the connection's socket error: transient, saying which", () => {
+    const closed = Object.assign(new AggregateError([Object.assign(new Error('Connection closed'), { code: 'PLT_KFK_NETWORK' })], 'listApis failed'), { code: 'PLT_KFK_MULTIPLE' });
+    const unverified = Object.assign(new Error('Connection failed', { cause: Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }) }), { code: 'PLT_KFK_NETWORK' });
+    const cert = classifyError(unverified, 't', null);
+    assert.equal(cert.transient, true);
+    assert.match(cert.message, /the broker's TLS certificate did not verify \(SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain\)/);
+    const alert = Object.assign(new Error('tlsv13 alert certificate required'), { code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' });
+    const handshake = classifyError(closed, 't', null, new Error('Connection error', { cause: alert }));
+    assert.equal(handshake.transient, true);
+    assert.match(handshake.message, /the broker ended the TLS handshake \(ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED; does it require a client certificate/);
+    // A socket error that is not TLS's says nothing more.
+    assert.doesNotMatch(classifyError(closed, 't', null, Object.assign(new Error('reset'), { code: 'ECONNRESET' })).message, /TLS/);
+  });
+
   it('a message never holds the SASL password', () => {
     const err = classifyError(Object.assign(new Error('auth as user:s3cret-pw failed'), { code: 'PLT_KFK_AUTHENTICATION' }), 't', { mechanism: 'PLAIN', username: 'user', password: 's3cret-pw' });
     assert.ok(!err.message.includes('s3cret-pw'), err.message);
