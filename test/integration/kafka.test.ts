@@ -250,6 +250,25 @@ describe('kafka to the mock cluster', () => {
     assert.deepEqual((await consumed(topic, 5)).map((r) => r.value), Array.from({ length: 5 }, (_, i) => `granted ${i + 1}`));
   });
 
+  it('a topic the principal may not even describe (TOPIC_AUTHORIZATION_FAILED in Metadata, before any produce): every line dead-lettered as unauthorized, no halving', async () => {
+    const topic = topicName('authz-meta');
+    const engine = new Engine({ 'kafka-topic': topic, 'kafka-format': 'raw' });
+    mock.proxy.refuseTopics.add(topic);
+    const refusedBefore = mock.proxy.refusedMetadata;
+    try {
+      engine.append(Array.from({ length: 30 }, (_, i) => ({ line: `m${i + 1}` })));
+      await waitUntil(() => engine.deadLetters().length >= 30, '30 dead letters');
+    } finally {
+      mock.proxy.refuseTopics.delete(topic);
+    }
+    const refused = mock.proxy.refusedMetadata - refusedBefore;
+    assert.ok(refused >= 1 && refused <= 6, `${refused} Metadata answers refused the topic`);
+    assert.deepEqual(engine.deadLetters().map((l) => [l.line, l.code]), Array.from({ length: 30 }, (_, i) => [`m${i + 1}`, 'unauthorized']));
+    engine.append([{ line: 'after the grant' }]);
+    await engine.finish();
+    assert.deepEqual((await consumed(topic, 1)).map((r) => r.value), ['after the grant']);
+  });
+
   for (const [name, code] of [['NOT_LEADER_OR_FOLLOWER', 6], ['LEADER_NOT_AVAILABLE', 5], ['NOT_ENOUGH_REPLICAS', 19], ['NOT_ENOUGH_REPLICAS_AFTER_APPEND', 20], ['REQUEST_TIMED_OUT', 7]] as const) {
     it(`${name} from the broker five times: retried (the library's own retries, then the engine's), every line once, in order, nothing rejected`, async () => {
       const topic = topicName(`retry-${code}`);

@@ -121,6 +121,10 @@ export class KafkaProxy {
   refuseProduce: ((batchBytes: number[]) => number | null) | null = null;
   /** Produce requests answered with a refusal. */
   refusedProduces = 0;
+  /** Topics the cluster's Metadata answers refuse this client (TOPIC_AUTHORIZATION_FAILED), as for a principal with no ACL on them. */
+  readonly refuseTopics = new Set<string>();
+  /** Topics answered so in Metadata. */
+  refusedMetadata = 0;
   /**
    * SASL, which the mock has not: with it set, the proxy answers SaslHandshake and
    * SaslAuthenticate itself, as a broker's SASL listener with these mechanisms enabled does
@@ -227,7 +231,7 @@ export class KafkaProxy {
         const version = metadata.get(correlationId);
         if (version !== undefined) {
           metadata.delete(correlationId);
-          this.rewriteBrokers(frame, version);
+          this.rewriteMetadata(frame, version);
         }
         client.write(frame);
       });
@@ -320,13 +324,17 @@ export class KafkaProxy {
     return w.frame();
   }
 
-  /** The brokers of a Metadata answer (any version) made to name the proxy's ports, in place. */
-  private rewriteBrokers(frame: Buffer, version: number): void {
+  /**
+   * A Metadata answer (any version) rewritten in place: its brokers made to name the proxy's
+   * ports, and the topics of refuseTopics given TOPIC_AUTHORIZATION_FAILED, as a broker answers
+   * a principal that may not describe the topic.
+   */
+  private rewriteMetadata(frame: Buffer, version: number): void {
     const flexible = version >= 9;
     const r = new Reader(frame, 8);
     if (flexible) r.skipTaggedFields(); // the response header's
     if (version >= 3) r.pos += 4; // throttle_time_ms
-    const count = flexible ? r.uvarint() - 1 : r.int32();
+    const count = r.count(flexible);
     for (let i = 0; i < count; i++) {
       r.pos += 4; // node_id
       r.skipString(flexible);
@@ -338,6 +346,33 @@ export class KafkaProxy {
       }
       r.pos += 4;
       if (version >= 1) r.skipString(flexible); // rack
+      if (flexible) r.skipTaggedFields();
+    }
+    if (this.refuseTopics.size === 0) return;
+    if (version >= 2) r.skipString(flexible); // cluster_id
+    if (version >= 1) r.pos += 4; // controller_id
+    const topics = r.count(flexible);
+    for (let t = 0; t < topics; t++) {
+      const errorAt = r.pos;
+      r.pos += 2;
+      if (this.refuseTopics.has(r.string(flexible))) {
+        frame.writeInt16BE(29, errorAt); // TOPIC_AUTHORIZATION_FAILED
+        this.refusedMetadata++;
+      }
+      if (version >= 10) r.pos += 16; // topic_id
+      if (version >= 1) r.pos += 1; // is_internal
+      const partitions = r.count(flexible);
+      for (let p = 0; p < partitions; p++) {
+        r.pos += 2 + 4 + 4; // error_code, partition_index, leader_id
+        if (version >= 7) r.pos += 4; // leader_epoch
+        // replica_nodes, isr_nodes, offline_replicas: arrays of int32
+        for (let list = 0; list < (version >= 5 ? 3 : 2); list++) {
+          const nodes = r.count(flexible);
+          r.pos += 4 * nodes;
+        }
+        if (flexible) r.skipTaggedFields();
+      }
+      if (version >= 8) r.pos += 4; // topic_authorized_operations
       if (flexible) r.skipTaggedFields();
     }
   }
