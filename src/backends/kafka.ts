@@ -313,30 +313,95 @@ function libraryCode(err: unknown): string | undefined {
 
 const TOO_LARGE = ['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE'];
 const INVALID = ['INVALID_RECORD', 'CORRUPT_MESSAGE', 'INVALID_TIMESTAMP'];
+/** Node's codes for a broker certificate that did not verify: the CA option is the operator's to fix. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 const warnings = {
-  authorization: new RateLimitedWarning('kafka: the cluster refuses this producer the topic (TOPIC_AUTHORIZATION_FAILED); retrying until it is granted'),
+  authorization: new RateLimitedWarning(
+    "kafka: the cluster refuses this producer the topic (TOPIC_AUTHORIZATION_FAILED): its lines are dead-lettered (code unauthorized) until the producer's principal is granted WRITE on the topic (see acl)",
+  ),
   unknownTopic: new RateLimitedWarning('kafka: the topic does not exist and the cluster does not create topics (UNKNOWN_TOPIC_OR_PARTITION); retrying until it is created'),
   authentication: new RateLimitedWarning('kafka: SASL authentication failed; retrying until the plugin settings or the cluster are fixed'),
+  certificate: new RateLimitedWarning("kafka: the broker's TLS certificate did not verify; retrying until kafka-tls-ca-cert names the CA that signed it (or the certificate is fixed)"),
+  handshake: new RateLimitedWarning('kafka: the broker ended the TLS handshake (a broker that requires a client certificate does so without kafka-tls-cert and kafka-tls-key); retrying'),
 };
 
+/** A TLS failure among an error and its causes: the broker's certificate, or the broker ending the handshake; with Node's words. */
+function tlsFailure(err: unknown): { kind: 'certificate' | 'handshake'; text: string } | null {
+  const seen = new Set<unknown>();
+  const visit = (e: unknown, depth: number): { kind: 'certificate' | 'handshake'; text: string } | null => {
+    if (!(e instanceof Error) || depth > 6 || seen.has(e)) return null;
+    seen.add(e);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') {
+      if (CERTIFICATE_CODES.has(code)) return { kind: 'certificate', text: `${code}: ${e.message}` };
+      // The broker's alert: a certificate it needs and was not sent (TLS 1.3 says so, 1.2 says handshake failure).
+      if (/^ERR_SSL_(TLSV1\d?|SSLV3)_ALERT_(CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|BAD_CERTIFICATE)$/.test(code)) return { kind: 'handshake', text: code };
+    }
+    if (e instanceof AggregateError) {
+      for (const inner of e.errors) {
+        const found = visit(inner, depth + 1);
+        if (found) return found;
+      }
+    }
+    return visit(e.cause, depth + 1);
+  };
+  return visit(err, 0);
+}
+
 /**
- * A failed produce as the engine's outcome: a batch the broker calls too large or invalid is
- * not transient (the engine halves it down to the line, and rejects that one); a refused
- * topic, a topic that does not exist and SASL refused are the operator's to fix, so retried
- * with a warning; everything else (the network, a leader moved, not enough replicas,
- * timeouts) is transient. The message never holds the password.
+ * A failed produce as the engine's outcome. A batch the broker calls too large or invalid is
+ * not transient (the engine halves it down to the line, and rejects that one). A topic the
+ * cluster refuses this producer (TOPIC_AUTHORIZATION_FAILED) is refused for every line of it,
+ * whatever the batch: a non-transient SendError with the code `unauthorized`, which send()
+ * turns into every line rejected (no halving: no line of it would pass), so a container's lines
+ * do not wait behind an ACL forever while its store fills; the dead-letter file keeps them.
+ * Retried with a warning instead: a topic that does not exist (UNKNOWN_TOPIC_OR_PARTITION: it
+ * may be being created, by the cluster or the operator, and a partition is briefly unknown while
+ * its leader moves) and SASL refused (the connection's login, not this topic or batch: every
+ * container's lines would go to dead letters while a password rotates or a new SCRAM user
+ * reaches every broker). Everything else (the network, TLS, a leader moved, not enough
+ * replicas, timeouts) is transient. The message never holds the password.
  */
-export function classifyError(err: unknown, topic: string, secret: string | null): SendError {
+export function classifyError(err: unknown, topic: string, sasl: KafkaConfig['sasl'], socketError: Error | null = null): SendError {
   const codes = brokerErrors(err);
-  let message = `kafka: producing to '${topic}' failed: ${err instanceof Error ? String(err) : String(err)}${codes.size > 0 ? ` (${[...codes].join(', ')})` : ''}`;
-  if (secret) message = message.replaceAll(secret, '(not shown)');
   const has = (names: readonly string[]): boolean => names.some((n) => codes.has(n));
+  const authentication = libraryCode(err) === 'PLT_KFK_AUTHENTICATION' || codes.has('SASL_AUTHENTICATION_FAILED');
+  const tls = tlsFailure(err) ?? (socketError && tlsFailure(socketError));
+  // The library's text names connections that failed, not why: the why first, in plain words.
+  const why =
+    codes.has('TOPIC_AUTHORIZATION_FAILED') ? 'the cluster refuses this producer the topic: '
+    : authentication && sasl ? `SASL authentication failed (${sasl.mechanism}, user '${sasl.username}'): `
+    : tls?.kind === 'certificate' ? `the broker's TLS certificate did not verify (${tls.text}): `
+    : tls?.kind === 'handshake' ? `the broker ended the TLS handshake (${tls.text}; does it require a client certificate, kafka-tls-cert and kafka-tls-key?): `
+    : '';
+  let message = `kafka: producing to '${topic}' failed: ${why}${String(err)}${codes.size > 0 ? ` (${[...codes].join(', ')})` : ''}`;
+  if (sasl) message = message.replaceAll(sasl.password, '(not shown)');
   if (has(TOO_LARGE)) return new SendError(message, { transient: false, rejectCode: 'too_large' });
   if (has(INVALID)) return new SendError(message, { transient: false, rejectCode: 'invalid' });
-  if (codes.has('TOPIC_AUTHORIZATION_FAILED')) warnings.authorization.warn({ topic });
-  else if (codes.has('UNKNOWN_TOPIC_OR_PARTITION')) warnings.unknownTopic.warn({ topic });
-  else if (libraryCode(err) === 'PLT_KFK_AUTHENTICATION' || codes.has('SASL_AUTHENTICATION_FAILED')) warnings.authentication.warn();
+  if (codes.has('TOPIC_AUTHORIZATION_FAILED')) {
+    // The principal is the SASL user, or the client certificate's name, or User:ANONYMOUS.
+    const principal = sasl ? `User:${sasl.username}` : "User:<the client certificate's name, or ANONYMOUS>";
+    warnings.authorization.warn({ topic, acl: `kafka-acls --add --allow-principal '${principal}' --operation Write --topic '${topic}'` });
+    return new SendError(message, { transient: false, rejectCode: 'unauthorized' });
+  }
+  if (codes.has('UNKNOWN_TOPIC_OR_PARTITION')) warnings.unknownTopic.warn({ topic });
+  else if (authentication) warnings.authentication.warn(sasl ? { mechanism: sasl.mechanism, username: sasl.username } : {});
+  else if (tls) warnings[tls.kind].warn({ error: tls.text });
   return new SendError(message, { transient: true });
+}
+
+/** A batch's outcome when the cluster refused its topic: every line rejected, none halved. */
+export function refusedTopic(err: unknown, lines: readonly number[]): SendResult | null {
+  if (!(err instanceof SendError) || err.rejectCode !== 'unauthorized') return null;
+  return { rejected: lines.map((index) => ({ index, code: 'unauthorized', reason: err.message })) };
 }
 
 // The library (and our produce encoder on it) is loaded at the first send, not when the plugin starts.
@@ -355,6 +420,12 @@ export class KafkaBackend implements Backend {
   private readonly config: KafkaConfig;
   private readonly encoder: KafkaEncoder;
   private producer: RecordProducer | null = null;
+  /**
+   * The last error of a broker connection's socket since the last failed send. The library fails
+   * the requests of a connection the broker closed with "Connection closed" alone; why (a TLS
+   * alert: the broker requires a client certificate) comes only as the connection's error event.
+   */
+  private socketError: Error | null = null;
   /** Keyless records: the partition of the next send (the library takes it modulo the partitions). */
   private nextPartition = randomInt(1 << 20);
   /** Keyed records: the key's hash, Java's murmur2, so Java clients and Kafka Streams pick the same partition. */
@@ -387,7 +458,13 @@ export class KafkaBackend implements Backend {
     const result = await sendInOrder(
       groups.map((g) => ({ lines: g, payload: g })),
       async (request) => {
-        await this.produce(request.payload.map((i) => records[i]!), partition, signal);
+        try {
+          await this.produce(request.payload.map((i) => records[i]!), partition, signal);
+        } catch (err) {
+          const refused = refusedTopic(err, request.lines);
+          if (refused) return refused;
+          throw err;
+        }
         return DELIVERED;
       },
     );
@@ -425,7 +502,7 @@ export class KafkaBackend implements Backend {
         await this.drop();
         throw abortError(signal);
       }
-      throw classifyError(err, topic, this.config.sasl?.password ?? null);
+      throw classifyError(err, topic, this.config.sasl, this.takeSocketError());
     } finally {
       signal.removeEventListener('abort', onAbort!);
     }
@@ -454,7 +531,16 @@ export class KafkaBackend implements Backend {
       ...(config.sasl ? { sasl: { ...config.sasl } } : {}),
     };
     this.producer = createProducer(lib, options);
+    this.producer.on('client:broker:connect', ({ connection }: { connection: import('node:events').EventEmitter }) =>
+      connection.on('error', (err: Error) => void (this.socketError = err)),
+    );
     return this.producer;
+  }
+
+  private takeSocketError(): Error | null {
+    const err = this.socketError;
+    this.socketError = null;
+    return err;
   }
 
   private async drop(): Promise<void> {

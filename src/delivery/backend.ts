@@ -13,10 +13,12 @@ import type { RateLimit } from './rate-limit.ts';
  * Why a receiver refused a line for good: a label of `logship_backend_lines_rejected_total`,
  * so one of a few fixed words. `invalid`: the receiver refused the record (a mapping conflict,
  * a malformed entry); `too_large`: over what the receiver or transport takes; `too_old`,
- * `too_new`: outside the receiver's time window or retention; `encode`: the backend could
- * not encode it; `failed`: it failed alone, twice, with an error not known to be transient.
+ * `too_new`: outside the receiver's time window or retention; `unauthorized`: the receiver
+ * refuses this sender where the line goes (Kafka's TOPIC_AUTHORIZATION_FAILED); `encode`: the
+ * backend could not encode it; `failed`: it failed alone, twice, with an error not known to be
+ * transient.
  */
-export type RejectCode = 'invalid' | 'too_large' | 'too_old' | 'too_new' | 'encode' | 'failed';
+export type RejectCode = 'invalid' | 'too_large' | 'too_old' | 'too_new' | 'unauthorized' | 'encode' | 'failed';
 
 export interface Rejection {
   /** The line's index in the batch given to send. */

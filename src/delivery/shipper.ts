@@ -71,7 +71,7 @@ const deadLetterWarning = new RateLimitedWarning('delivery: could not write reje
 
 const DROP_REASONS = ['evicted', 'damaged', 'filtered', 'rate_limited'] as const;
 type DropReason = (typeof DROP_REASONS)[number];
-const REJECT_CODES = ['invalid', 'too_large', 'too_old', 'too_new', 'encode', 'failed'] as const;
+const REJECT_CODES = ['invalid', 'too_large', 'too_old', 'too_new', 'unauthorized', 'encode', 'failed'] as const;
 
 /**
  * Every series of a backend exists from its first loop, at 0: an alert on increase() or a

@@ -90,7 +90,7 @@ export const backendDropped = new Counter({
 
 export const backendRejected = new Counter({
   name: 'logship_backend_lines_rejected_total',
-  help: 'Lines a backend\'s receiver refused for good, by the backend\'s reason code (invalid, too_large, too_old, too_new, encode, failed); each is kept in the container\'s dead-letter file.',
+  help: 'Lines a backend\'s receiver refused for good, by the backend\'s reason code (invalid, too_large, too_old, too_new, unauthorized, encode, failed); each is kept in the container\'s dead-letter file.',
   labelNames: ['backend', 'reason'] as const,
   registers,
 });

@@ -1,20 +1,25 @@
 // kafka through the real engine to librdkafka's mock cluster (kcat) behind the test's proxy,
 // read back with `kcat -C -f`: a container's lines as records with their key and headers; a
 // container started while no broker is reachable starts normally; the plugin killed while
-// 100,000 lines are shipped loses nothing. (The broker outage, too-large records and acks are
-// covered against the same cluster in test/integration/kafka.test.ts.)
+// 100,000 lines are shipped loses nothing; TLS with SCRAM-SHA-512 credentials set as plugin
+// settings, as operators do. (The broker outage, too-large records, acks, and each SASL and TLS
+// case are covered against the same cluster in test/integration/kafka.test.ts.)
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { PLUGIN } from './lib/docker-client.ts';
-import { killPlugin } from './lib/plugin.ts';
+import { DATA_DIR, PLUGIN } from './lib/docker-client.ts';
+import { changePluginSettings, killPlugin } from './lib/plugin.ts';
 import { createContainer, removeContainers, sh, waitExit } from './lib/containers.ts';
 import { LINES, PACED, checkSequence } from './lib/sequence.ts';
 import { type ConsumedRecord, KafkaMock } from '../integration/lib/kafka-mock.ts';
-import { scratchDir, waitUntil } from '../integration/lib/servers.ts';
+import { makeTlsMaterial, scratchDir, waitUntil } from '../integration/lib/servers.ts';
 
-const mock = new KafkaMock(path.join(scratchDir('e2e-kafka'), 'mock'));
+const dir = scratchDir('e2e-kafka');
+const mock = new KafkaMock(path.join(dir, 'mock'));
 const TOPIC = 'e2e-logs';
+/** Where the plugin finds the test CA: its data directory, /var/lib/logship inside it. */
+const TLS_FOLDER = 'e2e-kafka-tls';
 
 before(() => mock.start());
 
@@ -82,5 +87,43 @@ describe('kafka through the engine', () => {
     assert.equal(new Set(records.map((r) => r.partition)).size, 1);
     const { duplicates } = checkSequence(records.map((r) => r.value));
     t.diagnostic(`killed with ${atKill} of ${LINES} lines delivered, ${how}; all arrived, in order, ${duplicates} duplicates`);
+  });
+
+  test('over TLS with SCRAM-SHA-512 credentials as plugin settings: every line consumed back, every connection authenticated', async () => {
+    const material = makeTlsMaterial(path.join(dir, 'tls'));
+    fs.mkdirSync(path.join(DATA_DIR, TLS_FOLDER), { recursive: true });
+    fs.copyFileSync(material.ca, path.join(DATA_DIR, TLS_FOLDER, 'ca.pem'));
+    await mock.proxy.useTls(material);
+    const password = 'e2e-scram-secret';
+    mock.proxy.sasl = { username: 'logship-e2e', password, mechanisms: ['SCRAM-SHA-512'] };
+    let restore: (() => Promise<void>) | undefined;
+    try {
+      restore = await changePluginSettings({ KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: 'logship-e2e', KAFKA_SASL_PASSWORD: password });
+      const connections = mock.proxy.connections;
+      const logins = mock.proxy.saslLogins.length;
+      const count = 2000;
+      const container = await createContainer({
+        cmd: sh(`seq 1 ${count}`),
+        driver: PLUGIN,
+        opts: { backend: 'kafka', 'kafka-brokers': mock.bootstrap, 'kafka-topic': TOPIC, 'kafka-format': 'raw', 'kafka-tls': 'true', 'kafka-tls-ca-cert': `/var/lib/logship/${TLS_FOLDER}/ca.pem` },
+      });
+      await container.start();
+      assert.equal(await waitExit(container, 60_000), 0);
+      const records = await waitUntil(async () => {
+        const got = await recordsOf(container.id);
+        return got.length >= count && got;
+      }, `${count} records`, 60_000);
+      assert.deepEqual(records.map((r) => r.value), Array.from({ length: count }, (_, i) => String(i + 1)));
+      const made = mock.proxy.connections - connections;
+      assert.ok(made >= 1, 'over the TLS listeners');
+      assert.deepEqual(mock.proxy.saslLogins.slice(logins), Array.from({ length: made }, () => ({ username: 'logship-e2e', mechanism: 'SCRAM-SHA-512' })), 'every connection authenticated');
+      assert.equal(mock.proxy.saslFailures, 0);
+    } finally {
+      // The plugin settings the other tests (and files) expect: none.
+      await restore?.();
+      mock.proxy.sasl = null;
+      await mock.proxy.useTls(null);
+      fs.rmSync(path.join(DATA_DIR, TLS_FOLDER), { recursive: true, force: true });
+    }
   });
 });

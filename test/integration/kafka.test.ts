@@ -1,7 +1,9 @@
 // kafka against librdkafka's mock cluster (3 brokers, kcat), through the test's proxy, read
 // back with `kcat -C -f`: every record's value, key, headers, partition and order; a leader
 // gone for 10 s while 100,000 lines are shipped by the real engine; a record too large for
-// the broker rejected, not retried forever; acks=0 refused; a cluster down at create.
+// the broker rejected, not retried forever; a refused topic dead-lettered whole; the broker's
+// retriable errors retried; acks=0 refused; a cluster down at create; SASL PLAIN and SCRAM
+// and TLS (a CA, a client certificate, skip-verify) against the proxy playing those listeners.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +24,7 @@ import { ContainerStore } from '../../src/store/container-store.ts';
 import { context } from '../unit/backend-context.ts';
 import { type EntryFields, batch } from '../unit/frames.ts';
 import { type ConsumedRecord, KafkaMock } from './lib/kafka-mock.ts';
-import { scratchDir, waitUntil } from './lib/servers.ts';
+import { type TlsMaterial, makeTlsMaterial, scratchDir, waitUntil } from './lib/servers.ts';
 
 let dir: string;
 let mock: KafkaMock;
@@ -47,6 +49,25 @@ async function consumed(topic: string, count: number, timeoutMs = 60_000): Promi
     throw new Error(`${err.message}: ${got.length} there`);
   });
   return got;
+}
+
+/** A backend with SASL credentials from the plugin settings, as `docker plugin set` gives them. */
+function saslBackend(mechanism: string, password: string, topic: string, opts: Record<string, string> = {}): KafkaBackend {
+  const settings = { proxy: { httpProxy: '', httpsProxy: '', noProxy: '' }, env: { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: 'logship', KAFKA_SASL_PASSWORD: password } };
+  return new KafkaBackend(configureBackend(kafkaFactory, { 'kafka-brokers': mock.bootstrap, 'kafka-topic': topic, ...opts }, settings), newContext());
+}
+
+/** What the plugin logged (its JSON lines on stderr) while fn ran. */
+async function capturingStderr(fn: () => Promise<void>): Promise<string[]> {
+  const logged: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => (logged.push(...String(chunk).split('\n').filter(Boolean)), true)) as typeof process.stderr.write;
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = write;
+  }
+  return logged;
 }
 
 /** A container's store shipped to kafka by the real engine, as the plugin runs it. */
@@ -202,46 +223,109 @@ describe('kafka to the mock cluster', () => {
     assert.ok(refused >= 1 && refused <= 12, `${refused} refused produce requests`);
   });
 
-  it('a topic the cluster refuses this producer: retried (transient), nothing rejected, delivered once granted', async () => {
+  it('a topic the cluster refuses this producer: every line rejected (unauthorized) and dead-lettered, no halving, a warning naming the topic and the ACL; delivered once granted', async () => {
     const topic = topicName('authz');
-    const { b } = backend({ 'kafka-topic': topic });
-    mock.proxy.refuseProduce = () => 29;
-    try {
-      await assert.rejects(b.send(lines('g', 3), signal()), (err: unknown) => isTransient(err) && /TOPIC_AUTHORIZATION_FAILED/.test(String((err as Error).message)));
-    } finally {
-      mock.proxy.refuseProduce = null;
-    }
-    assert.deepEqual(await b.send(lines('g', 3), signal()), {});
-    await b.close();
-    assert.equal((await consumed(topic, 3)).length, 3);
+    const engine = new Engine({ 'kafka-topic': topic, 'kafka-format': 'raw' });
+    mock.proxy.refuseProduce = () => 29; // TOPIC_AUTHORIZATION_FAILED
+    const refusedBefore = mock.proxy.refusedProduces;
+    const logged = await capturingStderr(async () => {
+      try {
+        engine.append(Array.from({ length: 30 }, (_, i) => ({ line: `refused ${i + 1}` })));
+        await waitUntil(() => engine.deadLetters().length >= 30, '30 dead letters');
+      } finally {
+        mock.proxy.refuseProduce = null;
+      }
+    });
+    const refused = mock.proxy.refusedProduces - refusedBefore;
+    // One produce per batch the engine made of them, not one per half down to each line (some 60 for 30 lines).
+    assert.ok(refused >= 1 && refused <= 3, `${refused} refused produce requests`);
+    assert.deepEqual(engine.deadLetters().map((l) => [l.line, l.code]), Array.from({ length: 30 }, (_, i) => [`refused ${i + 1}`, 'unauthorized']));
+    const warning = logged.map((l) => JSON.parse(l) as Record<string, string>).find((l) => l.msg?.includes('TOPIC_AUTHORIZATION_FAILED'));
+    assert.ok(warning, logged.join(''));
+    assert.equal(warning.topic, topic);
+    assert.match(warning.acl!, new RegExp(`--operation Write --topic '${topic}'`));
+    // Granted: the next lines go through.
+    engine.append(Array.from({ length: 5 }, (_, i) => ({ line: `granted ${i + 1}` })));
+    await engine.finish();
+    assert.deepEqual((await consumed(topic, 5)).map((r) => r.value), Array.from({ length: 5 }, (_, i) => `granted ${i + 1}`));
   });
 
-  it('SASL/PLAIN from the plugin settings: authenticated on every connection, delivered; a wrong password retried (transient), never quoted', async () => {
-    const topic = topicName('sasl');
-    const settings = (password: string) => ({
-      proxy: { httpProxy: '', httpsProxy: '', noProxy: '' },
-      env: { KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'logship', KAFKA_SASL_PASSWORD: password },
-    });
-    const make = (password: string) => new KafkaBackend(configureBackend(kafkaFactory, { 'kafka-brokers': mock.bootstrap, 'kafka-topic': topic }, settings(password)), newContext());
-    mock.proxy.sasl = { username: 'logship', password: 'sasl-right-secret' };
+  it('a topic the principal may not even describe (TOPIC_AUTHORIZATION_FAILED in Metadata, before any produce): every line dead-lettered as unauthorized, no halving', async () => {
+    const topic = topicName('authz-meta');
+    const engine = new Engine({ 'kafka-topic': topic, 'kafka-format': 'raw' });
+    mock.proxy.refuseTopics.add(topic);
+    const refusedBefore = mock.proxy.refusedMetadata;
     try {
-      const wrong = make('sasl-wrong-secret');
-      await assert.rejects(wrong.send(lines('s', 3), signal()), (err: unknown) => {
-        assert.ok(isTransient(err), String(err));
-        assert.ok(!String((err as Error).message).includes('sasl-wrong-secret'), (err as Error).message);
-        return true;
-      });
-      await wrong.close();
-      assert.ok(mock.proxy.saslFailures > 0, 'the broker refused the password');
-      const right = make('sasl-right-secret');
-      assert.deepEqual(await right.send(lines('s', 3), signal()), {});
-      await right.close();
-      assert.ok(mock.proxy.saslLogins.includes('logship'));
+      engine.append(Array.from({ length: 30 }, (_, i) => ({ line: `m${i + 1}` })));
+      await waitUntil(() => engine.deadLetters().length >= 30, '30 dead letters');
     } finally {
-      mock.proxy.sasl = null;
+      mock.proxy.refuseTopics.delete(topic);
     }
-    assert.equal((await consumed(topic, 3)).length, 3);
+    const refused = mock.proxy.refusedMetadata - refusedBefore;
+    assert.ok(refused >= 1 && refused <= 6, `${refused} Metadata answers refused the topic`);
+    assert.deepEqual(engine.deadLetters().map((l) => [l.line, l.code]), Array.from({ length: 30 }, (_, i) => [`m${i + 1}`, 'unauthorized']));
+    engine.append([{ line: 'after the grant' }]);
+    await engine.finish();
+    assert.deepEqual((await consumed(topic, 1)).map((r) => r.value), ['after the grant']);
   });
+
+  for (const [name, code] of [['NOT_LEADER_OR_FOLLOWER', 6], ['LEADER_NOT_AVAILABLE', 5], ['NOT_ENOUGH_REPLICAS', 19], ['NOT_ENOUGH_REPLICAS_AFTER_APPEND', 20], ['REQUEST_TIMED_OUT', 7]] as const) {
+    it(`${name} from the broker five times: retried (the library's own retries, then the engine's), every line once, in order, nothing rejected`, async () => {
+      const topic = topicName(`retry-${code}`);
+      const engine = new Engine({ 'kafka-topic': topic, 'kafka-format': 'raw' });
+      // Past the library's three retries within a send: the engine's retry is exercised too.
+      let left = 5;
+      mock.proxy.refuseProduce = () => (left-- > 0 ? code : null);
+      try {
+        engine.append(Array.from({ length: 20 }, (_, i) => ({ line: `r${i + 1}` })));
+        await engine.finish();
+      } finally {
+        mock.proxy.refuseProduce = null;
+      }
+      assert.ok(left < 0, 'the broker refused five produce requests');
+      assert.deepEqual((await consumed(topic, 20)).map((r) => r.value), Array.from({ length: 20 }, (_, i) => `r${i + 1}`));
+      assert.deepEqual(engine.deadLetters(), []);
+    });
+  }
+
+  for (const mechanism of ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const) {
+    it(`SASL ${mechanism} from the plugin settings: every connection authenticated, delivered; a wrong password refused, retried (transient) with a warning, never quoted or logged`, async () => {
+      const topic = topicName(`sasl-${mechanism.toLowerCase()}`);
+      const right = `${mechanism}-right-secret`;
+      const wrong = `${mechanism}-wrong-secret`;
+      mock.proxy.sasl = { username: 'logship', password: right, mechanisms: [mechanism] };
+      const logins = mock.proxy.saslLogins.length;
+      const failures = mock.proxy.saslFailures;
+      try {
+        const logged = await capturingStderr(async () => {
+          const b = saslBackend(mechanism, wrong, topic);
+          await assert.rejects(b.send(lines('s', 3), signal()), (err: unknown) => {
+            assert.ok(isTransient(err), String(err));
+            assert.match((err as Error).message, /SASL authentication failed/);
+            for (const text of [String(err), (err as Error).message, String((err as Error).cause ?? '')]) assert.ok(!text.includes(wrong), text);
+            return true;
+          });
+          await b.close();
+        });
+        assert.ok(mock.proxy.saslFailures > failures, 'the broker refused the password');
+        assert.equal(mock.proxy.saslLogins.length, logins, 'nobody logged in with it');
+        // Rate-limited per process (10 s): the first of these tests logs it, the others are counted in its `suppressed`.
+        if (mechanism === 'PLAIN') assert.ok(logged.some((l) => l.includes('SASL authentication failed; retrying')), logged.join('\n'));
+        assert.ok(!logged.some((l) => l.includes(wrong) || l.includes(right)), 'a password in the log');
+
+        const connections = mock.proxy.connections;
+        const b = saslBackend(mechanism, right, topic);
+        assert.deepEqual(await b.send(lines('s', 3), signal()), {});
+        await b.close();
+        const made = mock.proxy.connections - connections;
+        assert.ok(made >= 1, 'through the proxy');
+        assert.deepEqual(mock.proxy.saslLogins.slice(logins), Array.from({ length: made }, () => ({ username: 'logship', mechanism })), 'every connection authenticated');
+      } finally {
+        mock.proxy.sasl = null;
+      }
+      assert.equal((await consumed(topic, 3)).length, 3);
+    });
+  }
 
   it("the partition's leader gone for 10 s while 100,000 lines are written: all arrive, in order; copies counted", async () => {
     const topic = topicName('outage');
@@ -283,5 +367,86 @@ describe('kafka to the mock cluster', () => {
     assert.equal(next, total, 'every line arrived');
     assert.deepEqual(engine.deadLetters(), []);
     console.log(`# outage: ${total} lines, ${copies} copies (${records.length} records), leader was broker ${leader}`);
+  });
+});
+
+describe('kafka over TLS: the proxy terminates it for every broker it advertises', () => {
+  let material: TlsMaterial;
+  let otherCa: TlsMaterial;
+  const send = async (opts: Record<string, string>, what: string): Promise<string> => {
+    const topic = topicName(what);
+    const { b } = backend({ 'kafka-topic': topic, 'kafka-tls': 'true', ...opts });
+    try {
+      assert.deepEqual(await b.send(lines(what, 3), signal()), {});
+    } finally {
+      await b.close();
+    }
+    return topic;
+  };
+  const refused = async (opts: Record<string, string>, why: RegExp): Promise<void> => {
+    const { b } = backend({ 'kafka-topic': topicName('refused'), 'kafka-tls': 'true', ...opts });
+    try {
+      await assert.rejects(b.send(lines('x', 1), signal()), (err: unknown) => {
+        assert.ok(isTransient(err), String(err));
+        assert.match((err as Error).message, why);
+        return true;
+      });
+    } finally {
+      await b.close();
+    }
+  };
+
+  before(async () => {
+    material = makeTlsMaterial(path.join(dir, 'tls'));
+    otherCa = makeTlsMaterial(path.join(dir, 'other-ca'));
+    await mock.proxy.useTls(material);
+  });
+
+  after(() => mock.proxy.useTls(null));
+
+  it('kafka-tls with kafka-tls-ca-cert delivers, through the proxy', async () => {
+    const connections = mock.proxy.connections;
+    const topic = await send({ 'kafka-tls-ca-cert': material.ca }, 'tls');
+    assert.ok(mock.proxy.connections > connections, 'over the TLS listeners');
+    assert.equal((await consumed(topic, 3)).length, 3);
+  });
+
+  it("the wrong CA: refused, transient, saying the certificate did not verify; kafka-tls-skip-verify=true then delivers", async () => {
+    await refused({ 'kafka-tls-ca-cert': otherCa.ca }, /the broker's TLS certificate did not verify \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE): /);
+    // Without a CA option the system's CAs, which know nothing of the test CA, either.
+    await refused({}, /the broker's TLS certificate did not verify \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE): /);
+    const topic = await send({ 'kafka-tls-ca-cert': otherCa.ca, 'kafka-tls-skip-verify': 'true' }, 'skip');
+    assert.equal((await consumed(topic, 3)).length, 3);
+  });
+
+  it('a broker that requires a client certificate: delivers with kafka-tls-cert and -key; without them refused, transient, never a crash', async () => {
+    await mock.proxy.useTls({ ...material, requireClientCert: true });
+    try {
+      const failures = mock.proxy.tlsClientErrors;
+      await refused({ 'kafka-tls-ca-cert': material.ca }, /the broker ended the TLS handshake \(ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED; does it require a client certificate, kafka-tls-cert and kafka-tls-key\?\)/);
+      assert.ok(mock.proxy.tlsClientErrors > failures, 'the proxy refused the handshake');
+      const topic = await send({ 'kafka-tls-ca-cert': material.ca, 'kafka-tls-cert': material.cert, 'kafka-tls-key': material.key }, 'mtls');
+      assert.equal((await consumed(topic, 3)).length, 3);
+    } finally {
+      await mock.proxy.useTls(material);
+    }
+  });
+
+  it('TLS and SASL SCRAM-SHA-512 together: every connection authenticated, delivered', async () => {
+    const topic = topicName('tls-scram');
+    mock.proxy.sasl = { username: 'logship', password: 'tls-scram-secret', mechanisms: ['SCRAM-SHA-512'] };
+    const logins = mock.proxy.saslLogins.length;
+    const connections = mock.proxy.connections;
+    try {
+      const b = saslBackend('SCRAM-SHA-512', 'tls-scram-secret', topic, { 'kafka-tls': 'true', 'kafka-tls-ca-cert': material.ca });
+      assert.deepEqual(await b.send(lines('ts', 3), signal()), {});
+      await b.close();
+    } finally {
+      mock.proxy.sasl = null;
+    }
+    const made = mock.proxy.connections - connections;
+    assert.ok(made >= 1);
+    assert.deepEqual(mock.proxy.saslLogins.slice(logins), Array.from({ length: made }, () => ({ username: 'logship', mechanism: 'SCRAM-SHA-512' })));
+    assert.equal((await consumed(topic, 3)).length, 3);
   });
 });

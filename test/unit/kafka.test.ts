@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { KafkaEncoder, RECORD_OVERHEAD, brokerErrors, classifyError, kafkaFactory } from '../../src/backends/kafka.ts';
+import { KafkaEncoder, RECORD_OVERHEAD, brokerErrors, classifyError, kafkaFactory, refusedTopic } from '../../src/backends/kafka.ts';
 import { configureBackend } from '../../src/lifecycle/options.ts';
 import { InvalidOptionError } from '../../src/options/values.ts';
 import type { OutgoingLine } from '../../src/shaping/line.ts';
@@ -175,23 +175,43 @@ describe('kafka errors', () => {
     assert.deepEqual([...brokerErrors(new Error('x', { cause: libraryError('NOT_ENOUGH_REPLICAS') }))], ['NOT_ENOUGH_REPLICAS']);
   });
 
-  it('too large and invalid: not transient, with the code the engine rejects the line with', () => {
-    for (const [code, reject] of [['MESSAGE_TOO_LARGE', 'too_large'], ['RECORD_LIST_TOO_LARGE', 'too_large'], ['INVALID_RECORD', 'invalid'], ['CORRUPT_MESSAGE', 'invalid']] as const) {
+  it('too large, invalid and a refused topic: not transient, with the code the engine rejects the line with', () => {
+    for (const [code, reject] of [['MESSAGE_TOO_LARGE', 'too_large'], ['RECORD_LIST_TOO_LARGE', 'too_large'], ['INVALID_RECORD', 'invalid'], ['CORRUPT_MESSAGE', 'invalid'], ['TOPIC_AUTHORIZATION_FAILED', 'unauthorized']] as const) {
       const err = classifyError(libraryError(code), 't', null);
       assert.equal(err.transient, false, code);
       assert.equal(err.rejectCode, reject);
     }
   });
 
-  it('leader moved, not enough replicas, timeouts, the network, a refused topic or SASL: transient', () => {
-    for (const code of ['NOT_LEADER_OR_FOLLOWER', 'NOT_ENOUGH_REPLICAS', 'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'REQUEST_TIMED_OUT', 'TOPIC_AUTHORIZATION_FAILED', 'UNKNOWN_TOPIC_OR_PARTITION', 'SASL_AUTHENTICATION_FAILED']) {
+  it('a refused topic: every line of the batch rejected as unauthorized, none halved', () => {
+    const err = classifyError(libraryError('TOPIC_AUTHORIZATION_FAILED'), 't', null);
+    assert.deepEqual(refusedTopic(err, [0, 1, 2])?.rejected?.map((r) => [r.index, r.code]), [[0, 'unauthorized'], [1, 'unauthorized'], [2, 'unauthorized']]);
+    assert.equal(refusedTopic(classifyError(libraryError('MESSAGE_TOO_LARGE'), 't', null), [0]), null);
+  });
+
+  it('leader moved, not enough replicas, timeouts, the network, an unknown topic or SASL: transient', () => {
+    for (const code of ['NOT_LEADER_OR_FOLLOWER', 'NOT_ENOUGH_REPLICAS', 'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'REQUEST_TIMED_OUT', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION', 'SASL_AUTHENTICATION_FAILED']) {
       assert.equal(classifyError(libraryError(code), 't', null).transient, true, code);
     }
     assert.equal(classifyError(Object.assign(new Error('Connection failed'), { code: 'PLT_KFK_NETWORK' }), 't', null).transient, true);
   });
 
+  it("TLS: a certificate that did not verify, found in the causes, and the broker's alert, found in the connection's socket error: transient, saying which", () => {
+    const closed = Object.assign(new AggregateError([Object.assign(new Error('Connection closed'), { code: 'PLT_KFK_NETWORK' })], 'listApis failed'), { code: 'PLT_KFK_MULTIPLE' });
+    const unverified = Object.assign(new Error('Connection failed', { cause: Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }) }), { code: 'PLT_KFK_NETWORK' });
+    const cert = classifyError(unverified, 't', null);
+    assert.equal(cert.transient, true);
+    assert.match(cert.message, /the broker's TLS certificate did not verify \(SELF_SIGNED_CERT_IN_CHAIN: self-signed certificate in certificate chain\)/);
+    const alert = Object.assign(new Error('tlsv13 alert certificate required'), { code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' });
+    const handshake = classifyError(closed, 't', null, new Error('Connection error', { cause: alert }));
+    assert.equal(handshake.transient, true);
+    assert.match(handshake.message, /the broker ended the TLS handshake \(ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED; does it require a client certificate/);
+    // A socket error that is not TLS's says nothing more.
+    assert.doesNotMatch(classifyError(closed, 't', null, Object.assign(new Error('reset'), { code: 'ECONNRESET' })).message, /TLS/);
+  });
+
   it('a message never holds the SASL password', () => {
-    const err = classifyError(Object.assign(new Error('auth as user:s3cret-pw failed'), { code: 'PLT_KFK_AUTHENTICATION' }), 't', 's3cret-pw');
+    const err = classifyError(Object.assign(new Error('auth as user:s3cret-pw failed'), { code: 'PLT_KFK_AUTHENTICATION' }), 't', { mechanism: 'PLAIN', username: 'user', password: 's3cret-pw' });
     assert.ok(!err.message.includes('s3cret-pw'), err.message);
     assert.equal(err.transient, true);
   });

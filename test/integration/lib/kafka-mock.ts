@@ -2,7 +2,8 @@
 // protocol: ApiVersions, Metadata, InitProducerId, idempotent Produce, Fetch), read back with
 // `kcat -C -f`, behind a TCP proxy the test controls so a broker can go away and come back
 // with what it had (the mock keeps its records in its own memory: stopping it loses them).
-// The mock has no SASL: the proxy plays a broker's PLAIN listener when a test asks.
+// The mock has neither SASL nor TLS: the proxy plays a broker's SASL listener (PLAIN,
+// SCRAM-SHA-256, SCRAM-SHA-512) and terminates TLS for every broker it advertises when a test asks.
 //
 // The mock keeps about 5 MB per partition (older record batches are trimmed): a test that
 // reads back many lines keeps them short, compressed, or checks offsets.
@@ -10,8 +11,10 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
-import { Daemon, waitUntil } from './servers.ts';
+import { ScramExchange } from './scram.ts';
+import { Daemon, type TlsMaterial, waitUntil } from './servers.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -118,15 +121,30 @@ export class KafkaProxy {
   refuseProduce: ((batchBytes: number[]) => number | null) | null = null;
   /** Produce requests answered with a refusal. */
   refusedProduces = 0;
+  /** Topics the cluster's Metadata answers refuse this client (TOPIC_AUTHORIZATION_FAILED), as for a principal with no ACL on them. */
+  readonly refuseTopics = new Set<string>();
+  /** Topics answered so in Metadata. */
+  refusedMetadata = 0;
   /**
-   * SASL/PLAIN, which the mock has not: with it set, the proxy answers SaslHandshake and
-   * SaslAuthenticate itself, as a broker with a PLAIN listener does, and closes a connection
-   * that sends anything else (but ApiVersions) before it authenticated.
+   * SASL, which the mock has not: with it set, the proxy answers SaslHandshake and
+   * SaslAuthenticate itself, as a broker's SASL listener with these mechanisms enabled does
+   * (all three when not given), and closes a connection that sends anything else (but
+   * ApiVersions) before it authenticated. A SCRAM credential is derived from the password.
    */
-  sasl: { username: string; password: string } | null = null;
-  /** Users that authenticated, and attempts refused. */
-  readonly saslLogins: string[] = [];
+  sasl: { username: string; password: string; mechanisms?: readonly SaslMechanism[] } | null = null;
+  /** Each authentication that succeeded, and attempts refused. */
+  readonly saslLogins: { username: string; mechanism: SaslMechanism }[] = [];
   saslFailures = 0;
+  /** Connections accepted (after the TLS handshake, with TLS on). */
+  connections = 0;
+  /**
+   * TLS on every broker's port, the mock's brokers behind it in plain text; `requireClientCert`:
+   * a client certificate signed by `ca` is required, as a broker with `ssl.client.auth=required`.
+   * Set with useTls(), which reopens the ports.
+   */
+  private tls: (TlsMaterial & { requireClientCert: boolean }) | null = null;
+  /** TLS handshakes that failed on the proxy's side (no client certificate, say). */
+  tlsClientErrors = 0;
   /** Versions of each API the client used (by API key), to tell what a test covered. */
   readonly versions = new Map<number, Set<number>>();
 
@@ -146,6 +164,13 @@ export class KafkaProxy {
     for (let i = 0; i < this.targets.length; i++) await this.down(i + 1);
   }
 
+  /** Listeners with TLS (or, with null, without), on the same ports: connections reset, the ports reopened. */
+  async useTls(material: (TlsMaterial & { requireClientCert?: boolean }) | null): Promise<void> {
+    await this.downAll();
+    this.tls = material && { ...material, requireClientCert: material.requireClientCert ?? false };
+    await this.upAll();
+  }
+
   /** Broker `id` (from 1) unreachable: its port closed, its connections reset. */
   async down(id: number): Promise<void> {
     const server = this.servers[id - 1];
@@ -163,7 +188,8 @@ export class KafkaProxy {
     if (this.servers[id - 1]) return;
     const target = this.targets[id - 1]!;
     const sockets = this.sockets[id - 1]!;
-    const server = net.createServer((client) => {
+    const onClient = (client: net.Socket): void => {
+      this.connections++;
       const upstream = net.connect(target);
       sockets.add(client);
       sockets.add(upstream);
@@ -177,17 +203,16 @@ export class KafkaProxy {
       upstream.on('error', close).on('close', close);
       // Which requests were Metadata (by correlation id), and at what version.
       const metadata = new Map<number, number>();
-      let authenticated = false;
+      const session: SaslSession = { mechanism: null, scram: null, authenticated: false };
       frames(client, (frame) => {
         const apiKey = frame.readInt16BE(4);
         const version = frame.readInt16BE(6);
         if (!this.versions.has(apiKey)) this.versions.set(apiKey, new Set());
         this.versions.get(apiKey)!.add(version);
-        if (this.sasl && !authenticated && apiKey !== API_VERSIONS) {
-          const answer = apiKey === SASL_HANDSHAKE || apiKey === SASL_AUTHENTICATE ? this.saslAnswer(frame) : null;
+        if (this.sasl && !session.authenticated && apiKey !== API_VERSIONS) {
+          const answer = apiKey === SASL_HANDSHAKE || apiKey === SASL_AUTHENTICATE ? this.saslAnswer(frame, session) : null;
           if (answer === null) return close();
-          authenticated = answer.authenticated;
-          client.write(answer.frame);
+          client.write(answer);
           return;
         }
         if (apiKey === METADATA) metadata.set(frame.readInt32BE(8), version);
@@ -206,11 +231,30 @@ export class KafkaProxy {
         const version = metadata.get(correlationId);
         if (version !== undefined) {
           metadata.delete(correlationId);
-          this.rewriteBrokers(frame, version);
+          this.rewriteMetadata(frame, version);
         }
         client.write(frame);
       });
+    };
+    const material = this.tls;
+    const server = material
+      ? tls.createServer(
+          {
+            cert: fs.readFileSync(material.cert),
+            key: fs.readFileSync(material.key),
+            ca: fs.readFileSync(material.ca),
+            requestCert: material.requireClientCert,
+            rejectUnauthorized: material.requireClientCert,
+          },
+          onClient,
+        )
+      : net.createServer(onClient);
+    // The raw sockets too: one still in its TLS handshake is closed by down() as well.
+    server.on('connection', (raw: net.Socket) => {
+      sockets.add(raw);
+      raw.on('close', () => sockets.delete(raw));
     });
+    server.on('tlsClientError', () => this.tlsClientErrors++);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.ports[id - 1], '127.0.0.1', () => resolve());
@@ -223,8 +267,15 @@ export class KafkaProxy {
     for (let i = 1; i <= this.targets.length; i++) await this.up(i);
   }
 
-  /** A broker's answer to SaslHandshake v1 (PLAIN only) or SaslAuthenticate v2 (PLAIN's `\0user\0password`). */
-  private saslAnswer(frame: Buffer): { frame: Buffer; authenticated: boolean } | null {
+  /**
+   * A broker's answer to SaslHandshake v1 (the mechanisms enabled) or SaslAuthenticate v2
+   * (PLAIN's `\0user\0password` in one step; SCRAM's client-first, then client-final), or null
+   * for a request a broker would close the connection on. Refusals are SASL_AUTHENTICATION_FAILED
+   * with a message that names no credential.
+   */
+  private saslAnswer(frame: Buffer, session: SaslSession): Buffer | null {
+    const sasl = this.sasl!;
+    const enabled = sasl.mechanisms ?? SASL_MECHANISMS;
     const apiKey = frame.readInt16BE(4);
     const version = frame.readInt16BE(6);
     const correlationId = frame.readInt32BE(8);
@@ -232,37 +283,58 @@ export class KafkaProxy {
     r.skipString(false); // client_id
     const w = new Writer();
     w.int32(correlationId);
-    if (apiKey === SASL_HANDSHAKE && version === 1) {
-      const mechanism = r.string(false);
-      w.int16(mechanism === 'PLAIN' ? 0 : 33); // UNSUPPORTED_SASL_MECHANISM
-      w.count(1, false);
-      w.string('PLAIN', false);
-      return { frame: w.frame(), authenticated: false };
+    if (apiKey === SASL_HANDSHAKE && version === 1 && session.mechanism === null) {
+      const mechanism = r.string(false) as SaslMechanism;
+      const ok = enabled.includes(mechanism);
+      if (ok) session.mechanism = mechanism;
+      w.int16(ok ? 0 : 33); // UNSUPPORTED_SASL_MECHANISM
+      w.count(enabled.length, false);
+      for (const m of enabled) w.string(m, false);
+      return w.frame();
     }
-    if (apiKey !== SASL_AUTHENTICATE || version !== 2) return null;
+    if (apiKey !== SASL_AUTHENTICATE || version !== 2 || session.mechanism === null) return null;
     r.skipTaggedFields();
     const length = r.uvarint() - 1;
-    const [, username, password] = frame.toString('utf8', r.pos, r.pos + length).split('\0');
-    const ok = username === this.sasl!.username && password === this.sasl!.password;
-    if (ok) this.saslLogins.push(username!);
-    else this.saslFailures++;
+    const authBytes = frame.toString('utf8', r.pos, r.pos + length);
+    const mechanism = session.mechanism;
+    const users = new Map([[sasl.username, sasl.password]]);
+    let step: { ok: true; message: string; done: boolean } | { ok: false; error: string };
+    if (mechanism === 'PLAIN') {
+      const [, username, password] = authBytes.split('\0');
+      step = username === sasl.username && password === sasl.password ? { ok: true, message: '', done: true } : { ok: false, error: 'Authentication failed: Invalid username or password' };
+    } else {
+      const first = session.scram === null;
+      session.scram ??= new ScramExchange(mechanism, users);
+      const answer = first ? session.scram.first(authBytes) : session.scram.final(authBytes);
+      step = answer.ok ? { ...answer, done: !first } : answer;
+    }
+    if (step.ok && step.done) {
+      session.authenticated = true;
+      this.saslLogins.push({ username: sasl.username, mechanism });
+    } else if (!step.ok) this.saslFailures++;
     w.uvarint(0);
-    w.int16(ok ? 0 : 58); // SASL_AUTHENTICATION_FAILED
-    if (ok) w.nullString(true);
-    else w.string('Authentication failed: Invalid username or password', true);
-    w.uvarint(1); // auth_bytes: empty
+    w.int16(step.ok ? 0 : 58); // SASL_AUTHENTICATION_FAILED
+    if (step.ok) w.nullString(true);
+    else w.string(step.error, true);
+    const bytes = Buffer.from(step.ok ? step.message : '');
+    w.uvarint(bytes.length + 1); // auth_bytes
+    w.raw(bytes);
     w.int64(0n); // session_lifetime_ms
     w.uvarint(0);
-    return { frame: w.frame(), authenticated: ok };
+    return w.frame();
   }
 
-  /** The brokers of a Metadata answer (any version) made to name the proxy's ports, in place. */
-  private rewriteBrokers(frame: Buffer, version: number): void {
+  /**
+   * A Metadata answer (any version) rewritten in place: its brokers made to name the proxy's
+   * ports, and the topics of refuseTopics given TOPIC_AUTHORIZATION_FAILED, as a broker answers
+   * a principal that may not describe the topic.
+   */
+  private rewriteMetadata(frame: Buffer, version: number): void {
     const flexible = version >= 9;
     const r = new Reader(frame, 8);
     if (flexible) r.skipTaggedFields(); // the response header's
     if (version >= 3) r.pos += 4; // throttle_time_ms
-    const count = flexible ? r.uvarint() - 1 : r.int32();
+    const count = r.count(flexible);
     for (let i = 0; i < count; i++) {
       r.pos += 4; // node_id
       r.skipString(flexible);
@@ -276,7 +348,44 @@ export class KafkaProxy {
       if (version >= 1) r.skipString(flexible); // rack
       if (flexible) r.skipTaggedFields();
     }
+    if (this.refuseTopics.size === 0) return;
+    if (version >= 2) r.skipString(flexible); // cluster_id
+    if (version >= 1) r.pos += 4; // controller_id
+    const topics = r.count(flexible);
+    for (let t = 0; t < topics; t++) {
+      const errorAt = r.pos;
+      r.pos += 2;
+      if (this.refuseTopics.has(r.string(flexible))) {
+        frame.writeInt16BE(29, errorAt); // TOPIC_AUTHORIZATION_FAILED
+        this.refusedMetadata++;
+      }
+      if (version >= 10) r.pos += 16; // topic_id
+      if (version >= 1) r.pos += 1; // is_internal
+      const partitions = r.count(flexible);
+      for (let p = 0; p < partitions; p++) {
+        r.pos += 2 + 4 + 4; // error_code, partition_index, leader_id
+        if (version >= 7) r.pos += 4; // leader_epoch
+        // replica_nodes, isr_nodes, offline_replicas: arrays of int32
+        for (let list = 0; list < (version >= 5 ? 3 : 2); list++) {
+          const nodes = r.count(flexible);
+          r.pos += 4 * nodes;
+        }
+        if (flexible) r.skipTaggedFields();
+      }
+      if (version >= 8) r.pos += 4; // topic_authorized_operations
+      if (flexible) r.skipTaggedFields();
+    }
   }
+}
+
+const SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
+
+/** A connection's SASL state: the mechanism its handshake chose, a SCRAM exchange under way. */
+interface SaslSession {
+  mechanism: SaslMechanism | null;
+  scram: ScramExchange | null;
+  authenticated: boolean;
 }
 
 const PRODUCE = 0;
@@ -385,6 +494,10 @@ class Writer {
     const bytes = Buffer.from(text);
     if (compact) this.uvarint(bytes.length + 1);
     else this.int16(bytes.length);
+    this.parts.push(bytes);
+  }
+
+  raw(bytes: Buffer): void {
     this.parts.push(bytes);
   }
 
