@@ -313,12 +313,25 @@ export class KafkaRecords {
     this.valueSizes = new Int32Array(n);
     this.times = new Float64Array(n);
     const plain = encoder.plain;
+    // The ms of the line before and where it starts and ends in ns: a line in the same ms (most
+    // of them, in a burst) is told by comparing, which allocates nothing; a BigInt division does.
+    let ms = 0;
+    let msStart = 1n;
+    let msEnd = 0n;
     for (let i = 0; i < n; i++) {
       const line = lines[i]!;
       const value = encoder.value(line);
       this.values[i] = value;
       this.valueSizes[i] = value !== null ? value.length : encoder.format === 'raw' ? line.line.length : plain![line.source].length + line.line.length + plain!.tail.length;
-      this.times[i] = Number(line.timeNano / 1_000_000n);
+      const t = line.timeNano;
+      if (t < msStart || t >= msEnd) {
+        const whole = t / 1_000_000n;
+        ms = Number(whole);
+        // Before 1970 the division truncates up, so no range there: each such line divides.
+        msStart = whole >= 0n ? whole * 1_000_000n : 1n;
+        msEnd = whole >= 0n ? msStart + 1_000_000n : 0n;
+      }
+      this.times[i] = ms;
     }
   }
 

@@ -140,6 +140,17 @@ describe('kafka records', () => {
     }
   });
 
+  it("each record's time is its line's in whole ms, however the lines' times go (same ms, across one, back, before 1970)", () => {
+    const e = encoder({}, ctx);
+    const base = BigInt(Date.parse('2026-01-01T00:00:00Z')) * 1_000_000n;
+    const times = [base, base + 999_999n, base + 1_000_000n, base + 1_000_001n, base - 1n, base + 5_500_000n, base + 5_999_999n, -1_500_000n, -500_000n, -1n, 0n, 999_999n];
+    const records = e.records(times.map((timeNano) => ({ source: 'stdout', timeNano, line: Buffer.from('x') })));
+    assert.deepEqual(
+      times.map((_, i) => records.timestampMs(i)),
+      times.map((t) => Number(t / 1_000_000n)),
+    );
+  });
+
   it('an attribute named source or log replaces that field, as in the fluentd driver', () => {
     const e = encoder({}, context({ id: 'b'.repeat(64), name: 'n', attributes: [['source', 'label'], ['log', 'l']] }));
     assert.deepEqual(JSON.parse(recordOf(e, line('text', 'stdout', '2026-01-01T00:00:00Z')).value.toString()), { container_id: 'b'.repeat(64), container_name: '/n', source: 'label', log: 'l' });
