@@ -6,7 +6,8 @@
 // beforehand, written back to back on one connection to the partition's leader: how fast the
 // mock takes them from a producer that costs nothing). Each case once, in one run, so the
 // figures compare with each other (the machine is shared).
-//   node bench/kafka.ts [lines] [compression,...] [--format=json|raw] [--max-lines=N] [--profile=DIR]
+//   node bench/kafka.ts [lines] [compression,...] [--format=json|raw] [--max-lines=N] [--rounds=N] [--profile=DIR]
+// --rounds: each case N times, in turns, the best of each reported (a shared machine's load comes and goes).
 // --profile: a CPU profile of each kafka case's shipping alone, DIR/kafka-<compression>.cpuprofile.
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -36,6 +37,7 @@ const COMPRESSIONS = (positional[1] ?? 'none,lz4,zstd').split(',');
 const FORMAT = flag('format') ?? 'json';
 const MAX_LINES = flag('max-lines');
 const PROFILE = flag('profile');
+const ROUNDS = Number(flag('rounds') ?? 1);
 const CONTAINER = context({ id: 'b'.repeat(64) });
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-bench-kafka-'));
@@ -180,29 +182,46 @@ try {
   await mock.start();
   const store = writeStore();
   await store.endPosition();
-  const floor = await ship(store, 'floor', {
+  const floorPlan: BackendPlan = {
     name: 'floor',
     limits: { maxLines: 20_000, maxBytes: 4 << 20 },
     retry: null,
     multiline: null,
     parseJson: false,
     create: () => ({ send: () => Promise.resolve({}), close: () => Promise.resolve() }),
-  });
-  console.log(`kafka bench: ${LINES} lines (seq 1 ${LINES}), ${FORMAT} records, mock cluster of 3 (kcat ${mock.brokers.length} brokers)`);
+  };
+  console.log(`kafka bench: ${LINES} lines (seq 1 ${LINES}), ${FORMAT} records, mock cluster of 3 (kcat ${mock.brokers.length} brokers), ${ROUNDS} round(s)`);
   const lps = (n: number): string => `${Math.round(n).toLocaleString('en')} lines/s`;
   const cpu = (s: Shipped): string => `${s.cpuUsPerLine.toFixed(2)} µs CPU/line`;
-  console.log(`  engine's floor (an in-process backend that acknowledges at once): ${lps(floor.rate)}, ${cpu(floor)}`);
+  const load = (): string => `load ${os.loadavg()[0]!.toFixed(1)}`;
   // The library is loaded once per plugin process, at the first kafka send: not what a line costs.
   await import('@platformatic/kafka');
-  for (const compression of COMPRESSIONS) {
+  const cases = COMPRESSIONS.map((compression) => {
     const opts = { backend: 'kafka', 'kafka-brokers': mock.brokers.join(','), 'kafka-topic': `bench-${compression}`, 'kafka-compression': compression, 'kafka-format': FORMAT };
     const [plan] = parseLogOptions(opts, BACKENDS).backends;
     const limits = MAX_LINES ? { ...plan!.limits, maxLines: Number(MAX_LINES) } : plan!.limits;
-    const shipped = await ship(store, `kafka-${compression}`, { ...plan!, limits });
-    const broker = await brokerFloor(opts, limits.maxLines);
-    const { rate } = shipped;
+    return { compression, opts, plan: { ...plan!, limits }, best: null as Shipped | null, broker: 0 };
+  });
+  let floor: Shipped | null = null;
+  // Rounds, each the floor then every case: on a shared machine the best of each is the
+  // figure least disturbed by the others' load (the CPU time per line is steadier than rates).
+  for (let round = 1; round <= ROUNDS; round++) {
+    const f = await ship(store, 'floor', floorPlan);
+    console.log(`  round ${round} (${load()}): engine's floor (an in-process backend that acknowledges at once) ${lps(f.rate)}, ${cpu(f)}`);
+    if (floor === null || f.rate > floor.rate) floor = f;
+    for (const c of cases) {
+      const shipped = await ship(store, `kafka-${c.compression}`, c.plan);
+      const broker = await brokerFloor(c.opts, c.plan.limits.maxLines);
+      console.log(`  round ${round} (${load()}): kafka ${c.compression} ${lps(shipped.rate)}, ${cpu(shipped)}; the broker's floor ${lps(broker)}`);
+      if (c.best === null || shipped.rate > c.best.rate) c.best = shipped;
+      c.broker = Math.max(c.broker, broker);
+    }
+  }
+  console.log(`best of ${ROUNDS}: engine's floor ${lps(floor!.rate)} (${cpu(floor!)})`);
+  for (const { compression, best, broker } of cases) {
+    const { rate } = best!;
     console.log(
-      `  kafka ${compression}${MAX_LINES ? ` (batches of ${MAX_LINES})` : ''}: ${lps(rate)} (${cpu(shipped)}) = ${(rate / floor.rate).toFixed(2)} of the engine's floor, ${(rate / broker).toFixed(2)} of the broker's (${lps(broker)}: the same requests prebuilt, back to back)`,
+      `  kafka ${compression}${MAX_LINES ? ` (batches of ${MAX_LINES})` : ''}: ${lps(rate)} (${cpu(best!)}) = ${(rate / floor!.rate).toFixed(2)} of the engine's floor, ${(rate / broker).toFixed(2)} of the broker's (${lps(broker)}: the same requests prebuilt, back to back)`,
     );
   }
   await store.close();
