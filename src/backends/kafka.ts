@@ -16,7 +16,7 @@
 // is taken or refused whole and never half-written across partitions.
 import { randomInt } from 'node:crypto';
 import type tls from 'node:tls';
-import type { MessageToProduce, ProducerOptions } from '@platformatic/kafka';
+import type { ProducerOptions } from '@platformatic/kafka';
 import { type Backend, type BackendFactory, type BackendSettings, type BatchLimits, DELIVERED, type Rejection, type SendResult, SendError, abortError } from '../delivery/backend.ts';
 import { RateLimitedWarning } from '../observability/log.ts';
 import { type OptionValues, defineOptions } from '../options/schema.ts';
@@ -29,7 +29,7 @@ import { cutRequests, resultInLines, sendInOrder } from '../transport/requests.t
 import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 import { fluentdRecordFields } from './fluentd.ts';
 import { goJsonBytes, goJsonString, goJsonValue } from './go-json.ts';
-import type { RecordProducer } from './kafka-produce.ts';
+import { type RecordProducer, type RecordSource, createProducer, kafkaBytes, kafkaHeaders, prepareMessages, put, uvarintSize, writeUvarint, zigzag } from './kafka-produce.ts';
 
 const COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
 export type KafkaCompression = (typeof COMPRESSIONS)[number];
@@ -163,37 +163,33 @@ function executeTemplate(template: TagTemplate, key: string, container: Containe
   }
 }
 
-export interface KafkaRecord {
-  value: Buffer;
-  /** Shared between records: never changed (the library's type takes a Map). */
-  headers: Map<Buffer, Buffer>;
-  timestamp: bigint;
-  /** Key, value and headers, as counted against kafka-message-max-bytes. */
-  size: number;
-}
-
 const utf8 = (text: string): Buffer => Buffer.from(text, 'utf8');
 const SOURCE_HEADER = utf8('source');
 const SOURCES = { stdout: utf8('stdout'), stderr: utf8('stderr') } as const;
 
-/** The records of one container: everything but the line, its stream and time is encoded once. */
+/** The records of one container: everything but the line, its stream and time is encoded once, as Kafka's bytes. */
 export class KafkaEncoder {
   readonly topic: string;
   readonly key: Buffer | undefined;
-  private readonly format: 'json' | 'raw';
+  /** The key as a record holds it (its length, then its bytes). */
+  readonly keyField: Buffer;
+  readonly format: 'json' | 'raw';
   /**
-   * The headers of a stdout line and of a stderr line: container_id, container_name, the
-   * attributes and `source`. One map each, shared by the records (the library only reads them).
+   * The headers of a stdout line and of a stderr line as a record holds them: container_id,
+   * container_name, the attributes and `source`, with their count.
    */
-  private readonly headers: Readonly<Record<'stdout' | 'stderr', Map<Buffer, Buffer>>>;
-  private readonly headerBytes: number;
+  readonly headerFields: Readonly<Record<'stdout' | 'stderr', Buffer>>;
+  /** The headers' keys and values, as counted against kafka-message-max-bytes. */
+  readonly headerBytes: number;
   /** `,"container_id":…,…attributes}` after the line's own fields, as fluentd's record. */
   private readonly jsonTail: string;
   /**
-   * A plain line's record as bytes around the line's: `{"source":"stdout","log":"` and
-   * `"` + jsonTail. Null when an attribute replaces source or log (the general path then).
+   * A plain line's record as bytes around the line's: `{"source":"stdout","log":"` before it,
+   * `"` + jsonTail after it (`tail`), and that with the record's headers (`tailHeaders`,
+   * copied as one: they follow the value). Null when an attribute replaces source or log
+   * (the general path then).
    */
-  private readonly plain: { stdout: Buffer; stderr: Buffer; tail: Buffer } | null;
+  readonly plain: { stdout: Buffer; stderr: Buffer; tail: Buffer; tailHeaders: Readonly<Record<'stdout' | 'stderr', Buffer>> } | null;
   /** An attribute named `source` or `log` replaces that field, as in the fluentd driver's map. */
   private readonly sourceOverride: boolean;
   private readonly logOverride: boolean;
@@ -205,55 +201,65 @@ export class KafkaEncoder {
     checkTopic(this.topic);
     const key = executeTemplate(config.key, 'kafka-key', container);
     this.key = key === '' ? undefined : utf8(key);
+    this.keyField = kafkaBytes(this.key);
     this.format = config.format;
     const { fields, sourceOverride, logOverride, ownKeys } = fluentdRecordFields(container);
     this.sourceOverride = sourceOverride;
     this.logOverride = logOverride;
     this.ownKeys = ownKeys;
     this.jsonTail = [...fields].map(([k, v]) => `,${goJsonString(k)}:${goJsonString(v)}`).join('') + '}';
-    this.plain =
-      this.sourceOverride || this.logOverride
-        ? null
-        : { stdout: utf8('{"source":"stdout","log":"'), stderr: utf8('{"source":"stderr","log":"'), tail: utf8('"' + this.jsonTail) };
     const headers = new Map<string, string>([
       ['container_id', container.id],
       ['container_name', container.name],
     ]);
     for (const [k, v] of container.attributes) if (k !== 'source') headers.set(k, v);
     const fixed = [...headers].map(([k, v]) => [utf8(k), utf8(v)] as const);
-    this.headers = {
-      stdout: new Map([...fixed, [SOURCE_HEADER, SOURCES.stdout]]),
-      stderr: new Map([...fixed, [SOURCE_HEADER, SOURCES.stderr]]),
+    this.headerFields = {
+      stdout: kafkaHeaders(new Map([...fixed, [SOURCE_HEADER, SOURCES.stdout]])),
+      stderr: kafkaHeaders(new Map([...fixed, [SOURCE_HEADER, SOURCES.stderr]])),
     };
+    const tail = utf8('"' + this.jsonTail);
+    this.plain =
+      this.sourceOverride || this.logOverride
+        ? null
+        : {
+            stdout: utf8('{"source":"stdout","log":"'),
+            stderr: utf8('{"source":"stderr","log":"'),
+            tail,
+            tailHeaders: { stdout: Buffer.concat([tail, this.headerFields.stdout]), stderr: Buffer.concat([tail, this.headerFields.stderr]) },
+          };
     this.headerBytes = fixed.reduce((n, [k, v]) => n + k.length + v.length, 0) + SOURCE_HEADER.length + 'stdout'.length;
   }
 
-  encode(line: OutgoingLine): KafkaRecord {
-    const value = this.format === 'raw' ? line.line : (this.plainJson(line) ?? utf8(this.json(line)));
-    return { value, headers: this.headers[line.source], timestamp: line.timeNano / 1_000_000n, size: value.length + (this.key?.length ?? 0) + this.headerBytes };
+  /** The records of a send's lines. */
+  records(lines: readonly OutgoingLine[]): KafkaRecords {
+    return new KafkaRecords(this, lines);
   }
 
   /**
-   * json() for the common line, written from bytes: no partial metadata or parsed fields, and
-   * every byte printable ASCII that Go's JSON leaves as it is (not `"`, a backslash, `<`, `>`, `&`), so
-   * the line's bytes are its JSON string's. Null for any other line. Building the string and
-   * encoding it again was 11% of the CPU time while shipping short lines (bench/kafka.ts).
+   * A line's record value when it is not written from the line's bytes as they are: json()'s
+   * for a line that is not plain (isPlain), null for a plain one or raw format.
    */
-  private plainJson(line: OutgoingLine): Buffer | null {
-    const plain = this.plain;
-    if (plain === null || line.partial || line.fields) return null;
+  value(line: OutgoingLine): Buffer | null {
+    if (this.format === 'raw' || this.isPlain(line)) return null;
+    return utf8(this.json(line));
+  }
+
+  /**
+   * Whether json() of the line is the line's bytes between plain's head and tail: no partial
+   * metadata or parsed fields, and every byte printable ASCII that Go's JSON leaves as it is
+   * (not `"`, a backslash, `<`, `>`, `&`). Building the string and encoding it again was 11%
+   * of the CPU time while shipping short lines (bench/kafka.ts).
+   */
+  private isPlain(line: OutgoingLine): boolean {
+    if (this.plain === null || line.partial || line.fields) return false;
     const bytes = line.line;
     const n = bytes.length;
     for (let i = 0; i < n; i++) {
       const c = bytes[i]!;
-      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c || c === 0x3c || c === 0x3e || c === 0x26) return null;
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c || c === 0x3c || c === 0x3e || c === 0x26) return false;
     }
-    const head = plain[line.source];
-    const out = Buffer.allocUnsafe(head.length + n + plain.tail.length);
-    head.copy(out, 0);
-    bytes.copy(out, head.length);
-    plain.tail.copy(out, head.length + n);
-    return out;
+    return true;
   }
 
   /** The fluentd driver's record: `source` and `log`, partial metadata, parse-json's keys, then the container's fields. */
@@ -282,6 +288,93 @@ export class KafkaEncoder {
     }
     // jsonTail starts with a comma: without any field before it, drop it.
     return sep === '' ? out + this.jsonTail.slice(1) : out + this.jsonTail;
+  }
+}
+
+/**
+ * A send's lines as records, written straight from the lines into the request's record batch
+ * (kafka-produce.ts): per line only what cannot be shared, its value's length and, for a line
+ * not written from its bytes, its value. Sizes are worked out once, here; request() gives the
+ * RecordSource of some of the lines.
+ */
+export class KafkaRecords {
+  private readonly encoder: KafkaEncoder;
+  private readonly lines: readonly OutgoingLine[];
+  /** Line i's value when not written from its bytes (KafkaEncoder.value), else null. */
+  private readonly values: (Buffer | null)[];
+  private readonly valueSizes: Int32Array;
+  private readonly times: Float64Array;
+
+  constructor(encoder: KafkaEncoder, lines: readonly OutgoingLine[]) {
+    this.encoder = encoder;
+    this.lines = lines;
+    const n = lines.length;
+    this.values = new Array(n);
+    this.valueSizes = new Int32Array(n);
+    this.times = new Float64Array(n);
+    const plain = encoder.plain;
+    // The ms of the line before and where it starts and ends in ns: a line in the same ms (most
+    // of them, in a burst) is told by comparing, which allocates nothing; a BigInt division does.
+    let ms = 0;
+    let msStart = 1n;
+    let msEnd = 0n;
+    for (let i = 0; i < n; i++) {
+      const line = lines[i]!;
+      const value = encoder.value(line);
+      this.values[i] = value;
+      this.valueSizes[i] = value !== null ? value.length : encoder.format === 'raw' ? line.line.length : plain![line.source].length + line.line.length + plain!.tail.length;
+      const t = line.timeNano;
+      if (t < msStart || t >= msEnd) {
+        const whole = t / 1_000_000n;
+        ms = Number(whole);
+        // Before 1970 the division truncates up, so no range there: each such line divides.
+        msStart = whole >= 0n ? whole * 1_000_000n : 1n;
+        msEnd = whole >= 0n ? msStart + 1_000_000n : 0n;
+      }
+      this.times[i] = ms;
+    }
+  }
+
+  /** Line i's record: key, value and headers, as counted against kafka-message-max-bytes. */
+  size(i: number): number {
+    return this.valueSizes[i]! + (this.encoder.key?.length ?? 0) + this.encoder.headerBytes;
+  }
+
+  /** Line i's time, ms since the epoch. */
+  timestampMs(i: number): number {
+    return this.times[i]!;
+  }
+
+  /** Bytes of line i's record after its offset delta: key, value and headers as Kafka writes them. */
+  bodySize(i: number): number {
+    const { keyField, headerFields } = this.encoder;
+    const n = this.valueSizes[i]!;
+    return keyField.length + uvarintSize(zigzag(n)) + n + headerFields[this.lines[i]!.source].length;
+  }
+
+  writeBody(i: number, buf: Buffer, pos: number): number {
+    const { keyField, headerFields, plain } = this.encoder;
+    const line = this.lines[i]!;
+    pos = put(buf, pos, keyField);
+    pos = writeUvarint(buf, pos, zigzag(this.valueSizes[i]!));
+    const value = this.values[i];
+    if (value === null && plain !== null && this.encoder.format === 'json') {
+      pos = put(buf, pos, plain[line.source]);
+      pos = put(buf, pos, line.line);
+      return put(buf, pos, plain.tailHeaders[line.source]);
+    }
+    pos = put(buf, pos, value ?? line.line);
+    return put(buf, pos, headerFields[line.source]);
+  }
+
+  /** The records of lines `indexes` (in that order), for one request. */
+  request(indexes: readonly number[]): RecordSource {
+    return {
+      count: indexes.length,
+      timestampMs: (i) => this.timestampMs(indexes[i]!),
+      bodySize: (i) => this.bodySize(indexes[i]!),
+      writeBody: (i, buf, pos) => this.writeBody(indexes[i]!, buf, pos),
+    };
   }
 }
 
@@ -404,10 +497,10 @@ export function refusedTopic(err: unknown, lines: readonly number[]): SendResult
   return { rejected: lines.map((index) => ({ index, code: 'unauthorized', reason: err.message })) };
 }
 
-// The library (and our produce encoder on it) is loaded at the first send, not when the plugin starts.
+// The library is loaded at the first send, not when the plugin starts.
 type KafkaLibrary = typeof import('@platformatic/kafka');
-let library: Promise<[KafkaLibrary, typeof import('./kafka-produce.ts')]> | null = null;
-const loadLibrary = () => (library ??= Promise.all([import('@platformatic/kafka'), import('./kafka-produce.ts')]));
+let library: Promise<KafkaLibrary> | null = null;
+const loadLibrary = () => (library ??= import('@platformatic/kafka'));
 
 /** Retries the library makes within one send: with the same sequence numbers, so the broker drops copies. */
 const LIBRARY_RETRIES = 3;
@@ -439,27 +532,23 @@ export class KafkaBackend implements Backend {
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
     if (lines.length === 0) return DELIVERED;
     const max = this.config.messageMaxBytes;
-    const records: KafkaRecord[] = [];
+    const records = this.encoder.records(lines);
     const lineOf: number[] = [];
     const rejected: Rejection[] = [];
-    lines.forEach((line, i) => {
-      const record = this.encoder.encode(line);
-      if (record.size + RECORD_OVERHEAD > max) {
-        rejected.push({ index: i, code: 'too_large', reason: `the record is ${record.size + RECORD_OVERHEAD} bytes, over kafka-message-max-bytes (${max})` });
-        return;
-      }
-      records.push(record);
-      lineOf.push(i);
-    });
-    if (records.length === 0) return { rejected };
+    for (let i = 0; i < lines.length; i++) {
+      const size = records.size(i) + RECORD_OVERHEAD;
+      if (size > max) rejected.push({ index: i, code: 'too_large', reason: `the record is ${size} bytes, over kafka-message-max-bytes (${max})` });
+      else lineOf.push(i);
+    }
+    if (lineOf.length === 0) return { rejected };
     // Each request a record batch within the broker's limit whatever the compression.
-    const groups = cutRequests(records, { maxBytes: max }, (r) => r.size + RECORD_OVERHEAD);
+    const groups = cutRequests(lineOf, { maxBytes: max }, (line) => records.size(line) + RECORD_OVERHEAD);
     const partition = this.encoder.key === undefined ? this.nextPartition++ : undefined;
     const result = await sendInOrder(
       groups.map((g) => ({ lines: g, payload: g })),
       async (request) => {
         try {
-          await this.produce(request.payload.map((i) => records[i]!), partition, signal);
+          await this.produce(records.request(request.payload.map((k) => lineOf[k]!)), partition, signal);
         } catch (err) {
           const refused = refusedTopic(err, request.lines);
           if (refused) return refused;
@@ -472,20 +561,13 @@ export class KafkaBackend implements Backend {
     return rejected.length > 0 ? { ...out, rejected: [...rejected, ...(out.rejected ?? [])] } : out;
   }
 
-  private async produce(records: readonly KafkaRecord[], partition: number | undefined, signal: AbortSignal): Promise<void> {
+  private async produce(records: RecordSource, partition: number | undefined, signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw abortError(signal);
     const producer = await this.connect();
-    const { topic, key } = this.encoder;
+    const { topic } = this.encoder;
     // The library takes a partition modulo the topic's partitions, as it does its partitioner's
     // hash: the key's hash is computed once, not per record.
-    const chosen = partition ?? this.keyPartition!;
-    const messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[] = new Array(records.length);
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      const message: MessageToProduce<Buffer, Buffer, Buffer, Buffer> = { topic, value: r.value, headers: r.headers, timestamp: r.timestamp, partition: chosen };
-      if (key !== undefined) message.key = key;
-      messages[i] = message;
-    }
+    const messages = prepareMessages(records, topic, partition ?? this.keyPartition!);
     const sent = producer.send({ messages, ...(this.config.acks === '1' ? { acks: 1 } : {}) });
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
@@ -510,7 +592,7 @@ export class KafkaBackend implements Backend {
 
   private async connect(): Promise<RecordProducer> {
     if (this.producer) return this.producer;
-    const [lib, { createProducer }] = await loadLibrary();
+    const lib = await loadLibrary();
     const { config } = this;
     if (this.encoder.key !== undefined) this.keyPartition = lib.compatibilityPartitioner({ topic: this.encoder.topic }, this.encoder.key);
     const options: ProducerOptions<Buffer, Buffer, Buffer, Buffer> = {

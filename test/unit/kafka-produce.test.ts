@@ -2,7 +2,17 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as lib from '@platformatic/kafka';
 import type { MessageRecord } from '@platformatic/kafka';
-import { type ProduceArgs, createProducer, encodeProduceRequest, produceModules } from '../../src/backends/kafka-produce.ts';
+import {
+  type ProduceArgs,
+  type RecordSource,
+  createProducer,
+  encodeProduceRequest,
+  encodeRecordBatch,
+  kafkaBytes,
+  kafkaHeaders,
+  prepareMessages,
+  produceModules,
+} from '../../src/backends/kafka-produce.ts';
 
 const b = (text: string): Buffer => Buffer.from(text);
 const T = 1_760_000_000_000n;
@@ -14,11 +24,11 @@ const MODULES = produceModules(lib) as Record<(typeof VERSIONS)[number], Module>
 /**
  * Records that reach every branch of the encoding: no key and an empty value, values and
  * headers long enough for 2- and 3-byte varints, a header without a value, a time before the
- * batch's first and one far after it, more than 64 records (2-byte offset deltas), two topics
- * (one that looks like a number, which the library orders first) and several partitions.
+ * batch's first and one far after it, more than 64 records (2-byte offset deltas), all to
+ * one partition of one topic (as the backend sends them).
  * `farMs`: how far after; the library encodes a delta of 2^31 ms or more wrong (below).
  */
-function messages(farMs = 2_000_000_000n): MessageRecord[] {
+function messages(farMs = 2_000_000_000n, topic = 'logs', partition = 1): MessageRecord[] {
   const headers = new Map([
     [b('container_id'), b('c'.repeat(64))],
     [b('container_name'), b('web')],
@@ -26,8 +36,6 @@ function messages(farMs = 2_000_000_000n): MessageRecord[] {
   ]);
   const out: MessageRecord[] = [];
   for (let i = 0; i < 150; i++) {
-    const partition = i % 3;
-    const topic = i % 7 === 0 ? '2024' : 'logs';
     const value = i === 5 ? Buffer.alloc(0) : i === 6 ? b('x'.repeat(20_000)) : b(`{"log":"line ${i}"}`);
     const timestamp = i === 9 ? T - 5_000n : i === 10 ? T + farMs : T + BigInt(i);
     const message: MessageRecord = { topic, partition, value, timestamp, headers: i === 11 ? new Map([[b('empty'), null as unknown as Buffer]]) : headers };
@@ -39,10 +47,40 @@ function messages(farMs = 2_000_000_000n): MessageRecord[] {
 
 const copy = (ms: MessageRecord[]): MessageRecord[] => ms.map((m) => ({ ...m }));
 
+/** The messages as a RecordSource: each record's key, value and headers as kafka-produce.ts's own helpers write them. */
+function sourceOf(ms: MessageRecord[]): RecordSource {
+  const bodies = ms.map((m) => Buffer.concat([kafkaBytes(m.key), kafkaBytes(m.value), kafkaHeaders(m.headers)]));
+  return {
+    count: ms.length,
+    timestampMs: (i) => Number(ms[i]!.timestamp),
+    bodySize: (i) => bodies[i]!.length,
+    writeBody: (i, buf, pos) => pos + bodies[i]!.copy(buf, pos),
+  };
+}
+
+/** Our request for the messages (one topic, one partition), as the Produce API writes it. */
+async function ours(version: number, ...[acks = 1, timeout = 0, ms, options = {}]: ProduceArgs): Promise<lib.Writer> {
+  const { topic, partition } = ms[0]!;
+  const batch = await encodeRecordBatch(lib, sourceOf(ms), topic, partition!, options);
+  return encodeProduceRequest(lib, version, acks, timeout, topic, partition!, batch, options.transactionalId);
+}
+
 async function library(version: (typeof VERSIONS)[number], ...[acks, timeout, ms, options]: ProduceArgs): Promise<Buffer> {
   const module = MODULES[version];
   const writer = options?.compression === 'gzip' && module.createRequestAsync ? await module.createRequestAsync(acks, timeout, ms, options) : module.createRequest(acks, timeout, ms, options);
   return writer.buffer;
+}
+
+/** The request the producer's Produce API of `version` writes for these arguments (a connection that only takes the payload). */
+async function apiRequest(version: number, ...args: ProduceArgs): Promise<lib.Writer> {
+  const producer = createProducer(lib, { clientId: 't', bootstrapBrokers: ['localhost:1'] });
+  (producer as unknown as Record<symbol, unknown>)[lib.kListApis] = (callback: (err: null, apis: unknown[]) => void) => callback(null, [{ name: 'Produce', minVersion: 3, maxVersion: version }]);
+  const api = await new Promise<lib.API<unknown[], unknown>>((resolve, reject) => producer[lib.kGetApi]('Produce', (err, api) => (err ? reject(err) : resolve(api!))));
+  await producer.close(true);
+  let payload!: () => lib.Writer | Promise<lib.Writer>;
+  const connection = { send: (_key: number, _version: number, create: typeof payload) => (payload = create) };
+  api(connection as unknown as lib.Connection, ...args);
+  return payload();
 }
 
 describe('kafka produce requests', () => {
@@ -53,10 +91,10 @@ describe('kafka produce requests', () => {
         sequences.set('logs:1', 41);
         sequences.set('2024:0', 7);
         const options = { compression, producerId: 123_456_789n, producerEpoch: 3, sequences };
-        const ours = await encodeProduceRequest(lib, version, -1, 30_000, copy(messages()), options);
+        const request = await ours(version, -1, 30_000, copy(messages()), options);
         const theirs = await library(version, -1, 30_000, copy(messages()), options);
-        assert.equal(ours.length, theirs.length, `${compression}: length`);
-        assert.ok(ours.buffer.equals(theirs), `v${version} ${compression}: the bytes differ`);
+        assert.equal(request.length, theirs.length, `${compression}: length`);
+        assert.ok(request.buffer.equals(theirs), `v${version} ${compression}: the bytes differ`);
       }
     });
   }
@@ -68,17 +106,17 @@ describe('kafka produce requests', () => {
       [0, { compression: 'lz4' as const }],
     ] as const) {
       for (const version of [7, 11] as const) {
-        const ours = await encodeProduceRequest(lib, version, acks, 1000, copy(messages()), options);
+        const request = await ours(version, acks, 1000, copy(messages()), options);
         const theirs = await library(version, acks, 1000, copy(messages()), options);
-        assert.ok(ours.buffer.equals(theirs), `v${version} acks ${acks}: the bytes differ`);
-        assert.equal(ours.context.noResponse, acks === 0 ? true : undefined);
+        assert.ok(request.buffer.equals(theirs), `v${version} acks ${acks}: the bytes differ`);
+        assert.equal(request.context.noResponse, acks === 0 ? true : undefined);
       }
     }
   });
 
   it('a batch the library reads back: records, keys, headers, times and the CRC', async () => {
-    const ms = messages().filter((m) => m.topic === 'logs' && m.partition === 1);
-    const request = await encodeProduceRequest(lib, 7, -1, 0, copy(ms), { compression: 'none' });
+    const ms = messages();
+    const request = await ours(7, -1, 0, copy(ms), { compression: 'none' });
     // v7: transactional id (-1), acks, timeout, 1 topic, its name, 1 partition, index, records' length.
     const reader = lib.Reader.from(request.buffer.subarray(2 + 2 + 4 + 4 + 2 + 4 + 4 + 4 + 4));
     const batch = lib.readRecordsBatch(reader);
@@ -98,8 +136,8 @@ describe('kafka produce requests', () => {
     // sizes it with a 32-bit mask, so a record ~25 days after its batch's first would get a
     // wrong time: a quiet container's next line, or lines the store kept through an outage.
     const far = 3_000_000_000n;
-    const ms = messages(far).filter((m) => m.topic === 'logs' && m.partition === 1);
-    const request = await encodeProduceRequest(lib, 7, -1, 0, copy(ms), { compression: 'none' });
+    const ms = messages(far);
+    const request = await ours(7, -1, 0, copy(ms), { compression: 'none' });
     const theirs = await library(7, -1, 0, copy(ms), { compression: 'none' });
     assert.ok(!request.buffer.equals(theirs));
     const batch = lib.readRecordsBatch(lib.Reader.from(request.buffer.subarray(2 + 2 + 4 + 4 + 2 + 4 + 4 + 4 + 4)));
@@ -112,6 +150,23 @@ describe('kafka produce requests', () => {
     for (; z >= 0x80n; z >>= 7n) expected.push(Number(z & 0x7fn) | 0x80);
     expected.push(Number(z));
     assert.ok(request.buffer.includes(Buffer.from(expected)));
+  });
+
+  it("the producer's Produce API writes prepareMessages' records, the library's bytes, to the partition the library gives them; other messages fail the request", async () => {
+    const ms = messages(undefined, '2024', 0);
+    const sequences = new lib.NumericMap();
+    sequences.set('2024:2', 9);
+    const options = { compression: 'lz4' as const, producerId: 77n, producerEpoch: 1, sequences };
+    for (const version of [7, 11] as const) {
+      // The library gives the API its copies of the messages, the partition taken modulo the topic's.
+      const placeholders = prepareMessages(sourceOf(ms), '2024', 5).map((m) => ({ ...m, partition: 2 })) as MessageRecord[];
+      assert.equal(placeholders.length, ms.length);
+      const request = await apiRequest(version, -1, 1000, placeholders, options);
+      const theirs = await library(version, -1, 1000, ms.map((m) => ({ ...m, partition: 2 })), options);
+      assert.ok(request.buffer.equals(theirs), `v${version}: the bytes differ`);
+    }
+    await assert.rejects(async () => apiRequest(7, -1, 1000, copy(ms), options), /not from prepareMessages/);
+    await assert.rejects(async () => apiRequest(7, -1, 1000, prepareMessages(sourceOf(ms), '2024', 0).slice(1) as MessageRecord[], options), /not from prepareMessages/);
   });
 
   it("a producer's Produce API is ours for every version this file knows, the library's for others", async () => {

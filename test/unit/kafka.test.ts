@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import * as lib from '@platformatic/kafka';
 import { KafkaEncoder, RECORD_OVERHEAD, brokerErrors, classifyError, kafkaFactory, refusedTopic } from '../../src/backends/kafka.ts';
+import { encodeRecordBatch } from '../../src/backends/kafka-produce.ts';
 import { configureBackend } from '../../src/lifecycle/options.ts';
 import { InvalidOptionError } from '../../src/options/values.ts';
 import type { OutgoingLine } from '../../src/shaping/line.ts';
@@ -12,7 +14,15 @@ const configure = (opts: Record<string, string>, vars: Record<string, string> = 
 const refused = (opts: Record<string, string>, pattern: RegExp, vars: Record<string, string> = {}) =>
   assert.throws(() => configure(opts, vars), (err: Error) => err instanceof InvalidOptionError && pattern.test(err.message));
 const encoder = (opts: Record<string, string> = {}, ctx = context()) => new KafkaEncoder(configure(opts), ctx);
-const headersOf = (h: Map<Buffer, Buffer>) => Object.fromEntries([...h].map(([k, v]) => [k.toString(), v.toString()]));
+const headersOf = (h: [Buffer | null, Buffer | null][]) => Object.fromEntries(h.map(([k, v]) => [k!.toString(), v!.toString()]));
+
+/** A line's record as the broker gets it: written by the encoder into a record batch, read back by the library's reader. */
+function recordOf(e: KafkaEncoder, l: OutgoingLine) {
+  const records = e.records([l]);
+  const batch = lib.readRecordsBatch(lib.Reader.from(encodeRecordBatch(lib, records.request([0]), e.topic, 0, { compression: 'none' }) as Buffer));
+  const r = batch.records[0]!;
+  return { value: r.value!, key: r.key, headers: r.headers, timestamp: batch.firstTimestamp + r.timestampDelta, size: records.size(0) };
+}
 
 /** A library error as @platformatic/kafka builds them: aggregated, the broker's code as apiId. */
 function libraryError(apiId: string): Error {
@@ -83,20 +93,21 @@ describe('kafka records', () => {
 
   it("json: the fluentd driver's fields, the line as Go marshals it; headers; the line's time in ms", () => {
     const e = encoder({}, ctx);
-    const record = e.encode(line('hé <b>\u0000', 'stderr', '2026-11-21T23:06:40.123Z', 456_789));
+    const record = recordOf(e, line('hé <b>\u0000', 'stderr', '2026-11-21T23:06:40.123Z', 456_789));
     assert.equal(
       record.value.toString(),
       `{"source":"stderr","log":"hé \\u003cb\\u003e\\u0000","container_id":"${ctx.id}","container_name":"/web-1","app":"shop","E1":"xyz"}`,
     );
     assert.deepEqual(headersOf(record.headers), { container_id: ctx.id, container_name: 'web-1', app: 'shop', E1: 'xyz', source: 'stderr' });
     assert.equal(record.timestamp, BigInt(Date.parse('2026-11-21T23:06:40.123Z')));
+    assert.equal(record.key!.toString(), ctx.id);
     assert.equal(e.key!.toString(), ctx.id);
     assert.equal(e.topic, 'logs');
   });
 
   it('json: bytes that are not UTF-8 as U+FFFD, partial metadata as the fluentd driver sends it, parse-json fields beside (ours win)', () => {
     const e = encoder({}, context({ id: 'a'.repeat(64), name: 'n' }));
-    const bad = e.encode({ ...line(Buffer.from([0x61, 0xff, 0x62]), 'stdout', '2026-01-01T00:00:00Z'), partial: { id: 'p1', ordinal: 2, last: true } });
+    const bad = recordOf(e, { ...line(Buffer.from([0x61, 0xff, 0x62]), 'stdout', '2026-01-01T00:00:00Z'), partial: { id: 'p1', ordinal: 2, last: true } });
     assert.deepEqual(JSON.parse(bad.value.toString()), {
       source: 'stdout',
       log: 'a\ufffdb',
@@ -107,7 +118,7 @@ describe('kafka records', () => {
       container_id: 'a'.repeat(64),
       container_name: '/n',
     });
-    const parsed = e.encode({ ...line('{"level":"warn","log":"x"}', 'stdout', '2026-01-01T00:00:00Z'), fields: { level: 'warn', log: 'x', n: 3 } });
+    const parsed = recordOf(e, { ...line('{"level":"warn","log":"x"}', 'stdout', '2026-01-01T00:00:00Z'), fields: { level: 'warn', log: 'x', n: 3 } });
     assert.deepEqual(JSON.parse(parsed.value.toString()), { source: 'stdout', log: '{"level":"warn","log":"x"}', level: 'warn', n: 3, container_id: 'a'.repeat(64), container_name: '/n' });
   });
 
@@ -124,19 +135,30 @@ describe('kafka records', () => {
     for (const bytes of lines) {
       for (const source of ['stdout', 'stderr'] as const) {
         const l = line(bytes, source, '2026-01-01T00:00:00Z');
-        assert.deepEqual(e.encode(l).value, general(l), bytes.toString('hex'));
+        assert.deepEqual(recordOf(e, l).value, general(l), bytes.toString('hex'));
       }
     }
   });
 
+  it("each record's time is its line's in whole ms, however the lines' times go (same ms, across one, back, before 1970)", () => {
+    const e = encoder({}, ctx);
+    const base = BigInt(Date.parse('2026-01-01T00:00:00Z')) * 1_000_000n;
+    const times = [base, base + 999_999n, base + 1_000_000n, base + 1_000_001n, base - 1n, base + 5_500_000n, base + 5_999_999n, -1_500_000n, -500_000n, -1n, 0n, 999_999n];
+    const records = e.records(times.map((timeNano) => ({ source: 'stdout', timeNano, line: Buffer.from('x') })));
+    assert.deepEqual(
+      times.map((_, i) => records.timestampMs(i)),
+      times.map((t) => Number(t / 1_000_000n)),
+    );
+  });
+
   it('an attribute named source or log replaces that field, as in the fluentd driver', () => {
     const e = encoder({}, context({ id: 'b'.repeat(64), name: 'n', attributes: [['source', 'label'], ['log', 'l']] }));
-    assert.deepEqual(JSON.parse(e.encode(line('text', 'stdout', '2026-01-01T00:00:00Z')).value.toString()), { container_id: 'b'.repeat(64), container_name: '/n', source: 'label', log: 'l' });
+    assert.deepEqual(JSON.parse(recordOf(e, line('text', 'stdout', '2026-01-01T00:00:00Z')).value.toString()), { container_id: 'b'.repeat(64), container_name: '/n', source: 'label', log: 'l' });
   });
 
   it('raw: the line as it is, bytes unchanged', () => {
     const bytes = Buffer.from([0x00, 0xff, 0x0a, 0x7b]);
-    assert.deepEqual(encoder({ 'kafka-format': 'raw' }, ctx).encode(line(bytes, 'stdout', '2026-01-01T00:00:00Z')).value, bytes);
+    assert.deepEqual(recordOf(encoder({ 'kafka-format': 'raw' }, ctx), line(bytes, 'stdout', '2026-01-01T00:00:00Z')).value, bytes);
   });
 
   it("topic and key templates run on the container's info; an empty key is no key", () => {
@@ -155,8 +177,8 @@ describe('kafka records', () => {
 
   it('size counts value, key and headers: a record over the limit is refused before it is sent', async () => {
     const e = encoder({}, ctx);
-    const r = e.encode(line('x'.repeat(100), 'stdout', '2026-01-01T00:00:00Z'));
-    const headerBytes = [...r.headers].reduce((n, [k, v]) => n + k.length + v.length, 0);
+    const r = recordOf(e, line('x'.repeat(100), 'stdout', '2026-01-01T00:00:00Z'));
+    const headerBytes = r.headers.reduce((n, [k, v]) => n + k!.length + v!.length, 0);
     assert.equal(r.size, r.value.length + 64 + headerBytes);
     const config = configure({ 'kafka-message-max-bytes': '2k', 'kafka-format': 'raw' });
     const backend = kafkaFactory.create(config, ctx);
