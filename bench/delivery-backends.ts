@@ -23,6 +23,7 @@
 //   (rsyslog and systemd-journald are started here: run it under scripts/isolate.sh, as the
 //   integration suite does, with an engine started inside for the write rate; `make
 //   bench-delivery` runs it after bench/delivery.ts)
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -210,6 +211,26 @@ async function floorRate(name: string, container: ContainerContext): Promise<num
   return rate;
 }
 
+/**
+ * Waits until no TCP socket to or from `port` holds bytes not yet read: a backend without
+ * acknowledgements (syslog, GELF) is done once the kernel took its last batch, up to socket
+ * buffers (megabytes on loopback) before the receiver has read it, so the shipping time ends
+ * here, where the floor's does (the receiver read every byte).
+ */
+async function drained(port: number): Promise<void> {
+  const end = `:${port}`;
+  for (;;) {
+    // Rows: state, Recv-Q, Send-Q, local address, peer address.
+    const queued = execFileSync('ss', ['-tnH'], { encoding: 'utf8' })
+      .split('\n')
+      .map((row) => row.trim().split(/\s+/))
+      .filter((cols) => cols[3]?.endsWith(end) || cols[4]?.endsWith(end))
+      .reduce((sum, cols) => sum + Number(cols[1]) + Number(cols[2]), 0);
+    if (queued === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 interface Figures {
   name: string;
   rate: number;
@@ -239,8 +260,9 @@ for (const name of Object.keys(TARGETS)) {
   const cpu0 = process.cpuUsage();
   const shipper = new Shipper(store, plan, container, cursor, new DeadLetterFile(storeDir, name));
   await shipper.done;
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const cpu = process.cpuUsage(cpu0);
+  if (receiver.address.port) await drained(receiver.address.port);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const { shipped, deadLetters, dropped, retries } = shipper.status();
   await receiver.stop();
   const rate = shipped / seconds;
