@@ -227,7 +227,7 @@ async function drained(port: number): Promise<void> {
       .filter((cols) => cols[3]?.endsWith(end) || cols[4]?.endsWith(end))
       .reduce((sum, cols) => sum + Number(cols[1]) + Number(cols[2]), 0);
     if (queued === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 25)); // each look is a process: not more often
   }
 }
 
