@@ -282,7 +282,9 @@ fs.rmSync(dir, { recursive: true, force: true });
 
 if (Number.isFinite(writeRate)) {
   const reach = figures.filter((x) => x.rate >= writeRate).map((x) => x.name);
-  const receiverBound = figures.filter((x) => x.rate < writeRate && x.floor < writeRate).map((x) => `${x.name} (floor ${f2(x.floor / writeRate)}x)`);
+  const receiverBound = figures
+    .filter((x) => x.rate < writeRate && x.floor < writeRate)
+    .map((x) => `${x.name} (its floor ${f2(x.floor / writeRate)}x the write rate, shipping ${f2(x.rate / x.floor)}x its floor)`);
   const ours = figures.filter((x) => x.rate < writeRate && x.floor >= writeRate).map((x) => `${x.name} (${f2(x.rate / x.floor)}x its floor)`);
   console.log(`  at least the write rate: ${reach.join(', ') || 'none'}`);
   console.log(`  below it, held by the receiver (its floor is below the write rate): ${receiverBound.join(', ') || 'none'}`);
