@@ -283,14 +283,15 @@ await store.close();
 fs.rmSync(dir, { recursive: true, force: true });
 
 if (Number.isFinite(writeRate)) {
+  // Held by the receiver: within 10% of its floor, which is below the write rate. Held by
+  // logship: further than that below its floor and below the write rate.
   const reach = figures.filter((x) => x.rate >= writeRate).map((x) => x.name);
-  const receiverBound = figures
-    .filter((x) => x.rate < writeRate && x.floor < writeRate)
-    .map((x) => `${x.name} (its floor ${f2(x.floor / writeRate)}x the write rate, shipping ${f2(x.rate / x.floor)}x its floor)`);
-  const ours = figures.filter((x) => x.rate < writeRate && x.floor >= writeRate).map((x) => `${x.name} (${f2(x.rate / x.floor)}x its floor)`);
+  const rest = figures.filter((x) => x.rate < writeRate);
+  const receiverBound = rest.filter((x) => x.rate >= 0.9 * x.floor).map((x) => `${x.name} (its floor ${f2(x.floor / writeRate)}x the write rate, shipping ${f2(x.rate / x.floor)}x its floor)`);
+  const ours = rest.filter((x) => x.rate < 0.9 * x.floor).map((x) => `${x.name} (${f2(x.rate / x.floor)}x its floor, which is ${f2(x.floor / writeRate)}x the write rate)`);
   console.log(`  at least the write rate: ${reach.join(', ') || 'none'}`);
-  console.log(`  below it, held by the receiver (its floor is below the write rate): ${receiverBound.join(', ') || 'none'}`);
-  console.log(`  below it with a receiver that takes the write rate (held by logship): ${ours.join(', ') || 'none'}`);
+  console.log(`  held by the receiver (within 10% of its floor, below the write rate): ${receiverBound.join(', ') || 'none'}`);
+  console.log(`  held by logship (under 0.9x its receiver's floor): ${ours.join(', ') || 'none'}`);
 }
 for (const p of problems) console.log(`  ${p}`);
 process.exit(problems.length > 0 ? 1 : 0); // exit: a client library's keep-alive agent (awslogs, gcplogs) would hold the process open
