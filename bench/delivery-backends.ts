@@ -11,11 +11,12 @@
 // - the receiver's floor: the bytes the backend sent for FLOOR_LINES of the same lines,
 //   recorded on their way (bench/wire.ts; gcplogs: the gRPC requests the endpoint took), sent
 //   again back to back to a fresh receiver with nothing encoding and no engine (journald: the
-//   backend's datagrams, encoded beforehand, on its own transport). Shipping can only approach it.
+//   backend's datagrams, encoded beforehand, on its own transport). Shipping can only approach it
+//   (measured under the same load: on a shared machine a floor run under more comes out lower).
 //
 // Each receiver runs in a child process of its own (RECEIVERS=process, the default: its CPU is
 // not the shipper's, as on a machine where the receiver is elsewhere; rsyslog and journald are
-// their own processes anyway), or in this one (RECEIVERS=inline: the figures are lower bounds).
+// their own processes anyway), or in this one (RECEIVERS=inline: its CPU counted against the shipping's).
 //
 //   node bench/delivery-backends.ts [backend,...]
 //   env: LINES (1000000), FLOOR_LINES (LINES), RECEIVERS (process), WRITE_RATE, WRITE_DRIVER,
@@ -124,7 +125,7 @@ if (!Number.isFinite(writeRate)) {
   }
 }
 console.log(
-  `delivery per backend: ${LINES} lines; receivers ${IN_PROCESS ? 'in this process (lower bounds)' : 'each in a process of its own'}; ` +
+  `delivery per backend: ${LINES} lines; receivers ${IN_PROCESS ? 'in this process' : 'each in a process of its own'}; ` +
     `${os.cpus().length} CPUs, load ${os.loadavg().map(f2).join(' ')}`,
 );
 console.log(`  the write rate: ${Number.isFinite(writeRate) ? `${k(writeRate)} lines/s, ` : ''}${writeHow}`);
