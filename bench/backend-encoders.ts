@@ -10,7 +10,9 @@ import { DocumentEncoder, parseIndexPattern } from '../src/backends/elasticsearc
 import { FluentdEncoder } from '../src/backends/fluentd.ts';
 import { EntryEncoder } from '../src/backends/gcplogs.ts';
 import { JournalEncoder } from '../src/backends/journald.ts';
-import { encodeSyslogMessage, syslogFactory } from '../src/backends/syslog.ts';
+import { GelfEncoder } from '../src/backends/gelf.ts';
+import { RecordEncoder } from '../src/backends/otlp.ts';
+import { SyslogEncoder, syslogFactory } from '../src/backends/syslog.ts';
 
 const container: ContainerContext = {
   id: 'f81fcd13a82e'.padEnd(64, '0'),
@@ -45,10 +47,13 @@ function measure(name: string, encodeBatch: () => void): void {
 
 for (const format of ['', 'rfc5424micro']) {
   const config = configureBackend(syslogFactory, { 'syslog-address': 'tcp://127.0.0.1', 'syslog-format': format });
-  measure(`syslog ${format || 'default'}`, () => {
-    for (const line of lines) encodeSyslogMessage(config, container, process.pid, line);
-  });
+  const syslog = new SyslogEncoder(config, container, process.pid);
+  measure(`syslog ${format || 'default'}`, () => syslog.encode(lines));
 }
+const gelf = new GelfEncoder(container);
+measure('gelf (TCP frames)', () => gelf.frames(lines));
+const otlp = new RecordEncoder(container, []);
+measure('otlp (http/protobuf)', () => otlp.encode(lines, 'http/protobuf'));
 const fluentd = new FluentdEncoder(container, true);
 measure('fluentd (Forward, EventTime)', () => fluentd.encode(lines, 'chunk-id'));
 const journal = new JournalEncoder(container);

@@ -40,6 +40,7 @@ import { docker } from '../test/e2e/lib/docker-client.ts';
 import { ensureTestImage } from '../test/e2e/lib/image.ts';
 import { demux, openLogStream } from '../test/e2e/lib/logs.ts';
 import { FluentCounter } from './fluent-counter.ts';
+import { containerName, created, median, runOnce } from './docker-run.ts';
 import { PluginProcess, RssSampler } from './plugin-process.ts';
 
 const PLUGIN = process.env.PLUGIN ?? process.env.LOGSHIP_PLUGIN ?? 'logship:latest';
@@ -68,11 +69,6 @@ const GIVEN_BACK_AFTER_S = 5;
 /** When RSS is read after the last line was shipped (0: the end of the load), seconds. */
 const AFTER_S = [0, 1, 2, 5, 10];
 
-const NAME_PREFIX = process.env.NAME_PREFIX ?? 'logship-bench-';
-const created: Docker.Container[] = [];
-let named = 0;
-const containerName = () => `${NAME_PREFIX}${process.pid}-${++named}`;
-
 function seqBytes(n: number): number {
   // Bytes `seq 1 n` prints: each number's digits plus a newline.
   let total = 0;
@@ -81,28 +77,6 @@ function seqBytes(n: number): number {
     total += (hi - lo + 1) * (digits + 1);
   }
   return total;
-}
-
-async function runOnce(
-  image: string,
-  driver: string,
-  cmd: string[],
-  config: Record<string, string> = {},
-): Promise<{ container: Docker.Container; seconds: number }> {
-  const t0 = process.hrtime.bigint();
-  const container = await docker.createContainer({
-    name: containerName(),
-    Image: image,
-    Cmd: cmd,
-    Labels: { 'logship-bench': 'true' },
-    HostConfig: { LogConfig: { Type: driver, Config: config }, NetworkMode: 'none' },
-  });
-  created.push(container);
-  await container.start();
-  const result = (await container.wait()) as { StatusCode: number };
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (result.StatusCode !== 0) throw new Error(`${driver}: ${cmd.join(' ')} exited with ${result.StatusCode}`);
-  return { container, seconds };
 }
 
 async function readAll(
@@ -148,12 +122,6 @@ function apiTime(rfc3339: string): string {
   const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-].*)$/.exec(rfc3339);
   if (!m) throw new Error(`not a docker logs timestamp: '${rfc3339}'`);
   return `${Date.parse(`${m[1]}${m[3]}`) / 1000}.${(m[2] ?? '').padEnd(9, '0')}`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
 }
 
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');

@@ -18,7 +18,7 @@ import { UdpConnection } from '../transport/datagram.ts';
 import { resultInLines, utf8Pieces } from '../transport/requests.ts';
 import { type ReplayWindow, StreamConnection, type StreamTarget } from '../transport/stream.ts';
 import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
-import { goJsonBytes, goJsonString, goJsonValue } from './go-json.ts';
+import { goJsonBytes, goJsonString, goJsonValue, isPlainJsonText } from './go-json.ts';
 
 const MAX_INT = 2 ** 31 - 1;
 
@@ -105,6 +105,11 @@ export class GelfEncoder {
   private readonly head: string;
   private readonly extra: string;
   private readonly extraKeys: Set<string>;
+  /** A plain line's message around its bytes: the head and the string's quote; the quote, time and level; the fields. */
+  private readonly headBytes: Buffer;
+  private readonly tailBytes: Buffer;
+  private midMs = NaN;
+  private readonly mids: { stdout: Buffer | null; stderr: Buffer | null } = { stdout: null, stderr: null };
 
   constructor(container: ContainerContext) {
     this.head = `{"version":"1.1","host":${goJsonString(container.hostname)},"short_message":`;
@@ -124,10 +129,68 @@ export class GelfEncoder {
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
       .map((key) => `,${goJsonString(key)}:${goJsonString(fields.get(key)!)}`)
       .join('');
+    this.headBytes = Buffer.from(this.head + '"');
+    this.tailBytes = Buffer.from(this.extra + '}');
+  }
+
+  /**
+   * `","timestamp":…,"level":…` after a plain line's bytes: made once per millisecond and
+   * stream (a busy container's lines share them), where a message built as a string and
+   * encoded again was most of the CPU shipping short lines (bench/delivery-backends.ts).
+   */
+  private mid(line: OutgoingLine): Buffer {
+    const ms = Number(line.timeNano / 1_000_000n);
+    if (ms !== this.midMs) {
+      this.midMs = ms;
+      this.mids.stdout = this.mids.stderr = null;
+    }
+    const source = line.source === 'stderr' ? 'stderr' : 'stdout';
+    return (this.mids[source] ??= Buffer.from(`","timestamp":${ms / 1000},"level":${source === 'stderr' ? LEVEL_ERR : LEVEL_INFO}`));
+  }
+
+  private plain(line: OutgoingLine): boolean {
+    return !line.fields && isPlainJsonText(line.line);
+  }
+
+  /** The TCP frames of these lines, each message ended by its NUL, one after another in one buffer. */
+  frames(lines: readonly OutgoingLine[]): Buffer {
+    const messages: Array<Buffer | null> = new Array(lines.length);
+    const mids: Array<Buffer | null> = new Array(lines.length);
+    const fixed = this.headBytes.length + this.tailBytes.length + 1;
+    let total = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (this.plain(line)) {
+        const mid = this.mid(line);
+        mids[i] = mid;
+        messages[i] = null;
+        total += fixed + line.line.length + mid.length;
+      } else {
+        const message = this.encode(line);
+        messages[i] = message;
+        total += message.length + 1;
+      }
+    }
+    const out = Buffer.allocUnsafe(total);
+    let pos = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const message = messages[i];
+      if (message) {
+        pos += message.copy(out, pos);
+      } else {
+        pos += this.headBytes.copy(out, pos);
+        pos += lines[i]!.line.copy(out, pos);
+        pos += mids[i]!.copy(out, pos);
+        pos += this.tailBytes.copy(out, pos);
+      }
+      out[pos++] = 0;
+    }
+    return out;
   }
 
   /** The message's JSON; `line` replaces the line's bytes (when cut), `marker` adds `_logship_truncated`. */
   encode(line: OutgoingLine, text: Buffer = line.line, truncatedFrom?: number): Buffer {
+    if (text === line.line && truncatedFrom === undefined && this.plain(line)) return Buffer.concat([this.headBytes, text, this.mid(line), this.tailBytes]);
     const level = line.source === 'stderr' ? LEVEL_ERR : LEVEL_INFO;
     // Docker's time: whole milliseconds as seconds (a float64, printed the shortest way, as JS does).
     const timestamp = Number(line.timeNano / 1_000_000n) / 1000;
@@ -275,8 +338,6 @@ class GelfUdp {
   }
 }
 
-const NUL = Buffer.from([0]);
-
 /**
  * GELF over TCP has no acknowledgement: what a server that closes had not read yet goes
  * again on the next connection (a second of batches, at most one batch's bytes), as syslog's.
@@ -307,9 +368,7 @@ class GelfBackend implements Backend {
 
   /** TCP has no acknowledgement: a batch is done once the kernel took it, and goes again whole after a failure. */
   private async sendStream(lines: readonly OutgoingLine[], stream: StreamConnection, signal: AbortSignal): Promise<SendResult> {
-    const frames: Buffer[] = [];
-    for (const line of lines) frames.push(this.encoder.encode(line), NUL);
-    await stream.write(frames, signal);
+    await stream.write([this.encoder.frames(lines)], signal);
     return DELIVERED;
   }
 

@@ -25,6 +25,19 @@ export function goJsonBytes(bytes: Buffer): string {
   return goJsonString(goString(bytes));
 }
 
+/**
+ * Whether bytes are, as they are, the text of their Go JSON string: all printable ASCII that
+ * Go leaves alone (not `"`, a backslash, `<`, `>` or `&`). Such a line goes into a record
+ * from its bytes, with no string made of it and encoded again.
+ */
+export function isPlainJsonText(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c || c === 0x3c || c === 0x3e || c === 0x26) return false;
+  }
+  return true;
+}
+
 /** Bytes as Go's encoding/json decodes a []byte it marshals as a string: U+FFFD for each invalid byte. */
 export function goString(bytes: Buffer): string {
   if (isUtf8(bytes)) return bytes.toString('utf8');

@@ -156,18 +156,72 @@ export function syslogHeader(config: SyslogConfig, container: ContainerContext, 
   }
 }
 
+/** A batch's framed messages, one after another in one buffer; message i ends at `ends[i]`. */
+export interface SyslogBatch {
+  bytes: Buffer;
+  ends: number[];
+}
+
+/**
+ * A container's messages: header, line, `\n`, with the `LEN ` prefix when octet counting, a
+ * batch's into one buffer. A stream's header is the same for every line within a second (a
+ * microsecond in rfc5424micro), so it is made once for them: a header string, its Buffer and
+ * a Buffer.concat per message were most of the CPU shipping short lines (bench/delivery-backends.ts, profiled).
+ */
+export class SyslogEncoder {
+  private readonly config: SyslogConfig;
+  private readonly container: ContainerContext;
+  private readonly pid: number;
+  private headersAt = NaN;
+  private readonly headers: { stdout: Buffer | null; stderr: Buffer | null } = { stdout: null, stderr: null };
+
+  constructor(config: SyslogConfig, container: ContainerContext, pid: number) {
+    this.config = config;
+    this.container = container;
+    this.pid = pid;
+  }
+
+  private header(line: OutgoingLine): Buffer {
+    const at = this.config.format === 'rfc5424micro' ? Number(line.timeNano / 1000n) : Math.floor(Number(line.timeNano / 1_000_000n) / 1000);
+    if (at !== this.headersAt) {
+      this.headersAt = at;
+      this.headers.stdout = this.headers.stderr = null;
+    }
+    const source = line.source === 'stderr' ? 'stderr' : 'stdout';
+    return (this.headers[source] ??= Buffer.from(syslogHeader(this.config, this.container, this.pid, line)));
+  }
+
+  encode(lines: readonly OutgoingLine[]): SyslogBatch {
+    const headers = lines.map((line) => this.header(line));
+    let total = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const length = headers[i]!.length + lines[i]!.line.length + 1;
+      total += length + (this.config.octetCounting ? String(length).length + 1 : 0);
+    }
+    const bytes = Buffer.allocUnsafe(total);
+    const ends = new Array<number>(lines.length);
+    let pos = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const header = headers[i]!;
+      const text = lines[i]!.line;
+      if (this.config.octetCounting) pos += bytes.write(`${header.length + text.length + 1} `, pos, 'latin1');
+      pos += header.copy(bytes, pos);
+      pos += text.copy(bytes, pos);
+      bytes[pos++] = 0x0a;
+      ends[i] = pos;
+    }
+    return { bytes, ends };
+  }
+}
+
 /** One framed message: header, line, `\n`, with the `LEN ` prefix when octet counting. */
-export function encodeSyslogMessage(
-  config: SyslogConfig,
-  container: ContainerContext,
-  pid: number,
-  line: OutgoingLine,
-): Buffer {
-  const header = Buffer.from(syslogHeader(config, container, pid, line));
-  const length = header.length + line.line.length + 1;
-  const prefix = config.octetCounting ? Buffer.from(`${length} `, 'latin1') : null;
-  const parts = prefix ? [prefix, header, line.line, NEWLINE] : [header, line.line, NEWLINE];
-  return Buffer.concat(parts, length + (prefix?.length ?? 0));
+export function encodeSyslogMessage(config: SyslogConfig, container: ContainerContext, pid: number, line: OutgoingLine): Buffer {
+  return new SyslogEncoder(config, container, pid).encode([line]).bytes;
+}
+
+/** The batch's messages, each a view of its bytes (datagrams go one by one). */
+function messagesOf(batch: SyslogBatch): Buffer[] {
+  return batch.ends.map((end, i) => batch.bytes.subarray(i === 0 ? 0 : batch.ends[i - 1], end));
 }
 
 const NEWLINE = Buffer.from('\n');
@@ -179,7 +233,7 @@ function cut(message: Buffer, max: number): Buffer {
 
 /** Sends framed messages; the result's indexes are the messages'. */
 interface Transport {
-  send(messages: Buffer[], signal: AbortSignal): Promise<SendResult>;
+  send(batch: SyslogBatch, signal: AbortSignal): Promise<SendResult>;
   close(): void;
 }
 
@@ -195,8 +249,8 @@ class StreamTransport implements Transport {
   constructor(target: StreamTarget) {
     this.connection = new StreamConnection(target, undefined, REPLAY);
   }
-  async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
-    await this.connection.write(messages, signal);
+  async send(batch: SyslogBatch, signal: AbortSignal): Promise<SendResult> {
+    await this.connection.write([batch.bytes], signal);
     return DELIVERED;
   }
   close(): void {
@@ -211,9 +265,9 @@ class UdpTransport implements Transport {
     this.connection = new UdpConnection(host, port);
   }
 
-  async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
+  async send(batch: SyslogBatch, signal: AbortSignal): Promise<SendResult> {
     const truncated: number[] = [];
-    const datagrams = messages.map((message, i) => {
+    const datagrams = messagesOf(batch).map((message, i) => {
       if (message.length <= MAX_UDP_PAYLOAD) return message;
       datagramTruncation.warn({ transport: 'udp', bytes: message.length, max: MAX_UDP_PAYLOAD });
       truncated.push(i);
@@ -242,7 +296,8 @@ class DatagramTransport implements Transport {
     this.connection = new UnixDatagramConnection(path);
   }
 
-  async send(messages: Buffer[], signal: AbortSignal): Promise<SendResult> {
+  async send(batch: SyslogBatch, signal: AbortSignal): Promise<SendResult> {
+    const messages = messagesOf(batch);
     const cuts = new Set<number>();
     const { givenUp, stopped } = await this.connection.sendAll(messages, signal, (i, datagram) => {
       if (datagram.length <= MAX_UDP_PAYLOAD) return null;
@@ -279,27 +334,20 @@ function transportFor(target: SyslogTarget): Transport {
 }
 
 class SyslogBackend implements Backend {
-  private readonly config: SyslogConfig;
-  private readonly container: ContainerContext;
+  private readonly encoder: SyslogEncoder;
   private readonly transport: Transport;
 
   constructor(config: SyslogConfig, container: ContainerContext) {
-    this.config = config;
-    this.container = container;
+    this.encoder = new SyslogEncoder(config, container, process.pid);
     this.transport = transportFor(config.target);
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
-    const messages: Buffer[] = [];
     const lineOf: number[] = [];
     // Docker's syslog driver drops empty lines.
-    lines.forEach((line, i) => {
-      if (line.line.length === 0) return;
-      messages.push(encodeSyslogMessage(this.config, this.container, process.pid, line));
-      lineOf.push(i);
-    });
-    if (messages.length === 0) return DELIVERED;
-    return resultInLines(await this.transport.send(messages, signal), lineOf);
+    const sent = lines.filter((line, i) => line.line.length > 0 && lineOf.push(i) > 0);
+    if (sent.length === 0) return DELIVERED;
+    return resultInLines(await this.transport.send(this.encoder.encode(sent), signal), lineOf);
   }
 
   async close(): Promise<void> {

@@ -109,6 +109,29 @@ describe('gelf messages match Docker', () => {
     assert.match(json, /"timestamp":1,"level":6,/);
   });
 
+  it("a TCP batch is each line's message and its NUL, plain lines (written from their bytes) and others alike", () => {
+    const encoder = new GelfEncoder(context({ attributes: [['z', '1']] }));
+    const lines = [
+      { source: 'stdout' as const, timeNano: 1_500_000_000n, line: Buffer.from('plain 1') },
+      { source: 'stderr' as const, timeNano: 1_500_000_001n, line: Buffer.from('plain, stderr, same ms') },
+      { source: 'stdout' as const, timeNano: 1_501_000_000n, line: Buffer.from('quote " and <tag>') },
+      { source: 'stdout' as const, timeNano: 1_502_000_000n, line: Buffer.from('é') },
+      { source: 'stdout' as const, timeNano: 1_502_000_000n, line: Buffer.from('{"a":1}'), fields: { a: 1 } },
+      { source: 'stdout' as const, timeNano: 1_503_000_000n, line: Buffer.from('plain again') },
+    ];
+    const frames = encoder.frames(lines);
+    assert.deepEqual(frames, Buffer.concat(lines.flatMap((l) => [new GelfEncoder(context({ attributes: [['z', '1']] })).encode(l), Buffer.from([0])])));
+    const messages = frames.toString().split('\0').slice(0, -1).map((m) => JSON.parse(m));
+    assert.deepEqual(messages.map((m) => [m.short_message, m.timestamp, m.level, m._z]), [
+      ['plain 1', 1.5, 6, '1'],
+      ['plain, stderr, same ms', 1.5, 3, '1'],
+      ['quote " and <tag>', 1.501, 6, '1'],
+      ['é', 1.502, 6, '1'],
+      ['{"a":1}', 1.502, 6, '1'],
+      ['plain again', 1.503, 6, '1'],
+    ]);
+  });
+
   it('an attribute replaces the Docker field of its name, with or without its underscore', () => {
     const encoder = new GelfEncoder(context({ attributes: [['tag', 'mine'], ['_command', 'x'], ['z', '1']] }));
     const msg = JSON.parse(encoder.encode({ source: 'stderr', timeNano: 0n, line: Buffer.from('a') }).toString());

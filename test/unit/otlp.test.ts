@@ -103,6 +103,24 @@ describe('otlp records', () => {
     assert.equal(json.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.timeUnixNano, String(lines[0]!.timeNano));
   });
 
+  it("writes plain lines' protobuf byte for byte as protobufjs encodes the same request", () => {
+    const container = context({ attributes: [['team', 'a'], ['region', 'eu-west-1']] });
+    const encoder = new RecordEncoder(container, [['deployment.environment', 'prod']]);
+    const observed = 1_764_000_000_123_456_789n;
+    const lines = [
+      line('hello', 'stdout', '2026-11-22T10:00:00Z', 123),
+      line('', 'stderr', '2026-11-22T10:00:01Z'),
+      line('é ✓ 😀 '.repeat(40), 'stdout', '2026-11-22T10:00:02Z', 999_999_999),
+      line(Buffer.from([0x61, 0xff, 0xc3, 0x28, 0x62]), 'stderr', '2026-11-22T10:00:03Z', 1), // not UTF-8: replaced, as a string of it is
+      line('x'.repeat(20_000), 'stdout', '2026-11-22T10:00:04Z'), // lengths of 2 and 3 varint bytes
+    ];
+    const tree = (batch: typeof lines): Buffer => Buffer.from(otlpMessages().request.encode(encoder.request(batch, observed) as never).finish());
+    assert.deepEqual(encoder.encode(lines, 'http/protobuf', observed), tree(lines));
+    assert.deepEqual(encoder.encode(lines.slice(0, 1), 'http/protobuf', observed), tree(lines.slice(0, 1)));
+    const many = Array.from({ length: 3000 }, (_, i) => line(String(i), i % 3 ? 'stdout' : 'stderr', '2026-11-22T10:00:00Z', i));
+    assert.deepEqual(encoder.encode(many, 'http/protobuf', observed), tree(many));
+  });
+
   it('tells a partial success as that many rejected lines, the last of the request', () => {
     assert.deepEqual(partialRejections(2, 5, 'quota').map((r) => r.index), [3, 4]);
     assert.deepEqual(partialRejections(9, 2, '').map((r) => r.index), [0, 1]);

@@ -2,7 +2,7 @@ import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
-import { LOCAL_SYSLOG_SOCKET, encodeSyslogMessage, } from '../../src/backends/syslog.ts';
+import { LOCAL_SYSLOG_SOCKET, SyslogEncoder, encodeSyslogMessage } from '../../src/backends/syslog.ts';
 import { syslogFactory } from '../../src/backends/syslog.ts';
 import { context, line } from './backend-context.ts';
 import { InvalidOptionError } from '../../src/options/values.ts';
@@ -54,6 +54,26 @@ describe('syslog encoding matches Docker byte for byte', () => {
       encodeSyslogMessage(plain, context({ tag: '5bf6ca4e3591' }), DOCKERD_PID, line('out-tls-', 'stdout', '2026-11-21T23:06:58Z')),
       tls[1],
     );
+  });
+
+  it("a batch is its lines' messages one after another, the header made again when the second, microsecond or stream changes", () => {
+    const lines = [
+      line('a', 'stdout', '2026-01-02T03:04:05Z', 1000),
+      line('b', 'stdout', '2026-01-02T03:04:05Z', 2000),
+      line('c', 'stderr', '2026-01-02T03:04:05Z', 2000),
+      line('dd', 'stdout', '2026-01-02T03:04:06Z', 0),
+      line('e'.repeat(300), 'stdout', '2026-01-02T03:04:06Z', 999_999_999),
+    ];
+    for (const [address, format] of [['tcp://h', ''], ['tcp://h', 'rfc3164'], ['tcp://h', 'rfc5424micro'], ['tcp+tls://h', 'rfc5424']] as const) {
+      const config = configureBackend(syslogFactory, { 'syslog-address': address, 'syslog-format': format });
+      const batch = new SyslogEncoder(config, context({ tag: 't' }), 7).encode(lines);
+      const one = lines.map((l) => encodeSyslogMessage(config, context({ tag: 't' }), 7, l));
+      assert.deepEqual(batch.bytes, Buffer.concat(one), `${address} ${format}`);
+      assert.deepEqual(batch.ends, one.map((_, i) => one.slice(0, i + 1).reduce((n, m) => n + m.length, 0)));
+    }
+    const micro = configureBackend(syslogFactory, { 'syslog-address': 'tcp://h', 'syslog-format': 'rfc5424micro' });
+    const text = new SyslogEncoder(micro, context({ tag: 't' }), 7).encode(lines.slice(0, 2)).bytes.toString();
+    assert.equal(text, '<30>1 2026-01-02T03:04:05.000001Z vm t 7 t - a\n<30>1 2026-01-02T03:04:05.000002Z vm t 7 t - b\n');
   });
 
   it('keeps raw bytes, drops trailing zeros of micro time, pads single-digit days', () => {

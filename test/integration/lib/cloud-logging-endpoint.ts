@@ -100,11 +100,15 @@ export class CloudLoggingEndpoint {
   readonly violations: string[] = [];
   /** Entries written: of accepted requests, without rejected ones. */
   readonly written: ReceivedEntry[] = [];
+  /** Each accepted request's bytes, when kept (a bench sends them again to measure the endpoint alone). */
+  readonly raw: Buffer[] = [];
+  private readonly keepRaw: boolean;
   private faults: Fault[] = [];
   private server: grpc.Server | null = null;
 
-  constructor(port: number) {
+  constructor(port: number, options: { keepRaw?: boolean } = {}) {
     this.port = port;
+    this.keepRaw = options.keepRaw ?? false;
   }
 
   get address(): string {
@@ -188,6 +192,7 @@ export class CloudLoggingEndpoint {
     }
     if (rejected.size > 0 && !request.partialSuccess) return done({ code: grpc.status.INVALID_ARGUMENT, details: 'invalid entries' });
     this.accepted.push(request);
+    if (this.keepRaw) this.raw.push(raw);
     this.written.push(...request.entries.filter((_, i) => !rejected.has(i)));
     if (rejected.size === 0) return done(null, {});
     done(partialFailure(rejected));
