@@ -10,6 +10,7 @@ import {
   encodeRecordBatch,
   kafkaBytes,
   kafkaHeaders,
+  RecordSequences,
   prepareMessages,
   produceModules,
 } from '../../src/backends/kafka-produce.ts';
@@ -71,16 +72,18 @@ async function library(version: (typeof VERSIONS)[number], ...[acks, timeout, ms
   return writer.buffer;
 }
 
-/** The request the producer's Produce API of `version` writes for these arguments (a connection that only takes the payload). */
-async function apiRequest(version: number, ...args: ProduceArgs): Promise<lib.Writer> {
+/** One producer's Produce API of `version`: the request it writes for arguments (a connection that only takes the payload). */
+async function producerApi(version: number): Promise<(...args: ProduceArgs) => Promise<lib.Writer>> {
   const producer = createProducer(lib, { clientId: 't', bootstrapBrokers: ['localhost:1'] });
   (producer as unknown as Record<symbol, unknown>)[lib.kListApis] = (callback: (err: null, apis: unknown[]) => void) => callback(null, [{ name: 'Produce', minVersion: 3, maxVersion: version }]);
   const api = await new Promise<lib.API<unknown[], unknown>>((resolve, reject) => producer[lib.kGetApi]('Produce', (err, api) => (err ? reject(err) : resolve(api!))));
   await producer.close(true);
-  let payload!: () => lib.Writer | Promise<lib.Writer>;
-  const connection = { send: (_key: number, _version: number, create: typeof payload) => (payload = create) };
-  api(connection as unknown as lib.Connection, ...args);
-  return payload();
+  return async (...args) => {
+    let payload!: () => lib.Writer | Promise<lib.Writer>;
+    const connection = { send: (_key: number, _version: number, create: typeof payload) => (payload = create) };
+    api(connection as unknown as lib.Connection, ...args);
+    return payload();
+  };
 }
 
 describe('kafka produce requests', () => {
@@ -154,19 +157,47 @@ describe('kafka produce requests', () => {
 
   it("the producer's Produce API writes prepareMessages' records, the library's bytes, to the partition the library gives them; other messages fail the request", async () => {
     const ms = messages(undefined, '2024', 0);
-    const sequences = new lib.NumericMap();
-    sequences.set('2024:2', 9);
-    const options = { compression: 'lz4' as const, producerId: 77n, producerEpoch: 1, sequences };
     for (const version of [7, 11] as const) {
-      // The library gives the API its copies of the messages, the partition taken modulo the topic's.
-      const placeholders = prepareMessages(sourceOf(ms), '2024', 5).map((m) => ({ ...m, partition: 2 })) as MessageRecord[];
-      assert.equal(placeholders.length, ms.length);
-      const request = await apiRequest(version, -1, 1000, placeholders, options);
-      const theirs = await library(version, -1, 1000, ms.map((m) => ({ ...m, partition: 2 })), options);
-      assert.ok(request.buffer.equals(theirs), `v${version}: the bytes differ`);
+      const api = await producerApi(version);
+      // The library gives the API its copy of the message, the partition taken modulo the topic's.
+      const placeholders = (): MessageRecord[] => prepareMessages(sourceOf(ms), '2024', 5).map((m) => ({ ...m, partition: 2 })) as MessageRecord[];
+      assert.equal(placeholders().length, 1);
+      // The library's counter numbers requests (one message each); the batch's first sequence counts the records before it.
+      const sent = async (producerId: bigint, request: number): Promise<Buffer> =>
+        (await api(-1, 1000, placeholders(), { compression: 'lz4', producerId, producerEpoch: 1, sequences: new lib.NumericMap([['2024:2', request]]) })).buffer;
+      const theirs = (producerId: bigint, sequence: number): Promise<Buffer> =>
+        library(version, -1, 1000, ms.map((m) => ({ ...m, partition: 2 })), { compression: 'lz4', producerId, producerEpoch: 1, sequences: new lib.NumericMap([['2024:2', sequence]]) });
+      for (const [producerId, request, sequence] of [
+        [77n, 0, 0],
+        [77n, 1, 150],
+        [77n, 1, 150], // the library retrying request 1: the same records, the same sequence
+        [77n, 2, 300],
+        [78n, 0, 0], // a new producer id after a failed send: from 0 again
+        [78n, 1, 150],
+      ] as const) {
+        assert.ok((await sent(producerId, request)).equals(await theirs(producerId, sequence)), `v${version}: producer ${producerId} request ${request}: the bytes differ from the library's with sequence ${sequence}`);
+      }
+      // A number that follows no request sent: its sequence cannot be known, so the request fails.
+      await assert.rejects(() => sent(78n, 3), /cannot be known/);
+      await assert.rejects(() => sent(79n, 1), /cannot be known/);
+      await assert.rejects(async () => api(-1, 1000, copy(ms), {}), /not from prepareMessages/);
+      await assert.rejects(async () => api(-1, 1000, [...placeholders(), ...placeholders()], {}), /not from prepareMessages/);
+      // acks=1: no producer id, no sequences.
+      assert.ok((await api(1, 1000, placeholders(), { compression: 'none' })).buffer.equals(await library(version, 1, 1000, ms.map((m) => ({ ...m, partition: 2 })), { compression: 'none' })));
     }
-    await assert.rejects(async () => apiRequest(7, -1, 1000, copy(ms), options), /not from prepareMessages/);
-    await assert.rejects(async () => apiRequest(7, -1, 1000, prepareMessages(sourceOf(ms), '2024', 0).slice(1) as MessageRecord[], options), /not from prepareMessages/);
+  });
+
+  it('record sequences: a retry keeps its first, a retry of other records fails, past 2^31 - 1 they wrap to 0 as Kafka\'s do', () => {
+    const sequences = new RecordSequences();
+    assert.equal(sequences.first('t:0', 1n, 0, 0, 2 ** 31 - 10), 0);
+    assert.equal(sequences.first('t:1', 1n, 0, 0, 5), 0);
+    assert.equal(sequences.first('t:0', 1n, 0, 1, 20), 2 ** 31 - 10);
+    assert.equal(sequences.first('t:0', 1n, 0, 2, 1), 10);
+    assert.equal(sequences.first('t:1', 1n, 0, 1, 5), 5);
+    assert.throws(() => sequences.first('t:1', 1n, 0, 1, 6), /retried with 6 records, sent with 5/);
+    // Another epoch of the same id is another producer.
+    assert.throws(() => sequences.first('t:1', 1n, 1, 2, 5), /cannot be known/);
+    assert.equal(sequences.first('t:1', 1n, 1, 0, 5), 0);
   });
 
   it("a producer's Produce API is ours for every version this file knows, the library's for others", async () => {
