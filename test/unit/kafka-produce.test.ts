@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as lib from '@platformatic/kafka';
 import type { MessageRecord } from '@platformatic/kafka';
 import {
@@ -47,6 +49,10 @@ function messages(farMs = 2_000_000_000n, topic = 'logs', partition = 1): Messag
 }
 
 const copy = (ms: MessageRecord[]): MessageRecord[] => ms.map((m) => ({ ...m }));
+
+async function waitFor(done: () => boolean, ms = 5000): Promise<void> {
+  for (const until = Date.now() + ms; !done(); await sleep(5)) if (Date.now() > until) throw new Error('timed out');
+}
 
 /** The messages as a RecordSource: each record's key, value and headers as kafka-produce.ts's own helpers write them. */
 function sourceOf(ms: MessageRecord[]): RecordSource {
@@ -184,6 +190,42 @@ describe('kafka produce requests', () => {
       await assert.rejects(async () => api(-1, 1000, [...placeholders(), ...placeholders()], {}), /not from prepareMessages/);
       // acks=1: no producer id, no sequences.
       assert.ok((await api(1, 1000, placeholders(), { compression: 'none' })).buffer.equals(await library(version, 1, 1000, ms.map((m) => ({ ...m, partition: 2 })), { compression: 'none' })));
+    }
+  });
+
+  it("an uncompressed batch in the scratch Buffer: the library's connection copies it at once, so a broker gets the request's bytes though the next batch overwrites them", async () => {
+    const ms = messages(undefined, 'logs', 1);
+    const frames: Buffer[] = [];
+    const server = net.createServer((socket) => socket.on('data', (chunk: Buffer) => frames.push(chunk)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const connection = new lib.Connection('t');
+    try {
+      await connection.connect('127.0.0.1', (server.address() as net.AddressInfo).port);
+      const api = lib.produceV7.api;
+      const ourApi = await new Promise<lib.API<unknown[], unknown>>((resolve, reject) => {
+        const producer = createProducer(lib, { clientId: 't', bootstrapBrokers: ['localhost:1'] });
+        (producer as unknown as Record<symbol, unknown>)[lib.kListApis] = (callback: (err: null, apis: unknown[]) => void) => callback(null, [{ name: 'Produce', minVersion: 3, maxVersion: 7 }]);
+        producer[lib.kGetApi]('Produce', (err, found) => (err ? reject(err) : resolve(found!)));
+        void producer.close(true);
+      });
+      assert.notEqual(ourApi, api);
+      ourApi(connection, 0, 1000, prepareMessages(sourceOf(ms), 'logs', 1), { compression: 'none' });
+      // The next batch, written over the scratch before the first request reaches the socket.
+      const other = messages(undefined, 'other', 3).map((m) => ({ ...m, value: b('overwritten') }));
+      const overwritten = (await encodeRecordBatch(lib, sourceOf(other), 'other', 3, { compression: 'none' })).subarray(0, 1);
+      // The same memory as the first batch: a batch of those messages now would be written there too.
+      const again = await encodeRecordBatch(lib, sourceOf(ms), 'logs', 1, { compression: 'none' });
+      assert.ok(again.buffer === overwritten.buffer && again.byteOffset === overwritten.byteOffset, 'batches share the scratch');
+      await encodeRecordBatch(lib, sourceOf(other), 'other', 3, { compression: 'none' });
+      const expected = await library(7, 0, 1000, copy(ms), { compression: 'none' });
+      await waitFor(() => Buffer.concat(frames).length >= 4 + 2 + 2 + 4 + 2 + 1 + expected.length);
+      const frame = Buffer.concat(frames);
+      // Size, then request header v1: api key, version, correlation id, client id 't'.
+      assert.equal(frame.readInt32BE(0), frame.length - 4);
+      assert.ok(frame.subarray(4 + 2 + 2 + 4 + 2 + 1).equals(expected), 'the broker got other bytes than the request');
+    } finally {
+      await connection.close();
+      server.close();
     }
   });
 
