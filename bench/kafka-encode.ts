@@ -1,14 +1,13 @@
 // kafka's own encoding alone, no engine and no broker: a send's records (KafkaRecords) cut into
-// requests and written as record batches (encodeRecordBatch), for N short lines (`seq`'s) in
+// requests (cut) and written as record batches (encodeRecordBatch), for N short lines (`seq`'s) in
 // sends of 20,000 (the plan's maxLines), json records, the bench's container; CPU time per line,
 // best of the rounds, beside the floor of copying each line's bytes once into a buffer.
 //   node bench/kafka-encode.ts [lines] [compression,...] [--rounds=N]
 import * as lib from '@platformatic/kafka';
-import { KafkaEncoder, RECORD_OVERHEAD, kafkaFactory } from '../src/backends/kafka.ts';
+import { KafkaEncoder, kafkaFactory } from '../src/backends/kafka.ts';
 import { encodeRecordBatch } from '../src/backends/kafka-produce.ts';
 import { configureBackend } from '../src/lifecycle/options.ts';
 import type { OutgoingLine } from '../src/shaping/line.ts';
-import { cutRequests } from '../src/transport/requests.ts';
 import { context } from '../test/unit/backend-context.ts';
 import { T0 } from '../test/unit/frames.ts';
 
@@ -48,10 +47,8 @@ for (let round = 1; round <= ROUNDS; round++) {
     let bytes = 0;
     const ns = cpuNsPerLine(() => {
       for (const lines of sends) {
-        const records = encoder.records(lines);
-        const all = lines.map((_, k) => k);
-        for (const group of cutRequests(all, { maxBytes: config.messageMaxBytes }, (k) => records.size(k) + RECORD_OVERHEAD)) {
-          bytes += (encodeRecordBatch(lib, records.request(group), encoder.topic, 0, { compression: config.compression }) as Buffer).length;
+        for (const { records } of encoder.records(lines).cut(config.messageMaxBytes).requests) {
+          bytes += (encodeRecordBatch(lib, records, encoder.topic, 0, { compression: config.compression }) as Buffer).length;
         }
       }
     });

@@ -16,7 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BACKENDS } from '../src/backends/index.ts';
-import { KafkaEncoder, RECORD_OVERHEAD, kafkaFactory } from '../src/backends/kafka.ts';
+import { KafkaEncoder, kafkaFactory } from '../src/backends/kafka.ts';
 import { encodeProduceRequest, encodeRecordBatch } from '../src/backends/kafka-produce.ts';
 import { CursorFile } from '../src/delivery/cursor.ts';
 import { DeadLetterFile } from '../src/delivery/dead-letters.ts';
@@ -25,7 +25,6 @@ import type { BackendPlan } from '../src/delivery/backend.ts';
 import { configureBackend, parseLogOptions } from '../src/lifecycle/options.ts';
 import type { OutgoingLine } from '../src/shaping/line.ts';
 import { ContainerStore } from '../src/store/container-store.ts';
-import { cutRequests } from '../src/transport/requests.ts';
 import { KafkaMock } from '../test/integration/lib/kafka-mock.ts';
 import { context } from '../test/unit/backend-context.ts';
 import { type EntryFields, T0, batch } from '../test/unit/frames.ts';
@@ -83,10 +82,8 @@ async function brokerFloor(opts: Record<string, string>, maxLines: number): Prom
     for (let j = i; j < Math.min(LINES + 1, i + maxLines); j++) {
       lines.push({ source: 'stdout', line: Buffer.from(String(j)), timeNano: timeOf(j) });
     }
-    const records = encoder.records(lines);
-    const all = lines.map((_, k) => k);
-    for (const group of cutRequests(all, { maxBytes: config.messageMaxBytes }, (k) => records.size(k) + RECORD_OVERHEAD)) {
-      const batch = await encodeRecordBatch(lib, records.request(group), encoder.topic, partition, { compression: config.compression });
+    for (const { records } of encoder.records(lines).cut(config.messageMaxBytes).requests) {
+      const batch = await encodeRecordBatch(lib, records, encoder.topic, partition, { compression: config.compression });
       const body = encodeProduceRequest(lib, 7, -1, 30_000, encoder.topic, partition, batch).buffer;
       // Request header v1: api key 0 (Produce), version 7, correlation id, client id.
       const header = Buffer.alloc(4 + 2 + 2 + 4 + 2 + clientId.length);
