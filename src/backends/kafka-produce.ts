@@ -240,8 +240,10 @@ const SEQUENCE_SPAN = 2 ** 31;
  * request after InitProducerId (it clears its counter then, and only then), one more for each
  * next request, the same number again when it retries a request (its retries within a send,
  * a stale leader). The broker wants the first record's sequence: 0 for the first request,
- * then the previous request's plus its records. So the last request of each partition is kept:
- * its number again is its retry (the same records, the same sequence), one more is the next.
+ * then the previous request's plus its records. A producer has one request in flight (the
+ * engine sends a batch at a time, KafkaBackend its requests in turn), so the last request of
+ * each partition is kept: its number again is its retry (the same records, the same sequence),
+ * one more is the next.
  * Anything else cannot be told and fails the request; a failed send makes the library take
  * a new producer id, whose numbers start at 0.
  */
