@@ -6,12 +6,13 @@
 // shipping (Buffer.concat 22%, DynamicBuffer.appendFrom 15%, garbage collection 11%), and
 // shipping ran at 61k lines/s against 464k for the floor.
 //
-// The library still sees one message per record, so that it counts the idempotent sequence
-// numbers as its own; but they are one placeholder object, repeated, that names the
-// RecordSource the records' bytes come from (prepareMessages): no key, value or header Maps
-// per line for it to copy and re-serialize, and no record object or value Buffer per line of
-// ours. Measured (bench/kafka.ts, 300,000 lines, lz4, minutes apart on a shared machine):
-// 160k lines/s (0.38 of the engine's floor) before, 320k (0.59) after.
+// The library sees one placeholder message per request, naming the RecordSource the records'
+// bytes come from (prepareMessages): no key, value or header Maps per line for it to copy and
+// re-serialize, and no record object or value Buffer per line of ours. Measured
+// (bench/kafka.ts, 300,000 lines, lz4, minutes apart on a shared machine): 160k lines/s (0.38
+// of the engine's floor) with a message of the library's per record, 320k (0.59) with the
+// same placeholder per record; one per request then took the library's own per-message work
+// (RecordSequences numbers the records, as its counter numbered messages).
 //
 // Everything else stays the library's: the producer picks the Produce version the broker
 // speaks (kGetApi, exported for clients built on its Base), finds leaders, assigns the
@@ -101,10 +102,15 @@ const SCRATCH_MAX = 4 << 20;
 let scratch: Buffer | null = null;
 
 /**
- * `size` bytes to write records into before they are compressed at once, reused from batch to
- * batch (the compressor copies them out): with a new Buffer of a MB per request, outside V8's
- * heap, encoding 3,000 short json lines a batch took 540 ns of CPU a line with lz4 or zstd,
- * against 370 with this one and 390 uncompressed.
+ * `size` bytes to write records into, reused from batch to batch: records to compress at once
+ * (the compressor copies them out), and an uncompressed batch, which the library's connection
+ * copies into the request it writes as soon as produceRequest returns it (its payload is our
+ * Writer's parts concatenated, before any other request is made: test/unit/kafka-produce.test.ts
+ * checks the bytes a broker receives when the scratch is overwritten right after). A new Buffer
+ * of a MB per request, outside V8's heap, is fresh memory to fault in and external memory
+ * that brings on garbage collections: encoding 3,000 short json lines a batch took 540 ns of CPU
+ * a line with lz4 or zstd against 370 with this one; uncompressed, 1,000,000 lines in sends of
+ * 20,000 (bench/kafka-encode.ts), 530-570 ns a line against 180-210.
  */
 function scratchBuffer(size: number): Buffer {
   if (size > SCRATCH_MAX) return Buffer.allocUnsafe(size);
@@ -115,6 +121,7 @@ function scratchBuffer(size: number): Buffer {
 /**
  * One partition's records as a record batch: the library's createRecordsBatch, byte for byte,
  * as one Buffer (or a promise of it: gzip compresses off the thread, as the library does).
+ * Uncompressed and up to SCRATCH_MAX bytes, it is the scratch Buffer's: valid until the next call.
  */
 export function encodeRecordBatch(lib: KafkaLibrary, source: RecordSource, topic: string, partition: number, options: Partial<CreateRecordsBatchOptions>): Buffer | Promise<Buffer> {
   const count = source.count;
@@ -136,10 +143,11 @@ export function encodeRecordBatch(lib: KafkaLibrary, source: RecordSource, topic
   const compression = options.compression ?? 'none';
   const algorithm = compression === 'none' ? null : lib.compressionsAlgorithms[compression];
   if (algorithm === undefined) throw new lib.UnsupportedCompressionError(`Unsupported compression algorithm ${compression}`);
-  // Uncompressed, the records are written in the batch's place: no copy. Compressed at once
-  // (all but gzip), they are written into a scratch Buffer kept for the next batch.
+  // Uncompressed, the records are written in the batch's place: no copy. Uncompressed or
+  // compressed at once (all but gzip), into the scratch Buffer kept for the next batch: an
+  // uncompressed batch is valid until the next call (the connection copies it at once).
   const at = algorithm === null ? BATCH_HEADER : 0;
-  const records = algorithm !== null && !('compress' in algorithm) ? scratchBuffer(total) : Buffer.allocUnsafe(at + total);
+  const records = algorithm === null || !('compress' in algorithm) ? scratchBuffer(at + total) : Buffer.allocUnsafe(at + total);
   let pos = at;
   for (let i = 0; i < count; i++) {
     pos = writeUvarint(records, pos, zigzag(bodies[i]!));
@@ -209,36 +217,77 @@ const prepared = new WeakMap<object, RecordSource>();
 
 /**
  * What to give the producer's send() for the records of `source`, all to `partition` of
- * `topic`: one message per record (the library counts sequence numbers by them), the same
- * placeholder each time, naming the source the request's bytes are written from.
+ * `topic`: one placeholder message for the whole request, naming the source its bytes are
+ * written from. The library's send() costs per message it is given (it validates each, makes
+ * two header Maps, a record object and a `topic:partition` string for each, and counts each
+ * into its sequence numbers): with one message per record that was some 6% of the process's
+ * CPU time shipping short lines, and most of the garbage kafka made. Its sequence numbers
+ * then count requests, not records: RecordSequences gives each request its records' own.
  */
 export function prepareMessages(source: RecordSource, topic: string, partition: number): MessageToProduce<Buffer, Buffer, Buffer, Buffer>[] {
   const placeholder = { topic, partition, value: Buffer.alloc(0) };
   prepared.set(placeholder.value, source);
-  return new Array(source.count).fill(placeholder);
+  return [placeholder];
 }
 
-/** The Produce request for messages of prepareMessages, as the library's createRequest takes its arguments. */
-function produceRequest(lib: KafkaLibrary, version: number, ...[acks = 1, timeout = 0, messages, options = {}]: ProduceArgs): Writer | Promise<Writer> {
+/** Kafka's sequence numbers are int32 and wrap to 0 past the largest (its DefaultRecordBatch.incrementSequence). */
+const SEQUENCE_SPAN = 2 ** 31;
+
+/**
+ * One producer's idempotent sequence numbers in records, from the library's in requests.
+ * The library hands each Produce request the number its counter gave the request's messages
+ * (one per request: prepareMessages), per producer id and epoch and partition: 0 for the first
+ * request after InitProducerId (it clears its counter then, and only then), one more for each
+ * next request, the same number again when it retries a request (its retries within a send,
+ * a stale leader). The broker wants the first record's sequence: 0 for the first request,
+ * then the previous request's plus its records. A producer has one request in flight (the
+ * engine sends a batch at a time, KafkaBackend its requests in turn), so the last request of
+ * each partition is kept: its number again is its retry (the same records, the same sequence),
+ * one more is the next.
+ * Anything else cannot be told and fails the request; a failed send makes the library take
+ * a new producer id, whose numbers start at 0.
+ */
+export class RecordSequences {
+  private readonly last = new Map<string, { producerId: bigint; producerEpoch: number; request: number; first: number; count: number }>();
+
+  /** The first record's sequence for request number `request` (the library's) of `count` records to `partition` (`topic:index`). */
+  first(partition: string, producerId: bigint, producerEpoch: number, request: number, count: number): number {
+    const last = this.last.get(partition);
+    const same = last !== undefined && last.producerId === producerId && last.producerEpoch === producerEpoch;
+    let first: number;
+    if (request === 0) first = 0;
+    else if (same && request === last.request) first = last.first;
+    else if (same && request === last.request + 1) first = (last.first + last.count) % SEQUENCE_SPAN;
+    else throw new Error(`kafka: Produce request ${request} of producer ${producerId} (epoch ${producerEpoch}) to ${partition} does not follow ${same ? `request ${last.request}` : 'any request sent'}: its sequence number cannot be known`);
+    if (same && request === last.request && count !== last.count) throw new Error(`kafka: Produce request ${request} to ${partition} retried with ${count} records, sent with ${last.count}`);
+    this.last.set(partition, { producerId, producerEpoch, request, first, count });
+    return first;
+  }
+}
+
+/** The Produce request for a message of prepareMessages, as the library's createRequest takes its arguments. */
+function produceRequest(lib: KafkaLibrary, version: number, sequences: RecordSequences, ...[acks = 1, timeout = 0, messages, options = {}]: ProduceArgs): Writer | Promise<Writer> {
   const m = messages[0];
   const source = m === undefined ? undefined : prepared.get(m.value);
-  // Every message its source's, one per record, all to one partition: else the library's
-  // sequence numbers would not be the batch's.
-  if (!source || messages.length !== source.count || messages.some((x) => x.value !== m!.value || x.partition !== m!.partition)) {
-    throw new Error('kafka: a produce request of messages not from prepareMessages, or split across partitions');
-  }
+  // One message, standing for its source's records: else the library's sequence numbers
+  // would not be the request's.
+  if (!source || messages.length !== 1) throw new Error('kafka: a produce request of messages not from prepareMessages, or of more than one');
   const { topic } = m!;
   const partition = m!.partition ?? 0;
+  let batchOptions = options;
+  if (options.sequences) {
+    const key = `${topic}:${partition}`;
+    const first = sequences.first(key, options.producerId ?? -1n, options.producerEpoch ?? 0, options.sequences.getWithDefault(key, 0), source.count);
+    batchOptions = { ...options, sequences: new lib.NumericMap([[key, first]]) };
+  }
   const request = (batch: Buffer): Writer => encodeProduceRequest(lib, version, acks, timeout, topic, partition, batch, options.transactionalId);
-  const batch = encodeRecordBatch(lib, source, topic, partition, options);
+  const batch = encodeRecordBatch(lib, source, topic, partition, batchOptions);
   return batch instanceof Promise ? batch.then(request) : request(batch);
 }
 
 type ProduceApi = KafkaLibrary['produceV7']['api'];
 type ProduceVersions = Record<number, { parseResponse: KafkaLibrary['produceV7']['parseResponse'] }>;
 export type RecordProducer = import('@platformatic/kafka').Producer<Buffer, Buffer, Buffer, Buffer>;
-
-const apis = new WeakMap<KafkaLibrary, Map<number, ProduceApi>>();
 
 /** The library's Produce modules, by the versions encodeProduceRequest writes requests for. */
 export function produceModules(lib: KafkaLibrary) {
@@ -255,28 +304,32 @@ export function produceModules(lib: KafkaLibrary) {
   } as const;
 }
 
-/** The Produce API of `version` with requests written here, or null for a version this file does not know. */
-function produceApi(lib: KafkaLibrary, version: number): ProduceApi | null {
+/** The Produce API of `version` with requests written here (their sequences from `sequences`), or null for a version this file does not know. */
+function produceApi(lib: KafkaLibrary, version: number, sequences: RecordSequences): ProduceApi | null {
   const module = (produceModules(lib) as ProduceVersions)[version];
   if (!module) return null;
-  let known = apis.get(lib);
-  if (!known) apis.set(lib, (known = new Map()));
-  let api = known.get(version);
-  if (!api) {
-    const flexible = version >= 9;
-    api = lib.createAPI(0, version, (...args: ProduceArgs) => produceRequest(lib, version, ...args), module.parseResponse, flexible, flexible) as ProduceApi;
-    known.set(version, api);
-  }
-  return api;
+  const flexible = version >= 9;
+  return lib.createAPI(0, version, (...args: ProduceArgs) => produceRequest(lib, version, sequences, ...args), module.parseResponse, flexible, flexible) as ProduceApi;
 }
 
-/** The library's Producer, its Produce requests (of the version the broker speaks) written here: send it messages of prepareMessages. */
+/**
+ * The library's Producer, its Produce requests (of the version the broker speaks) written
+ * here: send it messages of prepareMessages. Its sequence numbers in records are its own
+ * (RecordSequences), as the library's counter is.
+ */
 export function createProducer(lib: KafkaLibrary, options: ProducerOptions<Buffer, Buffer, Buffer, Buffer>): RecordProducer {
   const producer = new lib.Producer<Buffer, Buffer, Buffer, Buffer>(options);
+  const sequences = new RecordSequences();
+  const apis = new Map<number, ProduceApi | null>();
   const getApi = producer[lib.kGetApi].bind(producer);
   producer[lib.kGetApi] = <A extends unknown[], R>(name: string, callback: Callback<API<A, R>>): void => {
     getApi<A, R>(name, (error, api) => {
-      const ours = error || name !== 'Produce' ? null : produceApi(lib, (api as API<A, R>).version);
+      let ours: ProduceApi | null = null;
+      if (!error && name === 'Produce') {
+        const version = (api as API<A, R>).version;
+        if (!apis.has(version)) apis.set(version, produceApi(lib, version, sequences));
+        ours = apis.get(version)!;
+      }
       if (ours) callback(null, ours as unknown as API<A, R>);
       else callback(error, api);
     });

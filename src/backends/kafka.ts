@@ -25,7 +25,7 @@ import type { ContainerContext } from '../shaping/container.ts';
 import type { OutgoingLine } from '../shaping/line.ts';
 import { type TagTemplate, TemplateError, compileTag } from '../shaping/tag.ts';
 import { parseHostPort } from '../transport/address.ts';
-import { cutRequests, resultInLines, sendInOrder } from '../transport/requests.ts';
+import { sendInOrder } from '../transport/requests.ts';
 import { tlsFileOptions, tlsOptions } from '../transport/tls.ts';
 import { fluentdRecordFields } from './fluentd.ts';
 import { goJsonBytes, goJsonString, goJsonValue, isPlainJsonText } from './go-json.ts';
@@ -283,28 +283,37 @@ export class KafkaEncoder {
   }
 }
 
+/** A request's lines (indexes in the send) and their records. */
+export interface RecordRequest {
+  lines: number[];
+  records: RecordSource;
+}
+
 /**
  * A send's lines as records, written straight from the lines into the request's record batch
  * (kafka-produce.ts): per line only what cannot be shared, its value's length and, for a line
- * not written from its bytes, its value. Sizes are worked out once, here; request() gives the
- * RecordSource of some of the lines.
+ * not written from its bytes, its value. Sizes are worked out once, here; cut() gives the
+ * requests of a send, request() the RecordSource of some of the lines.
  */
 export class KafkaRecords {
   private readonly encoder: KafkaEncoder;
   private readonly lines: readonly OutgoingLine[];
-  /** Line i's value when not written from its bytes (KafkaEncoder.value), else null. */
-  private readonly values: (Buffer | null)[];
+  /** Line i's value when not written from its bytes (KafkaEncoder.value); null while every line so far is (most sends: no array of 20,000 nulls). */
+  private values: (Buffer | null)[] | null = null;
   private readonly valueSizes: Int32Array;
+  /** Bytes of line i's record after its offset delta (bodySize), worked out with its value's size. */
+  private readonly bodySizes: Int32Array;
   private readonly times: Float64Array;
 
   constructor(encoder: KafkaEncoder, lines: readonly OutgoingLine[]) {
     this.encoder = encoder;
     this.lines = lines;
     const n = lines.length;
-    this.values = new Array(n);
     this.valueSizes = new Int32Array(n);
+    this.bodySizes = new Int32Array(n);
     this.times = new Float64Array(n);
-    const plain = encoder.plain;
+    const { plain, keyField, headerFields } = encoder;
+    const raw = encoder.format === 'raw';
     // The ms of the line before and where it starts and ends in ns: a line in the same ms (most
     // of them, in a burst) is told by comparing, which allocates nothing; a BigInt division does.
     let ms = 0;
@@ -313,8 +322,10 @@ export class KafkaRecords {
     for (let i = 0; i < n; i++) {
       const line = lines[i]!;
       const value = encoder.value(line);
-      this.values[i] = value;
-      this.valueSizes[i] = value !== null ? value.length : encoder.format === 'raw' ? line.line.length : plain![line.source].length + line.line.length + plain!.tail.length;
+      if (value !== null) (this.values ??= new Array<Buffer | null>(n).fill(null))[i] = value;
+      const size = value !== null ? value.length : raw ? line.line.length : plain![line.source].length + line.line.length + plain!.tail.length;
+      this.valueSizes[i] = size;
+      this.bodySizes[i] = keyField.length + uvarintSize(zigzag(size)) + size + headerFields[line.source].length;
       const t = line.timeNano;
       if (t < msStart || t >= msEnd) {
         const whole = t / 1_000_000n;
@@ -325,6 +336,34 @@ export class KafkaRecords {
       }
       this.times[i] = ms;
     }
+  }
+
+  /**
+   * The send cut into requests, in order, each within `maxBytes` of records as size() counts
+   * them with RECORD_OVERHEAD each (a record batch within the broker's limit whatever the
+   * compression); a line whose record alone is over it is rejected, in no request.
+   */
+  cut(maxBytes: number): { requests: RecordRequest[]; tooLarge: Rejection[] } {
+    const requests: RecordRequest[] = [];
+    const tooLarge: Rejection[] = [];
+    let lines: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < this.lines.length; i++) {
+      const size = this.size(i) + RECORD_OVERHEAD;
+      if (size > maxBytes) {
+        tooLarge.push({ index: i, code: 'too_large', reason: `the record is ${size} bytes, over kafka-message-max-bytes (${maxBytes})` });
+        continue;
+      }
+      if (lines.length > 0 && bytes + size > maxBytes) {
+        requests.push({ lines, records: this.request(lines) });
+        lines = [];
+        bytes = 0;
+      }
+      lines.push(i);
+      bytes += size;
+    }
+    if (lines.length > 0) requests.push({ lines, records: this.request(lines) });
+    return { requests, tooLarge };
   }
 
   /** Line i's record: key, value and headers, as counted against kafka-message-max-bytes. */
@@ -339,9 +378,7 @@ export class KafkaRecords {
 
   /** Bytes of line i's record after its offset delta: key, value and headers as Kafka writes them. */
   bodySize(i: number): number {
-    const { keyField, headerFields } = this.encoder;
-    const n = this.valueSizes[i]!;
-    return keyField.length + uvarintSize(zigzag(n)) + n + headerFields[this.lines[i]!.source].length;
+    return this.bodySizes[i]!;
   }
 
   writeBody(i: number, buf: Buffer, pos: number): number {
@@ -349,7 +386,7 @@ export class KafkaRecords {
     const line = this.lines[i]!;
     pos = put(buf, pos, keyField);
     pos = writeUvarint(buf, pos, zigzag(this.valueSizes[i]!));
-    const value = this.values[i];
+    const value = this.values === null ? null : this.values[i]!;
     if (value === null && plain !== null && this.encoder.format === 'json') {
       pos = put(buf, pos, plain[line.source]);
       pos = put(buf, pos, line.line);
@@ -523,24 +560,14 @@ export class KafkaBackend implements Backend {
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
     if (lines.length === 0) return DELIVERED;
-    const max = this.config.messageMaxBytes;
-    const records = this.encoder.records(lines);
-    const lineOf: number[] = [];
-    const rejected: Rejection[] = [];
-    for (let i = 0; i < lines.length; i++) {
-      const size = records.size(i) + RECORD_OVERHEAD;
-      if (size > max) rejected.push({ index: i, code: 'too_large', reason: `the record is ${size} bytes, over kafka-message-max-bytes (${max})` });
-      else lineOf.push(i);
-    }
-    if (lineOf.length === 0) return { rejected };
-    // Each request a record batch within the broker's limit whatever the compression.
-    const groups = cutRequests(lineOf, { maxBytes: max }, (line) => records.size(line) + RECORD_OVERHEAD);
+    const { requests, tooLarge } = this.encoder.records(lines).cut(this.config.messageMaxBytes);
+    if (requests.length === 0) return { rejected: tooLarge };
     const partition = this.encoder.key === undefined ? this.nextPartition++ : undefined;
     const result = await sendInOrder(
-      groups.map((g) => ({ lines: g, payload: g })),
+      requests.map((r) => ({ lines: r.lines, payload: r.records })),
       async (request) => {
         try {
-          await this.produce(records.request(request.payload.map((k) => lineOf[k]!)), partition, signal);
+          await this.produce(request.payload, partition, signal);
         } catch (err) {
           const refused = refusedTopic(err, request.lines);
           if (refused) return refused;
@@ -549,8 +576,7 @@ export class KafkaBackend implements Backend {
         return DELIVERED;
       },
     );
-    const out = resultInLines(result, lineOf);
-    return rejected.length > 0 ? { ...out, rejected: [...rejected, ...(out.rejected ?? [])] } : out;
+    return tooLarge.length > 0 ? { ...result, rejected: [...tooLarge, ...(result.rejected ?? [])] } : result;
   }
 
   private async produce(records: RecordSource, partition: number | undefined, signal: AbortSignal): Promise<void> {

@@ -1,6 +1,7 @@
 // kafka against librdkafka's mock cluster (3 brokers, kcat), through the test's proxy, read
 // back with `kcat -C -f`: every record's value, key, headers, partition and order; a leader
-// gone for 10 s while 100,000 lines are shipped by the real engine; a record too large for
+// gone for 10 s while 100,000 lines are shipped by the real engine (every batch's idempotent
+// sequence checked by the proxy, as a broker does: the mock does not); a record too large for
 // the broker rejected, not retried forever; a refused topic dead-lettered whole; the broker's
 // retriable errors retried; acks=0 refused; a cluster down at create; SASL PLAIN and SCRAM
 // and TLS (a CA, a client certificate, skip-verify) against the proxy playing those listeners.
@@ -285,6 +286,7 @@ describe('kafka to the mock cluster', () => {
       assert.ok(left < 0, 'the broker refused five produce requests');
       assert.deepEqual((await consumed(topic, 20)).map((r) => r.value), Array.from({ length: 20 }, (_, i) => `r${i + 1}`));
       assert.deepEqual(engine.deadLetters(), []);
+      assert.deepEqual(mock.proxy.sequenceFaults, [], 'every batch the sequence a broker expects');
     });
   }
 
@@ -366,6 +368,9 @@ describe('kafka to the mock cluster', () => {
     }
     assert.equal(next, total, 'every line arrived');
     assert.deepEqual(engine.deadLetters(), []);
+    // The mock stores a batch whatever its sequence: the proxy checks them as a broker does.
+    assert.deepEqual(mock.proxy.sequenceFaults, [], 'every batch the sequence a broker expects');
+    assert.ok(mock.proxy.laterSequencedBatches > 0, 'batches after a producer\'s first were checked');
     console.log(`# outage: ${total} lines, ${copies} copies (${records.length} records), leader was broker ${leader}`);
   });
 });

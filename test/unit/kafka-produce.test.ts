@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as lib from '@platformatic/kafka';
 import type { MessageRecord } from '@platformatic/kafka';
 import {
@@ -10,6 +12,7 @@ import {
   encodeRecordBatch,
   kafkaBytes,
   kafkaHeaders,
+  RecordSequences,
   prepareMessages,
   produceModules,
 } from '../../src/backends/kafka-produce.ts';
@@ -47,6 +50,10 @@ function messages(farMs = 2_000_000_000n, topic = 'logs', partition = 1): Messag
 
 const copy = (ms: MessageRecord[]): MessageRecord[] => ms.map((m) => ({ ...m }));
 
+async function waitFor(done: () => boolean, ms = 5000): Promise<void> {
+  for (const until = Date.now() + ms; !done(); await sleep(5)) if (Date.now() > until) throw new Error('timed out');
+}
+
 /** The messages as a RecordSource: each record's key, value and headers as kafka-produce.ts's own helpers write them. */
 function sourceOf(ms: MessageRecord[]): RecordSource {
   const bodies = ms.map((m) => Buffer.concat([kafkaBytes(m.key), kafkaBytes(m.value), kafkaHeaders(m.headers)]));
@@ -71,16 +78,18 @@ async function library(version: (typeof VERSIONS)[number], ...[acks, timeout, ms
   return writer.buffer;
 }
 
-/** The request the producer's Produce API of `version` writes for these arguments (a connection that only takes the payload). */
-async function apiRequest(version: number, ...args: ProduceArgs): Promise<lib.Writer> {
+/** One producer's Produce API of `version`: the request it writes for arguments (a connection that only takes the payload). */
+async function producerApi(version: number): Promise<(...args: ProduceArgs) => Promise<lib.Writer>> {
   const producer = createProducer(lib, { clientId: 't', bootstrapBrokers: ['localhost:1'] });
   (producer as unknown as Record<symbol, unknown>)[lib.kListApis] = (callback: (err: null, apis: unknown[]) => void) => callback(null, [{ name: 'Produce', minVersion: 3, maxVersion: version }]);
   const api = await new Promise<lib.API<unknown[], unknown>>((resolve, reject) => producer[lib.kGetApi]('Produce', (err, api) => (err ? reject(err) : resolve(api!))));
   await producer.close(true);
-  let payload!: () => lib.Writer | Promise<lib.Writer>;
-  const connection = { send: (_key: number, _version: number, create: typeof payload) => (payload = create) };
-  api(connection as unknown as lib.Connection, ...args);
-  return payload();
+  return async (...args) => {
+    let payload!: () => lib.Writer | Promise<lib.Writer>;
+    const connection = { send: (_key: number, _version: number, create: typeof payload) => (payload = create) };
+    api(connection as unknown as lib.Connection, ...args);
+    return payload();
+  };
 }
 
 describe('kafka produce requests', () => {
@@ -154,19 +163,83 @@ describe('kafka produce requests', () => {
 
   it("the producer's Produce API writes prepareMessages' records, the library's bytes, to the partition the library gives them; other messages fail the request", async () => {
     const ms = messages(undefined, '2024', 0);
-    const sequences = new lib.NumericMap();
-    sequences.set('2024:2', 9);
-    const options = { compression: 'lz4' as const, producerId: 77n, producerEpoch: 1, sequences };
     for (const version of [7, 11] as const) {
-      // The library gives the API its copies of the messages, the partition taken modulo the topic's.
-      const placeholders = prepareMessages(sourceOf(ms), '2024', 5).map((m) => ({ ...m, partition: 2 })) as MessageRecord[];
-      assert.equal(placeholders.length, ms.length);
-      const request = await apiRequest(version, -1, 1000, placeholders, options);
-      const theirs = await library(version, -1, 1000, ms.map((m) => ({ ...m, partition: 2 })), options);
-      assert.ok(request.buffer.equals(theirs), `v${version}: the bytes differ`);
+      const api = await producerApi(version);
+      // The library gives the API its copy of the message, the partition taken modulo the topic's.
+      const placeholders = (): MessageRecord[] => prepareMessages(sourceOf(ms), '2024', 5).map((m) => ({ ...m, partition: 2 })) as MessageRecord[];
+      assert.equal(placeholders().length, 1);
+      // The library's counter numbers requests (one message each); the batch's first sequence counts the records before it.
+      const sent = async (producerId: bigint, request: number): Promise<Buffer> =>
+        (await api(-1, 1000, placeholders(), { compression: 'lz4', producerId, producerEpoch: 1, sequences: new lib.NumericMap([['2024:2', request]]) })).buffer;
+      const theirs = (producerId: bigint, sequence: number): Promise<Buffer> =>
+        library(version, -1, 1000, ms.map((m) => ({ ...m, partition: 2 })), { compression: 'lz4', producerId, producerEpoch: 1, sequences: new lib.NumericMap([['2024:2', sequence]]) });
+      for (const [producerId, request, sequence] of [
+        [77n, 0, 0],
+        [77n, 1, 150],
+        [77n, 1, 150], // the library retrying request 1: the same records, the same sequence
+        [77n, 2, 300],
+        [78n, 0, 0], // a new producer id after a failed send: from 0 again
+        [78n, 1, 150],
+      ] as const) {
+        assert.ok((await sent(producerId, request)).equals(await theirs(producerId, sequence)), `v${version}: producer ${producerId} request ${request}: the bytes differ from the library's with sequence ${sequence}`);
+      }
+      // A number that follows no request sent: its sequence cannot be known, so the request fails.
+      await assert.rejects(() => sent(78n, 3), /cannot be known/);
+      await assert.rejects(() => sent(79n, 1), /cannot be known/);
+      await assert.rejects(async () => api(-1, 1000, copy(ms), {}), /not from prepareMessages/);
+      await assert.rejects(async () => api(-1, 1000, [...placeholders(), ...placeholders()], {}), /not from prepareMessages/);
+      // acks=1: no producer id, no sequences.
+      assert.ok((await api(1, 1000, placeholders(), { compression: 'none' })).buffer.equals(await library(version, 1, 1000, ms.map((m) => ({ ...m, partition: 2 })), { compression: 'none' })));
     }
-    await assert.rejects(async () => apiRequest(7, -1, 1000, copy(ms), options), /not from prepareMessages/);
-    await assert.rejects(async () => apiRequest(7, -1, 1000, prepareMessages(sourceOf(ms), '2024', 0).slice(1) as MessageRecord[], options), /not from prepareMessages/);
+  });
+
+  it("an uncompressed batch in the scratch Buffer: the library's connection copies it at once, so a broker gets the request's bytes though the next batch overwrites them", async () => {
+    const ms = messages(undefined, 'logs', 1);
+    const frames: Buffer[] = [];
+    const server = net.createServer((socket) => socket.on('data', (chunk: Buffer) => frames.push(chunk)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const connection = new lib.Connection('t');
+    try {
+      await connection.connect('127.0.0.1', (server.address() as net.AddressInfo).port);
+      const api = lib.produceV7.api;
+      const ourApi = await new Promise<lib.API<unknown[], unknown>>((resolve, reject) => {
+        const producer = createProducer(lib, { clientId: 't', bootstrapBrokers: ['localhost:1'] });
+        (producer as unknown as Record<symbol, unknown>)[lib.kListApis] = (callback: (err: null, apis: unknown[]) => void) => callback(null, [{ name: 'Produce', minVersion: 3, maxVersion: 7 }]);
+        producer[lib.kGetApi]('Produce', (err, found) => (err ? reject(err) : resolve(found!)));
+        void producer.close(true);
+      });
+      assert.notEqual(ourApi, api);
+      ourApi(connection, 0, 1000, prepareMessages(sourceOf(ms), 'logs', 1), { compression: 'none' });
+      // The next batch, written over the scratch before the first request reaches the socket.
+      const other = messages(undefined, 'other', 3).map((m) => ({ ...m, value: b('overwritten') }));
+      const overwritten = (await encodeRecordBatch(lib, sourceOf(other), 'other', 3, { compression: 'none' })).subarray(0, 1);
+      // The same memory as the first batch: a batch of those messages now would be written there too.
+      const again = await encodeRecordBatch(lib, sourceOf(ms), 'logs', 1, { compression: 'none' });
+      assert.ok(again.buffer === overwritten.buffer && again.byteOffset === overwritten.byteOffset, 'batches share the scratch');
+      await encodeRecordBatch(lib, sourceOf(other), 'other', 3, { compression: 'none' });
+      const expected = await library(7, 0, 1000, copy(ms), { compression: 'none' });
+      await waitFor(() => Buffer.concat(frames).length >= 4 + 2 + 2 + 4 + 2 + 1 + expected.length);
+      const frame = Buffer.concat(frames);
+      // Size, then request header v1: api key, version, correlation id, client id 't'.
+      assert.equal(frame.readInt32BE(0), frame.length - 4);
+      assert.ok(frame.subarray(4 + 2 + 2 + 4 + 2 + 1).equals(expected), 'the broker got other bytes than the request');
+    } finally {
+      await connection.close();
+      server.close();
+    }
+  });
+
+  it('record sequences: a retry keeps its first, a retry of other records fails, past 2^31 - 1 they wrap to 0 as Kafka\'s do', () => {
+    const sequences = new RecordSequences();
+    assert.equal(sequences.first('t:0', 1n, 0, 0, 2 ** 31 - 10), 0);
+    assert.equal(sequences.first('t:1', 1n, 0, 0, 5), 0);
+    assert.equal(sequences.first('t:0', 1n, 0, 1, 20), 2 ** 31 - 10);
+    assert.equal(sequences.first('t:0', 1n, 0, 2, 1), 10);
+    assert.equal(sequences.first('t:1', 1n, 0, 1, 5), 5);
+    assert.throws(() => sequences.first('t:1', 1n, 0, 1, 6), /retried with 6 records, sent with 5/);
+    // Another epoch of the same id is another producer.
+    assert.throws(() => sequences.first('t:1', 1n, 1, 2, 5), /cannot be known/);
+    assert.equal(sequences.first('t:1', 1n, 1, 0, 5), 0);
   });
 
   it("a producer's Produce API is ours for every version this file knows, the library's for others", async () => {

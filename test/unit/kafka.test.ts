@@ -138,6 +138,18 @@ describe('kafka records', () => {
         assert.deepEqual(recordOf(e, l).value, general(l), bytes.toString('hex'));
       }
     }
+    // Lines of every length to 4 KB, lengths whose value's size takes one more varint byte
+    // (64 and 8,192 bytes of value) and longer lines, each twice, from both streams, as one send.
+    const lengths = [...Array.from({ length: 4100 }, (_, n) => n), ...Array.from({ length: 200 }, (_, n) => 8050 + n), 9000, 20_000];
+    const all = [...lengths, ...lengths].flatMap((n, k) => [line(Buffer.from('x'.repeat(n)), k % 2 === 0 ? 'stdout' : 'stderr', '2026-01-01T00:00:00Z')]);
+    const records = e.records(all);
+    const batch = lib.readRecordsBatch(lib.Reader.from(encodeRecordBatch(lib, records.request(all.map((_, k) => k)), e.topic, 0, { compression: 'none' }) as Buffer));
+    assert.equal(batch.records.length, all.length);
+    batch.records.forEach((r, k) => {
+      assert.ok(r.key!.equals(e.key!));
+      assert.ok(r.value!.equals(general(all[k]!)), `a line of ${all[k]!.line.length} bytes`);
+      assert.equal(headersOf(r.headers).source, all[k]!.source);
+    });
   });
 
   it("each record's time is its line's in whole ms, however the lines' times go (same ms, across one, back, before 1970)", () => {

@@ -145,6 +145,18 @@ export class KafkaProxy {
   private tls: (TlsMaterial & { requireClientCert: boolean }) | null = null;
   /** TLS handshakes that failed on the proxy's side (no client certificate, say). */
   tlsClientErrors = 0;
+  /**
+   * The broker's idempotence check, which the mock leaves out (it stores a batch whatever its
+   * sequence): per partition and producer id and epoch, a batch's base sequence is 0 for the
+   * first, the last batch's again (a retry of it: the same records, which the broker drops),
+   * or the one after the last batch's records (wrapping past 2^31 - 1). Each batch that is none
+   * of these, as a real broker refuses it (OUT_OF_ORDER_SEQUENCE_NUMBER), is noted here.
+   */
+  readonly sequenceFaults: string[] = [];
+  /** Idempotent batches checked, and of those the ones with a base sequence past 0 (a producer's later batches). */
+  sequencedBatches = 0;
+  laterSequencedBatches = 0;
+  private readonly sequences = new Map<string, { first: number; records: number }>();
   /** Versions of each API the client used (by API key), to tell what a test covered. */
   readonly versions = new Map<number, Set<number>>();
 
@@ -224,6 +236,7 @@ export class KafkaProxy {
             return;
           }
         }
+        if (apiKey === PRODUCE) this.checkSequences(frame);
         upstream.write(frame);
       });
       frames(upstream, (frame) => {
@@ -265,6 +278,20 @@ export class KafkaProxy {
 
   async upAll(): Promise<void> {
     for (let i = 1; i <= this.targets.length; i++) await this.up(i);
+  }
+
+  private checkSequences(frame: Buffer): void {
+    for (const b of parseProduce(frame).batches) {
+      if (b.producerId < 0n) continue;
+      this.sequencedBatches++;
+      if (b.baseSequence > 0) this.laterSequencedBatches++;
+      const key = `${b.topic}:${b.partition} producer ${b.producerId} epoch ${b.producerEpoch}`;
+      const last = this.sequences.get(key);
+      const next = last === undefined ? 0 : (last.first + last.records) % 2 ** 31;
+      const retry = last !== undefined && b.baseSequence === last.first && b.records === last.records;
+      if (!retry && b.baseSequence !== next) this.sequenceFaults.push(`${key}: base sequence ${b.baseSequence} (${b.records} records), expected ${next}${last ? ` or ${last.first} again` : ''}`);
+      this.sequences.set(key, { first: b.baseSequence, records: b.records });
+    }
   }
 
   /**
@@ -398,7 +425,19 @@ const SASL_AUTHENTICATE = 36;
  * A produce request (v3 to v11) the refusal function refuses, answered as a broker answers it:
  * every partition with that error code. Null when it passes (or wants no answer: acks=0).
  */
-function produceRefusal(frame: Buffer, refuse: (batchBytes: number[]) => number | null): Buffer | null {
+/** A record batch of a produce request: where it goes and, for an idempotent producer, its sequence (Kafka's RecordBatch, magic 2). */
+interface ProducedBatch {
+  topic: string;
+  partition: number;
+  bytes: number;
+  producerId: bigint;
+  producerEpoch: number;
+  baseSequence: number;
+  records: number;
+}
+
+/** A produce request's fields the proxy acts on: its acks, its topics' partitions and their record batches. */
+function parseProduce(frame: Buffer): { version: number; correlationId: number; acks: number; topics: { name: string; partitions: number[] }[]; batches: ProducedBatch[] } {
   const version = frame.readInt16BE(6);
   const correlationId = frame.readInt32BE(8);
   const flexible = version >= 9;
@@ -409,23 +448,34 @@ function produceRefusal(frame: Buffer, refuse: (batchBytes: number[]) => number 
   const acks = frame.readInt16BE(r.pos);
   r.pos += 2 + 4; // acks, timeout_ms
   const topics: { name: string; partitions: number[] }[] = [];
-  const sizes: number[] = [];
+  const batches: ProducedBatch[] = [];
   const topicCount = r.count(flexible);
   for (let t = 0; t < topicCount; t++) {
     const name = r.string(flexible);
     const partitions: number[] = [];
     const partitionCount = r.count(flexible);
     for (let p = 0; p < partitionCount; p++) {
-      partitions.push(r.int32());
-      const size = flexible ? r.uvarint() - 1 : r.int32();
-      sizes.push(Math.max(0, size));
-      r.pos += Math.max(0, size);
+      const partition = r.int32();
+      partitions.push(partition);
+      const size = Math.max(0, flexible ? r.uvarint() - 1 : r.int32());
+      // One record batch per partition, as every client sends: producer id at 43, epoch 51, base sequence 53, records 57.
+      const at = r.pos;
+      if (size >= 61) {
+        batches.push({ topic: name, partition, bytes: size, producerId: frame.readBigInt64BE(at + 43), producerEpoch: frame.readInt16BE(at + 51), baseSequence: frame.readInt32BE(at + 53), records: frame.readInt32BE(at + 57) });
+      } else batches.push({ topic: name, partition, bytes: size, producerId: -1n, producerEpoch: -1, baseSequence: -1, records: 0 });
+      r.pos += size;
       if (flexible) r.skipTaggedFields();
     }
     if (flexible) r.skipTaggedFields();
     topics.push({ name, partitions });
   }
-  const code = refuse(sizes);
+  return { version, correlationId, acks, topics, batches };
+}
+
+function produceRefusal(frame: Buffer, refuse: (batchBytes: number[]) => number | null): Buffer | null {
+  const { version, correlationId, acks, topics, batches } = parseProduce(frame);
+  const flexible = version >= 9;
+  const code = refuse(batches.map((b) => b.bytes));
   if (code === null || acks === 0) return null;
   const w = new Writer();
   w.int32(correlationId);
