@@ -1,6 +1,7 @@
 // logship: a Docker logging-driver plugin. Wires settings, registry and HTTP server,
 // and shuts down in order on SIGTERM (the daemon allows 10 s before SIGKILL).
 import { BACKENDS } from './backends/index.ts';
+import { prioritizeIngest } from './lifecycle/ingest-priority.ts';
 import { releaseMemoryAfterBursts } from './lifecycle/memory.ts';
 import { Registry } from './lifecycle/registry.ts';
 import { watchFileLimit } from './observability/file-limit.ts';
@@ -33,6 +34,7 @@ setLiveSources(live);
 const server = await listen(createApp(registry), settings.socketPath);
 const fileLimit = watchFileLimit(() => live.openContainers());
 releaseMemoryAfterBursts();
+prioritizeIngest();
 log.info('listening', {
   socket: settings.socketPath,
   dataDir: settings.dataDir,

@@ -50,6 +50,16 @@ export const QUEUED_LINES_BUDGET = 20_000;
 let queuedLinesAll = 0;
 export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
 
+/**
+ * Milliseconds every shipper waits before its next turn; 0 (the default): none. The plugin's
+ * start-up sets it (lifecycle/ingest-priority.ts) so shipping gives way to FIFO reading for a
+ * bounded time while containers' writes are about to block.
+ */
+let yieldMs: () => number = () => 0;
+export function setShippingYield(fn: () => number): void {
+  yieldMs = fn;
+}
+
 /** The store a shipper reads: the reader's view, plus where a new cursor starts. */
 export interface ShipperStore extends StoreView {
   endPosition(): Promise<StorePosition>;
@@ -229,6 +239,11 @@ export class Shipper {
 
   /** One turn of the loop: read, maybe send, maybe wait. True once there is nothing more to ship. */
   private async step(): Promise<boolean> {
+    const wait = yieldMs();
+    if (wait > 0) {
+      await this.clock.sleep(wait, this.abort.signal);
+      return false;
+    }
     const maxDelay = this.plan.limits.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
     const seen = this.store.changeCount();
     if (!this.full()) {

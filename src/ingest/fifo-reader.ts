@@ -12,6 +12,7 @@
 // the daemon hardly ever blocks on a paced reader, and a line waits at most ~1 ms longer.
 import fs from 'node:fs';
 import net from 'node:net';
+import { noteRead } from './pressure.ts';
 
 /** A read that brings at least this much means the pipe is filling fast: read again at once. */
 const BUSY_READ_BYTES = 32 * 1024;
@@ -55,6 +56,7 @@ export function readFifo(fd: number, onChunk: (chunk: Buffer) => void): net.Sock
       buffer: readBuffer,
       callback: (bytes: number): boolean => {
         onChunk(readBuffer.subarray(0, bytes));
+        noteRead(bytes, READ_BYTES);
         if (bytes >= BUSY_READ_BYTES) return true;
         setTimeout(() => fifo.resume(), PAUSE_MS);
         return false; // stop reading until then
