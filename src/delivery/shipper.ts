@@ -55,12 +55,6 @@ export interface ShipperStore extends StoreView {
   endPosition(): Promise<StorePosition>;
 }
 
-interface Queued {
-  line: OutgoingLine;
-  /** Where the cursor may go once this line and every one before it is acknowledged. */
-  after: StorePosition;
-}
-
 const retryWarning = new RateLimitedWarning('delivery: a step failed (see step); retrying after a backoff');
 const lostWarning = new RateLimitedWarning('delivery: store entries were gone before a backend shipped them');
 const bisectWarning = new RateLimitedWarning(
@@ -103,8 +97,16 @@ export class Shipper {
   private backend: Backend | null = null;
   private follower: StoreFollower | null = null;
   private readonly shaper: LineShaper<StorePosition>;
-  private queue: Queued[] = [];
+  /**
+   * The lines read and not yet settled, in order, and beside each where the cursor may go once
+   * it and every line before it is acknowledged. Two arrays, not an object per line: the queue
+   * is what lives longest of a line's objects, and each survivor is copied by every scavenge.
+   */
+  private queue: OutgoingLine[] = [];
+  private queueAfter: StorePosition[] = [];
   private queuedBytes = 0;
+  /** The lines one entry completed; reused from entry to entry. */
+  private readonly completed: OutgoingLine[] = [];
   private caughtUp = false;
   /** The cursor as last saved. */
   private acked: StorePosition | null = null;
@@ -171,7 +173,7 @@ export class Shipper {
   lag(nowNano = BigInt(this.clock.now()) * 1_000_000n): { entries: number | null; seconds: number } {
     const end = this.follower?.end ?? null;
     const first = this.queue[0];
-    const seconds = first ? Math.max(0, Number(nowNano - first.line.timeNano) / 1e9) : 0;
+    const seconds = first ? Math.max(0, Number(nowNano - first.timeNano) / 1e9) : 0;
     return { entries: end === null || this.acked === null ? null : Math.max(0, end - this.acked.index), seconds };
   }
 
@@ -297,14 +299,17 @@ export class Shipper {
       if (read.lost) this.countLost(read.lost.count, read.lost.reason);
       const { entries } = read;
       const now = this.clock.now();
+      const lines = this.completed;
       for (let i = 0; i < entries.length; i++) {
         const { entry, at } = entries[i]!;
-        const lines = this.shaper.push(entry, at, now);
+        lines.length = 0;
+        this.shaper.pushTo(entry, at, now, lines);
         if (lines.length === 0) continue;
         // The record after this one, unless a line or event still open starts earlier.
         const after = this.beforeOpen(entries[i + 1]?.at ?? follower.position);
-        for (const line of lines) this.enqueue(line, after);
+        for (let j = 0; j < lines.length; j++) this.enqueue(lines[j]!, after);
       }
+      lines.length = 0;
     }
   }
 
@@ -333,6 +338,7 @@ export class Shipper {
 
   /** `position`, or the first record of a line or event still open if that comes earlier. */
   private beforeOpen(position: StorePosition): StorePosition {
+    if (!this.shaper.holdsOpen()) return position;
     let bound = position;
     for (const mark of this.shaper.openMarks()) if (mark.index < bound.index) bound = mark;
     return bound;
@@ -343,7 +349,8 @@ export class Shipper {
       this.countDropped('rate_limited', 1);
       return;
     }
-    this.queue.push({ line, after });
+    this.queue.push(line);
+    this.queueAfter.push(after);
     queuedLinesAll++;
     this.queuedBytes += line.line.length + (this.plan.limits.lineOverheadBytes ?? 0);
   }
@@ -368,7 +375,7 @@ export class Shipper {
     let n = 0;
     let bytes = 0;
     while (n < this.queue.length && n < maxLines) {
-      const size = this.queue[n]!.line.line.length + lineOverheadBytes;
+      const size = this.queue[n]!.line.length + lineOverheadBytes;
       if (n > 0 && bytes + size > maxBytes) break;
       bytes += size;
       n++;
@@ -377,13 +384,14 @@ export class Shipper {
       // Above the rate the queue stays full, so fill() reads no further: the lines wait in the store.
       const allowed = await this.paced(n);
       if (allowed === null) return false;
-      for (; n > allowed; n--) bytes -= this.queue[n - 1]!.line.line.length + lineOverheadBytes;
+      for (; n > allowed; n--) bytes -= this.queue[n - 1]!.line.length + lineOverheadBytes;
     }
     const batch = this.queue.slice(0, n);
+    const after = this.queueAfter;
     const done = new Uint8Array(n);
     let prefix = 0;
     const settled = await settleBatch(
-      batch.map((q) => q.line),
+      batch,
       {
         send: (lines, signal) => this.backend!.send(lines, signal),
         policy: this.plan.retry ?? DEFAULT_RETRY,
@@ -395,13 +403,14 @@ export class Shipper {
           for (const r of s.rejected) done[r.index] = 1;
           const before = prefix;
           while (prefix < n && done[prefix]) prefix++;
-          if (prefix > before) this.saveCursor(batch[prefix - 1]!.after);
+          if (prefix > before) this.saveCursor(after[prefix - 1]!);
         },
         setback: (s) => this.setback(s),
       },
     );
     if (!settled) return false;
     this.queue = this.queue.slice(n);
+    this.queueAfter = this.queueAfter.slice(n);
     queuedLinesAll -= n;
     this.queuedBytes -= bytes;
     return true;
@@ -410,7 +419,7 @@ export class Shipper {
   /** How many of the first `n` queued lines the rate limit lets go, after waiting if need be; null if stopped. */
   private async paced(n: number): Promise<number | null> {
     for (;;) {
-      const allowed = this.bucket!.take((i) => this.queue[i]!.line.line.length, n, this.clock.now());
+      const allowed = this.bucket!.take((i) => this.queue[i]!.line.length, n, this.clock.now());
       if (allowed > 0) return allowed;
       await this.clock.sleep(-allowed, this.abort.signal);
       if (this.abort.signal.aborted) return null;
@@ -418,7 +427,7 @@ export class Shipper {
   }
 
   /** Counts what a send settled and keeps the rejected lines in the dead-letter file. */
-  private count({ delivered, rejected, truncated }: Settled, batch: readonly Queued[]): void {
+  private count({ delivered, rejected, truncated }: Settled, batch: readonly OutgoingLine[]): void {
     const backend = this.backendName;
     if (delivered.length > 0) {
       backendShipped.inc({ backend }, delivered.length);
@@ -432,7 +441,7 @@ export class Shipper {
     const first = rejected[0]!;
     rejectedWarning.warn({ ...this.who(), lines: rejected.length, code: first.code, reason: redact(first.reason), file: this.deadLetters.path });
     try {
-      const dropped = this.deadLetters.append(rejected.map((r) => ({ line: batch[r.index]!.line, code: r.code, reason: redact(r.reason) })));
+      const dropped = this.deadLetters.append(rejected.map((r) => ({ line: batch[r.index]!, code: r.code, reason: redact(r.reason) })));
       if (dropped > 0) deadLettersDropped.inc({ backend }, dropped);
     } catch (err) {
       deadLetterWarning.warn({ ...this.who(), lines: rejected.length, file: this.deadLetters.path, error: String(err) });
@@ -495,6 +504,7 @@ export class Shipper {
   private async close(): Promise<void> {
     queuedLinesAll -= this.queue.length;
     this.queue = [];
+    this.queueAfter = [];
     await this.follower?.close();
     await this.backend?.close().catch((err: unknown) =>
       log.warn('delivery: closing a backend failed', { backend: this.backendName, error: redact(String(err)) }),

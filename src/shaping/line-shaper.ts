@@ -49,19 +49,27 @@ export class LineShaper<M> {
 
   /** The lines or events this entry completes, in order. `mark` is the entry's position. */
   push(entry: LogEntry, mark: M, nowMs: number): OutgoingLine[] {
-    const lines = this.assembler.push(entry, mark);
-    if (this.grouper === null && this.filter === null && this.redactor === null) {
-      // In place: the plain path allocates nothing more than the assembler did.
-      const out = lines as unknown as OutgoingLine[];
-      for (let i = 0; i < lines.length; i++) out[i] = this.parseJson ? this.shaped(lines[i]!) : outgoing(lines[i]!);
-      return out;
-    }
     const out: OutgoingLine[] = [];
-    for (const line of lines) {
+    this.pushTo(entry, mark, nowMs, out);
+    return out;
+  }
+
+  /** push(), appending to `out`: the shipper's loop reuses one array rather than one per entry. */
+  pushTo(entry: LogEntry, mark: M, nowMs: number, out: OutgoingLine[]): void {
+    if (this.grouper === null && this.filter === null && this.redactor === null) {
+      // A whole line with no chunks held is its own line: no assembler's Line made for it.
+      if (!entry.partial && this.assembler.openGroups === 0) {
+        const line: OutgoingLine = { source: entry.source, timeNano: entry.timeNano, line: entry.line };
+        out.push(this.parseJson ? this.withFields(line) : line);
+        return;
+      }
+      for (const line of this.assembler.push(entry, mark)) out.push(this.parseJson ? this.shaped(line) : outgoing(line));
+      return;
+    }
+    for (const line of this.assembler.push(entry, mark)) {
       if (this.grouper === null) this.emit(line, out);
       else for (const event of this.grouper.push(line, nowMs)) this.emit(event, out);
     }
-    return out;
   }
 
   /** Events the flush timeout closed by `nowMs`. */
@@ -89,6 +97,11 @@ export class LineShaper<M> {
     return out;
   }
 
+  /** Whether a line or event is still open (openMarks() is then not empty). */
+  holdsOpen(): boolean {
+    return this.assembler.openGroups > 0 || (this.grouper?.holdsOpen() ?? false);
+  }
+
   /** Marks of the first records of lines and events still open. */
   openMarks(): M[] {
     const marks = this.assembler.openMarks();
@@ -108,11 +121,14 @@ export class LineShaper<M> {
   private shaped(line: GroupedLine<M>): OutgoingLine {
     const out = outgoing(line);
     if (this.redactor !== null) out.line = this.redactor.redact(out.line);
-    if (this.parseJson && !line.fragment) {
-      const fields = jsonObjectFields(out.line);
-      if (fields === TOO_DEEP) this.events.tooDeep?.();
-      else if (fields) out.fields = fields;
-    }
+    return this.parseJson && !line.fragment ? this.withFields(out) : out;
+  }
+
+  /** `out` with its fields, if it is a JSON object (parse-json). */
+  private withFields(out: OutgoingLine): OutgoingLine {
+    const fields = jsonObjectFields(out.line);
+    if (fields === TOO_DEEP) this.events.tooDeep?.();
+    else if (fields) out.fields = fields;
     return out;
   }
 }

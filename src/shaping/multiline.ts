@@ -219,6 +219,12 @@ export class MultilineGrouper<M> {
     return out;
   }
 
+  /** Whether an event is open on a stream. */
+  holdsOpen(): boolean {
+    for (const s of this.streams.values()) if (s.open) return true;
+    return false;
+  }
+
   /** The first lines' marks of the events still open. */
   openMarks(): M[] {
     const marks: M[] = [];

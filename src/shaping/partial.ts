@@ -106,6 +106,11 @@ export class PartialAssembler<M = void> {
     return [...this.groups.keys()].map((source) => this.take(source, 'cut'));
   }
 
+  /** How many groups are open (one per stream at most). */
+  get openGroups(): number {
+    return this.groups.size;
+  }
+
   /** The marks of the groups still open: the chunks they hold are not yet in any line. */
   openMarks(): M[] {
     return [...this.groups.values()].map((g) => g.mark);
