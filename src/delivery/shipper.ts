@@ -107,6 +107,8 @@ export class Shipper {
   private queuedBytes = 0;
   /** The lines one entry completed; reused from entry to entry. */
   private readonly completed: OutgoingLine[] = [];
+  /** The shaper's open marks, asked after every entry while a line or event is open; reused. */
+  private readonly marks: StorePosition[] = [];
   private caughtUp = false;
   /** The cursor as last saved. */
   private acked: StorePosition | null = null;
@@ -339,8 +341,12 @@ export class Shipper {
   /** `position`, or the first record of a line or event still open if that comes earlier. */
   private beforeOpen(position: StorePosition): StorePosition {
     if (!this.shaper.holdsOpen()) return position;
+    const marks = this.marks;
+    marks.length = 0;
+    this.shaper.openMarksTo(marks);
     let bound = position;
-    for (const mark of this.shaper.openMarks()) if (mark.index < bound.index) bound = mark;
+    for (let i = 0; i < marks.length; i++) if (marks[i]!.index < bound.index) bound = marks[i]!;
+    marks.length = 0;
     return bound;
   }
 

@@ -37,6 +37,8 @@ export class LineShaper<M> {
   private readonly filter: LineFilter | null;
   private readonly redactor: Redactor | null;
   private readonly events: ShapingEvents;
+  /** What the grouper gave for one line; reused from line to line. */
+  private readonly grouped: GroupedLine<M>[] = [];
 
   /** `redactor`: the container's (its env values bound in), null when nothing is masked. */
   constructor(shaping: LineShaping, events: ShapingEvents = {}, redactor: Redactor | null = null) {
@@ -56,9 +58,10 @@ export class LineShaper<M> {
 
   /** push(), appending to `out`: the shipper's loop reuses one array rather than one per entry. */
   pushTo(entry: LogEntry, mark: M, nowMs: number, out: OutgoingLine[]): void {
+    // A whole line with no chunks held is its own line: no assembler's array or Line for it.
+    const whole = !entry.partial && this.assembler.openGroups === 0;
     if (this.grouper === null && this.filter === null && this.redactor === null) {
-      // A whole line with no chunks held is its own line: no assembler's Line made for it.
-      if (!entry.partial && this.assembler.openGroups === 0) {
+      if (whole) {
         const line: OutgoingLine = { source: entry.source, timeNano: entry.timeNano, line: entry.line };
         out.push(this.parseJson ? this.withFields(line) : line);
         return;
@@ -66,10 +69,24 @@ export class LineShaper<M> {
       for (const line of this.assembler.push(entry, mark)) out.push(this.parseJson ? this.shaped(line) : outgoing(line));
       return;
     }
-    for (const line of this.assembler.push(entry, mark)) {
-      if (this.grouper === null) this.emit(line, out);
-      else for (const event of this.grouper.push(line, nowMs)) this.emit(event, out);
+    if (whole) {
+      this.group({ source: entry.source, timeNano: entry.timeNano, line: entry.line, fragment: null, mark }, nowMs, out);
+      return;
     }
+    for (const line of this.assembler.push(entry, mark)) this.group(line, nowMs, out);
+  }
+
+  /** The line through the grouper (if any), and what it gives through the filter to `out`. */
+  private group(line: GroupedLine<M>, nowMs: number, out: OutgoingLine[]): void {
+    if (this.grouper === null) {
+      this.emit(line, out);
+      return;
+    }
+    const events = this.grouped;
+    events.length = 0;
+    this.grouper.pushTo(line, nowMs, events);
+    for (let i = 0; i < events.length; i++) this.emit(events[i]!, out);
+    events.length = 0;
   }
 
   /** Events the flush timeout closed by `nowMs`. */
@@ -104,9 +121,15 @@ export class LineShaper<M> {
 
   /** Marks of the first records of lines and events still open. */
   openMarks(): M[] {
-    const marks = this.assembler.openMarks();
-    if (this.grouper) marks.push(...this.grouper.openMarks());
+    const marks: M[] = [];
+    this.openMarksTo(marks);
     return marks;
+  }
+
+  /** openMarks(), appended to `out` (the shipper asks after every entry while one is open). */
+  openMarksTo(out: M[]): void {
+    this.assembler.openMarksTo(out);
+    this.grouper?.openMarksTo(out);
   }
 
   /** Appends the line to `out` unless a filter drops it. */

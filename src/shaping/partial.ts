@@ -113,7 +113,14 @@ export class PartialAssembler<M = void> {
 
   /** The marks of the groups still open: the chunks they hold are not yet in any line. */
   openMarks(): M[] {
-    return [...this.groups.values()].map((g) => g.mark);
+    const marks: M[] = [];
+    this.openMarksTo(marks);
+    return marks;
+  }
+
+  /** openMarks(), appended to `out`. */
+  openMarksTo(out: M[]): void {
+    for (const g of this.groups.values()) out.push(g.mark);
   }
 
   /** `last`: the daemon's last chunk ended the group; `cut`: the cap, a hole or another line did. */
