@@ -1,6 +1,7 @@
 // Delivery engine throughput: a store of N lines (rotated, gzipped) shipped from a cursor
 // at its start to an in-process backend that acknowledges at once, so the figure is the
-// engine's own cost (read, decode, reassemble, batch, cursor writes). Median of 3.
+// engine's own cost (read, decode, reassemble, batch, cursor writes). Median of RUNS (3), with
+// the range of the CPU times: on a shared machine one run can take half as much again.
 // The store is written and closed first (its compression done, as for a store that lags),
 // then opened again to ship: compressing while shipping put the writer's gzip, fsyncs and
 // plain-segment reads in the engine's figure.
@@ -8,7 +9,7 @@
 // nothing decoded, as `docker logs` reads them. The engine cannot cost less than that.
 // With --shaping, the java multiline preset and parse-json are on and every tenth line is a
 // JSON object: the cost of looking at every line for events and fields.
-//   node bench/delivery.ts [lines] [--shaping]
+//   node bench/delivery.ts [lines] [--shaping]      env: RUNS (3)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,7 @@ import type { OutgoingLine } from '../src/shaping/line.ts';
 const args = process.argv.slice(2);
 const SHAPING = args.includes('--shaping');
 const LINES = Number(args.find((a) => !a.startsWith('--')) ?? 1_000_000);
+const RUNS = Number(process.env.RUNS ?? 3);
 const textOf = (i: number): string =>
   SHAPING && i % 10 === 0 ? `{"n":${i},"level":"info","msg":"${'x'.repeat(40)}"}` : `line ${i} ${'x'.repeat(60)}`;
 const entryOf = (i: number): EntryFields => ({ source: 'stdout', line: textOf(i), timeNano: T0 + BigInt(i) * 1000n });
@@ -99,7 +101,7 @@ async function readFloor(dir: string): Promise<Timed> {
 
 const engine: Timed[] = [];
 const floor: Timed[] = [];
-for (let run = 0; run < 3; run++) {
+for (let run = 0; run < RUNS; run++) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logship-bench-delivery-'));
   try {
     await writeStore(dir);
@@ -109,11 +111,12 @@ for (let run = 0; run < 3; run++) {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-const medianOf = (values: number[]): number => values.sort((a, b) => a - b)[1]!;
+const medianOf = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const wall = medianOf(engine.map((r) => r.wall));
-const cpu = medianOf(engine.map((r) => r.cpu));
+const cpus = engine.map((r) => r.cpu);
+const cpu = medianOf(cpus);
 const floorCpu = medianOf(floor.map((r) => r.cpu));
 const us = (seconds: number): string => ((seconds * 1e6) / LINES).toFixed(2);
 console.log(
-  `delivery${SHAPING ? ' (java preset, parse-json, 1 line in 10 JSON)' : ''}: ${LINES} lines (70-byte lines, 20 MB gzipped segments) shipped in ${wall.toFixed(2)} s median of 3 = ${Math.round(LINES / wall).toLocaleString('en')} lines/s; ${cpu.toFixed(2)} s CPU = ${us(cpu)} us/line; floor (the store read, nothing decoded): ${medianOf(floor.map((r) => r.wall)).toFixed(2)} s, ${floorCpu.toFixed(2)} s CPU = ${us(floorCpu)} us/line; engine ${(cpu / floorCpu).toFixed(2)}x its floor's CPU, ${us(cpu - floorCpu)} us/line above it`,
+  `delivery${SHAPING ? ' (java preset, parse-json, 1 line in 10 JSON)' : ''}: ${LINES} lines (70-byte lines, 20 MB gzipped segments) shipped in ${wall.toFixed(2)} s median of ${RUNS} = ${Math.round(LINES / wall).toLocaleString('en')} lines/s; ${cpu.toFixed(2)} s CPU (${Math.min(...cpus).toFixed(2)}-${Math.max(...cpus).toFixed(2)}) = ${us(cpu)} us/line; floor (the store read, nothing decoded): ${medianOf(floor.map((r) => r.wall)).toFixed(2)} s, ${floorCpu.toFixed(2)} s CPU = ${us(floorCpu)} us/line; engine ${(cpu / floorCpu).toFixed(2)}x its floor's CPU, ${us(cpu - floorCpu)} us/line above it`,
 );
