@@ -50,6 +50,8 @@ export const QUEUED_LINES_BUDGET = 20_000;
 let queuedLinesAll = 0;
 export const DEFAULT_RETRY: RetryPolicy = { initialDelayMs: 1000, maxDelayMs: 30_000 };
 
+const earlier = (a: StorePosition, b: StorePosition): boolean => a.index < b.index;
+
 /** The store a shipper reads: the reader's view, plus where a new cursor starts. */
 export interface ShipperStore extends StoreView {
   endPosition(): Promise<StorePosition>;
@@ -105,10 +107,6 @@ export class Shipper {
   private queue: OutgoingLine[] = [];
   private queueAfter: StorePosition[] = [];
   private queuedBytes = 0;
-  /** The lines one entry completed; reused from entry to entry. */
-  private readonly completed: OutgoingLine[] = [];
-  /** The shaper's open marks, asked after every entry while a line or event is open; reused. */
-  private readonly marks: StorePosition[] = [];
   private caughtUp = false;
   /** The cursor as last saved. */
   private acked: StorePosition | null = null;
@@ -299,19 +297,18 @@ export class Shipper {
       }
       this.caughtUp = false;
       if (read.lost) this.countLost(read.lost.count, read.lost.reason);
-      const { entries } = read;
+      const { entries, at } = read;
       const now = this.clock.now();
-      const lines = this.completed;
+      const queue = this.queue;
       for (let i = 0; i < entries.length; i++) {
-        const { entry, at } = entries[i]!;
-        lines.length = 0;
-        this.shaper.pushTo(entry, at, now, lines);
-        if (lines.length === 0) continue;
+        // Straight onto the queue: an array per entry, or one emptied and filled again (which
+        // frees and makes its storage each time), cost more than the rest of the loop.
+        const from = queue.length;
+        this.shaper.pushTo(entries[i]!, at[i]!, now, queue);
+        if (queue.length === from) continue;
         // The record after this one, unless a line or event still open starts earlier.
-        const after = this.beforeOpen(entries[i + 1]?.at ?? follower.position);
-        for (let j = 0; j < lines.length; j++) this.enqueue(lines[j]!, after);
+        this.enqueued(from, this.beforeOpen(at[i + 1] ?? follower.position));
       }
-      lines.length = 0;
     }
   }
 
@@ -340,25 +337,32 @@ export class Shipper {
 
   /** `position`, or the first record of a line or event still open if that comes earlier. */
   private beforeOpen(position: StorePosition): StorePosition {
-    if (!this.shaper.holdsOpen()) return position;
-    const marks = this.marks;
-    marks.length = 0;
-    this.shaper.openMarksTo(marks);
-    let bound = position;
-    for (let i = 0; i < marks.length; i++) if (marks[i]!.index < bound.index) bound = marks[i]!;
-    marks.length = 0;
-    return bound;
+    return this.shaper.earliestOpen(position, earlier);
   }
 
   private enqueue(line: OutgoingLine, after: StorePosition): void {
-    if (this.plan.rateLimit?.mode === 'drop' && !this.bucket!.tryTake(line.line.length, this.clock.now())) {
-      this.countDropped('rate_limited', 1);
-      return;
-    }
     this.queue.push(line);
-    this.queueAfter.push(after);
-    queuedLinesAll++;
-    this.queuedBytes += line.line.length + (this.plan.limits.lineOverheadBytes ?? 0);
+    this.enqueued(this.queue.length - 1, after);
+  }
+
+  /** Counts in the lines put on the queue from `from` on, each to let the cursor go to `after`; drops those over a rate limit in drop mode. */
+  private enqueued(from: number, after: StorePosition): void {
+    const queue = this.queue;
+    const drop = this.plan.rateLimit?.mode === 'drop';
+    const overhead = this.plan.limits.lineOverheadBytes ?? 0;
+    let kept = from;
+    for (let i = from; i < queue.length; i++) {
+      const line = queue[i]!;
+      if (drop && !this.bucket!.tryTake(line.line.length, this.clock.now())) {
+        this.countDropped('rate_limited', 1);
+        continue;
+      }
+      queue[kept++] = line;
+      this.queueAfter.push(after);
+      queuedLinesAll++;
+      this.queuedBytes += line.line.length + overhead;
+    }
+    if (kept < queue.length) queue.length = kept;
   }
 
   private countDropped(reason: DropReason, count: number): void {

@@ -37,8 +37,6 @@ export class LineShaper<M> {
   private readonly filter: LineFilter | null;
   private readonly redactor: Redactor | null;
   private readonly events: ShapingEvents;
-  /** What the grouper gave for one line; reused from line to line. */
-  private readonly grouped: GroupedLine<M>[] = [];
 
   /** `redactor`: the container's (its env values bound in), null when nothing is masked. */
   constructor(shaping: LineShaping, events: ShapingEvents = {}, redactor: Redactor | null = null) {
@@ -82,11 +80,8 @@ export class LineShaper<M> {
       this.emit(line, out);
       return;
     }
-    const events = this.grouped;
-    events.length = 0;
-    this.grouper.pushTo(line, nowMs, events);
+    const events = this.grouper.push(line, nowMs);
     for (let i = 0; i < events.length; i++) this.emit(events[i]!, out);
-    events.length = 0;
   }
 
   /** Events the flush timeout closed by `nowMs`. */
@@ -114,22 +109,20 @@ export class LineShaper<M> {
     return out;
   }
 
-  /** Whether a line or event is still open (openMarks() is then not empty). */
-  holdsOpen(): boolean {
-    return this.assembler.openGroups > 0 || (this.grouper?.holdsOpen() ?? false);
-  }
-
   /** Marks of the first records of lines and events still open. */
   openMarks(): M[] {
-    const marks: M[] = [];
-    this.openMarksTo(marks);
+    const marks = this.assembler.openMarks();
+    if (this.grouper) marks.push(...this.grouper.openMarks());
     return marks;
   }
 
-  /** openMarks(), appended to `out` (the shipper asks after every entry while one is open). */
-  openMarksTo(out: M[]): void {
-    this.assembler.openMarksTo(out);
-    this.grouper?.openMarksTo(out);
+  /**
+   * `bound`, or the earliest of the open marks if one is `earlier`: openMarks() without an
+   * array, as the shipper asks after every entry that completed a line.
+   */
+  earliestOpen(bound: M, earlier: (a: M, b: M) => boolean): M {
+    if (this.assembler.openGroups > 0) bound = this.assembler.earliestOpen(bound, earlier);
+    return this.grouper === null ? bound : this.grouper.earliestOpen(bound, earlier);
   }
 
   /** Appends the line to `out` unless a filter drops it. */

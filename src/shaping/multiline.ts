@@ -230,22 +230,20 @@ export class MultilineGrouper<M> {
     return out;
   }
 
-  /** Whether an event is open on a stream. */
-  holdsOpen(): boolean {
-    for (const s of this.streams) if (s.open) return true;
-    return false;
-  }
-
   /** The first lines' marks of the events still open. */
   openMarks(): M[] {
     const marks: M[] = [];
-    this.openMarksTo(marks);
+    for (const s of this.streams) if (s.open) marks.push(s.open.first.mark);
     return marks;
   }
 
-  /** openMarks(), appended to `out`. */
-  openMarksTo(out: M[]): void {
-    for (const s of this.streams) if (s.open) out.push(s.open.first.mark);
+  /** `bound`, or the earliest open mark if one is `earlier`. */
+  earliestOpen(bound: M, earlier: (a: M, b: M) => boolean): M {
+    for (let i = 0; i < this.streams.length; i++) {
+      const open = this.streams[i]!.open;
+      if (open && earlier(open.first.mark, bound)) bound = open.first.mark;
+    }
+    return bound;
   }
 
   private stream(source: Source): StreamState<M> {

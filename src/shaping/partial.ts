@@ -113,14 +113,13 @@ export class PartialAssembler<M = void> {
 
   /** The marks of the groups still open: the chunks they hold are not yet in any line. */
   openMarks(): M[] {
-    const marks: M[] = [];
-    this.openMarksTo(marks);
-    return marks;
+    return [...this.groups.values()].map((g) => g.mark);
   }
 
-  /** openMarks(), appended to `out`. */
-  openMarksTo(out: M[]): void {
-    for (const g of this.groups.values()) out.push(g.mark);
+  /** `bound`, or the earliest open mark if one is `earlier`. */
+  earliestOpen(bound: M, earlier: (a: M, b: M) => boolean): M {
+    for (const g of this.groups.values()) if (earlier(g.mark, bound)) bound = g.mark;
+    return bound;
   }
 
   /** `last`: the daemon's last chunk ended the group; `cut`: the cap, a hole or another line did. */
