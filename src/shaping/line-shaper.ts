@@ -54,7 +54,7 @@ export class LineShaper<M> {
     return out;
   }
 
-  /** push(), appending to `out`: the shipper's loop reuses one array rather than one per entry. */
+  /** push(), appending to `out`: the shipper passes its queue, so no array is made per entry. */
   pushTo(entry: LogEntry, mark: M, nowMs: number, out: OutgoingLine[]): void {
     // A whole line with no chunks held is its own line: no assembler's array or Line for it.
     const whole = !entry.partial && this.assembler.openGroups === 0;

@@ -169,12 +169,6 @@ export class MultilineGrouper<M> {
   /** Events closed by this line, in order, and the line itself if it ships alone. */
   push(line: GroupedLine<M>, nowMs: number): GroupedLine<M>[] {
     const out: GroupedLine<M>[] = [];
-    this.pushTo(line, nowMs, out);
-    return out;
-  }
-
-  /** push(), appending to `out` (the shaper reuses one array for every line). */
-  pushTo(line: GroupedLine<M>, nowMs: number, out: GroupedLine<M>[]): void {
     const s = this.stream(line.source);
     const gap = line.timeNano - s.lastNano;
     s.lastNano = line.timeNano;
@@ -182,7 +176,7 @@ export class MultilineGrouper<M> {
       if (s.open) out.push(this.take(s));
       s.carry = false;
       out.push(line);
-      return;
+      return out;
     }
     // Each invalid UTF-8 sequence reads as one U+FFFD; Go's regexp, on the bytes Docker gives
     // it, reads one per invalid byte: the same outcome unless a pattern counts characters there.
@@ -193,16 +187,17 @@ export class MultilineGrouper<M> {
       else s.open = this.begin(line, nowMs);
       s.carry = false;
       if (s.open.lines >= this.options.maxLines) out.push(this.take(s));
-      return;
+      return out;
     }
     if (s.open) out.push(this.take(s));
     s.carry = false;
     if (!s.rules.starts(text)) {
       out.push(line);
-      return;
+      return out;
     }
     s.open = this.begin(line, nowMs);
     if (s.open.lines >= this.options.maxLines) out.push(this.take(s));
+    return out;
   }
 
   /** Events with no new line for the flush timeout. */
