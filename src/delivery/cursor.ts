@@ -5,7 +5,7 @@
 //
 // The file is made once by a rename, padded to a fixed size, and then overwritten in place.
 // A rename over an existing file made ext4 (auto_da_alloc) write the new file's data out
-// before the rename went through: 120-250 us per batch, in which the shipping loop waited (40%
+// before the rename went through: 120-250 us per batch, in which the shipping loop waited (a third
 // of its time in a profile of bench/delivery.ts). A write of 256 bytes at offset 0 lies in one disk sector, so a power
 // cut leaves the old bytes or the new ones; a process that dies leaves the page cache's.
 // Should it ever read as garbage, load() throws and the shipper ships again from the oldest
