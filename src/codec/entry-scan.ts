@@ -171,7 +171,8 @@ export function scanEntry(buf: Uint8Array, start: number, end: number, out: Entr
         out.timeStart = at;
         out.timeEnd = pos;
       } else {
-        out.partial = varintLo !== 0 || varintHi !== 0;
+        // As protobufjs reads a bool: the varint's low 32 bits.
+        out.partial = varintLo !== 0;
       }
     } else {
       pos = skipField(buf, wire, pos, end);

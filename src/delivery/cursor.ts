@@ -1,7 +1,15 @@
 // A backend's delivery cursor for one container: the store position of the first record
 // it has not had acknowledged. One small JSON file per backend in the store's folder,
-// replaced after each acknowledged batch without waiting for the disk: if only the plugin
+// rewritten after each acknowledged batch without waiting for the disk: if only the plugin
 // dies, the page cache still holds the cursor and the records alike.
+//
+// The file is made once by a rename, padded to a fixed size, and then overwritten in place.
+// A rename over an existing file made ext4 (auto_da_alloc) write the new file's data out
+// before the rename went through: 120-250 us per batch, in which the shipping loop waited (a third
+// of its time in a profile of bench/delivery.ts). A write of 256 bytes at offset 0 lies in one disk sector, so a power
+// cut leaves the old bytes or the new ones; a process that dies leaves the page cache's.
+// Should it ever read as garbage, load() throws and the shipper ships again from the oldest
+// record held: at-least-once either way.
 //
 // A power cut is another matter: the cursor's file can reach the disk before the records it
 // points past, and after the reboot the store gives their indexes to new lines, which the
@@ -16,6 +24,11 @@ import type { StorePosition } from '../store/container-store.ts';
 import { STORE_DIR_MODE, STORE_FILE_MODE } from '../store/segments.ts';
 
 const SYNC_INTERVAL_MS = 1000;
+/**
+ * The cursor file's size: its JSON, padded with spaces (JSON.parse skips them). The longest
+ * JSON, every number at 2^53 and a 36-character boot id, takes 219 bytes.
+ */
+const FILE_BYTES = 256;
 
 interface CursorJson {
   version: 1;
@@ -110,22 +123,45 @@ export class CursorFile {
       .finally(() => (this.syncing = false));
   }
 
-  /** Replaces the file atomically; `fsync` when it carries a newly durable position. */
+  /** Writes the file in place, or replaces it atomically; `fsync` when it carries a newly durable position. */
   private write(fsync: boolean): void {
     const json: CursorJson = { version: 1, ...this.latest! };
     const boot = bootId();
     if (boot !== null) json.boot = boot;
     if (this.durable) json.durable = this.durable;
+    const text = JSON.stringify(json);
+    if (text.length <= FILE_BYTES && this.writeInPlace(text.padEnd(FILE_BYTES), fsync)) return;
     const tmp = `${this.path}.tmp`;
     // Not recursive: a store folder removed meanwhile (retention) must not be brought back.
     if (!fs.existsSync(path.dirname(this.path))) fs.mkdirSync(path.dirname(this.path), { mode: STORE_DIR_MODE });
     const fd = fs.openSync(tmp, 'w', STORE_FILE_MODE);
     try {
-      fs.writeSync(fd, JSON.stringify(json));
+      fs.writeSync(fd, text.length <= FILE_BYTES ? text.padEnd(FILE_BYTES) : text);
       if (fsync) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
     fs.renameSync(tmp, this.path);
+  }
+
+  /**
+   * Overwrites a file of FILE_BYTES with `padded` (as long); false when there is no such file
+   * (none yet, an earlier version's, one written by hand): the caller then replaces it.
+   */
+  private writeInPlace(padded: string, fsync: boolean): boolean {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, 'r+');
+    } catch {
+      return false;
+    }
+    try {
+      if (fs.fstatSync(fd).size !== FILE_BYTES) return false;
+      fs.writeSync(fd, padded, 0);
+      if (fsync) fs.fsyncSync(fd);
+      return true;
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 }

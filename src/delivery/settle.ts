@@ -73,7 +73,8 @@ export async function settleBatch(batch: readonly OutgoingLine[], link: SettleLi
     let result: SendResult;
     try {
       const signal = AbortSignal.any([link.stop, link.clock.timeout(SEND_TIMEOUT_MS)]);
-      result = await link.send(piece.lines.map((i) => batch[i]!), signal);
+      // The whole batch, as long as nothing of it settled apart: no copy of it per send.
+      result = await link.send(piece.lines.length === batch.length ? batch : piece.lines.map((i) => batch[i]!), signal);
     } catch (err) {
       if (link.stop.aborted) return false;
       const reason = messageOf(err);
@@ -120,7 +121,11 @@ export async function settleBatch(batch: readonly OutgoingLine[], link: SettleLi
 }
 
 /** A send's result, in batch indexes: what it settled and what goes again. Indexes out of range are ignored. */
-function apply(sent: readonly number[], result: SendResult): { settled: Settled; again: number[] } {
+function apply(sent: number[], result: SendResult): { settled: Settled; again: number[] } {
+  // Most sends: every line delivered, nothing to look up.
+  if (!result.retry && !result.rejected?.length && !result.truncated?.length) {
+    return { settled: { delivered: sent, rejected: [], truncated: [] }, again: [] };
+  }
   const at = (i: number): number | undefined => (Number.isInteger(i) && i >= 0 && i < sent.length ? sent[i] : undefined);
   const rejected: Rejection[] = [];
   const done = new Set<number>();

@@ -60,15 +60,11 @@ export function setShippingYield(fn: () => number): void {
   yieldMs = fn;
 }
 
+const earlier = (a: StorePosition, b: StorePosition): boolean => a.index < b.index;
+
 /** The store a shipper reads: the reader's view, plus where a new cursor starts. */
 export interface ShipperStore extends StoreView {
   endPosition(): Promise<StorePosition>;
-}
-
-interface Queued {
-  line: OutgoingLine;
-  /** Where the cursor may go once this line and every one before it is acknowledged. */
-  after: StorePosition;
 }
 
 const retryWarning = new RateLimitedWarning('delivery: a step failed (see step); retrying after a backoff');
@@ -113,7 +109,13 @@ export class Shipper {
   private backend: Backend | null = null;
   private follower: StoreFollower | null = null;
   private readonly shaper: LineShaper<StorePosition>;
-  private queue: Queued[] = [];
+  /**
+   * The lines read and not yet settled, in order, and beside each where the cursor may go once
+   * it and every line before it is acknowledged. Two arrays, not an object per line: the queue
+   * is what lives longest of a line's objects, and each survivor is copied by every scavenge.
+   */
+  private queue: OutgoingLine[] = [];
+  private queueAfter: StorePosition[] = [];
   private queuedBytes = 0;
   private caughtUp = false;
   /** The cursor as last saved. */
@@ -181,7 +183,7 @@ export class Shipper {
   lag(nowNano = BigInt(this.clock.now()) * 1_000_000n): { entries: number | null; seconds: number } {
     const end = this.follower?.end ?? null;
     const first = this.queue[0];
-    const seconds = first ? Math.max(0, Number(nowNano - first.line.timeNano) / 1e9) : 0;
+    const seconds = first ? Math.max(0, Number(nowNano - first.timeNano) / 1e9) : 0;
     return { entries: end === null || this.acked === null ? null : Math.max(0, end - this.acked.index), seconds };
   }
 
@@ -310,15 +312,17 @@ export class Shipper {
       }
       this.caughtUp = false;
       if (read.lost) this.countLost(read.lost.count, read.lost.reason);
-      const { entries } = read;
+      const { entries, at } = read;
       const now = this.clock.now();
+      const queue = this.queue;
       for (let i = 0; i < entries.length; i++) {
-        const { entry, at } = entries[i]!;
-        const lines = this.shaper.push(entry, at, now);
-        if (lines.length === 0) continue;
+        // Straight onto the queue: an array per entry, or one emptied and filled again (which
+        // frees and makes its storage each time), cost more than the rest of the loop.
+        const from = queue.length;
+        this.shaper.pushTo(entries[i]!, at[i]!, now, queue);
+        if (queue.length === from) continue;
         // The record after this one, unless a line or event still open starts earlier.
-        const after = this.beforeOpen(entries[i + 1]?.at ?? follower.position);
-        for (const line of lines) this.enqueue(line, after);
+        this.enqueued(from, this.beforeOpen(at[i + 1] ?? follower.position));
       }
     }
   }
@@ -348,19 +352,32 @@ export class Shipper {
 
   /** `position`, or the first record of a line or event still open if that comes earlier. */
   private beforeOpen(position: StorePosition): StorePosition {
-    let bound = position;
-    for (const mark of this.shaper.openMarks()) if (mark.index < bound.index) bound = mark;
-    return bound;
+    return this.shaper.earliestOpen(position, earlier);
   }
 
   private enqueue(line: OutgoingLine, after: StorePosition): void {
-    if (this.plan.rateLimit?.mode === 'drop' && !this.bucket!.tryTake(line.line.length, this.clock.now())) {
-      this.countDropped('rate_limited', 1);
-      return;
+    this.queue.push(line);
+    this.enqueued(this.queue.length - 1, after);
+  }
+
+  /** Counts in the lines put on the queue from `from` on, each to let the cursor go to `after`; drops those over a rate limit in drop mode. */
+  private enqueued(from: number, after: StorePosition): void {
+    const queue = this.queue;
+    const drop = this.plan.rateLimit?.mode === 'drop';
+    const overhead = this.plan.limits.lineOverheadBytes ?? 0;
+    let kept = from;
+    for (let i = from; i < queue.length; i++) {
+      const line = queue[i]!;
+      if (drop && !this.bucket!.tryTake(line.line.length, this.clock.now())) {
+        this.countDropped('rate_limited', 1);
+        continue;
+      }
+      queue[kept++] = line;
+      this.queueAfter.push(after);
+      queuedLinesAll++;
+      this.queuedBytes += line.line.length + overhead;
     }
-    this.queue.push({ line, after });
-    queuedLinesAll++;
-    this.queuedBytes += line.line.length + (this.plan.limits.lineOverheadBytes ?? 0);
+    if (kept < queue.length) queue.length = kept;
   }
 
   private countDropped(reason: DropReason, count: number): void {
@@ -383,7 +400,7 @@ export class Shipper {
     let n = 0;
     let bytes = 0;
     while (n < this.queue.length && n < maxLines) {
-      const size = this.queue[n]!.line.line.length + lineOverheadBytes;
+      const size = this.queue[n]!.line.length + lineOverheadBytes;
       if (n > 0 && bytes + size > maxBytes) break;
       bytes += size;
       n++;
@@ -392,13 +409,14 @@ export class Shipper {
       // Above the rate the queue stays full, so fill() reads no further: the lines wait in the store.
       const allowed = await this.paced(n);
       if (allowed === null) return false;
-      for (; n > allowed; n--) bytes -= this.queue[n - 1]!.line.line.length + lineOverheadBytes;
+      for (; n > allowed; n--) bytes -= this.queue[n - 1]!.line.length + lineOverheadBytes;
     }
     const batch = this.queue.slice(0, n);
+    const after = this.queueAfter;
     const done = new Uint8Array(n);
     let prefix = 0;
     const settled = await settleBatch(
-      batch.map((q) => q.line),
+      batch,
       {
         send: (lines, signal) => this.backend!.send(lines, signal),
         policy: this.plan.retry ?? DEFAULT_RETRY,
@@ -410,13 +428,14 @@ export class Shipper {
           for (const r of s.rejected) done[r.index] = 1;
           const before = prefix;
           while (prefix < n && done[prefix]) prefix++;
-          if (prefix > before) this.saveCursor(batch[prefix - 1]!.after);
+          if (prefix > before) this.saveCursor(after[prefix - 1]!);
         },
         setback: (s) => this.setback(s),
       },
     );
     if (!settled) return false;
     this.queue = this.queue.slice(n);
+    this.queueAfter = this.queueAfter.slice(n);
     queuedLinesAll -= n;
     this.queuedBytes -= bytes;
     return true;
@@ -425,7 +444,7 @@ export class Shipper {
   /** How many of the first `n` queued lines the rate limit lets go, after waiting if need be; null if stopped. */
   private async paced(n: number): Promise<number | null> {
     for (;;) {
-      const allowed = this.bucket!.take((i) => this.queue[i]!.line.line.length, n, this.clock.now());
+      const allowed = this.bucket!.take((i) => this.queue[i]!.line.length, n, this.clock.now());
       if (allowed > 0) return allowed;
       await this.clock.sleep(-allowed, this.abort.signal);
       if (this.abort.signal.aborted) return null;
@@ -433,7 +452,7 @@ export class Shipper {
   }
 
   /** Counts what a send settled and keeps the rejected lines in the dead-letter file. */
-  private count({ delivered, rejected, truncated }: Settled, batch: readonly Queued[]): void {
+  private count({ delivered, rejected, truncated }: Settled, batch: readonly OutgoingLine[]): void {
     const backend = this.backendName;
     if (delivered.length > 0) {
       backendShipped.inc({ backend }, delivered.length);
@@ -447,7 +466,7 @@ export class Shipper {
     const first = rejected[0]!;
     rejectedWarning.warn({ ...this.who(), lines: rejected.length, code: first.code, reason: redact(first.reason), file: this.deadLetters.path });
     try {
-      const dropped = this.deadLetters.append(rejected.map((r) => ({ line: batch[r.index]!.line, code: r.code, reason: redact(r.reason) })));
+      const dropped = this.deadLetters.append(rejected.map((r) => ({ line: batch[r.index]!, code: r.code, reason: redact(r.reason) })));
       if (dropped > 0) deadLettersDropped.inc({ backend }, dropped);
     } catch (err) {
       deadLetterWarning.warn({ ...this.who(), lines: rejected.length, file: this.deadLetters.path, error: String(err) });
@@ -510,6 +529,7 @@ export class Shipper {
   private async close(): Promise<void> {
     queuedLinesAll -= this.queue.length;
     this.queue = [];
+    this.queueAfter = [];
     await this.follower?.close();
     await this.backend?.close().catch((err: unknown) =>
       log.warn('delivery: closing a backend failed', { backend: this.backendName, error: redact(String(err)) }),

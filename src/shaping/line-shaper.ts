@@ -49,19 +49,39 @@ export class LineShaper<M> {
 
   /** The lines or events this entry completes, in order. `mark` is the entry's position. */
   push(entry: LogEntry, mark: M, nowMs: number): OutgoingLine[] {
-    const lines = this.assembler.push(entry, mark);
-    if (this.grouper === null && this.filter === null && this.redactor === null) {
-      // In place: the plain path allocates nothing more than the assembler did.
-      const out = lines as unknown as OutgoingLine[];
-      for (let i = 0; i < lines.length; i++) out[i] = this.parseJson ? this.shaped(lines[i]!) : outgoing(lines[i]!);
-      return out;
-    }
     const out: OutgoingLine[] = [];
-    for (const line of lines) {
-      if (this.grouper === null) this.emit(line, out);
-      else for (const event of this.grouper.push(line, nowMs)) this.emit(event, out);
-    }
+    this.pushTo(entry, mark, nowMs, out);
     return out;
+  }
+
+  /** push(), appending to `out`: the shipper passes its queue, so no array is made per entry. */
+  pushTo(entry: LogEntry, mark: M, nowMs: number, out: OutgoingLine[]): void {
+    // A whole line with no chunks held is its own line: no assembler's array or Line for it.
+    const whole = !entry.partial && this.assembler.openGroups === 0;
+    if (this.grouper === null && this.filter === null && this.redactor === null) {
+      if (whole) {
+        const line: OutgoingLine = { source: entry.source, timeNano: entry.timeNano, line: entry.line };
+        out.push(this.parseJson ? this.withFields(line) : line);
+        return;
+      }
+      for (const line of this.assembler.push(entry, mark)) out.push(this.parseJson ? this.shaped(line) : outgoing(line));
+      return;
+    }
+    if (whole) {
+      this.group({ source: entry.source, timeNano: entry.timeNano, line: entry.line, fragment: null, mark }, nowMs, out);
+      return;
+    }
+    for (const line of this.assembler.push(entry, mark)) this.group(line, nowMs, out);
+  }
+
+  /** The line through the grouper (if any), and what it gives through the filter to `out`. */
+  private group(line: GroupedLine<M>, nowMs: number, out: OutgoingLine[]): void {
+    if (this.grouper === null) {
+      this.emit(line, out);
+      return;
+    }
+    const events = this.grouper.push(line, nowMs);
+    for (let i = 0; i < events.length; i++) this.emit(events[i]!, out);
   }
 
   /** Events the flush timeout closed by `nowMs`. */
@@ -96,6 +116,15 @@ export class LineShaper<M> {
     return marks;
   }
 
+  /**
+   * `bound`, or the earliest of the open marks if one is `earlier`: openMarks() without an
+   * array, as the shipper asks after every entry that completed a line.
+   */
+  earliestOpen(bound: M, earlier: (a: M, b: M) => boolean): M {
+    if (this.assembler.openGroups > 0) bound = this.assembler.earliestOpen(bound, earlier);
+    return this.grouper === null ? bound : this.grouper.earliestOpen(bound, earlier);
+  }
+
   /** Appends the line to `out` unless a filter drops it. */
   private emit(line: GroupedLine<M>, out: OutgoingLine[]): void {
     if (this.filter !== null && !passes(this.filter, line.source, line.line)) {
@@ -108,11 +137,14 @@ export class LineShaper<M> {
   private shaped(line: GroupedLine<M>): OutgoingLine {
     const out = outgoing(line);
     if (this.redactor !== null) out.line = this.redactor.redact(out.line);
-    if (this.parseJson && !line.fragment) {
-      const fields = jsonObjectFields(out.line);
-      if (fields === TOO_DEEP) this.events.tooDeep?.();
-      else if (fields) out.fields = fields;
-    }
+    return this.parseJson && !line.fragment ? this.withFields(out) : out;
+  }
+
+  /** `out` with its fields, if it is a JSON object (parse-json). */
+  private withFields(out: OutgoingLine): OutgoingLine {
+    const fields = jsonObjectFields(out.line);
+    if (fields === TOO_DEEP) this.events.tooDeep?.();
+    else if (fields) out.fields = fields;
     return out;
   }
 }

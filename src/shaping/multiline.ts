@@ -111,8 +111,8 @@ export interface GroupedLine<M> {
 
 interface OpenEvent<M> {
   first: GroupedLine<M>;
-  /** The lines so far, with the '\n's that join them. */
-  parts: Buffer[];
+  /** The lines so far, with the '\n's that join them; null while it is its first line alone (most events). */
+  parts: Buffer[] | null;
   bytes: number;
   lines: number;
   /** When its last line reached the grouper (the flush timeout counts from it). */
@@ -149,7 +149,13 @@ const FIRST_LINE_PREFIX_BYTES = 16 * 1024;
  */
 export class MultilineGrouper<M> {
   private readonly options: MultilineOptions;
-  private readonly streams = new Map<Source, StreamState<M>>();
+  /**
+   * Each stream's state in the order they first came, and each by name: the shipper asks for
+   * the open marks after every line, and iterating a Map made an iterator each time.
+   */
+  private readonly streams: StreamState<M>[] = [];
+  private stdout: StreamState<M> | null = null;
+  private stderr: StreamState<M> | null = null;
   private readonly prefixBytes: number;
   private readonly onJoined: () => void;
 
@@ -197,7 +203,7 @@ export class MultilineGrouper<M> {
   /** Events with no new line for the flush timeout. */
   flushIdle(nowMs: number): GroupedLine<M>[] {
     const out: GroupedLine<M>[] = [];
-    for (const s of this.streams.values()) {
+    for (const s of this.streams) {
       if (s.open && nowMs - s.open.lastAtMs >= this.options.flushTimeoutMs) out.push(this.take(s));
     }
     return out;
@@ -206,7 +212,7 @@ export class MultilineGrouper<M> {
   /** When flushIdle will next have an event to give, in Date.now() time; null if none is open. */
   nextDeadline(): number | null {
     let next: number | null = null;
-    for (const s of this.streams.values()) {
+    for (const s of this.streams) {
       if (s.open) next = Math.min(next ?? Infinity, s.open.lastAtMs + this.options.flushTimeoutMs);
     }
     return next;
@@ -215,32 +221,44 @@ export class MultilineGrouper<M> {
   /** Every open event: the stream has ended. */
   flush(): GroupedLine<M>[] {
     const out: GroupedLine<M>[] = [];
-    for (const s of this.streams.values()) if (s.open) out.push(this.take(s));
+    for (const s of this.streams) if (s.open) out.push(this.take(s));
     return out;
   }
 
   /** The first lines' marks of the events still open. */
   openMarks(): M[] {
     const marks: M[] = [];
-    for (const s of this.streams.values()) if (s.open) marks.push(s.open.first.mark);
+    for (const s of this.streams) if (s.open) marks.push(s.open.first.mark);
     return marks;
   }
 
+  /** `bound`, or the earliest open mark if one is `earlier`. */
+  earliestOpen(bound: M, earlier: (a: M, b: M) => boolean): M {
+    for (let i = 0; i < this.streams.length; i++) {
+      const open = this.streams[i]!.open;
+      if (open && earlier(open.first.mark, bound)) bound = open.first.mark;
+    }
+    return bound;
+  }
+
   private stream(source: Source): StreamState<M> {
-    let s = this.streams.get(source);
+    let s = source === 'stdout' ? this.stdout : this.stderr;
     if (!s) {
       s = { rules: eventRules(this.options.matcher), open: null, carry: false, lastNano: 0n };
-      this.streams.set(source, s);
+      this.streams.push(s);
+      if (source === 'stdout') this.stdout = s;
+      else this.stderr = s;
     }
     return s;
   }
 
   private begin(line: GroupedLine<M>, nowMs: number): OpenEvent<M> {
-    return { first: line, parts: [line.line], bytes: line.line.length, lines: 1, lastAtMs: nowMs };
+    return { first: line, parts: null, bytes: line.line.length, lines: 1, lastAtMs: nowMs };
   }
 
   private append(event: OpenEvent<M>, line: GroupedLine<M>, nowMs: number): void {
-    event.parts.push(NEWLINE, line.line);
+    if (event.parts === null) event.parts = [event.first.line, NEWLINE, line.line];
+    else event.parts.push(NEWLINE, line.line);
     event.bytes += NEWLINE.length + line.line.length;
     event.lines++;
     event.lastAtMs = nowMs;
@@ -254,7 +272,7 @@ export class MultilineGrouper<M> {
     const { first } = event;
     if (event.lines === 1) return first;
     this.onJoined();
-    return { source: first.source, timeNano: first.timeNano, line: Buffer.concat(event.parts, event.bytes), fragment: null, mark: first.mark };
+    return { source: first.source, timeNano: first.timeNano, line: Buffer.concat(event.parts!, event.bytes), fragment: null, mark: first.mark };
   }
 }
 

@@ -106,9 +106,20 @@ export class PartialAssembler<M = void> {
     return [...this.groups.keys()].map((source) => this.take(source, 'cut'));
   }
 
+  /** How many groups are open (one per stream at most). */
+  get openGroups(): number {
+    return this.groups.size;
+  }
+
   /** The marks of the groups still open: the chunks they hold are not yet in any line. */
   openMarks(): M[] {
     return [...this.groups.values()].map((g) => g.mark);
+  }
+
+  /** `bound`, or the earliest open mark if one is `earlier`. */
+  earliestOpen(bound: M, earlier: (a: M, b: M) => boolean): M {
+    for (const g of this.groups.values()) if (earlier(g.mark, bound)) bound = g.mark;
+    return bound;
   }
 
   /** `last`: the daemon's last chunk ended the group; `cut`: the cap, a hole or another line did. */

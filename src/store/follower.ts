@@ -20,14 +20,10 @@ import { type Position, type Range, type StoreView, endPosition, isDamage, range
 import { RECORD_OVERHEAD, recordEndsAt, scanForwardSync } from './record-format.ts';
 import { type StoreSnapshot, segmentPath } from './segments.ts';
 
-export interface StoredEntry {
-  entry: LogEntry;
-  /** Where the record starts. */
-  at: StorePosition;
-}
-
 export interface FollowerRead {
-  entries: StoredEntry[];
+  entries: LogEntry[];
+  /** Where each entry's record starts (two arrays rather than an object per entry). */
+  at: StorePosition[];
   /** Records between the previous read and these that are gone. */
   lost: { count: number; reason: 'evicted' | 'damaged' } | null;
 }
@@ -211,7 +207,7 @@ export class StoreFollower {
     }
     if (this.pos.index < oldest.firstIndex) {
       const cursor = this.skipUntil ?? this.pos.index;
-      if (cursor < oldest.firstIndex) yield { entries: [], lost: { count: oldest.firstIndex - cursor, reason: 'evicted' } };
+      if (cursor < oldest.firstIndex) yield { entries: [], at: [], lost: { count: oldest.firstIndex - cursor, reason: 'evicted' } };
       if (this.skipUntil !== null && this.skipUntil <= oldest.firstIndex) this.skipUntil = null;
       this.pos = { index: oldest.firstIndex, seq: oldest.seq, offset: 0 };
     }
@@ -226,7 +222,7 @@ export class StoreFollower {
       if (range.seq !== this.pos.seq) {
         const firstIndex = segments.find((s) => s.seq === range.seq)!.firstIndex;
         const gap = firstIndex - (this.skipUntil ?? this.pos.index);
-        if (gap > 0) yield { entries: [], lost: { count: gap, reason: this.damaged ? 'damaged' : 'evicted' } };
+        if (gap > 0) yield { entries: [], at: [], lost: { count: gap, reason: this.damaged ? 'damaged' : 'evicted' } };
         if (this.skipUntil !== null && this.skipUntil <= firstIndex) this.skipUntil = null;
         this.pos = { index: firstIndex, seq: range.seq, offset: 0 };
       }
@@ -247,7 +243,8 @@ export class StoreFollower {
   private async *readRange(range: Range): AsyncGenerator<FollowerRead> {
     try {
       for await (const { offset, payloads } of rangeRecords(this.view, range)) {
-        const entries: StoredEntry[] = [];
+        const entries: LogEntry[] = [];
+        const starts: StorePosition[] = [];
         let at = offset;
         let index = this.pos.index;
         for (const payload of payloads) {
@@ -257,7 +254,8 @@ export class StoreFollower {
           // Before the cursor's record (found by index): shipped already.
           if (this.skipUntil !== null && position.index < this.skipUntil) continue;
           try {
-            entries.push({ entry: decodeLogEntry(payload), at: position });
+            entries.push(decodeLogEntry(payload));
+            starts.push(position);
           } catch (err) {
             // The FIFO reader stored only entries it could decode: this is damage on disk.
             if (!(err instanceof InvalidEntryError)) throw err;
@@ -265,7 +263,7 @@ export class StoreFollower {
         }
         this.pos = { index, seq: range.seq, offset: at };
         if (this.skipUntil !== null && index >= this.skipUntil) this.skipUntil = null;
-        yield { entries, lost: null };
+        yield { entries, at: starts, lost: null };
       }
     } catch (err) {
       if (!isDamage(err)) throw err;

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import protobuf from 'protobufjs';
 import { EntryScan, scanEntry } from '../../src/codec/entry-scan.ts';
-import { decodeLogEntry } from '../../src/codec/log-entry.ts';
+import { InvalidEntryError, decodeLogEntry } from '../../src/codec/log-entry.ts';
 
 const LogEntry = protobuf
   .loadSync(fileURLToPath(new URL('../../proto/entry.proto', import.meta.url)))
@@ -61,11 +61,53 @@ function scanned(bytes: Buffer, pad = 0): { source: string; timeNano: bigint; li
   };
 }
 
+interface Decoded {
+  source: string;
+  timeNano: { low: number; high: number } | number;
+  line: Uint8Array;
+  partial: boolean;
+  partialLogMetadata: { id: string; ordinal: number; last: boolean } | null;
+}
+
+/**
+ * protobufjs's own decoding, in decodeLogEntry's terms; null for bytes it rejects or a source
+ * other than stdout/stderr. The reference for the scan and for decodeLogEntry, which uses the
+ * scan itself for most entries.
+ */
+function reference(bytes: Buffer): LogEntryValue | null {
+  let m: Decoded;
+  try {
+    m = LogEntry.decode(bytes) as unknown as Decoded;
+  } catch {
+    return null;
+  }
+  if (m.source !== 'stdout' && m.source !== 'stderr') return null;
+  const t = m.timeNano;
+  const timeNano = typeof t === 'number' ? BigInt(t) : (BigInt(t.high) << 32n) | BigInt(t.low >>> 0);
+  const meta = m.partialLogMetadata;
+  return {
+    source: m.source,
+    timeNano,
+    line: Buffer.from(m.line ?? []),
+    partial: m.partial,
+    partialMetadata: meta ? { id: meta.id, ordinal: meta.ordinal, last: meta.last } : null,
+  };
+}
+
+type LogEntryValue = ReturnType<typeof decodeLogEntry>;
+
 function decoded(bytes: Buffer): ReturnType<typeof scanned> {
+  const e = reference(bytes);
+  return e && { source: e.source, timeNano: e.timeNano, line: e.line, partial: e.partial, last: e.partialMetadata?.last ?? false };
+}
+
+/** decodeLogEntry's answer, its line copied out; null where it throws InvalidEntryError. */
+function ours(bytes: Buffer): LogEntryValue | null {
   try {
     const e = decodeLogEntry(bytes);
-    return { source: e.source, timeNano: e.timeNano, line: Buffer.from(e.line), partial: e.partial, last: e.partialMetadata?.last ?? false };
-  } catch {
+    return { ...e, line: Buffer.from(e.line) };
+  } catch (err) {
+    assert.ok(err instanceof InvalidEntryError, String(err));
     return null;
   }
 }
@@ -104,5 +146,37 @@ describe('EntryScan', () => {
       const bytes = Buffer.from(LogEntry.encode({ source: 'stdout', timeNano: t.toString() }).finish());
       assert.equal(scanned(bytes)?.timeNano, t);
     }
+  });
+});
+
+describe('decodeLogEntry (the scan for plain entries, protobufjs for the rest)', () => {
+  it('decodes every entry as protobufjs does, and rejects what it rejects', () => {
+    const rand = prng(99);
+    let plain = 0;
+    for (let i = 0; i < 3000; i++) {
+      const msg = randomMessage(rand, i);
+      const bytes = Buffer.from(LogEntry.encode(msg).finish());
+      const s = new EntryScan();
+      if (scanEntry(bytes, 0, bytes.length, s) && !s.unusual) plain++;
+      assert.deepEqual(ours(bytes), reference(bytes), `entry ${i}: ${JSON.stringify(msg).slice(0, 200)}`);
+      const cut = bytes.subarray(0, Math.floor(rand() * bytes.length));
+      assert.deepEqual(ours(cut), reference(cut), `entry ${i} cut to ${cut.length} of ${bytes.length} bytes`);
+    }
+    assert.ok(plain > 1000, `only ${plain} entries took the scan's way`);
+  });
+
+  it('reads partial as protobufjs reads a bool: the low 32 bits of its varint', () => {
+    // source "stdout", then field 4 (partial) as a varint of 2^32: protobufjs says false.
+    const bytes = Buffer.from([0x0a, 6, ...Buffer.from('stdout'), 0x20, 0x80, 0x80, 0x80, 0x80, 0x10]);
+    assert.equal(reference(bytes)?.partial, false);
+    assert.equal(ours(bytes)?.partial, false);
+  });
+
+  it('reads a view inside a bigger buffer, as the follower hands it records', () => {
+    const bytes = Buffer.from(LogEntry.encode({ source: 'stderr', timeNano: '1795000000123456789', line: Buffer.from('hello') }).finish());
+    const inside = Buffer.concat([Buffer.from('xx'), bytes, Buffer.from('yy')]).subarray(2, 2 + bytes.length);
+    assert.deepEqual(ours(inside), { source: 'stderr', timeNano: 1795000000123456789n, line: Buffer.from('hello'), partial: false, partialMetadata: null });
+    const plainArray = new Uint8Array(inside); // not a Buffer: the line still comes as one
+    assert.ok(Buffer.isBuffer(decodeLogEntry(plainArray).line));
   });
 });

@@ -182,6 +182,45 @@ describe('cursor durability', () => {
   });
 });
 
+describe('cursor file', () => {
+  it('is made once by a rename, then rewritten in place at a fixed size; an earlier version\'s is replaced', async () => {
+    writeCursor('test', { index: 0, seq: 1, offset: 0 }); // as earlier versions wrote it: no padding
+    let release!: () => void;
+    const synced = new Promise<void>((resolve) => (release = resolve));
+    const cursor = new CursorFile(dir, 'test', () => synced);
+    const inode = () => fs.statSync(cursor.path).ino;
+    const before = inode();
+    cursor.save({ index: 10, seq: 1, offset: 100 });
+    const made = inode();
+    assert.notEqual(made, before, 'the unpadded file is replaced');
+    assert.equal(fs.statSync(cursor.path).size, 256);
+    for (let i = 1; i <= 50; i++) cursor.save({ index: 10 + i, seq: 1 + Math.floor(i / 10), offset: i % 10 === 0 ? 0 : 123_456_789 * i });
+    assert.equal(inode(), made, 'rewritten in place, not renamed over');
+    assert.equal(fs.statSync(cursor.path).size, 256);
+    assert.equal(fs.existsSync(`${cursor.path}.tmp`), false);
+    release();
+    await synced;
+    await new Promise((r) => setImmediate(r));
+    const json = JSON.parse(fs.readFileSync(cursor.path, 'utf8'));
+    assert.deepEqual(json.durable, { index: 10, seq: 1, offset: 100 }, 'the durable position written in place too');
+    assert.deepEqual(new CursorFile(dir, 'test').load(), { index: 60, seq: 6, offset: 0 }, 'a shorter JSON leaves no bytes of the longer one');
+    assert.equal(inode(), made);
+  });
+
+  it('is made again when it was removed, but not its folder', () => {
+    const cursor = new CursorFile(dir, 'test');
+    cursor.save({ index: 1, seq: 1, offset: 10 });
+    fs.rmSync(cursor.path);
+    cursor.save({ index: 2, seq: 1, offset: 20 });
+    assert.deepEqual(new CursorFile(dir, 'test').load(), { index: 2, seq: 1, offset: 20 });
+    fs.rmSync(path.join(dir, 'cursors'), { recursive: true });
+    fs.rmSync(dir, { recursive: true });
+    assert.throws(() => cursor.save({ index: 3, seq: 1, offset: 30 }), /ENOENT/);
+    assert.equal(fs.existsSync(dir), false, 'a store folder removed (retention) is not brought back');
+    fs.mkdirSync(dir); // for afterEach
+  });
+});
+
 describe('an unreadable cursor (finding 7)', () => {
   it('ships again from the oldest record held, and counts nothing as lost', async () => {
     const small = { ...OPTIONS, maxSizeBytes: 5000, maxFiles: 3 };
