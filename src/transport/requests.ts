@@ -57,6 +57,90 @@ export async function sendInOrder<Payload>(
 }
 
 /**
+ * Requests of one batch that may be in flight together, per backend: only for services that
+ * do not need order on the wire, since a later request may be taken before an earlier one
+ * (and stay taken when the earlier one goes again). One request at a time for all others.
+ * - splunk: HEC indexes every event by its own `time` and searches sort by it; the requests
+ *   of one channel carry no sequence (with acknowledgment each has its own ackId). Docker's
+ *   requests stay 1,000 events; two in flight let the collector parse one while the next
+ *   is encoded and on its way.
+ * - elasticsearch: every document has its `_id` and `@timestamp`; `create` makes a document
+ *   sent twice a 409, not a second copy, whatever the order. (The Elastic clients' bulk
+ *   helper sends several bulk requests at once too.)
+ * Never awslogs (PutLogEvents wants a stream's events in time order), kafka (a partition is
+ * ordered), gcplogs, or the stream protocols.
+ */
+export const UNORDERED_IN_FLIGHT = { splunk: 2, elasticsearch: 2 } as const;
+
+/**
+ * Sends the requests with up to `inFlight` of them at once, each started in batch order once
+ * one before it is answered. Every request's outcome is kept: the lines of one that failed
+ * (or was never started because one before it failed: the receiver is likely down) are told
+ * as lines to send again, those of the others as they were answered. When no request got
+ * through at all, the first failure is the send's error (the engine decides, from it,
+ * whether to retry or bisect), as sendInOrder does. `send` may do the request's encoding
+ * too, so that it overlaps the requests already in flight.
+ */
+export async function sendUnordered<Payload>(
+  requests: readonly Request<Payload>[],
+  inFlight: number,
+  signal: AbortSignal,
+  send: (request: Request<Payload>) => Promise<SendResult>,
+): Promise<SendResult> {
+  if (requests.length <= 1 || inFlight <= 1) return sendInOrder(requests, send);
+  const results: Array<SendResult | { failed: unknown } | undefined> = new Array(requests.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (next < requests.length && !failed) {
+      const k = next++;
+      try {
+        results[k] = await send(requests[k]!);
+      } catch (err) {
+        results[k] = { failed: err };
+        failed = true; // the others in flight finish; none starts after a failure
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, requests.length) }, worker));
+  const failures = results.flatMap((r) => (r !== undefined && 'failed' in r ? [r.failed] : []));
+  const answered = results.filter((r) => r !== undefined && !('failed' in r)).length;
+  // An abort is the engine's own (it is stopping): it is the send's error, never a result.
+  if (answered === 0 || (failures.length > 0 && signal.aborted)) throw failures[0];
+  const rejected: Rejection[] = [];
+  const truncated: number[] = [];
+  const again = new Set<number>();
+  let retry: { afterMs?: number; reason: string } | null = null;
+  const note = (reason: string, afterMs: number | undefined): void => {
+    retry ??= { reason };
+    if (afterMs !== undefined && !(afterMs <= (retry.afterMs ?? -1))) retry.afterMs = afterMs;
+  };
+  requests.forEach((request, k) => {
+    const result = results[k];
+    if (result === undefined || 'failed' in result) {
+      for (const line of request.lines) again.add(line);
+      if (result !== undefined) {
+        const err = result.failed as { message?: string; retryAfterMs?: number };
+        note(`request ${k + 1} of ${requests.length} failed: ${err?.message ?? String(err)}`, err?.retryAfterMs);
+      }
+      return;
+    }
+    if (result.rejected) rejected.push(...result.rejected);
+    if (result.truncated) truncated.push(...result.truncated);
+    if (result.retry) {
+      const refused = new Set(result.rejected?.map((r) => r.index));
+      for (const line of result.retry.lines ?? request.lines.filter((l) => !refused.has(l))) again.add(line);
+      note(result.retry.reason, result.retry.afterMs);
+    }
+  });
+  const out: { -readonly [K in keyof SendResult]: SendResult[K] } = {};
+  if (rejected.length > 0) out.rejected = rejected;
+  if (truncated.length > 0) out.truncated = truncated;
+  if (retry !== null) out.retry = { ...(retry as { afterMs?: number; reason: string }), lines: [...again].sort((a, b) => a - b) };
+  return out;
+}
+
+/**
  * A result whose indexes count something else (datagrams, events, entries) told in lines:
  * `lineOf[i]` is the line of item i. A line named more than once is named once; one both
  * retried and delivered goes again whole.
