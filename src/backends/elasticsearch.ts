@@ -536,7 +536,8 @@ class ElasticsearchBackend implements Backend {
     }
     return sendUnordered(groups, UNORDERED_IN_FLIGHT.elasticsearch, signal, async (group) => {
       const operations = this.encoding(() => group.lines.map((i) => this.encoder.operation(lines[i]!, ids[i]!)));
-      return sendInOrder(bulkBodies(operations, group.lines), (request) => this.bulk(request, signal));
+      const requests = bulkBodies(operations, group.lines);
+      return requests.length === 1 ? this.bulk(requests[0]!, signal) : sendInOrder(requests, (request) => this.bulk(request, signal));
     });
   }
 

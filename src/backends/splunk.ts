@@ -280,7 +280,8 @@ export class SplunkBackend implements Backend {
     if (events.length === 0) return DELIVERED;
     if (!this.verified) await (this.verifying ??= this.verify(signal).finally(() => (this.verifying = null)));
     const requests = cutRequests(events, { maxBytes: MAX_REQUEST_BYTES }, (event) => event.length).map((piece) => ({ lines: piece.map((e) => lineOf[e]!), payload: piece }));
-    return sendInOrder(requests, async ({ lines: at, payload }) => resultInLines(await this.post(payload.map((e) => events[e]!), signal), at));
+    const one = async ({ lines: at, payload }: Request<number[]>): Promise<SendResult> => resultInLines(await this.post(payload.map((e) => events[e]!), signal), at);
+    return requests.length === 1 ? one(requests[0]!) : sendInOrder(requests, one);
   }
 
   /** Docker's check (an OPTIONS request answered 200), made when the first batch is due. */

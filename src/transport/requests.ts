@@ -87,7 +87,9 @@ export async function sendUnordered<Payload>(
   signal: AbortSignal,
   send: (request: Request<Payload>) => Promise<SendResult>,
 ): Promise<SendResult> {
-  if (requests.length <= 1 || inFlight <= 1) return sendInOrder(requests, send);
+  // One request: its own result, as it said it (a retry of every line stays one without lines).
+  if (requests.length === 1) return send(requests[0]!);
+  if (requests.length === 0 || inFlight <= 1) return sendInOrder(requests, send);
   const results: Array<SendResult | { failed: unknown } | undefined> = new Array(requests.length);
   let next = 0;
   let failed = false;
