@@ -195,6 +195,24 @@ export function toEvents(lines: readonly OutgoingLine[], multiline: boolean): Li
   return events;
 }
 
+/**
+ * The batch's lines a put's events come from, each once, in the order they first appear: a
+ * line's pieces are next to each other, and after the sort by time the lines are mostly in
+ * order, so only a put whose lines go back needs a set.
+ */
+export function linesOf(events: readonly LineEvent[]): number[] {
+  const lines: number[] = [];
+  let last = -1;
+  let ascending = true;
+  for (const { line } of events) {
+    if (line === last) continue;
+    if (line < last) ascending = false;
+    lines.push(line);
+    last = line;
+  }
+  return ascending ? lines : [...new Set(lines)];
+}
+
 /** An event and the line of the batch it comes from. */
 export interface LineEvent {
   timestamp: number;
@@ -374,7 +392,7 @@ class AwslogsBackend implements Backend {
       // The region, the SDK, the group or stream: none of it is the lines'.
       throw transientError(err);
     }
-    const requests: Request<LineEvent[]>[] = puts.map((put) => ({ lines: [...new Set(put.map((e) => e.line))], payload: put }));
+    const requests: Request<LineEvent[]>[] = puts.map((put) => ({ lines: linesOf(put), payload: put }));
     return sendInOrder(requests, (request) => this.put(connection, request.payload, signal));
   }
 

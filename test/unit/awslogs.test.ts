@@ -17,6 +17,7 @@ import {
   rejectedEvents,
   streamName,
   eventsJson,
+  linesOf,
   toEvents,
   withEvents,
 } from '../../src/backends/awslogs.ts';
@@ -283,5 +284,14 @@ describe('awslogs PutLogEvents body', () => {
     assert.throws(() => withEvents({ body: Buffer.from('{"logEvents":[],"logEvents":[]}') }, '[]'), /without one empty logEvents/);
     assert.throws(() => withEvents({ body: undefined }, '[]'), /without one empty logEvents/);
     assert.deepEqual(withEvents({ body: '{"logEvents":[],"x":1}' }, '[{"timestamp":1,"message":"m"}]'), { body: '{"logEvents":[{"timestamp":1,"message":"m"}],"x":1}' });
+  });
+});
+
+describe('awslogs lines of a put', () => {
+  it('each line once, in the order its events first appear, whether or not the lines go back', () => {
+    const of = (lines: number[]) => linesOf(lines.map((line) => ({ timestamp: 0, message: 'm', line })));
+    assert.deepEqual(of([0, 1, 1, 1, 2, 5]), [0, 1, 2, 5]);
+    assert.deepEqual(of([3, 0, 0, 3, 1]), [3, 0, 1]);
+    assert.deepEqual(of([]), []);
   });
 });
