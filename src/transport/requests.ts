@@ -60,17 +60,18 @@ export async function sendInOrder<Payload>(
  * Requests of one batch that may be in flight together, per backend: only for services that
  * do not need order on the wire, since a later request may be taken before an earlier one
  * (and stay taken when the earlier one goes again). One request at a time for all others.
- * - splunk: HEC indexes every event by its own `time` and searches sort by it; the requests
- *   of one channel carry no sequence (with acknowledgment each has its own ackId). Docker's
- *   requests stay 1,000 events; two in flight let the collector parse one while the next
- *   is encoded and on its way.
- * - elasticsearch: every document has its `_id` and `@timestamp`; `create` makes a document
- *   sent twice a 409, not a second copy, whatever the order. (The Elastic clients' bulk
- *   helper sends several bulk requests at once too.)
- * Never awslogs (PutLogEvents wants a stream's events in time order), kafka (a partition is
- * ordered), gcplogs, or the stream protocols.
+ * - elasticsearch: every document carries its `@timestamp` to the nanosecond, which is the
+ *   order Kibana and searches show; `create` with the line's own `_id` makes a document sent
+ *   twice a 409, not a second copy, whatever the order. (The Elastic clients' bulk helper
+ *   sends several bulk requests at once too.) Batches still go one after another.
+ * Not splunk: HEC orders events by their `time`, which Docker's format gives in microseconds,
+ * so lines of the same microsecond on either side of a request boundary (common from a fast
+ * writer) would be indexed in the order the requests happened to arrive; and measured, two in
+ * flight shipped no faster than one (bench/delivery-backends.ts, README). Nor awslogs
+ * (PutLogEvents wants a stream's events in time order), kafka (a partition is ordered),
+ * gcplogs, or the stream protocols.
  */
-export const UNORDERED_IN_FLIGHT = { splunk: 2, elasticsearch: 2 } as const;
+export const UNORDERED_IN_FLIGHT = { elasticsearch: 2 } as const;
 
 /**
  * Sends the requests with up to `inFlight` of them at once, each started in batch order once

@@ -76,7 +76,7 @@ describe('splunk to a HEC server', () => {
     await b.close();
   });
 
-  it("a batch of 2,500 goes as Docker's requests of 1,000 events, two at a time; a refused event is named by its line in the batch", async () => {
+  it("a batch of 2,500 goes as Docker's requests of 1,000 events, in order; a refused event is named by its line in the batch", async () => {
     const { b, ctx } = backend(plain);
     const before = plain.requests.length;
     const all = lines(ctx.tag, 2500);
