@@ -433,7 +433,7 @@ const BULK_HEADERS = { 'content-type': 'application/x-ndjson', accept: 'applicat
  * status and its error's type and reason (Elasticsearch and OpenSearch take `filter_path`
  * on every REST API, Elasticsearch since 1.6, OpenSearch since 1.0; Logstash's output sets
  * one too). A created document's item is then `{"create":{"status":201}}`, not its index,
- * id, version, shards and sequence numbers: a sixth of the answer to read and parse. An
+ * id, version, shards and sequence numbers: an eighth of the answer to read and parse. An
  * error answer to the whole request is not filtered (its `error` stays whole).
  */
 const BULK_FILTER = 'filter_path=items.*.status,items.*.error.type,items.*.error.reason';
