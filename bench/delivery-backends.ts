@@ -19,7 +19,7 @@
 // their own processes anyway), or in this one (RECEIVERS=inline: its CPU counted against the shipping's).
 //
 //   node bench/delivery-backends.ts [backend,...]
-//   env: LINES (1000000), FLOOR_LINES (LINES), RECEIVERS (process), WRITE_RATE, WRITE_DRIVER,
+//   env: ONLY (a comma list of backends, as the argument: a subset of them), LINES (1000000), FLOOR_LINES (LINES), RECEIVERS (process), WRITE_RATE, WRITE_DRIVER,
 //        WRITE_ROUNDS (3), DISCARD (logship-discard:latest)
 //   (rsyslog and systemd-journald are started here: run it under scripts/isolate.sh, as the
 //   integration suite does, with an engine started inside for the write rate; `make
@@ -58,7 +58,8 @@ const FLOOR_LINES = Math.min(LINES, Number(process.env.FLOOR_LINES ?? LINES));
 const IN_PROCESS = process.env.RECEIVERS === 'inline';
 const DISCARD = process.env.DISCARD ?? 'logship-discard:latest';
 const WRITE_ROUNDS = Number(process.env.WRITE_ROUNDS ?? 3);
-const only = process.argv[2]?.split(',') ?? null;
+// A subset, as an argument or ONLY=splunk,elasticsearch (make bench-delivery passes no argument).
+const only = (process.argv[2] ?? process.env.ONLY)?.split(',').filter((name) => name !== '') ?? null;
 
 const dir = scratchDir('bench-delivery');
 const factory = (name: string): AnyBackendFactory => BACKENDS.find((f) => f.name === name)!;
@@ -96,6 +97,10 @@ const TARGETS: Record<string, Target> = {
   loki: { config: (a) => options('loki', { 'loki-url': `${local(a.port)}/loki/api/v1/push` }), floor: { kind: 'wire' } },
   otlp: { config: (a) => options('otlp', { 'otlp-endpoint': local(a.port) }), floor: { kind: 'wire' } },
 };
+
+// A misspelt name would measure nothing and say so only by its absence.
+const unknown = only?.filter((name) => !Object.hasOwn(TARGETS, name)) ?? [];
+if (unknown.length > 0) throw new Error(`no such backend in this bench: ${unknown.join(', ')} (known: ${Object.keys(TARGETS).join(', ')})`);
 
 /** A receiver as the measured runs have it: in a child process, or here with RECEIVERS=inline. */
 function startReceiver(name: string): Promise<RunningReceiver> {

@@ -18,7 +18,7 @@ import type { ContainerContext } from '../shaping/container.ts';
 import type { OutgoingLine } from '../shaping/line.ts';
 import { shownAddress } from '../transport/address.ts';
 import { HttpClient, type HttpResponse, retryAfterMs } from '../transport/http.ts';
-import { range, resultInLines } from '../transport/requests.ts';
+import { type Request, cutRequests, range, resultInLines, sendInOrder } from '../transport/requests.ts';
 import { compactJson, goJsonBytes, goJsonString, goJsonValue, goString } from './go-json.ts';
 
 /** Go's strconv.ParseInt (an optional sign) within gzip's levels, as Docker reads splunk-gzip-level. */
@@ -216,6 +216,11 @@ const EVENT_CODES = new Set([6, 12, 13, 15]);
 const configWarning = new RateLimitedWarning('splunk: the collector refuses the configuration; retrying until it is fixed');
 const noAckWarning = new RateLimitedWarning('splunk: splunk-index-acknowledgment is set but the collector gave no ackId (is acknowledgment enabled for the token?)');
 
+/** Events per request: Docker's batch (SPLUNK_LOGGING_DRIVER_POST_MESSAGES_BATCH_SIZE's default). */
+const REQUEST_EVENTS = 1000;
+/** Bytes of events per request at most (before gzip), as the batch's 1 MiB of lines was. */
+const MAX_REQUEST_BYTES = 1 << 20;
+
 /** Per request: the connection, the answer's headers and its body each within this. */
 const REQUEST_TIMEOUT_MS = 30_000;
 /** How long a batch waits for its acknowledgment before it goes again (within the engine's 60 s per send). */
@@ -246,17 +251,36 @@ export class SplunkBackend implements Backend {
   }
 
   async send(lines: readonly OutgoingLine[], signal: AbortSignal): Promise<SendResult> {
+    // Docker's requests of 1,000 events, in order (HEC orders events by a time in microseconds:
+    // requests in flight together could swap lines of the same microsecond), several of them
+    // per batch: what the engine does once per batch (the cursor, the settling) is done once
+    // per 4,000 lines instead of per 1,000.
+    const groups: Request<null>[] = [];
+    for (let from = 0; from < lines.length; from += REQUEST_EVENTS) {
+      groups.push({ lines: range(from, Math.min(lines.length, from + REQUEST_EVENTS)), payload: null });
+    }
+    if (groups.length === 1) return this.sendGroup(lines, groups[0]!.lines, signal);
+    return sendInOrder(groups, (group) => this.sendGroup(lines, group.lines, signal));
+  }
+
+  /**
+   * The events of some lines of the batch (`indexes`), encoded when they are due, in requests
+   * of at most MAX_REQUEST_BYTES (an event over it goes alone). The result is in batch indexes.
+   */
+  private async sendGroup(lines: readonly OutgoingLine[], indexes: readonly number[], signal: AbortSignal): Promise<SendResult> {
     const events: Buffer[] = [];
     const lineOf: number[] = [];
-    lines.forEach((line, i) => {
-      const event = this.encoder.encode(line);
-      if (event === null) return;
+    for (const i of indexes) {
+      const event = this.encoder.encode(lines[i]!);
+      if (event === null) continue;
       events.push(event);
       lineOf.push(i);
-    });
+    }
     if (events.length === 0) return DELIVERED;
     if (!this.verified) await this.verify(signal);
-    return resultInLines(await this.post(events, signal), lineOf);
+    const requests = cutRequests(events, { maxBytes: MAX_REQUEST_BYTES }, (event) => event.length).map((piece) => ({ lines: piece.map((e) => lineOf[e]!), payload: piece }));
+    const one = async ({ lines: at, payload }: Request<number[]>): Promise<SendResult> => resultInLines(await this.post(payload.map((e) => events[e]!), signal), at);
+    return requests.length === 1 ? one(requests[0]!) : sendInOrder(requests, one);
   }
 
   /** Docker's check (an OPTIONS request answered 200), made when the first batch is due. */
@@ -363,8 +387,9 @@ export const splunkFactory: BackendFactory<SplunkConfig, typeof SPLUNK_OPTIONS> 
   options: SPLUNK_OPTIONS,
   configure: configureSplunk,
   batchLimits(): BatchLimits {
-    // Docker's batch of 1000 events; HEC takes far larger requests (max_content_length).
-    return { maxLines: 1000, maxBytes: 1 << 20 };
+    // Four of Docker's requests of 1,000 events (REQUEST_EVENTS) and 1 MiB; the collector's
+    // own limit is far larger (max_content_length).
+    return { maxLines: 4 * REQUEST_EVENTS, maxBytes: 4 * MAX_REQUEST_BYTES };
   },
   create(config: SplunkConfig, container: ContainerContext): Backend {
     return new SplunkBackend(config, container);

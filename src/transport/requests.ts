@@ -57,6 +57,93 @@ export async function sendInOrder<Payload>(
 }
 
 /**
+ * Requests of one batch that may be in flight together, per backend: only for services that
+ * do not need order on the wire, since a later request may be taken before an earlier one
+ * (and stay taken when the earlier one goes again). One request at a time for all others.
+ * - elasticsearch: every document carries its `@timestamp` to the nanosecond, which is the
+ *   order Kibana and searches show; `create` with the line's own `_id` makes a document sent
+ *   twice a 409, not a second copy, whatever the order. (The Elastic clients' bulk helper
+ *   sends several bulk requests at once too.) Batches still go one after another.
+ * Not splunk: HEC orders events by their `time`, which Docker's format gives in microseconds,
+ * so lines of the same microsecond on either side of a request boundary (common from a fast
+ * writer) would be indexed in the order the requests happened to arrive; and measured, two in
+ * flight shipped no faster than one (bench/delivery-backends.ts, README). Nor awslogs
+ * (PutLogEvents wants a stream's events in time order), kafka (a partition is ordered),
+ * gcplogs, or the stream protocols.
+ */
+export const UNORDERED_IN_FLIGHT = { elasticsearch: 2 } as const;
+
+/**
+ * Sends the requests with up to `inFlight` of them at once, each started in batch order once
+ * one before it is answered. Every request's outcome is kept: the lines of one that failed
+ * (or was never started because one before it failed: the receiver is likely down) are told
+ * as lines to send again, those of the others as they were answered. When no request got
+ * through at all, the first failure is the send's error (the engine decides, from it,
+ * whether to retry or bisect), as sendInOrder does. `send` may do the request's encoding
+ * too, so that it overlaps the requests already in flight.
+ */
+export async function sendUnordered<Payload>(
+  requests: readonly Request<Payload>[],
+  inFlight: number,
+  signal: AbortSignal,
+  send: (request: Request<Payload>) => Promise<SendResult>,
+): Promise<SendResult> {
+  // One request: its own result, as it said it (a retry of every line stays one without lines).
+  if (requests.length === 1) return send(requests[0]!);
+  if (requests.length === 0 || inFlight <= 1) return sendInOrder(requests, send);
+  const results: Array<SendResult | { failed: unknown } | undefined> = new Array(requests.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (next < requests.length && !failed) {
+      const k = next++;
+      try {
+        results[k] = await send(requests[k]!);
+      } catch (err) {
+        results[k] = { failed: err };
+        failed = true; // the others in flight finish; none starts after a failure
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, requests.length) }, worker));
+  const failures = results.flatMap((r) => (r !== undefined && 'failed' in r ? [r.failed] : []));
+  const answered = results.filter((r) => r !== undefined && !('failed' in r)).length;
+  // An abort is the engine's own (it is stopping): it is the send's error, never a result.
+  if (answered === 0 || (failures.length > 0 && signal.aborted)) throw failures[0];
+  const rejected: Rejection[] = [];
+  const truncated: number[] = [];
+  const again = new Set<number>();
+  let retry: { afterMs?: number; reason: string } | null = null;
+  const note = (reason: string, afterMs: number | undefined): void => {
+    retry ??= { reason };
+    if (afterMs !== undefined && !(afterMs <= (retry.afterMs ?? -1))) retry.afterMs = afterMs;
+  };
+  requests.forEach((request, k) => {
+    const result = results[k];
+    if (result === undefined || 'failed' in result) {
+      for (const line of request.lines) again.add(line);
+      if (result !== undefined) {
+        const err = result.failed as { message?: string; retryAfterMs?: number };
+        note(`request ${k + 1} of ${requests.length} failed: ${err?.message ?? String(err)}`, err?.retryAfterMs);
+      }
+      return;
+    }
+    if (result.rejected) rejected.push(...result.rejected);
+    if (result.truncated) truncated.push(...result.truncated);
+    if (result.retry) {
+      const refused = new Set(result.rejected?.map((r) => r.index));
+      for (const line of result.retry.lines ?? request.lines.filter((l) => !refused.has(l))) again.add(line);
+      note(result.retry.reason, result.retry.afterMs);
+    }
+  });
+  const out: { -readonly [K in keyof SendResult]: SendResult[K] } = {};
+  if (rejected.length > 0) out.rejected = rejected;
+  if (truncated.length > 0) out.truncated = truncated;
+  if (retry !== null) out.retry = { ...(retry as { afterMs?: number; reason: string }), lines: [...again].sort((a, b) => a - b) };
+  return out;
+}
+
+/**
  * A result whose indexes count something else (datagrams, events, entries) told in lines:
  * `lineOf[i]` is the line of item i. A line named more than once is named once; one both
  * retried and delivered goes again whole.

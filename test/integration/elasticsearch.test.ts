@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { type SendResult, SendError } from '../../src/delivery/backend.ts';
 import { elasticsearchFactory, } from '../../src/backends/elasticsearch.ts';
 import { context, line } from '../unit/backend-context.ts';
-import { ElasticsearchEndpoint, type EndpointMode, type EndpointOptions } from './lib/elasticsearch-endpoint.ts';
+import { ElasticsearchEndpoint, type EndpointMode, type EndpointOptions, filterPath } from './lib/elasticsearch-endpoint.ts';
 import { makeTlsMaterial, scratchDir, type TlsMaterial } from './lib/servers.ts';
 import type { OutgoingLine } from '../../src/shaping/line.ts';
 
@@ -107,6 +107,8 @@ for (const mode of ['elasticsearch', 'opensearch'] as const) {
       assert.equal(bulk.method, 'POST');
       assert.match(String(bulk.headers['content-type']), /^application\/x-ndjson/);
       assert.equal(bulk.headers.authorization, undefined);
+      // The answer carries only each item's status and error (filter_path, as the servers apply it).
+      assert.equal(new URL(bulk.url, 'http://x').searchParams.get('filter_path'), 'items.*.status,items.*.error.type,items.*.error.reason');
     });
 
     it('documents refused for now are the lines to send again; sent again alone they keep their ids; a whole batch sent again is stored once (409)', async () => {
@@ -304,5 +306,26 @@ describe('the test endpoint itself', () => {
       "an invalid index name 'Logs'",
     ]);
     assert.equal(es.documents().length, 0);
+  });
+});
+
+describe("the endpoint's filter_path", () => {
+  const answer = {
+    took: 1,
+    errors: true,
+    items: [
+      { create: { _index: 'i', _id: 'a', status: 201, result: 'created', _shards: { total: 2 } } },
+      { create: { _index: 'i', _id: 'b', status: 400, error: { type: 't', reason: 'r', caused_by: { type: 'x' } } } },
+    ],
+  };
+  const filter = (text: string) => filterPath(answer, text.split(',').map((p) => p.split('.'))) ?? {};
+  it('keeps what a path names and what leads to it; arrays pass through; what keeps nothing is left out', () => {
+    assert.deepEqual(filter('items.*.status,items.*.error.type,items.*.error.reason'), {
+      items: [{ create: { status: 201 } }, { create: { status: 400, error: { type: 't', reason: 'r' } } }],
+    });
+    assert.deepEqual(filter('items.*.error'), { items: [{ create: { error: { type: 't', reason: 'r', caused_by: { type: 'x' } } } }] });
+    assert.deepEqual(filter('took,items.**.type'), { took: 1, items: [{ create: { error: { type: 't', caused_by: { type: 'x' } } } }] });
+    assert.deepEqual(filter('it*.create._i*'), { items: [{ create: { _index: 'i', _id: 'a' } }, { create: { _index: 'i', _id: 'b' } }] });
+    assert.deepEqual(filter('nothing'), {});
   });
 });

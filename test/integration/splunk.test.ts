@@ -76,6 +76,23 @@ describe('splunk to a HEC server', () => {
     await b.close();
   });
 
+  it("a batch of 2,500 goes as Docker's requests of 1,000 events, in order; a refused event is named by its line in the batch", async () => {
+    const { b, ctx } = backend(plain);
+    const before = plain.requests.length;
+    const all = lines(ctx.tag, 2500);
+    assert.deepEqual(await b.send(all, signal()), {});
+    const requests = plain.requests.slice(before);
+    assert.deepEqual(requests.map((r) => [r.method, r.events]), [['OPTIONS', 0], ['POST', 1000], ['POST', 1000], ['POST', 500]]);
+    assert.equal(eventsOf(plain, ctx.tag).length, 2500);
+    // Line 1,500 is the 500th event of the second request: it alone is rejected, the rest of that request goes again.
+    plain.refuseEvents((e) => (e.event as { line?: string }).line === `${ctx.tag} 1500`);
+    const result = await b.send(all, signal());
+    plain.refuseEvents(null);
+    assert.deepEqual(result.rejected?.map((r) => [r.index, r.code]), [[1499, 'invalid']]);
+    assert.deepEqual(result.retry?.lines, Array.from({ length: 1000 }, (_, i) => 1000 + i).filter((i) => i !== 1499));
+    await b.close();
+  });
+
   it('busy (503 with Retry-After): transient, with the delay asked', async () => {
     const { b } = backend(plain, { 'splunk-verify-connection': 'false' });
     plain.failNext(1, 7);

@@ -16,7 +16,10 @@ import {
   planPuts,
   rejectedEvents,
   streamName,
+  eventsJson,
+  linesOf,
   toEvents,
+  withEvents,
 } from '../../src/backends/awslogs.ts';
 import { BACKENDS } from '../../src/backends/index.ts';
 import { parseLogOptions } from '../../src/lifecycle/options.ts';
@@ -238,5 +241,57 @@ describe('awslogs region and plugin environment', () => {
     assert.equal(configuredRegion(parse({}), { AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-west-2' }), 'us-east-1');
     assert.equal(configuredRegion(parse({}), { AWS_REGION: '', AWS_DEFAULT_REGION: 'us-west-2' }), 'us-west-2');
     assert.equal(configuredRegion(parse({}), {}), null);
+  });
+});
+
+describe('awslogs PutLogEvents body', () => {
+  // The SDK's own client and serializer, with a request handler that keeps the request and
+  // answers as the service does: the body eventsJson fills in against the one the SDK writes.
+  async function bodyOf(logEvents: { timestamp: number; message: string }[], fill: string | null): Promise<string> {
+    const sdk = await import('@aws-sdk/client-cloudwatch-logs');
+    let body = '';
+    const client = new sdk.CloudWatchLogsClient({
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
+      requestHandler: {
+        handle: async (request: { body?: unknown }) => {
+          body = typeof request.body === 'string' ? request.body : Buffer.from(request.body as Uint8Array).toString('utf8');
+          const { Readable } = await import('node:stream');
+          return { response: { statusCode: 200, headers: { 'content-type': 'application/x-amz-json-1.1' }, body: Readable.from([Buffer.from('{}')]) } };
+        },
+      },
+    });
+    const command = new sdk.PutLogEventsCommand({ logGroupName: 'g "1"', logStreamName: 'logEvents":[]', logEvents: fill === null ? logEvents : [], sequenceToken: 't' });
+    if (fill !== null) {
+      const middleware = (next: (args: { request: unknown }) => Promise<unknown>) => async (args: { request: unknown }) => next({ ...args, request: withEvents(args.request, fill) });
+      command.middlewareStack.addRelativeTo(middleware as unknown as Parameters<typeof command.middlewareStack.addRelativeTo>[0], { relation: 'after', toMiddleware: 'serializerMiddleware', name: 'test' });
+    }
+    await client.send(command);
+    client.destroy();
+    return body;
+  }
+
+  it("is the SDK's own, with the events written by eventsJson", async () => {
+    const events = toEvents([line('plain', 'stdout', T), line('quote " backslash \\ tab \t é € 😀 \u2028 \u0001', 'stderr', T, 5_000_000), line(Buffer.from([0x61, 0xff, 0x62]), 'stdout', T)], false);
+    const sdkBody = await bodyOf(events.map(({ timestamp, message }) => ({ timestamp, message })), null);
+    const filled = await bodyOf([], eventsJson(events));
+    assert.deepEqual(JSON.parse(filled), JSON.parse(sdkBody));
+    assert.equal(JSON.parse(filled).logEvents.length, 3);
+  });
+
+  it('an SDK body without one empty logEvents is refused, never sent without its events', () => {
+    assert.throws(() => withEvents({ body: '{"logGroupName":"g"}' }, '[]'), /without one empty logEvents/);
+    assert.throws(() => withEvents({ body: Buffer.from('{"logEvents":[],"logEvents":[]}') }, '[]'), /without one empty logEvents/);
+    assert.throws(() => withEvents({ body: undefined }, '[]'), /without one empty logEvents/);
+    assert.deepEqual(withEvents({ body: '{"logEvents":[],"x":1}' }, '[{"timestamp":1,"message":"m"}]'), { body: '{"logEvents":[{"timestamp":1,"message":"m"}],"x":1}' });
+  });
+});
+
+describe('awslogs lines of a put', () => {
+  it('each line once, in the order its events first appear, whether or not the lines go back', () => {
+    const of = (lines: number[]) => linesOf(lines.map((line) => ({ timestamp: 0, message: 'm', line })));
+    assert.deepEqual(of([0, 1, 1, 1, 2, 5]), [0, 1, 2, 5]);
+    assert.deepEqual(of([3, 0, 0, 3, 1]), [3, 0, 1]);
+    assert.deepEqual(of([]), []);
   });
 });

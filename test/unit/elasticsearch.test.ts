@@ -1,5 +1,6 @@
 import { configureBackend, NO_ENVIRONMENT } from '../../src/lifecycle/options.ts';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -238,6 +239,15 @@ describe('elasticsearch documents', () => {
     const otherContainer = new DocumentEncoder(context({ id: 'e'.repeat(64) }), { kind: 'data-stream', name: 'x' });
     assert.equal(ids(otherContainer.encode(batch)).filter((id) => first.includes(id)).length, 0);
     for (const id of first) assert.match(id, /^[A-Za-z0-9_-]{22}$/);
+  });
+
+  it('ids are the SHA-256 of the container, time, stream and bytes, as they always were (a batch sent again after an upgrade is a 409)', () => {
+    const earlier = (l: ReturnType<typeof line>): string =>
+      createHash('sha256').update(`${ctx.id}\0${l.timeNano}\0${l.source}\0`).update(l.line).digest('base64url').slice(0, 22);
+    // Short, not UTF-8, and longer than the encoder's scratch buffer (hashed in two parts).
+    const lines = [line('hello', 'stdout', '2026-11-21T23:06:40Z', 7), line(Buffer.from([0xff, 0x00, 0xc3]), 'stderr', '2026-11-21T23:06:40Z'), line('x'.repeat(40_000), 'stdout', '2026-11-21T23:06:41Z')];
+    const ids = encoder.encode(lines).filter((_, i) => i % 2 === 0).map((op) => (JSON.parse(op) as BulkAction).create._id);
+    assert.deepEqual(ids, lines.map(earlier));
   });
 });
 

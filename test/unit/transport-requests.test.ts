@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cutRequests, splitUtf8, utf8Pieces } from '../../src/transport/requests.ts';
+import { type Request, cutRequests, sendUnordered, splitUtf8, utf8Pieces } from '../../src/transport/requests.ts';
+import type { SendResult } from '../../src/delivery/backend.ts';
 import { defineOptions, optionTable, overlappingKeys, parseOptions } from '../../src/options/schema.ts';
 import { InvalidOptionError } from '../../src/options/values.ts';
 
@@ -26,6 +27,67 @@ describe('transport/requests', () => {
     }
     assert.deepEqual(splitUtf8('', 10), []);
     assert.deepEqual(splitUtf8('short', 10), ['short']);
+  });
+
+  describe('sendUnordered', () => {
+    const requests = (n: number, per = 2): Request<number>[] => Array.from({ length: n }, (_, k) => ({ lines: Array.from({ length: per }, (_, i) => k * per + i), payload: k }));
+    const signal = new AbortController().signal;
+
+    it('keeps at most inFlight requests at once, started in order; all answered is all delivered', async () => {
+      let open = 0;
+      let most = 0;
+      const started: number[] = [];
+      const result = await sendUnordered(requests(5), 2, signal, async ({ payload }) => {
+        started.push(payload);
+        most = Math.max(most, ++open);
+        await new Promise((resolve) => setTimeout(resolve, 5 * (3 - (payload % 3))));
+        open--;
+        return {};
+      });
+      assert.deepEqual(result, {});
+      assert.equal(most, 2);
+      assert.deepEqual(started, [0, 1, 2, 3, 4]);
+    });
+
+    it("tells exactly which lines go again: a failed request's, those never started after it, and each answer's own", async () => {
+      const result = await sendUnordered(requests(5), 2, signal, async ({ payload, lines }): Promise<SendResult> => {
+        if (payload === 0) return { rejected: [{ index: lines[1]!, code: 'invalid', reason: 'bad' }], retry: { lines: [lines[0]!], reason: 'busy', afterMs: 50 } };
+        if (payload === 2) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          throw Object.assign(new Error('reset'), { retryAfterMs: 200 });
+        }
+        if (payload === 3) await new Promise((resolve) => setTimeout(resolve, 30));
+        return {};
+      });
+      // 0: line 0 again, 1 rejected; 1: delivered; 2 failed: 4, 5; 3 started beside 2 and delivered; 4 never started: 8, 9.
+      assert.deepEqual(result.rejected, [{ index: 1, code: 'invalid', reason: 'bad' }]);
+      assert.deepEqual(result.retry?.lines, [0, 4, 5, 8, 9]);
+      assert.equal(result.retry?.afterMs, 200);
+    });
+
+    it("throws the first failure when nothing got through, and the engine's abort whatever was answered", async () => {
+      await assert.rejects(sendUnordered(requests(3), 2, signal, async ({ payload }) => {
+        throw new Error(`down ${payload}`);
+      }), /down 0/);
+      const controller = new AbortController();
+      await assert.rejects(sendUnordered(requests(3), 2, controller.signal, async ({ payload }) => {
+        if (payload === 0) return {};
+        controller.abort(new Error('stopping'));
+        throw new Error('aborted');
+      }), /aborted/);
+    });
+
+    it('one request, or one at a time, is sendInOrder', async () => {
+      await assert.rejects(sendUnordered(requests(1), 2, signal, async () => {
+        throw new Error('alone');
+      }), /alone/);
+      const order: number[] = [];
+      await sendUnordered(requests(3), 1, signal, async ({ payload }) => {
+        order.push(payload);
+        return {};
+      });
+      assert.deepEqual(order, [0, 1, 2]);
+    });
   });
 });
 

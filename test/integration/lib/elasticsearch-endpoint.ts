@@ -372,6 +372,9 @@ export class ElasticsearchEndpoint {
 
   private reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: unknown): void {
     this.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, status });
+    // `filter_path`, which every REST API takes; an error answer is built unfiltered, as the servers build theirs.
+    const filter = new URL(req.url ?? '/', 'http://endpoint').searchParams.get('filter_path');
+    if (filter !== null && status < 400) body = this.filtered(body, filter);
     const json = JSON.stringify(body);
     const accept = req.headers.accept ?? '';
     res.statusCode = status;
@@ -382,6 +385,71 @@ export class ElasticsearchEndpoint {
       res.end();
     } else res.end(json);
   }
+
+  /** The answer as `filter_path` leaves it (filterPath); a filter syntax not implemented here is a violation. */
+  private filtered(body: unknown, filter: string): unknown {
+    const paths = filter.split(',').filter((f) => f !== '');
+    if (paths.some((p) => p.startsWith('-'))) {
+      this.violations.push(`filter_path exclusions are not implemented here: ${filter}`);
+      return body;
+    }
+    return filterPath(body, paths.map((p) => p.split('.'))) ?? {};
+  }
+}
+
+/**
+ * Elasticsearch's response filtering: the fields whose dotted path one of `paths` matches,
+ * with what leads to them; `*` in a segment matches any part of a name, a `**` segment any
+ * number of levels; arrays are passed through, their elements filtered as the array's
+ * field is; an object or array element left with nothing is left out (what matches nothing
+ * at all is `{}`). Undefined: nothing kept.
+ */
+export function filterPath(value: unknown, paths: readonly (readonly string[])[]): unknown {
+  return filterWith(value, paths.map((path) => path.map(segment)));
+}
+
+/** One segment of a filter: `**`, or a test of a field's name. */
+type Segment = 'deep' | ((key: string) => boolean);
+
+function segment(text: string): Segment {
+  if (text === '**') return 'deep';
+  if (text === '*') return () => true;
+  if (!text.includes('*')) return (key) => key === text;
+  const pattern = new RegExp(`^${text.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return (key) => pattern.test(key);
+}
+
+// Written for speed (the benches' receiver filters every bulk answer): no allocation for a
+// field no path matches.
+function filterWith(value: unknown, paths: readonly (readonly Segment[])[]): unknown {
+  for (const path of paths) if (path.length === 0) return value;
+  if (Array.isArray(value)) {
+    const kept: unknown[] = [];
+    for (const element of value) {
+      const filtered = filterWith(element, paths);
+      if (filtered !== undefined) kept.push(filtered);
+    }
+    return kept.length > 0 ? kept : undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  let out: Record<string, unknown> | undefined;
+  const object = value as Record<string, unknown>;
+  for (const key of Object.keys(object)) {
+    let next: (readonly Segment[])[] | undefined;
+    for (const path of paths) {
+      const head = path[0]!;
+      if (head === 'deep') {
+        (next ??= []).push(path); // `**` still to match deeper
+        const after = path[1];
+        if (after === undefined) next.push([]);
+        else if (after !== 'deep' && after(key)) next.push(path.slice(2));
+      } else if (head(key)) (next ??= []).push(path.slice(1));
+    }
+    if (next === undefined) continue;
+    const kept = filterWith(object[key], next);
+    if (kept !== undefined) (out ??= {})[key] = kept;
+  }
+  return out;
 }
 
 type FieldType = 'long' | 'keyword' | 'boolean' | 'object';
