@@ -22,14 +22,7 @@ export async function sendInOrder<Payload>(
   requests: readonly Request<Payload>[],
   send: (request: Request<Payload>) => Promise<SendResult>,
 ): Promise<SendResult> {
-  const rejected: Rejection[] = [];
-  const truncated: number[] = [];
-  const again = new Set<number>();
-  let retry: { afterMs?: number; reason: string } | null = null;
-  const note = (reason: string, afterMs: number | undefined): void => {
-    retry ??= { reason };
-    if (afterMs !== undefined && !(afterMs <= (retry.afterMs ?? -1))) retry.afterMs = afterMs;
-  };
+  const results = new BatchResults();
   for (let k = 0; k < requests.length; k++) {
     const request = requests[k]!;
     let result: SendResult;
@@ -37,23 +30,51 @@ export async function sendInOrder<Payload>(
       result = await send(request);
     } catch (err) {
       if (k === 0) throw err;
-      for (const r of requests.slice(k)) for (const line of r.lines) again.add(line);
-      note(`request ${k + 1} of ${requests.length} failed: ${(err as Error).message}`, undefined);
+      for (const r of requests.slice(k)) results.again(r.lines);
+      results.note(`request ${k + 1} of ${requests.length} failed: ${(err as Error).message}`, undefined);
       break;
     }
-    if (result.rejected) rejected.push(...result.rejected);
-    if (result.truncated) truncated.push(...result.truncated);
+    results.add(request, result);
+  }
+  return results.result();
+}
+
+/** The results of a batch's requests, told as one SendResult in the batch's lines. */
+class BatchResults {
+  private readonly rejected: Rejection[] = [];
+  private readonly truncated: number[] = [];
+  private readonly lines = new Set<number>();
+  private retry: { afterMs?: number; reason: string } | null = null;
+
+  /** Lines to send again. */
+  again(lines: readonly number[]): void {
+    for (const line of lines) this.lines.add(line);
+  }
+
+  /** Why lines go again; the longest Retry-After wins. */
+  note(reason: string, afterMs: number | undefined): void {
+    this.retry ??= { reason };
+    if (afterMs !== undefined && !(afterMs <= (this.retry.afterMs ?? -1))) this.retry.afterMs = afterMs;
+  }
+
+  /** What one answered request said of its lines. */
+  add(request: Request<unknown>, result: SendResult): void {
+    if (result.rejected) this.rejected.push(...result.rejected);
+    if (result.truncated) this.truncated.push(...result.truncated);
     if (result.retry) {
       const refused = new Set(result.rejected?.map((r) => r.index));
-      for (const line of result.retry.lines ?? request.lines.filter((l) => !refused.has(l))) again.add(line);
-      note(result.retry.reason, result.retry.afterMs);
+      this.again(result.retry.lines ?? request.lines.filter((l) => !refused.has(l)));
+      this.note(result.retry.reason, result.retry.afterMs);
     }
   }
-  const out: { -readonly [K in keyof SendResult]: SendResult[K] } = {};
-  if (rejected.length > 0) out.rejected = rejected;
-  if (truncated.length > 0) out.truncated = truncated;
-  if (retry !== null) out.retry = { ...(retry as { afterMs?: number; reason: string }), lines: [...again].sort((a, b) => a - b) };
-  return out;
+
+  result(): SendResult {
+    const out: { -readonly [K in keyof SendResult]: SendResult[K] } = {};
+    if (this.rejected.length > 0) out.rejected = this.rejected;
+    if (this.truncated.length > 0) out.truncated = this.truncated;
+    if (this.retry !== null) out.retry = { ...this.retry, lines: [...this.lines].sort((a, b) => a - b) };
+    return out;
+  }
 }
 
 /**
@@ -110,37 +131,20 @@ export async function sendUnordered<Payload>(
   const answered = results.filter((r) => r !== undefined && !('failed' in r)).length;
   // An abort is the engine's own (it is stopping): it is the send's error, never a result.
   if (answered === 0 || (failures.length > 0 && signal.aborted)) throw failures[0];
-  const rejected: Rejection[] = [];
-  const truncated: number[] = [];
-  const again = new Set<number>();
-  let retry: { afterMs?: number; reason: string } | null = null;
-  const note = (reason: string, afterMs: number | undefined): void => {
-    retry ??= { reason };
-    if (afterMs !== undefined && !(afterMs <= (retry.afterMs ?? -1))) retry.afterMs = afterMs;
-  };
+  const merged = new BatchResults();
   requests.forEach((request, k) => {
     const result = results[k];
     if (result === undefined || 'failed' in result) {
-      for (const line of request.lines) again.add(line);
+      merged.again(request.lines);
       if (result !== undefined) {
         const err = result.failed as { message?: string; retryAfterMs?: number };
-        note(`request ${k + 1} of ${requests.length} failed: ${err?.message ?? String(err)}`, err?.retryAfterMs);
+        merged.note(`request ${k + 1} of ${requests.length} failed: ${err?.message ?? String(err)}`, err?.retryAfterMs);
       }
       return;
     }
-    if (result.rejected) rejected.push(...result.rejected);
-    if (result.truncated) truncated.push(...result.truncated);
-    if (result.retry) {
-      const refused = new Set(result.rejected?.map((r) => r.index));
-      for (const line of result.retry.lines ?? request.lines.filter((l) => !refused.has(l))) again.add(line);
-      note(result.retry.reason, result.retry.afterMs);
-    }
+    merged.add(request, result);
   });
-  const out: { -readonly [K in keyof SendResult]: SendResult[K] } = {};
-  if (rejected.length > 0) out.rejected = rejected;
-  if (truncated.length > 0) out.truncated = truncated;
-  if (retry !== null) out.retry = { ...(retry as { afterMs?: number; reason: string }), lines: [...again].sort((a, b) => a - b) };
-  return out;
+  return merged.result();
 }
 
 /**
