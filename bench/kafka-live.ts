@@ -2,7 +2,8 @@
 // `--log-driver logship --log-opt backend=kafka` (the default lz4, json records) while the
 // installed plugin ships to librdkafka's mock cluster (kcat, 3 brokers, straight to them, as
 // bench/kafka.ts does), against the write time of the same container through the discard-only
-// floor plugin and json-file, in the same run, ROUNDS rounds interleaved.
+// floor plugin, logship with no backend (the store alone: what shipping adds to the write is
+// the difference) and json-file, in the same run, ROUNDS rounds interleaved.
 // Per round, for kafka: the write time (create to exit, as `make bench` times it), the time
 // until the broker held every record (the topic's end offsets, polled every POLL_MS: one topic
 // a round, so its count is this container's), the records the broker held when the container
@@ -145,10 +146,13 @@ async function main(): Promise<void> {
     await runOnce(image, PLUGIN, ['seq', '1', '1000'], { backend: 'kafka', 'kafka-brokers': mock.brokers.join(','), 'kafka-topic': 'live-warmup' });
     await runOnce(image, DISCARD, ['seq', '1', '1000']);
     await runOnce(image, 'json-file', ['seq', '1', '1000']);
+    await runOnce(image, PLUGIN, ['seq', '1', '1000']);
     const kafka: KafkaRound[] = [];
     const floor: number[] = [];
     const floorCpu: number[] = [];
     const json: number[] = [];
+    const store: number[] = [];
+    const storeCpu: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const k = await kafkaRound(admin, image, plugin, `live-${round}`);
       kafka.push(k);
@@ -159,8 +163,14 @@ async function main(): Promise<void> {
       const cpu0 = floorPlugin.cpuSeconds();
       floor.push((await runOnce(image, DISCARD, ['seq', '1', String(LINES)])).seconds);
       floorCpu.push(((floorPlugin.cpuSeconds() - cpu0) * 1e6) / LINES);
+      const cpu1 = plugin.cpuSeconds();
+      store.push((await runOnce(image, PLUGIN, ['seq', '1', String(LINES)])).seconds);
+      storeCpu.push(((plugin.cpuSeconds() - cpu1) * 1e6) / LINES);
       json.push((await runOnce(image, 'json-file', ['seq', '1', String(LINES)])).seconds);
-      console.log(`  round ${round} (load ${load()}): floor write ${f2(floor.at(-1)!)} s (${f2(floorCpu.at(-1)!)} µs CPU/line), json-file write ${f2(json.at(-1)!)} s`);
+      console.log(
+        `  round ${round} (load ${load()}): floor write ${f2(floor.at(-1)!)} s (${f2(floorCpu.at(-1)!)} µs CPU/line), ` +
+          `logship store only ${f2(store.at(-1)!)} s (${f2(storeCpu.at(-1)!)} µs CPU/line), json-file write ${f2(json.at(-1)!)} s`,
+      );
       // Each round's containers removed, their stores with them: the next round starts as this one did.
       await Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true }).catch(() => {})));
     }
@@ -168,12 +178,17 @@ async function main(): Promise<void> {
     const delivered = median(kafka.map((k) => k.delivered));
     const lag = median(kafka.map((k) => k.delivered - k.write));
     console.log(`median of ${ROUNDS} (load ${load()}):`);
-    console.log(`  write: kafka ${f2(write)} s (${lps(LINES / write)}), floor ${f2(median(floor))} s, json-file ${f2(median(json))} s: kafka ${f2(write / median(floor))} of the floor's, ${f2(write / median(json))} of json-file's`);
+    console.log(
+      `  write: kafka ${f2(write)} s (${lps(LINES / write)}), floor ${f2(median(floor))} s (${lps(LINES / median(floor))}), logship store only ${f2(median(store))} s, json-file ${f2(median(json))} s: ` +
+        `kafka ${f2(write / median(floor))} of the floor's, ${f2(write / median(store))} of the store only's, ${f2(write / median(json))} of json-file's`,
+    );
     console.log(
       `  to the broker: every record at ${f2(delivered)} s, ${lps(LINES / delivered)} over the whole run = ${f2(LINES / delivered / (LINES / median(floor)))} of the floor's write rate; ` +
         `lag after exit ${f2(lag)} s (per round ${kafka.map((k) => f2(k.delivered - k.write)).join(' / ')} s)`,
     );
-    console.log(`  plugin CPU: kafka ${f2(median(kafka.map((k) => k.cpuUsPerLine)))} µs/line (written and shipped), floor ${f2(median(floorCpu))} µs/line (read and dropped)`);
+    console.log(
+      `  plugin CPU: kafka ${f2(median(kafka.map((k) => k.cpuUsPerLine)))} µs/line (stored and shipped), store only ${f2(median(storeCpu))} µs/line, floor ${f2(median(floorCpu))} µs/line (read and dropped)`,
+    );
   } finally {
     await Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true }).catch(() => {})));
     await admin.close();
