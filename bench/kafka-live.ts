@@ -8,7 +8,7 @@
 // until the broker held every record (the topic's end offsets, polled every POLL_MS: one topic
 // a round, so its count is this container's), the records the broker held when the container
 // exited and the lag after it (delivered less written), lines/s to the broker over the whole run
-// and the plugin's CPU time per line. Then the check: the end offsets sum to exactly LINES a
+// and the plugin's CPU time per line and peak RSS. Then the check: the end offsets sum to exactly LINES a
 // second later (a copy from a retry would show as more), and every record the mock still
 // holds (it keeps about 5 MB a partition, so the newest) is on one partition, keyed by the
 // container, with `log` its offset + 1: in order, none missing or doubled among them.
@@ -72,10 +72,13 @@ interface KafkaRound {
   delivered: number;
   heldAtExit: number;
   cpuUsPerLine: number;
+  /** The plugin's peak RSS during the round (VmHWM, reset at its start), MB. */
+  peakMb: number;
 }
 
 /** One kafka round: the container on topic `topic`, timed from create to exit and to the broker's last record. */
 async function kafkaRound(admin: Admin, image: string, plugin: PluginProcess, topic: string): Promise<KafkaRound> {
+  plugin.resetPeak();
   const cpu0 = plugin.cpuSeconds();
   const t0 = process.hrtime.bigint();
   const since = () => Number(process.hrtime.bigint() - t0) / 1e9;
@@ -101,9 +104,10 @@ async function kafkaRound(admin: Admin, image: string, plugin: PluginProcess, to
   const heldAtExit = await held(admin, topic);
   await poller;
   const cpuUsPerLine = ((plugin.cpuSeconds() - cpu0) * 1e6) / LINES;
+  const peakMb = plugin.peakMb();
   if (delivered === null) throw new Error(`${topic}: the broker held ${await held(admin, topic)} of ${LINES} records after ${DELIVERY_TIMEOUT_S} s`);
   await check(admin, topic, container.id);
-  return { write: seconds, delivered, heldAtExit, cpuUsPerLine };
+  return { write: seconds, delivered, heldAtExit, cpuUsPerLine, peakMb };
 }
 
 /** Exactly LINES records a second after the last arrived, and the ones the mock still holds in order, this container's. */
@@ -158,7 +162,7 @@ async function main(): Promise<void> {
       kafka.push(k);
       console.log(
         `  round ${round} (load ${load()}): kafka write ${f2(k.write)} s, broker held every record at ${f2(k.delivered)} s ` +
-          `(${k.heldAtExit.toLocaleString('en')} at exit, lag after exit ${f2(k.delivered - k.write)} s), ${lps(LINES / k.delivered)} to the broker, plugin ${f2(k.cpuUsPerLine)} µs CPU/line`,
+          `(${k.heldAtExit.toLocaleString('en')} at exit, lag after exit ${f2(k.delivered - k.write)} s), ${lps(LINES / k.delivered)} to the broker, plugin ${f2(k.cpuUsPerLine)} µs CPU/line, peak RSS ${k.peakMb.toFixed(0)} MB`,
       );
       const cpu0 = floorPlugin.cpuSeconds();
       floor.push((await runOnce(image, DISCARD, ['seq', '1', String(LINES)])).seconds);
@@ -187,7 +191,7 @@ async function main(): Promise<void> {
         `lag after exit ${f2(lag)} s (per round ${kafka.map((k) => f2(k.delivered - k.write)).join(' / ')} s)`,
     );
     console.log(
-      `  plugin CPU: kafka ${f2(median(kafka.map((k) => k.cpuUsPerLine)))} µs/line (stored and shipped), store only ${f2(median(storeCpu))} µs/line, floor ${f2(median(floorCpu))} µs/line (read and dropped)`,
+      `  plugin CPU: kafka ${f2(median(kafka.map((k) => k.cpuUsPerLine)))} µs/line (stored and shipped), store only ${f2(median(storeCpu))} µs/line, floor ${f2(median(floorCpu))} µs/line (read and dropped); kafka's peak RSS ${median(kafka.map((k) => k.peakMb)).toFixed(0)} MB`,
     );
   } finally {
     await Promise.all(created.splice(0).map((c) => c.remove({ force: true, v: true }).catch(() => {})));
