@@ -12,7 +12,7 @@
 // second later (a copy from a retry would show as more), and every record the mock still
 // holds (it keeps about 5 MB a partition, so the newest) is on one partition, keyed by the
 // container, with `log` its offset + 1: in order, none missing or doubled among them.
-// Needs an engine with the plugin and the discard plugin installed and kcat; run as
+// Needs an engine with the plugin installed, and kcat; run as
 //   make plugin
 //   flock /work/bench.lock scripts/isolate.sh /work/sandboxes/NAME bash -c \
 //     'scripts/ensure-docker.sh /tmp/NAME-dockerd.pid && make -o plugin install && node_modules/.bin/node bench/kafka-live.ts'
