@@ -14,8 +14,8 @@
 // container, with `log` its offset + 1: in order, none missing or doubled among them.
 // Needs an engine with the plugin installed, and kcat; run as
 //   make plugin
-//   flock /work/bench.lock scripts/isolate.sh /work/sandboxes/NAME bash -c \
-//     'scripts/ensure-docker.sh /tmp/NAME-dockerd.pid && make -o plugin install && node_modules/.bin/node bench/kafka-live.ts'
+//   scripts/isolate.sh STATE_DIR bash -c \
+//     'scripts/ensure-docker.sh /tmp/bench-dockerd.pid && make -o plugin install && node_modules/.bin/node bench/kafka-live.ts'
 // (the discard plugin is installed here if it is missing, as bench/drivers.ts does).
 // Env: PLUGIN (logship:latest), DISCARD (logship-discard:latest), LINES (1000000), ROUNDS (3),
 // POLL_MS (50), DELIVERY_TIMEOUT_S (300).

@@ -29,7 +29,11 @@ rm "$OUT/config.json" "$R/etc/logship-release"
 cp bench/discard-plugin/config.json "$OUT/config.json"
 mkdir -p "$R/app/bench/discard-plugin" "$R/app/src/ingest"
 cp bench/discard-plugin/main.ts "$R/app/bench/discard-plugin/main.ts"
-cp src/ingest/fifo-reader.ts "$R/app/src/ingest/fifo-reader.ts"
+# The reader and what it imports (ingest/pressure.ts): the floor reads as logship does.
+cp src/ingest/fifo-reader.ts src/ingest/pressure.ts "$R/app/src/ingest/"
+# A file the copy left out fails here, not as a plugin the engine cannot enable.
+"$R/usr/bin/node" --input-type=module -e "await import('$(realpath "$R")/app/src/ingest/fifo-reader.ts')" \
+  || { echo "discard-plugin: $R/app does not load: copy what src/ingest/fifo-reader.ts imports" >&2; exit 1; }
 # A layer unlike every other build's (see `make push`).
 echo "logship-discard $NAME, built $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" > "$R/etc/logship-release"
 [[ ${1:-} != --assemble ]] || exit 0
