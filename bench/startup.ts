@@ -8,7 +8,7 @@
 // lines to ship, none for the others. After each round the pending stores' cursors must have
 // reached their end (everything shipped), and the rest must not have moved.
 //
-//   scripts/isolate.sh /work/sandboxes/X node_modules/.bin/node bench/startup.ts   (after make build)
+//   scripts/isolate.sh STATE_DIR node_modules/.bin/node bench/startup.ts   (after make build)
 //   env: STORES (2000), PENDING (100), FIFOS (200), LINES_PER_STORE (100), ROUNDS (3), FLUENT_PORT (24224)
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
