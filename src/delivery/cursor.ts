@@ -130,13 +130,15 @@ export class CursorFile {
     if (boot !== null) json.boot = boot;
     if (this.durable) json.durable = this.durable;
     const text = JSON.stringify(json);
-    if (text.length <= FILE_BYTES && this.writeInPlace(text.padEnd(FILE_BYTES), fsync)) return;
+    // Padded to FILE_BYTES when it fits (today always); a longer JSON goes whole by the rename.
+    const body = text.length <= FILE_BYTES ? text.padEnd(FILE_BYTES) : text;
+    if (body.length === FILE_BYTES && this.writeInPlace(body, fsync)) return;
     const tmp = `${this.path}.tmp`;
     // Not recursive: a store folder removed meanwhile (retention) must not be brought back.
     if (!fs.existsSync(path.dirname(this.path))) fs.mkdirSync(path.dirname(this.path), { mode: STORE_DIR_MODE });
     const fd = fs.openSync(tmp, 'w', STORE_FILE_MODE);
     try {
-      fs.writeSync(fd, text.length <= FILE_BYTES ? text.padEnd(FILE_BYTES) : text);
+      fs.writeSync(fd, body);
       if (fsync) fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

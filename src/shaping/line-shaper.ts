@@ -109,16 +109,9 @@ export class LineShaper<M> {
     return out;
   }
 
-  /** Marks of the first records of lines and events still open. */
-  openMarks(): M[] {
-    const marks = this.assembler.openMarks();
-    if (this.grouper) marks.push(...this.grouper.openMarks());
-    return marks;
-  }
-
   /**
-   * `bound`, or the earliest of the open marks if one is `earlier`: openMarks() without an
-   * array, as the shipper asks after every entry that completed a line.
+   * `bound`, or the earliest mark of a line or event still open if one is `earlier`: asked by
+   * the shipper after every entry that completed a line, so it makes no array.
    */
   earliestOpen(bound: M, earlier: (a: M, b: M) => boolean): M {
     if (this.assembler.openGroups > 0) bound = this.assembler.earliestOpen(bound, earlier);
